@@ -1,0 +1,111 @@
+// Package wal is the write-ahead log of a paxos-go replica: the accepted
+// entries and the hard state (promised ballot, commit hint) that must
+// survive a crash, in a directory of segment files.
+//
+// It knows nothing of Paxos beyond two rules: an entry for slot s replaces
+// every entry from s on (logical tail overwrite), and a compaction point
+// drops the entries a snapshot covers. It imports nothing else of this
+// module. Record bodies are msgpack (github.com/hashicorp/go-msgpack/v2);
+// entry values are opaque bytes.
+//
+// # Files
+//
+// One directory, locked with flock while a Log has it open, holds segments
+// named <seq:016x>-<firstSlot:016x>.paxos. seq increases by exactly one
+// from segment to segment and is never reused; firstSlot is the slot of the
+// first entry the segment holds. While the log is open, the next segment is
+// prepared in the background as <seq:016x>.paxos.tmp: created, filled with
+// zeros to SegmentBytes and synced, so that appending later overwrites
+// blocks that exist (an fdatasync after overwriting pre-written blocks was
+// measured at about 150 us here, against 210 to 320 us after growing the
+// file; fallocate alone does not give this). Other files are ignored.
+//
+// # Segment layout
+//
+//	+----------------+  offset 0
+//	| header         |  32 bytes: magic "PXWL", version 1, seq, firstSlot,
+//	+----------------+  crc32c of the first 28 bytes (diagram in format.go)
+//	| first batch    |  HardState, Compacted (if any), Commit: a copy of the
+//	+----------------+  log's state when the segment was created
+//	| batch          |  [HardState] [Compacted] [Entry ...] Commit
+//	| ...            |
+//	+----------------+
+//	| zeros          |  pre-written space: length 0 means "no more records"
+//	+----------------+
+//
+// # Records
+//
+//	0        4        8
+//	+--------+--------+------+----------------------+-----------+
+//	| crc32c | length | type | msgpack body         | 0-7 zero  |
+//	|  u32   |  u32   |  u8  | (length-1 bytes)     | pad bytes |
+//	+--------+--------+------+----------------------+-----------+
+//
+// Little-endian; every record starts on an 8-byte boundary, so its header
+// never straddles a sector. The CRC-32C covers type and body and starts
+// from the low 32 bits of the segment's seq, so stale bytes from another
+// segment never validate. A length above MaxRecordBytes is refused before
+// anything is allocated for it. Bodies are msgpack arrays:
+//
+//	type 1 Entry      [slot, [round, node], value]    replaces slots >= slot
+//	type 2 HardState  [[round, node], commit]         the last one wins
+//	type 3 Compacted  [slot, [round, node]]           drops slots <= slot
+//	type 4 Commit     [syncedOffset, records]         ends a batch
+//
+// A commit record ends every batch and counts its records. syncedOffset is
+// how much of the segment was known durable before the batch was written.
+//
+// # Operations and why a crash at any point is safe
+//
+// Save (group commit). Callers queue batches; the first caller that finds
+// no write in progress writes the whole queue with one write call and, if
+// any batch asked for it, one fdatasync, then releases every caller in the
+// group. A caller returns only after that fdatasync returns. A crash before
+// it leaves some prefix of the group's bytes, possibly torn; replay keeps a
+// batch only if its commit record is there and every record of it reads
+// back, so each batch is all or nothing, and no batch is acknowledged
+// before it is durable. An fsync error closes the log for good (ErrClosed):
+// after one, what reached the disk is unknown, and retrying could report
+// lost data as durable.
+//
+// Roll. When a batch would take the tail past SegmentBytes, or an overwrite
+// reaches back before the tail's firstSlot: (1) the tail is truncated to
+// its written length and synced, and is sealed for good; (2) the prepared
+// temporary file gets a header and a first batch copying the hard state and
+// compaction point, and is synced; (3) it is renamed to its segment name
+// and the directory is synced, and only then written to. A crash after (1)
+// leaves the sealed segment as a whole tail; after (2), a temporary file
+// that Open deletes; after (3) but before the directory sync, either name,
+// and both recover. Because every segment starts with the state of the log,
+// no other file is needed to find it.
+//
+// Tail overwrite. An entry for slot s is appended like any other; replay
+// drops every earlier entry for slots >= s. If s is before the tail's
+// firstSlot, the log rolls first, so that a segment never holds a slot
+// before its firstSlot.
+//
+// Compact. Only after the snapshot is durable, a Compacted record is saved
+// with sync; then the sealed segments whose highest slot it covers are
+// deleted, oldest first, and the directory is synced. A crash midway leaves
+// a suffix of consecutive segments, and the Compacted record (in the tail,
+// which is never deleted) still says where the log starts.
+//
+// Recovery (Open). Segments are sorted by seq, which must have no gaps,
+// and each header must match its file name. Segments are replayed in
+// order; each must start no later than the slot after the log so far. A
+// sealed segment (any but the last) was synced before its successor
+// existed, so it must read back whole: any damage is an error naming the
+// file and byte offset (ErrCorrupt). In the tail, reading stops at zeros or
+// at the first record that does not read back; what follows the last
+// complete batch is an interrupted write, unless a valid commit record
+// further on says bytes beyond that point had been synced, in which case
+// acknowledged data is damaged and Open fails. An interrupted write is cut
+// off: the rest of the file is zeroed (so stale bytes can never be read as
+// records later) and synced, and the cut is logged. Open also syncs the
+// tail, because what it read may have been written but not yet synced by
+// the process that stopped. Nothing is ever repaired silently.
+//
+// Assumptions: the file system does not make a rename durable before the
+// file's synced data, and a write that is synced reads back as written
+// (sectors are not damaged after the fact without the checksums noticing).
+package wal

@@ -1,0 +1,651 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults for Options.
+const (
+	DefaultSegmentBytes   = 64 << 20
+	DefaultMaxRecordBytes = 16 << 20
+
+	// maxSegmentBytes keeps record offsets within a segment below 2^32
+	// (a segment may exceed SegmentBytes by at most one batch).
+	maxSegmentBytes = 1 << 30
+	// maxBatchBytes bounds the encoded size of one Save.
+	maxBatchBytes = 1 << 30
+	// slowSync is how long an fdatasync may take before it is logged.
+	slowSync = time.Second
+)
+
+// Options configure a Log. The zero value is valid.
+type Options struct {
+	// SegmentBytes is the size at which the log moves on to a new segment
+	// file, and the size to which segment files are pre-written with zeros.
+	// Default DefaultSegmentBytes (64 MiB); at most 1 GiB.
+	SegmentBytes int64
+	// MaxRecordBytes bounds one record (an entry's value plus about 40
+	// bytes). Save refuses larger entries, and recovery treats a larger
+	// length field as damage without allocating it. Default
+	// DefaultMaxRecordBytes (16 MiB).
+	MaxRecordBytes int
+	// NoSync skips every fdatasync and directory sync. Nothing the log
+	// writes is then durable: it exists for tests and benchmarks only.
+	NoSync bool
+	// FS is the file system holding the log. Default: OSFS of the
+	// directory passed to Open.
+	FS FS
+	// Logger receives warnings (torn tails cut off, slow fsyncs) and debug
+	// messages (segment rolls and deletions). Default: no logging.
+	Logger hclog.Logger
+
+	// inlinePrealloc prepares the next segment on the flushing goroutine
+	// instead of in the background, so that tests on MemFS see the same
+	// sequence of file operations on every run.
+	inlinePrealloc bool
+}
+
+func (o Options) withDefaults(dir string) (Options, error) {
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.MaxRecordBytes == 0 {
+		o.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if o.SegmentBytes < 4096 || o.SegmentBytes > maxSegmentBytes {
+		return o, fmt.Errorf("wal: SegmentBytes %d is outside [4096, %d]", o.SegmentBytes, maxSegmentBytes)
+	}
+	if o.MaxRecordBytes < 64 || o.MaxRecordBytes > maxBatchBytes/2 {
+		return o, fmt.Errorf("wal: MaxRecordBytes %d is outside [64, %d]", o.MaxRecordBytes, maxBatchBytes/2)
+	}
+	if o.FS == nil {
+		if dir == "" {
+			return o, errors.New("wal: no directory given")
+		}
+		o.FS = OSFS(dir)
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	return o, nil
+}
+
+// InitialState is what Open recovered.
+type InitialState struct {
+	HardState HardState
+	// Compacted is the last compaction point; zero if there was none.
+	Compacted Compacted
+	// The log holds an entry for every slot in [FirstSlot, LastSlot]; it is
+	// empty when LastSlot < FirstSlot. The next entry may be for any slot
+	// in [FirstSlot, LastSlot+1].
+	FirstSlot, LastSlot uint64
+}
+
+// Batch is what one Save writes: an optional new hard state and entries
+// for consecutive slots. If Entries[0].Slot <= LastSlot, the entries from
+// that slot on are replaced (logical tail overwrite).
+type Batch struct {
+	HardState *HardState
+	Entries   []Entry
+}
+
+// ErrClosed is matched by every error from a Log that was closed, or that
+// failed: after an I/O error, and an fsync error above all, the log cannot
+// know what reached the disk, so it refuses all further work instead of
+// retrying. Reopen it to recover from what is on disk.
+var ErrClosed = errors.New("wal: log is closed")
+
+// ErrCompacted is returned by Entries for slots covered by a compaction.
+var ErrCompacted = errors.New("wal: slots compacted")
+
+// ErrUnavailable is returned by Entries for slots past the last entry.
+var ErrUnavailable = errors.New("wal: slots not in the log")
+
+// failedError is the sticky error of a log that hit an I/O error.
+type failedError struct{ cause error }
+
+func (e *failedError) Error() string   { return "wal: log failed and is closed: " + e.cause.Error() }
+func (e *failedError) Unwrap() []error { return []error{ErrClosed, e.cause} }
+
+// Log is an open write-ahead log. Save, Compact and Entries may be called
+// concurrently.
+type Log struct {
+	opts Options
+	fs   FS
+	log  hclog.Logger
+	lock io.Closer
+
+	// mu guards everything below it but w, which belongs to whichever
+	// goroutine is flushing (flushing == true).
+	mu   sync.Mutex
+	cond sync.Cond // broadcast when a flush ends
+	err  error     // sticky: ErrClosed or a *failedError
+
+	// Group commit is run by the callers of Wait. Each save gets the next
+	// ticket (issued) and waits in queue. Whoever finds no flush in
+	// progress takes the whole queue and writes it as one group, with one
+	// write and, if any save in it asked for it, one fdatasync (flushing).
+	// Saves that arrive meanwhile form the next group.
+	//
+	// (Writing the next group while the previous one is being synced was
+	// tried and measured: on Linux a write to a page under writeback waits
+	// for the writeback, so it only made the groups smaller and the
+	// throughput lower.)
+	//
+	// Invariant: durable <= written <= issued; written is the last ticket
+	// written, durable the last one synced.
+	queue    []queued
+	spare    []queued
+	flushing bool
+	issued   uint64
+	written  uint64
+	durable  uint64
+	// proj is the shape of the log once every queued save is applied; Save
+	// checks new batches against it, so that the flusher never meets an
+	// invalid one.
+	proj struct{ last, compacted uint64 }
+	st   logState // what readers see: every batch written
+
+	// segMu keeps segment files open while Entries reads them; Compact
+	// takes it exclusively to close and delete files.
+	segMu sync.RWMutex
+	// compactMu serialises the deletion of segment files.
+	compactMu sync.Mutex
+
+	w writer
+}
+
+type queued struct {
+	batch     *Batch
+	compacted *Compacted
+	sync      bool
+}
+
+// Open opens the log in dir (or in opts.FS), recovering it, or creates it
+// if the directory holds no segments. It takes an exclusive lock on the
+// directory until Close.
+//
+// Recovery: every segment but the last must read back whole, and the last
+// may only end in an incomplete batch (an interrupted write), which is cut
+// off, zeroed and logged. Anything else is an error that names the file and
+// the byte offset (errors.Is(err, ErrCorrupt)). Nothing is repaired
+// silently.
+func Open(dir string, opts Options) (*Log, InitialState, error) {
+	opts, err := opts.withDefaults(dir)
+	if err != nil {
+		return nil, InitialState{}, err
+	}
+	lock, err := opts.FS.Lock()
+	if err != nil {
+		return nil, InitialState{}, err
+	}
+	l := &Log{opts: opts, fs: opts.FS, log: opts.Logger, lock: lock}
+	l.cond.L = &l.mu
+	l.w.enc = newBodyEncoder()
+	if err := l.recover(); err != nil {
+		for _, s := range l.st.segs {
+			s.f.Close()
+		}
+		lock.Close()
+		return nil, InitialState{}, err
+	}
+	l.proj.last, l.proj.compacted = l.st.last, l.st.compacted.Slot
+	return l, l.initialState(), nil
+}
+
+func (l *Log) initialState() InitialState {
+	return InitialState{
+		HardState: l.st.hard,
+		Compacted: l.st.compacted,
+		FirstSlot: l.st.firstSlot(),
+		LastSlot:  l.st.last,
+	}
+}
+
+// recover replays the directory and prepares the tail for appending.
+func (l *Log) recover() error {
+	r, err := replay(l.fs, l.opts.MaxRecordBytes, true)
+	if err != nil {
+		if r != nil {
+			l.st.segs = r.st.segs
+		}
+		return err
+	}
+	l.st = r.st
+	for _, name := range r.temps {
+		// A segment being prepared when the process stopped: it was never
+		// renamed into place, so it holds nothing.
+		if err := l.fs.Remove(name); err != nil {
+			return fmt.Errorf("wal: removing leftover %s: %w", name, err)
+		}
+	}
+	if len(l.st.segs) == 0 {
+		l.w.nextSeq = 1
+		seg, err := l.w.roll(l, 1)
+		if err != nil {
+			return err
+		}
+		return l.st.addSegment(seg)
+	}
+	tail := l.st.segs[len(l.st.segs)-1]
+	l.w.tail, l.w.nextSeq = tail, tail.seq+1
+	l.w.hard, l.w.compacted, l.w.last = l.st.hard, l.st.compacted, l.st.last
+	l.w.off = r.reports[len(r.reports)-1].End
+	if r.torn != nil {
+		l.log.Warn("cutting off the torn tail of an interrupted write",
+			"file", r.torn.File, "offset", r.torn.Offset, "stopped_at", r.torn.StopOffset, "reason", r.torn.Reason)
+	}
+	// Zero whatever follows the last complete batch, so that stale bytes
+	// can never be read as records later.
+	if err := zeroFrom(tail.f, r.tailData, l.w.off); err != nil {
+		return fmt.Errorf("wal: zeroing the tail of %s: %w", tail.name, err)
+	}
+	// What was read back may have been written but never synced by the
+	// process that stopped; sync it before anything is built on it.
+	if err := l.sync(tail.f); err != nil {
+		return fmt.Errorf("wal: syncing %s: %w", tail.name, err)
+	}
+	l.w.synced = l.w.off
+	l.w.tailStart = l.w.off
+	if len(r.temps) > 0 {
+		if err := l.syncDir(); err != nil {
+			return err
+		}
+	}
+	l.w.startPrealloc(l)
+	return nil
+}
+
+// zeroFrom overwrites with zeros every non-zero byte of data after off.
+func zeroFrom(f File, data []byte, off int64) error {
+	end := int64(len(data))
+	for end > off && data[end-1] == 0 {
+		end--
+	}
+	if end <= off {
+		return nil
+	}
+	_, err := f.WriteAt(make([]byte, end-off), off)
+	return err
+}
+
+// Save writes b and returns once it is on disk: with sync set, after one
+// fdatasync shared by every Save that is waiting at the same time (group
+// commit); without it, after the write, and the batch becomes durable with
+// the next synced Save. A batch is all or nothing across a crash.
+//
+// An entry that does not follow the log (a hole after LastSlot, a slot at
+// or below the compaction point, slots out of order, a value larger than
+// MaxRecordBytes) is refused with an error and nothing is written. Any I/O
+// error closes the log; see ErrClosed.
+func (l *Log) Save(b Batch, sync bool) error {
+	t, err := l.Enqueue(b, sync)
+	if err != nil {
+		return err
+	}
+	return l.Wait(t)
+}
+
+// Ticket identifies a batch queued by Enqueue.
+type Ticket struct {
+	n    uint64
+	sync bool
+}
+
+// Enqueue queues b to be written, as Save does, and returns without waiting.
+// The order of Enqueue calls is the order of the batches in the log, so
+// concurrent writers that choose slots can take a lock around choosing the
+// slots and Enqueue, and wait outside it. The slices of b must not change
+// until Wait returns, and every ticket must be waited for: the waiting
+// callers are the ones that write.
+func (l *Log) Enqueue(b Batch, sync bool) (Ticket, error) {
+	return l.enqueue(queued{batch: &b, sync: sync})
+}
+
+func (l *Log) enqueue(q queued) (Ticket, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return Ticket{}, l.err
+	}
+	if err := l.checkProjected(q); err != nil {
+		return Ticket{}, err
+	}
+	l.queue = append(l.queue, q)
+	l.issued++
+	return Ticket{n: l.issued, sync: q.sync}, nil
+}
+
+// Wait returns once the batch of ticket t is written, and synced if it
+// asked for that, or the log has failed.
+func (l *Log) Wait(t Ticket) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		switch {
+		case l.durable >= t.n || (!t.sync && l.written >= t.n):
+			return nil
+		case l.err != nil:
+			return l.err
+		case !l.flushing:
+			l.flush()
+		default:
+			l.cond.Wait()
+		}
+	}
+}
+
+// checkProjected checks q against the log as it will be once everything
+// queued is written, and advances that projection.
+func (l *Log) checkProjected(q queued) error {
+	if q.compacted != nil {
+		if q.compacted.Slot < l.proj.compacted {
+			return fmt.Errorf("wal: compaction to slot %d is behind the compacted slot %d", q.compacted.Slot, l.proj.compacted)
+		}
+		l.proj.compacted = q.compacted.Slot
+		l.proj.last = max(l.proj.last, q.compacted.Slot)
+		return nil
+	}
+	ents := q.batch.Entries
+	if len(ents) == 0 {
+		return nil
+	}
+	if s := ents[0].Slot; s <= l.proj.compacted || s > l.proj.last+1 {
+		return fmt.Errorf("wal: entry for slot %d does not follow the log (compacted to %d, last slot %d)", s, l.proj.compacted, l.proj.last)
+	}
+	total := 0
+	for i, e := range ents {
+		if i > 0 && e.Slot != ents[i-1].Slot+1 {
+			return fmt.Errorf("wal: entries for slots %d and %d are not consecutive", ents[i-1].Slot, e.Slot)
+		}
+		if len(e.Value)+64 > l.opts.MaxRecordBytes {
+			return fmt.Errorf("wal: entry for slot %d has %d bytes, above MaxRecordBytes %d", e.Slot, len(e.Value), l.opts.MaxRecordBytes)
+		}
+		total += len(e.Value) + 64
+	}
+	if total > maxBatchBytes {
+		return fmt.Errorf("wal: batch of %d bytes is above the limit of %d", total, maxBatchBytes)
+	}
+	l.proj.last = ents[len(ents)-1].Slot
+	return nil
+}
+
+// flush writes everything queued as one group. It is called with l.mu
+// held and returns with it held, but releases it for the I/O.
+func (l *Log) flush() {
+	l.flushing = true
+	group := l.queue
+	l.queue, l.spare = l.spare[:0], nil
+	last := l.issued
+	l.mu.Unlock()
+
+	effects, synced, err := l.w.writeGroup(l, group)
+
+	l.mu.Lock()
+	clear(group) // drop the callers' batches
+	l.spare = group[:0]
+	l.flushing = false
+	if err != nil {
+		l.fail(err)
+	} else {
+		l.applyEffects(effects)
+		l.written = last
+		if synced {
+			l.durable = last
+		}
+	}
+	l.cond.Broadcast()
+}
+
+// fail closes the log after an I/O error.
+func (l *Log) fail(err error) {
+	if l.err == nil || l.err == ErrClosed {
+		l.err = &failedError{cause: err}
+		l.log.Error("write-ahead log failed; it accepts no more writes", "error", err)
+	}
+}
+
+// applyEffects makes a written group visible to readers.
+func (l *Log) applyEffects(effects []effect) {
+	for i := range effects {
+		switch e := &effects[i]; e.kind {
+		case effectSegment:
+			// Save checked the batch that made the writer create it.
+			_ = l.st.addSegment(e.seg)
+		case effectHardState:
+			l.st.hard = e.hard
+		case effectCompacted:
+			l.st.applyCompacted(e.compacted)
+		case effectEntry:
+			l.st.applyEntry(e.seg, e.slot, e.off)
+		}
+	}
+}
+
+// Compact records that a durable snapshot covers every slot up to c.Slot,
+// then deletes the sealed segments that hold nothing above it, oldest
+// first. Call it only once the snapshot itself is durable.
+func (l *Log) Compact(c Compacted) error {
+	t, err := l.enqueue(queued{compacted: &c, sync: true})
+	if err == nil {
+		err = l.Wait(t)
+	}
+	if err != nil {
+		return err
+	}
+	return l.deleteCompacted()
+}
+
+// deleteCompacted deletes the sealed segments whose every entry is covered
+// by the compaction point, oldest first, so that a crash midway leaves a
+// log whose segments are still consecutive.
+func (l *Log) deleteCompacted() error {
+	l.compactMu.Lock()
+	defer l.compactMu.Unlock()
+	l.mu.Lock()
+	n := 0
+	for n < len(l.st.segs)-1 && l.st.segs[n].maxSlot <= l.st.compacted.Slot {
+		n++
+	}
+	victims := append([]*segment(nil), l.st.segs[:n]...)
+	l.st.segs = l.st.segs[n:]
+	l.mu.Unlock()
+	if len(victims) == 0 {
+		return nil
+	}
+	l.segMu.Lock()
+	for _, s := range victims {
+		s.f.Close()
+	}
+	l.segMu.Unlock()
+	for _, s := range victims {
+		if err := l.fs.Remove(s.name); err != nil {
+			// The file stays; it holds only compacted entries, and the next
+			// Open replays it harmlessly. Later segments are not deleted
+			// before it, or the log would have a hole in its seqs.
+			return fmt.Errorf("wal: deleting %s: %w", s.name, err)
+		}
+		l.log.Debug("deleted compacted segment", "file", s.name)
+	}
+	return l.syncDir()
+}
+
+// Entries returns copies of the entries for slots [lo, hi), stopping early
+// once their values exceed maxBytes in total (but returning at least one).
+// It returns ErrCompacted if lo is compacted and ErrUnavailable if hi is
+// past LastSlot+1.
+func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
+	type loc struct {
+		seg *segment
+		off uint32
+	}
+	l.mu.Lock()
+	if l.err == ErrClosed {
+		l.mu.Unlock()
+		return nil, ErrClosed
+	}
+	switch {
+	case lo > hi:
+		l.mu.Unlock()
+		return nil, fmt.Errorf("wal: Entries(%d, %d): lo is above hi", lo, hi)
+	case lo < l.st.firstSlot():
+		l.mu.Unlock()
+		return nil, fmt.Errorf("%w: slot %d is below the first slot %d", ErrCompacted, lo, l.st.firstSlot())
+	case hi > l.st.last+1:
+		l.mu.Unlock()
+		return nil, fmt.Errorf("%w: slot %d is past the last slot %d", ErrUnavailable, hi-1, l.st.last)
+	}
+	locs := make([]loc, 0, hi-lo)
+	for s := lo; s < hi; s++ {
+		seg, off, ok := l.st.locate(s)
+		if !ok {
+			l.mu.Unlock()
+			return nil, fmt.Errorf("wal: no record for slot %d (a bug: the index has a hole)", s)
+		}
+		locs = append(locs, loc{seg, off})
+	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	l.mu.Unlock()
+
+	dec := newBodyDecoder()
+	ents := make([]Entry, 0, len(locs))
+	var size uint64
+	var buf []byte
+	for i := 0; i < len(locs); {
+		// Read a run of records of one segment with a single ReadAt: from
+		// the first record's offset to the end of the last one's.
+		j := i + 1
+		for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off > locs[j-1].off && j-i < 1024 {
+			j++
+		}
+		seg, start := locs[i].seg, int64(locs[i].off)
+		lastLen, err := recordLength(seg.f, int64(locs[j-1].off))
+		if err != nil {
+			return nil, fmt.Errorf("wal: reading %s: %w", seg.name, err)
+		}
+		end := int64(locs[j-1].off) + int64(lastLen)
+		if end-start > int64(maxBatchBytes) {
+			return nil, corruptf(seg.name, start, "records span %d bytes", end-start)
+		}
+		buf = growTo(buf, int(end-start))
+		if _, err := seg.f.ReadAt(buf, start); err != nil && err != io.EOF {
+			return nil, fmt.Errorf("wal: reading %s: %w", seg.name, err)
+		}
+		for k := i; k < j; k++ {
+			off := int64(locs[k].off)
+			t, body, _, err := decodeRecord(buf[off-start:], seg.seq, l.opts.MaxRecordBytes)
+			if err == nil && t != typeEntry {
+				err = fmt.Errorf("a %s record where an entry was indexed", t)
+			}
+			var e Entry
+			if err == nil {
+				err = dec.decode(body, &e)
+			}
+			if err == nil && e.Slot != lo+uint64(len(ents)) {
+				err = fmt.Errorf("entry for slot %d where slot %d was indexed", e.Slot, lo+uint64(len(ents)))
+			}
+			if err != nil {
+				return nil, corruptf(seg.name, off, "%v", err)
+			}
+			size += uint64(len(e.Value))
+			if len(ents) > 0 && size > maxBytes {
+				return ents, nil
+			}
+			ents = append(ents, e)
+		}
+		i = j
+	}
+	return ents, nil
+}
+
+// recordLength reads the header of the record at off and returns the
+// number of bytes it occupies.
+func recordLength(f File, off int64) (int, error) {
+	var hdr [recordHeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return 0, err
+	}
+	length := int(uint32(hdr[4]) | uint32(hdr[5])<<8 | uint32(hdr[6])<<16 | uint32(hdr[7])<<24)
+	return recordHeaderSize + align8(length), nil
+}
+
+func growTo(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// State returns the log's current hard state, compaction point and slot
+// range, as of the last batch written.
+func (l *Log) State() InitialState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.initialState()
+}
+
+// Close waits for writes in progress, then closes the files and releases
+// the directory lock. It writes nothing. Saves after Close return ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	for l.flushing || len(l.queue) > 0 {
+		if !l.flushing {
+			l.flush()
+			continue
+		}
+		l.cond.Wait()
+	}
+	if l.err == ErrClosed {
+		l.mu.Unlock()
+		return nil
+	}
+	failed := l.err
+	l.err = ErrClosed
+	segs := l.st.segs
+	l.cond.Broadcast()
+	l.mu.Unlock()
+
+	l.w.stopPrealloc()
+	l.segMu.Lock()
+	for _, s := range segs {
+		s.f.Close()
+	}
+	if t := l.w.tail; t != nil && (len(segs) == 0 || segs[len(segs)-1] != t) {
+		t.f.Close() // created by a flush that then failed
+	}
+	l.segMu.Unlock()
+	err := l.lock.Close()
+	if failed != nil {
+		return failed
+	}
+	return err
+}
+
+func (l *Log) sync(f File) error {
+	if l.opts.NoSync {
+		return nil
+	}
+	start := time.Now()
+	err := f.Sync()
+	if d := time.Since(start); d > slowSync {
+		l.log.Warn("slow fdatasync", "took", d)
+	}
+	return err
+}
+
+func (l *Log) syncDir() error {
+	if l.opts.NoSync {
+		return nil
+	}
+	if err := l.fs.SyncDir(); err != nil {
+		return fmt.Errorf("wal: syncing the log directory: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+// Command paxos is the operator's tool for paxos-go: inspect and verify
+// write-ahead logs.
+//
+//	paxos wal dump <dir>     segments, record counts, slot ranges, hard state
+//	paxos wal verify <dir>   exit 0 on a sound log, 1 naming file and offset
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kong"
+	"github.com/hashicorp/go-hclog"
+)
+
+// cli is the command line: one field per subcommand.
+type cli struct {
+	Verbose int    `short:"v" type:"counter" help:"Log more (repeat for more detail)."`
+	WAL     walCmd `cmd:"" name:"wal" help:"Inspect and verify write-ahead logs."`
+}
+
+// globals is what every subcommand's Run receives.
+type globals struct {
+	log hclog.Logger
+	out io.Writer
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitRequest carries kong's request to exit (after --help, say) out of
+// the parser, so that run, not kong, ends the program.
+type exitRequest struct{ code int }
+
+// run runs the command line args and returns the exit status: 0 on
+// success, 1 when the command fails, 80 for a bad command line.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("paxos"),
+		kong.Description("Tools for paxos-go, an embeddable Multi-Paxos replicated state machine."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest{code}) }),
+	)
+	if err != nil {
+		panic(err) // the cli struct is malformed: a bug
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = e.code
+		}
+	}()
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		var pe *kong.ParseError
+		if errors.As(err, &pe) {
+			parser.Errorf("%s", err)
+			if pe.Context != nil {
+				_ = pe.Context.PrintUsage(true)
+			}
+			return pe.ExitCode()
+		}
+		parser.Errorf("%s", err)
+		return 1
+	}
+	g := &globals{log: newLogger(c.Verbose, stderr), out: stdout}
+	if err := ctx.Run(g); err != nil {
+		fmt.Fprintf(stderr, "paxos: %s\n", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger logs to w: warnings by default, more with each -v.
+func newLogger(verbose int, w io.Writer) hclog.Logger {
+	level := hclog.Warn
+	switch {
+	case verbose >= 2:
+		level = hclog.Trace
+	case verbose == 1:
+		level = hclog.Debug
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "paxos", Level: level, Output: w})
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/paxos-go/paxos/wal"
+)
+
+type walCmd struct {
+	Dump   walDumpCmd   `cmd:"" help:"Print a log's segments, record counts, slot ranges and hard state."`
+	Verify walVerifyCmd `cmd:"" help:"Check a log: exit 0 if it is sound, 1 with the file and byte offset of any damage."`
+}
+
+type walDumpCmd struct {
+	Dir string `arg:"" type:"existingdir" help:"The log directory."`
+}
+
+type walVerifyCmd struct {
+	Dir string `arg:"" type:"existingdir" help:"The log directory."`
+}
+
+// Run prints what the log holds. Nothing is written to the directory.
+func (c *walDumpCmd) Run(g *globals) error {
+	rep, err := wal.Inspect(c.Dir, wal.Options{Logger: g.log})
+	if err != nil {
+		return err
+	}
+	printReport(g.out, c.Dir, rep)
+	return nil
+}
+
+// Run checks the log without writing to it.
+func (c *walVerifyCmd) Run(g *globals) error {
+	rep, err := wal.Inspect(c.Dir, wal.Options{Logger: g.log})
+	if err != nil {
+		return err
+	}
+	st := rep.State
+	fmt.Fprintf(g.out, "%s: sound: %d segments, slots %s, promised %s, commit %d\n",
+		c.Dir, len(rep.Segments), slotRange(st.FirstSlot, st.LastSlot), ballot(st.HardState.Promised), st.HardState.Commit)
+	if rep.Torn != nil {
+		fmt.Fprintf(g.out, "note: %s ends in an interrupted write at byte %d (%s); opening the log cuts it off\n",
+			rep.Torn.File, rep.Torn.Offset, rep.Torn.Reason)
+	}
+	return nil
+}
+
+func printReport(w io.Writer, dir string, rep *wal.Report) {
+	st := rep.State
+	fmt.Fprintf(w, "log:        %s\n", dir)
+	fmt.Fprintf(w, "hard state: promised %s, commit %d\n", ballot(st.HardState.Promised), st.HardState.Commit)
+	if st.Compacted != (wal.Compacted{}) {
+		fmt.Fprintf(w, "compacted:  up to slot %d (ballot %s)\n", st.Compacted.Slot, ballot(st.Compacted.Ballot))
+	}
+	fmt.Fprintf(w, "slots:      %s\n\n", slotRange(st.FirstSlot, st.LastSlot))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEGMENT\tSEQ\tFIRST\tBYTES\tUSED\tBATCHES\tRECORDS\tENTRIES\tSLOTS\tSTATE")
+	for _, s := range rep.Segments {
+		state := "sealed"
+		if !s.Sealed {
+			state = "tail"
+		}
+		slots := "-"
+		if s.Entries > 0 {
+			slots = fmt.Sprintf("%d..%d", s.MinSlot, s.MaxSlot)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n",
+			s.Name, s.Seq, s.FirstSlot, s.Size, s.End, s.Batches, s.Records, s.Entries, slots, state)
+	}
+	tw.Flush()
+	for _, t := range rep.Temps {
+		fmt.Fprintf(w, "\nleftover temporary file %s (deleted when the log is opened)\n", t)
+	}
+	if rep.Torn != nil {
+		fmt.Fprintf(w, "\ninterrupted write in %s at byte %d (%s); opening the log cuts it off\n",
+			rep.Torn.File, rep.Torn.Offset, rep.Torn.Reason)
+	}
+}
+
+func ballot(b wal.Ballot) string { return fmt.Sprintf("%d.%d", b.Round, b.Node) }
+
+func slotRange(first, last uint64) string {
+	if last < first {
+		return fmt.Sprintf("none (next is %d)", first)
+	}
+	return fmt.Sprintf("%d..%d (%d entries)", first, last, last-first+1)
+}

@@ -212,10 +212,7 @@ func (l *Log) initialState() InitialState {
 func (l *Log) recover() error {
 	r, err := replay(l.fs, l.opts.MaxRecordBytes, true)
 	if err != nil {
-		if r != nil {
-			l.st.segs = r.st.segs
-		}
-		return err
+		return err // replay closed what it opened
 	}
 	l.st = r.st
 	for _, name := range r.temps {

@@ -1,0 +1,436 @@
+package paxos
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+)
+
+// Errors returned by Propose and ReadIndex.
+var (
+	// ErrNoLeader means no leader is known to forward to; try later or
+	// another replica.
+	ErrNoLeader = errors.New("paxos: no leader known")
+	// ErrBusy means the leader holds MaxUncommittedBytes of proposals that
+	// are pending or not yet committed; try later.
+	ErrBusy = errors.New("paxos: too many uncommitted proposals")
+)
+
+// role is what a replica is doing besides being an acceptor, which every
+// replica always is.
+type role uint8
+
+const (
+	follower     role = iota // follows the leader it knows, if any
+	preCandidate             // polls for an election (MsgPrePrepare)
+	candidate                // runs phase 1 with its own ballot
+	leader                   // runs phase 2
+)
+
+func (r role) String() string {
+	return [...]string{"follower", "pre-candidate", "candidate", "leader"}[r]
+}
+
+// RawNode is one replica's protocol state: acceptor, and follower,
+// candidate or leader. It is deterministic and single-threaded: it does no
+// I/O, reads no clock and starts no goroutine. The caller feeds it input
+// (Step, Tick, Propose, ReadIndex) and acts on its output (Ready) in the
+// order Ready documents, then calls Advance. Do not call anything else
+// between Ready and Advance.
+type RawNode struct {
+	cfg    Config
+	id     NodeID
+	peers  []NodeID // sorted; this replica included
+	quorum int      // a majority of peers
+	rng    *rand.Rand
+
+	// promised is the highest ballot this acceptor promised. It never
+	// decreases, and is durable (with the log) before any Promise,
+	// Accepted or heartbeat reply is sent.
+	promised Ballot
+	log      slotLog
+	// acceptedUpTo is the top of the run of slots that hold the values of
+	// the leader of promised.
+	// Invariant: every slot in (log.commit, acceptedUpTo] holds the value
+	// the leader of ballot promised has for it: accepted under promised,
+	// or known to that leader as chosen.
+	// Invariant: log.commit <= acceptedUpTo <= log.last().
+	acceptedUpTo uint64
+	// maxRound is the highest ballot round this replica has seen; a new
+	// ballot goes above it.
+	maxRound uint64
+
+	role role
+	// lead is the leader this replica follows (itself when leading), or
+	// None.
+	lead NodeID
+	// electionElapsed counts ticks since this replica last heard from its
+	// leader (or, for a leader, since it last checked its quorum).
+	electionElapsed int
+	// electionTimeout is the current randomised election timeout.
+	electionTimeout int
+
+	// Phase state: exactly the one matching role is set.
+	poll *poll        // preCandidate
+	camp *campaign    // candidate
+	ldr  *leadership  // leader
+
+	// Output waiting for the next Ready. msgs may be sent at once;
+	// msgsAfterPersist only once the state they report is durable.
+	msgs             []Message
+	msgsAfterPersist []Message
+	readStates       []ReadState
+	// prevHard is the hard state last handed out in a Ready.
+	prevHard HardState
+}
+
+// NewRawNode returns a replica in the state cfg describes.
+func NewRawNode(cfg Config) (*RawNode, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &RawNode{
+		cfg:      cfg,
+		id:       cfg.ID,
+		peers:    cfg.Peers,
+		quorum:   len(cfg.Peers)/2 + 1,
+		rng:      cfg.Rand,
+		promised: cfg.HardState.Promised,
+		log:      newSlotLog(cfg.Compacted, cfg.Entries, cfg.HardState.Commit, cfg.Applied),
+		lead:     None,
+		prevHard: cfg.HardState,
+	}
+	n.maxRound = n.promised.Round
+	for _, e := range cfg.Entries {
+		n.maxRound = max(n.maxRound, e.Ballot.Round)
+	}
+	n.resetAcceptedUpTo()
+	n.becomeFollower(None)
+	return n, nil
+}
+
+// resetAcceptedUpTo recomputes the run of slots accepted under promised,
+// after a restart or a change of promise.
+func (n *RawNode) resetAcceptedUpTo() {
+	n.acceptedUpTo = n.log.commit
+	for {
+		e, ok := n.log.entry(n.acceptedUpTo + 1)
+		if !ok || e.Ballot != n.promised {
+			return
+		}
+		n.acceptedUpTo++
+	}
+}
+
+func (n *RawNode) peerIndex(id NodeID) int {
+	for i, p := range n.peers {
+		if p == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// send queues m to go out at once.
+func (n *RawNode) send(m Message) {
+	m.From = n.id
+	n.msgs = append(n.msgs, m)
+}
+
+// sendAfterPersist queues m to go out once the hard state and entries of
+// the Ready it is handed out in are durable. Promise, Accepted and
+// heartbeat replies go this way: each tells its receiver something about
+// this acceptor's state (a promise, an acceptance) that the receiver will
+// count on. If the reply left before the state was durable and this replica
+// then crashed, it would come back without the promise or the entries,
+// free to promise a lower ballot or accept another value for a slot a
+// leader already counted as chosen with its help.
+func (n *RawNode) sendAfterPersist(m Message) {
+	m.From = n.id
+	if n.cfg.Knobs.ReplyBeforePersist && m.To != n.id {
+		n.msgs = append(n.msgs, m)
+		return
+	}
+	n.msgsAfterPersist = append(n.msgsAfterPersist, m)
+}
+
+func (n *RawNode) becomeFollower(lead NodeID) {
+	n.role = follower
+	n.lead = lead
+	n.poll, n.camp, n.ldr = nil, nil, nil
+	n.resetElectionTimer()
+}
+
+func (n *RawNode) resetElectionTimer() {
+	n.electionElapsed = 0
+	n.electionTimeout = n.cfg.ElectionTicks + n.rng.IntN(n.cfg.ElectionTicks)
+}
+
+// promise raises the promised ballot to b (a no-op if it is already b).
+func (n *RawNode) promise(b Ballot) {
+	if b == n.promised {
+		return
+	}
+	n.promised = b
+	n.maxRound = max(n.maxRound, b.Round)
+	n.resetAcceptedUpTo()
+}
+
+// Tick advances the replica's logical clock by one tick.
+func (n *RawNode) Tick() {
+	if n.role == leader {
+		n.tickLeader()
+		return
+	}
+	n.electionElapsed++
+	if n.electionElapsed >= n.electionTimeout {
+		n.startPoll()
+	}
+}
+
+// heardFromLeader reports whether this replica heard from a live leader
+// within the election timeout. While it has, it refuses to help any other
+// replica become leader: that, with the poll before each election, keeps a
+// replica that was cut off from disrupting a working leader when it comes
+// back.
+func (n *RawNode) heardFromLeader() bool {
+	return n.role == leader || (n.lead != None && n.electionElapsed < n.cfg.ElectionTicks)
+}
+
+// Step feeds the replica a message from another replica (or from itself:
+// the messages it sends itself in MessagesAfterPersist). Messages from
+// replicas outside the cluster, and malformed ones, are dropped with an
+// error.
+func (n *RawNode) Step(m Message) error {
+	if n.peerIndex(m.From) < 0 {
+		return fmt.Errorf("paxos: message from %s, which is not in the cluster", m.From)
+	}
+	if m.To != n.id {
+		return fmt.Errorf("paxos: message for %s delivered to %s", m.To, n.id)
+	}
+	if err := checkEntries(m); err != nil {
+		return err
+	}
+	n.maxRound = max(n.maxRound, m.Ballot.Round)
+	switch m.Type {
+	case MsgPrePrepare:
+		n.handlePrePrepare(m)
+	case MsgPrepare:
+		n.handlePrepare(m)
+	case MsgAccept:
+		n.handleAccept(m)
+	case MsgHeartbeat:
+		n.handleHeartbeat(m)
+	case MsgPrePromise:
+		if n.role == preCandidate {
+			n.handlePrePromise(m)
+		}
+	case MsgPromise:
+		if n.role == candidate && m.Ballot == n.camp.ballot {
+			n.handlePromise(m)
+		}
+	case MsgAccepted:
+		if n.role == leader && m.Ballot == n.promised {
+			n.handleAccepted(m)
+		}
+	case MsgHeartbeatResp:
+		if n.role == leader && m.Ballot == n.promised {
+			n.handleHeartbeatResp(m)
+		}
+	case MsgNack:
+		n.handleNack(m)
+	case MsgPropose:
+		if err := CheckValue(m.Value); err != nil {
+			return err
+		}
+		if n.role == leader {
+			return n.ldr.propose(n, m.Value)
+		}
+		// Not the leader (any more): drop it. Forwarding it on could loop
+		// between two replicas with stale ideas of the leader; the client
+		// retries instead.
+	case MsgReadIndex:
+		if n.role == leader {
+			n.ldr.reads.request(n, m.From, m.Context)
+		}
+	case MsgReadIndexResp:
+		if !m.Reject {
+			n.readStates = append(n.readStates, ReadState{Context: m.Context, Index: m.Slot})
+		}
+	default:
+		return fmt.Errorf("paxos: unknown message type %s", m.Type)
+	}
+	return nil
+}
+
+// checkEntries checks the entries of an Accept or Promise: consecutive
+// slots (after m.Slot, for an Accept) with well-formed values. A message
+// that fails is dropped whole.
+func checkEntries(m Message) error {
+	for i, e := range m.Entries {
+		if m.Type == MsgAccept && e.Slot != m.Slot+1+uint64(i) {
+			return fmt.Errorf("paxos: %s from %s: entry %d is for slot %d, want %d", m.Type, m.From, i, e.Slot, m.Slot+1+uint64(i))
+		}
+		if i > 0 && e.Slot != m.Entries[i-1].Slot+1 {
+			return fmt.Errorf("paxos: %s from %s: entries for slots %d and %d are not consecutive", m.Type, m.From, m.Entries[i-1].Slot, e.Slot)
+		}
+		if err := CheckValue(e.Value); err != nil {
+			return fmt.Errorf("paxos: %s from %s: slot %d: %w", m.Type, m.From, e.Slot, err)
+		}
+	}
+	return nil
+}
+
+// handleNack learns that an acceptor promised a ballot above the one this
+// replica is proposing with, and stops proposing.
+func (n *RawNode) handleNack(m Message) {
+	proposing := (n.role == candidate || n.role == leader) && n.promised.Less(m.Ballot)
+	if proposing {
+		n.becomeFollower(None)
+	}
+}
+
+// Propose hands the replica an encoded batch of commands (see
+// AppendCommand). A leader queues it for the next slot it opens; a follower
+// forwards it to its leader. It returns ErrNoLeader when there is no leader
+// to forward to, ErrBusy when the leader holds too much uncommitted work,
+// and an error wrapping ErrBadValue for a malformed batch. A nil error does
+// not mean the batch will commit: a leader may lose its leadership, and a
+// forwarded batch its way. The client retries with the same (ClientID, Seq).
+func (n *RawNode) Propose(value []byte) error {
+	if err := CheckValue(value); err != nil {
+		return err
+	}
+	if IsNoop(value) {
+		return fmt.Errorf("%w: no-op proposed", ErrBadValue)
+	}
+	switch {
+	case n.role == leader:
+		return n.ldr.propose(n, value)
+	case n.lead != None:
+		n.send(Message{Type: MsgPropose, To: n.lead, Value: value})
+		return nil
+	}
+	return ErrNoLeader
+}
+
+// ReadIndex asks for a read index for a linearizable read: once the
+// leader confirms it is still the leader, a ReadState with this context
+// comes out in a Ready, and the read may be served once the state machine
+// has applied its Index. It returns ErrNoLeader when there is no leader to
+// ask. A request can be lost (the leader can change); the caller retries
+// after a timeout.
+func (n *RawNode) ReadIndex(context uint64) error {
+	switch {
+	case n.role == leader:
+		n.ldr.reads.request(n, n.id, context)
+		return nil
+	case n.lead != None:
+		n.send(Message{Type: MsgReadIndex, To: n.lead, Context: context})
+		return nil
+	}
+	return ErrNoLeader
+}
+
+// Ready is what the replica asks its caller to do, in this order:
+//
+//  1. Send Messages. They depend on nothing being durable, so they may go
+//     out while step 2 is under way (a leader's Accepts travel while it
+//     writes its own log).
+//  2. Persist HardState (if not nil) and Entries, in one atomic write,
+//     synced if MustSync. Entries[0].Slot may be at or below the last slot
+//     persisted: the entries from that slot on are replaced.
+//  3. Only then send MessagesAfterPersist: replies that promise durable
+//     state. Those addressed to this replica itself go back into Step.
+//  4. Apply Committed, in order, and serve ReadStates once the state
+//     machine has applied their Index.
+//  5. Call Advance.
+type Ready struct {
+	HardState            *HardState
+	Entries              []Entry
+	MustSync             bool
+	Messages             []Message
+	MessagesAfterPersist []Message
+	Committed            []Entry
+	ReadStates           []ReadState
+}
+
+// IsEmpty reports whether the Ready asks for nothing.
+func (rd Ready) IsEmpty() bool {
+	return rd.HardState == nil && len(rd.Entries) == 0 && len(rd.Messages) == 0 &&
+		len(rd.MessagesAfterPersist) == 0 && len(rd.Committed) == 0 && len(rd.ReadStates) == 0
+}
+
+// HasReady reports whether Ready would ask for anything.
+func (n *RawNode) HasReady() bool {
+	return len(n.msgs) > 0 || len(n.msgsAfterPersist) > 0 || len(n.readStates) > 0 ||
+		n.hardState() != n.prevHard || n.log.unstable <= n.log.last() ||
+		n.log.applying < n.log.commit || (n.role == leader && n.ldr.hasWork(n))
+}
+
+func (n *RawNode) hardState() HardState {
+	return HardState{Promised: n.promised, Commit: n.log.commit}
+}
+
+// Ready returns what the caller must do next (see Ready) and hands it out:
+// the next Ready holds only what happens after this one.
+func (n *RawNode) Ready() Ready {
+	if n.role == leader {
+		n.ldr.flush(n)
+	}
+	var rd Ready
+	hs := n.hardState()
+	if hs != n.prevHard {
+		rd.HardState = &hs
+		rd.MustSync = hs.Promised != n.prevHard.Promised
+		n.prevHard = hs
+	}
+	rd.Entries = n.log.takeUnstable()
+	if len(rd.Entries) > 0 {
+		rd.MustSync = true
+		if n.role == leader {
+			// The leader counts its own acceptance only once it is durable,
+			// through the same path as everyone else's.
+			n.sendAfterPersist(Message{Type: MsgAccepted, To: n.id, Ballot: n.promised, Slot: n.log.last()})
+		}
+	}
+	rd.Messages, n.msgs = n.msgs, nil
+	rd.MessagesAfterPersist, n.msgsAfterPersist = n.msgsAfterPersist, nil
+	rd.Committed = n.log.takeCommitted()
+	rd.ReadStates, n.readStates = n.readStates, nil
+	return rd
+}
+
+// Advance tells the replica that the caller did what rd asked.
+func (n *RawNode) Advance(rd Ready) {
+	if k := len(rd.Committed); k > 0 {
+		n.log.applied = max(n.log.applied, rd.Committed[k-1].Slot)
+	}
+}
+
+// Status is a snapshot of a replica's state, for tests and monitoring.
+type Status struct {
+	ID           NodeID
+	Role         string
+	Lead         NodeID
+	Promised     Ballot
+	Commit       uint64
+	Applied      uint64
+	LastSlot     uint64
+	AcceptedUpTo uint64
+}
+
+// Status returns the replica's current state.
+func (n *RawNode) Status() Status {
+	return Status{
+		ID: n.id, Role: n.role.String(), Lead: n.lead, Promised: n.promised,
+		Commit: n.log.commit, Applied: n.log.applied, LastSlot: n.log.last(), AcceptedUpTo: n.acceptedUpTo,
+	}
+}
+
+// IsLeader reports whether the replica is the leader.
+func (n *RawNode) IsLeader() bool { return n.role == leader }
+
+// Leader returns the leader the replica follows, or None.
+func (n *RawNode) Leader() NodeID { return n.lead }

@@ -1,0 +1,168 @@
+package paxos
+
+import (
+	"fmt"
+	"math"
+)
+
+// NodeID names a replica. Any value but None is valid; the seed CLIs number
+// replicas from 0.
+type NodeID uint64
+
+// None is the NodeID of no replica: "no leader known".
+const None NodeID = math.MaxUint64
+
+func (id NodeID) String() string {
+	if id == None {
+		return "none"
+	}
+	return fmt.Sprint(uint64(id))
+}
+
+// Ballot orders proposals: by Round, then by Node, so two replicas never
+// use the same ballot. The zero Ballot is below every ballot a replica uses
+// (their Round is at least 1) and means "nothing promised yet".
+type Ballot struct {
+	Round uint64
+	Node  NodeID
+}
+
+// Compare returns -1, 0 or +1 as b orders before, equal to or after o.
+func (b Ballot) Compare(o Ballot) int {
+	switch {
+	case b.Round < o.Round:
+		return -1
+	case b.Round > o.Round:
+		return 1
+	case b.Node < o.Node:
+		return -1
+	case b.Node > o.Node:
+		return 1
+	}
+	return 0
+}
+
+// Less reports whether b orders before o.
+func (b Ballot) Less(o Ballot) bool { return b.Compare(o) < 0 }
+
+// IsZero reports whether b is the zero Ballot.
+func (b Ballot) IsZero() bool { return b == Ballot{} }
+
+func (b Ballot) String() string {
+	if b.IsZero() {
+		return "0"
+	}
+	return fmt.Sprintf("%d.%s", b.Round, b.Node)
+}
+
+// Entry is the value accepted for a slot, and the ballot it was accepted
+// under. Value is an encoded batch (see value.go); the core never changes
+// the bytes of a Value once it holds them, and neither may its caller.
+type Entry struct {
+	Slot   uint64
+	Ballot Ballot
+	Value  []byte
+}
+
+// HardState is the acceptor state that must be durable before any reply
+// that depends on it is sent: the highest ballot promised, and how far the
+// log is known to be committed (a hint that may lag; committed slots stay
+// committed, so a stale value is safe).
+type HardState struct {
+	Promised Ballot
+	Commit   uint64
+}
+
+// MessageType says what a Message is.
+type MessageType uint8
+
+// The messages of the protocol. Phase 1 is PrePrepare/PrePromise (a
+// non-binding poll that keeps an isolated replica from raising ballots)
+// then Prepare/Promise; phase 2 is Accept/Accepted. Heartbeats carry the
+// commit index and confirm leadership for reads.
+const (
+	// MsgPrePrepare asks whether the receiver would promise a new ballot:
+	// Ballot is the ballot the sender would use, Commit its commit index.
+	// Nothing changes at the receiver.
+	MsgPrePrepare MessageType = iota + 1
+	// MsgPrePromise answers a MsgPrePrepare: Reject says no; Ballot is the
+	// receiver's promised ballot, so the sender can pick a higher one.
+	MsgPrePromise
+	// MsgPrepare is phase 1a: Ballot is the candidate's ballot, Slot the
+	// first slot it is not sure is committed (its commit index + 1).
+	MsgPrepare
+	// MsgPromise is phase 1b, sent once the promise is durable: Entries are
+	// the receiver's accepted entries from the prepared slot on; Commit is
+	// its commit index; Slot is its compacted slot (entries at or below it
+	// are gone, and committed).
+	MsgPromise
+	// MsgAccept is phase 2a: Entries for consecutive slots after Slot,
+	// under Ballot. The receiver takes them only if it holds Slot under
+	// Ballot or knows Slot is committed. Commit is the leader's commit.
+	MsgAccept
+	// MsgAccepted is phase 2b, sent once the entries are durable: every
+	// slot the receiver holds above its commit index, up to Slot, is
+	// accepted under Ballot. With Reject, it could not take the entries and
+	// Slot is where the leader should continue from (Slot + 1).
+	MsgAccepted
+	// MsgNack refuses a ballot below the receiver's promise, which it
+	// carries in Ballot.
+	MsgNack
+	// MsgHeartbeat is the leader's periodic message: Commit is its commit
+	// index and Context the latest read confirmation round.
+	MsgHeartbeat
+	// MsgHeartbeatResp answers a heartbeat: Context echoes it, Slot is the
+	// highest slot the receiver has accepted under Ballot.
+	MsgHeartbeatResp
+	// MsgPropose forwards a batch of commands (Value) to the leader.
+	MsgPropose
+	// MsgReadIndex asks the leader for a read index; Context names the
+	// request.
+	MsgReadIndex
+	// MsgReadIndexResp gives the read index (Slot) for request Context;
+	// Reject means the leader could not serve it.
+	MsgReadIndexResp
+)
+
+var messageTypeNames = [...]string{
+	MsgPrePrepare:    "PrePrepare",
+	MsgPrePromise:    "PrePromise",
+	MsgPrepare:       "Prepare",
+	MsgPromise:       "Promise",
+	MsgAccept:        "Accept",
+	MsgAccepted:      "Accepted",
+	MsgNack:          "Nack",
+	MsgHeartbeat:     "Heartbeat",
+	MsgHeartbeatResp: "HeartbeatResp",
+	MsgPropose:       "Propose",
+	MsgReadIndex:     "ReadIndex",
+	MsgReadIndexResp: "ReadIndexResp",
+}
+
+func (t MessageType) String() string {
+	if int(t) < len(messageTypeNames) && messageTypeNames[t] != "" {
+		return messageTypeNames[t]
+	}
+	return fmt.Sprintf("MessageType(%d)", uint8(t))
+}
+
+// Message is what replicas send each other. Which fields mean something
+// depends on Type; see the constants.
+type Message struct {
+	Type     MessageType
+	From, To NodeID
+	Ballot   Ballot
+	Slot     uint64
+	Commit   uint64
+	Entries  []Entry
+	Reject   bool
+	Context  uint64
+	Value    []byte
+}
+
+// ReadState says that a read asked for with ReadIndex (Context) may be
+// served once the state machine has applied slot Index.
+type ReadState struct {
+	Context uint64
+	Index   uint64
+}

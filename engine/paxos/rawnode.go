@@ -71,9 +71,9 @@ type RawNode struct {
 	electionTimeout int
 
 	// Phase state: exactly the one matching role is set.
-	poll *poll        // preCandidate
-	camp *campaign    // candidate
-	ldr  *leadership  // leader
+	poll *poll       // preCandidate
+	camp *campaign   // candidate
+	ldr  *leadership // leader
 
 	// Output waiting for the next Ready. msgs may be sent at once;
 	// msgsAfterPersist only once the state they report is durable.

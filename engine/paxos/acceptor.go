@@ -21,6 +21,9 @@ func (n *RawNode) handlePrePrepare(m Message) {
 // reports every entry from the candidate's first uncommitted slot on.
 func (n *RawNode) handlePrepare(m Message) {
 	switch c := m.Ballot.Compare(n.promised); {
+	case c < 0 && n.cfg.Knobs.AcceptLowerBallot:
+		n.sendPromise(m.From, m.Ballot, m.Slot) // the bug: promise it anyway
+		return
 	case c < 0:
 		n.send(Message{Type: MsgNack, To: m.From, Ballot: n.promised})
 		return
@@ -31,17 +34,17 @@ func (n *RawNode) handlePrepare(m Message) {
 		n.promise(m.Ballot)
 		n.becomeFollower(None)
 	}
-	n.sendPromise(m.From, m.Slot)
+	n.sendPromise(m.From, n.promised, m.Slot)
 }
 
-// sendPromise sends the phase 1b reply for the promised ballot to to, with
-// the entries from fromSlot on.
-func (n *RawNode) sendPromise(to NodeID, fromSlot uint64) {
+// sendPromise sends the phase 1b reply for ballot b (the promised one) to
+// to, with the entries from fromSlot on.
+func (n *RawNode) sendPromise(to NodeID, b Ballot, fromSlot uint64) {
 	from := max(fromSlot, n.log.first())
 	n.sendAfterPersist(Message{
 		Type:    MsgPromise,
 		To:      to,
-		Ballot:  n.promised,
+		Ballot:  b,
 		Slot:    n.log.compacted.Slot,
 		Commit:  n.log.commit,
 		Entries: n.log.slice(from, n.log.last()+1, int(^uint(0)>>1)),
@@ -51,7 +54,10 @@ func (n *RawNode) sendPromise(to NodeID, fromSlot uint64) {
 // acceptBallot handles the ballot of an Accept or heartbeat: a lower one is
 // refused (false); a higher one is promised, and its sender is the leader.
 func (n *RawNode) acceptBallot(m Message) bool {
-	if m.Ballot.Less(n.promised) && !n.cfg.Knobs.AcceptLowerBallot {
+	if m.Ballot.Less(n.promised) {
+		if n.cfg.Knobs.AcceptLowerBallot {
+			return true // the bug: take it anyway, and tell nobody
+		}
 		n.send(Message{Type: MsgNack, To: m.From, Ballot: n.promised})
 		return false
 	}

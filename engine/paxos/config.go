@@ -80,8 +80,8 @@ type TestingKnobs struct {
 	// ReplyBeforePersist sends Promise and Accepted replies before the
 	// state they promise is durable.
 	ReplyBeforePersist bool
-	// AcceptLowerBallot lets an acceptor accept entries under a ballot
-	// below the one it promised.
+	// AcceptLowerBallot lets an acceptor promise, and accept entries
+	// under, a ballot below the one it promised.
 	AcceptLowerBallot bool
 	// CommitOnMinority lets the leader treat a slot as chosen as soon as it
 	// alone has accepted it.

@@ -85,7 +85,7 @@ func (n *RawNode) campaign() {
 			n.send(Message{Type: MsgPrepare, To: p, Ballot: b, Slot: n.camp.fromSlot})
 		}
 	}
-	n.sendPromise(n.id, n.camp.fromSlot)
+	n.sendPromise(n.id, b, n.camp.fromSlot)
 }
 
 // handlePromise counts a promise and merges the entries it reports; with a

@@ -31,8 +31,9 @@ type progress struct {
 	// match: every slot up to match holds the leader's value there.
 	// next: the next slot to send. Invariant: match < next.
 	match, next uint64
-	// active says the acceptor answered since the last quorum check.
-	active bool
+	// active says the acceptor answered since the last quorum check;
+	// heard that it answered at all under this leadership.
+	active, heard bool
 	// matchAtLastBeat is match at the previous heartbeat: no progress
 	// over a whole heartbeat interval means messages were lost.
 	matchAtLastBeat uint64
@@ -162,7 +163,7 @@ func (n *RawNode) handleAccepted(m Message) {
 	l := n.ldr
 	i := n.peerIndex(m.From)
 	pr := &l.progress[i]
-	pr.active = true
+	pr.active, pr.heard = true, true
 	if m.Reject {
 		// m.Slot is where the acceptor's run of our values ends: send from
 		// there. (A stale rejection can only make us send again.)
@@ -220,7 +221,7 @@ func (n *RawNode) handleHeartbeatResp(m Message) {
 	l := n.ldr
 	i := n.peerIndex(m.From)
 	pr := &l.progress[i]
-	pr.active = true
+	pr.active, pr.heard = true, true
 	if m.Slot > pr.match {
 		pr.match = min(m.Slot, n.log.last())
 		pr.next = max(pr.next, pr.match+1)
@@ -262,9 +263,11 @@ func (n *RawNode) tickLeader() {
 			continue
 		}
 		pr := &l.progress[i]
-		if pr.match < n.log.last() && pr.match == pr.matchAtLastBeat {
+		if pr.heard && pr.match < n.log.last() && pr.match == pr.matchAtLastBeat {
 			// No progress over a whole heartbeat interval: what was sent
-			// beyond match was lost (or is very late). Send it again.
+			// beyond match was lost (or is very late). Send it again. (Until
+			// an acceptor answers, match says nothing about it: its answer
+			// to a heartbeat will.)
 			pr.next = pr.match + 1
 		}
 		pr.matchAtLastBeat = pr.match

@@ -1,0 +1,269 @@
+package sim
+
+import (
+	"github.com/paxos-go/paxos/engine/paxos"
+)
+
+// network carries messages between replicas with the profile's delays,
+// losses, duplicates and cuts.
+type network struct {
+	s *Sim
+	// cut[from][to] drops every message on that directed link.
+	cut map[[2]paxos.NodeID]bool
+	// reliable is set once the faults heal.
+	reliable bool
+}
+
+func newNetwork(s *Sim) network {
+	return network{s: s, cut: map[[2]paxos.NodeID]bool{}}
+}
+
+func (nw *network) heal() {
+	nw.cut = map[[2]paxos.NodeID]bool{}
+	nw.reliable = true
+}
+
+// send puts m on the wire.
+func (nw *network) send(m paxos.Message) {
+	s := nw.s
+	s.stats.Messages++
+	p := s.opts.Profile
+	copies := 1
+	if !nw.reliable {
+		if nw.cut[[2]paxos.NodeID{m.From, m.To}] || s.rng.Float64() < p.Drop {
+			s.stats.Dropped++
+			s.tracef("drop %s", paxos.DescribeMessage(m))
+			return
+		}
+		if s.rng.Float64() < p.Dup {
+			copies = 2
+		}
+	}
+	for i := 0; i < copies; i++ {
+		d := s.between(p.MinDelay, p.MaxDelay)
+		if !nw.reliable && s.rng.Float64() < p.Late {
+			d = s.between(p.MaxDelay, 20*p.MaxDelay)
+		}
+		to := s.nodes[m.To-1]
+		s.after(d, func() { to.receive(m) })
+	}
+}
+
+// scheduleFaults plans the profile's faults over the fault time: every
+// 50 to 400 ms, one fault action, until the faults heal.
+func (s *Sim) scheduleFaults() {
+	p := s.opts.Profile
+	var actions []func()
+	if p.Partitions {
+		actions = append(actions, s.partition, s.net.healLinks)
+	}
+	if p.OneWay {
+		actions = append(actions, s.cutOneWay)
+	}
+	if p.Flap {
+		actions = append(actions, s.flap)
+	}
+	if p.IsolateLeader || p.Crashes {
+		actions = append(actions, s.isolateLeader)
+	}
+	if p.Crashes {
+		actions = append(actions, s.crashOne, s.crashLeader)
+	}
+	if p.Pauses {
+		actions = append(actions, s.pauseOne)
+	}
+	if len(actions) == 0 {
+		return
+	}
+	var next func()
+	next = func() {
+		if s.healed {
+			return
+		}
+		actions[s.rng.IntN(len(actions))]()
+		s.after(s.between(50*Millisecond, 400*Millisecond), next)
+	}
+	s.after(s.between(50*Millisecond, 400*Millisecond), next)
+}
+
+func (nw *network) healLinks() {
+	nw.s.tracef("network heals")
+	nw.cut = map[[2]paxos.NodeID]bool{}
+}
+
+func (nw *network) cutBoth(a, b paxos.NodeID) {
+	nw.cut[[2]paxos.NodeID{a, b}] = true
+	nw.cut[[2]paxos.NodeID{b, a}] = true
+}
+
+// partition splits the replicas into two random non-empty groups.
+func (s *Sim) partition() {
+	s.net.cut = map[[2]paxos.NodeID]bool{}
+	side := make([]bool, len(s.nodes))
+	for {
+		left := 0
+		for i := range side {
+			side[i] = s.rng.IntN(2) == 0
+			if side[i] {
+				left++
+			}
+		}
+		if left > 0 && left < len(side) {
+			break
+		}
+	}
+	for i, a := range s.nodes {
+		for j, b := range s.nodes {
+			if side[i] != side[j] {
+				s.net.cut[[2]paxos.NodeID{a.id, b.id}] = true
+			}
+		}
+	}
+	s.tracef("partition %v", side)
+}
+
+// cutOneWay cuts one random directed link.
+func (s *Sim) cutOneWay() {
+	a, b := s.nodes[s.rng.IntN(len(s.nodes))], s.nodes[s.rng.IntN(len(s.nodes))]
+	if a != b {
+		s.net.cut[[2]paxos.NodeID{a.id, b.id}] = true
+		s.tracef("cut %s->%s", a.id, b.id)
+	}
+}
+
+// flap isolates a random replica, then restores it, several times, a few
+// tens of milliseconds apart.
+func (s *Sim) flap() {
+	n := s.nodes[s.rng.IntN(len(s.nodes))]
+	on := false
+	for i, t := 0, Time(0); i < 6; i++ {
+		t += s.between(10*Millisecond, 60*Millisecond)
+		on = !on
+		isolate := on
+		s.after(t, func() {
+			if s.healed {
+				return
+			}
+			for _, o := range s.nodes {
+				if o != n {
+					if isolate {
+						s.net.cutBoth(n.id, o.id)
+					} else {
+						delete(s.net.cut, [2]paxos.NodeID{n.id, o.id})
+						delete(s.net.cut, [2]paxos.NodeID{o.id, n.id})
+					}
+				}
+			}
+			s.tracef("flap %s isolated=%v", n.id, isolate)
+		})
+	}
+}
+
+// isolateLeader cuts off the leader until the others have elected a new
+// one (or 400 ms have passed), then reconnects it at once: the old leader
+// usually still believes it leads, so for a while two replicas act as
+// leaders, the moment that tests the ballot rules hardest.
+func (s *Sim) isolateLeader() {
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	for _, o := range s.nodes {
+		if o != l {
+			s.net.cutBoth(l.id, o.id)
+		}
+	}
+	s.tracef("isolate leader %s", l.id)
+	deadline := s.now + 400*Millisecond
+	var watch func()
+	watch = func() {
+		if s.healed {
+			return
+		}
+		if other := s.leader(); (other == nil || other == l) && s.now < deadline {
+			s.after(5*Millisecond, watch)
+			return
+		}
+		for _, o := range s.nodes {
+			delete(s.net.cut, [2]paxos.NodeID{l.id, o.id})
+			delete(s.net.cut, [2]paxos.NodeID{o.id, l.id})
+		}
+		s.tracef("reconnect %s (still leading: %v)", l.id, l.up && l.rn.IsLeader())
+		other := s.leader()
+		if other != nil && other != l && s.opts.Profile.Crashes && s.rng.IntN(2) == 0 {
+			// Crash the new leader a moment after it took over: some of
+			// its slots are chosen but nobody knows it yet, and the old
+			// leader comes back with other values for the same slots. The
+			// next leader must find the chosen ones in phase 1.
+			s.after(s.between(2*Millisecond, 40*Millisecond), func() {
+				if other.up {
+					other.crash()
+					s.after(s.between(50*Millisecond, 400*Millisecond), func() {
+						if !other.up {
+							other.restart()
+						}
+					})
+				}
+			})
+			return
+		}
+		if other != nil && other != l && s.rng.IntN(2) == 0 {
+			// Half the time, the old leader still does not hear the new
+			// one for a while: only the acceptors' refusals can tell it.
+			link := [2]paxos.NodeID{other.id, l.id}
+			s.net.cut[link] = true
+			s.tracef("cut %s->%s", other.id, l.id)
+			s.after(s.between(50*Millisecond, 300*Millisecond), func() { delete(s.net.cut, link) })
+		}
+	}
+	s.after(5*Millisecond, watch)
+}
+
+// crashOne crashes a random running replica and restarts it 20 to 600 ms
+// later.
+func (s *Sim) crashOne() {
+	n := s.nodes[s.rng.IntN(len(s.nodes))]
+	if !n.up {
+		return
+	}
+	n.crash()
+	s.after(s.between(20*Millisecond, 600*Millisecond), func() {
+		if !n.up {
+			n.restart()
+		}
+	})
+}
+
+// crashLeader crashes the leader, if there is one, at a random moment of
+// its work: often between a majority's acceptance and the commit reaching
+// anyone, which leaves the next leader to find the chosen value in phase 1.
+func (s *Sim) crashLeader() {
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	s.after(s.between(0, 5*Millisecond), func() {
+		if l.up {
+			l.crash()
+			s.after(s.between(20*Millisecond, 600*Millisecond), func() {
+				if !l.up {
+					l.restart()
+				}
+			})
+		}
+	})
+}
+
+// pauseOne stops a random replica for 20 to 500 ms.
+func (s *Sim) pauseOne() {
+	n := s.nodes[s.rng.IntN(len(s.nodes))]
+	if n.paused || !n.up {
+		return
+	}
+	n.pause()
+	s.after(s.between(20*Millisecond, 500*Millisecond), func() {
+		if n.paused {
+			n.resume()
+		}
+	})
+}

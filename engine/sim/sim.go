@@ -1,0 +1,320 @@
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/paxos-go/paxos/engine/paxos"
+)
+
+// Time is simulated time in microseconds.
+type Time = int64
+
+// Simulated durations.
+const (
+	Millisecond Time = 1000
+	Second      Time = 1000 * Millisecond
+
+	// tickInterval is a replica's tick: with ElectionTicks 10, the election
+	// timeout is 100 to 200 ms.
+	tickInterval = 10 * Millisecond
+)
+
+// Profile is a family of faults.
+type Profile struct {
+	Name string
+	// Drop and Dup are the chances that a message is lost or delivered
+	// twice; delays are uniform in [MinDelay, MaxDelay], and with chance
+	// Late up to 20 times MaxDelay, which reorders messages.
+	Drop, Dup, Late    float64
+	MinDelay, MaxDelay Time
+	// Partitions splits the replicas in two groups; OneWay cuts single
+	// directed links; Flap turns a partition on and off quickly;
+	// IsolateLeader cuts off whichever replica leads.
+	Partitions, OneWay, Flap, IsolateLeader bool
+	// Crashes kills replicas (losing what they had not persisted) and
+	// restarts them later.
+	Crashes bool
+	// Skew is the largest relative error of a replica's clock rate, and
+	// Pauses stops replicas for a while (a GC pause, a stalled VM).
+	Skew   float64
+	Pauses bool
+}
+
+// Profiles are the fault families the tests run, in order of nastiness.
+var Profiles = []Profile{
+	{Name: "calm", MinDelay: 100, MaxDelay: 2 * Millisecond},
+	{Name: "lossy", Drop: 0.1, Dup: 0.05, Late: 0.05, MinDelay: 100, MaxDelay: 5 * Millisecond},
+	{Name: "partitions", Drop: 0.01, Late: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Partitions: true, OneWay: true, Flap: true, IsolateLeader: true},
+	{Name: "crashes", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Crashes: true},
+	{Name: "clocks", MinDelay: 100, MaxDelay: 2 * Millisecond, Skew: 0.3, Pauses: true},
+	{Name: "chaos", Drop: 0.05, Dup: 0.03, Late: 0.03, MinDelay: 100, MaxDelay: 5 * Millisecond,
+		Partitions: true, OneWay: true, Flap: true, IsolateLeader: true, Crashes: true, Skew: 0.2, Pauses: true},
+}
+
+// Options configure one simulation run.
+type Options struct {
+	Seed    uint64
+	Nodes   int
+	Profile Profile
+	// Clients issue commands, one at a time each, until FaultTime is over.
+	Clients int
+	// FaultTime is how long faults are injected; then the network heals,
+	// every replica comes back, and every outstanding request must
+	// complete within LivenessTime.
+	FaultTime, LivenessTime Time
+	// Knobs break the protocol on purpose (see paxos.TestingKnobs).
+	Knobs paxos.TestingKnobs
+	// ForgetPromise restarts replicas with their promise forgotten,
+	// SkipSessionCheck applies commands without the session table, and
+	// StaleReads serves reads from a replica's state at once, without a
+	// read index: more deliberate bugs the checkers must catch.
+	ForgetPromise, SkipSessionCheck, StaleReads bool
+	// Trace keeps the last TraceLines lines of a trace of every event.
+	Trace      bool
+	TraceLines int
+}
+
+// Result is what a run found.
+type Result struct {
+	// Err is the first violation of an invariant, or nil.
+	Err error
+	// Trace is the tail of the trace, if Options.Trace was set.
+	Trace []string
+	// History is the clients' history, for a linearizability check.
+	History []porcupine.Operation
+	Stats   Stats
+}
+
+// Stats count what happened in a run.
+type Stats struct {
+	Events, Messages, Dropped, Commits, Ops, Retries, Crashes, Elections int
+	SimTime                                                              Time
+}
+
+// Sim is one simulation run: replicas of the real core, a fake network, a
+// fake clock and fake disks, all driven by one seeded random source from
+// one goroutine, so that a seed replays exactly.
+type Sim struct {
+	opts    Options
+	rng     *rand.Rand
+	now     Time
+	events  eventQueue
+	seq     uint64
+	nodes   []*node
+	clients []*client
+	net     network
+	check   checker
+	stats   Stats
+	err     error
+	healed  bool
+	trace   []string
+	nextCtx uint64
+}
+
+// Run runs one simulation and reports what its checkers found.
+func Run(opts Options) Result {
+	s := newSim(opts)
+	s.run()
+	if s.err == nil {
+		s.err = s.finalCheck()
+	}
+	s.stats.SimTime = s.now
+	res := Result{Err: s.err, Stats: s.stats, Trace: s.trace}
+	for _, c := range s.clients {
+		res.History = append(res.History, c.history...)
+	}
+	return res
+}
+
+func newSim(opts Options) *Sim {
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.Clients == 0 {
+		opts.Clients = 4
+	}
+	if opts.FaultTime == 0 {
+		opts.FaultTime = 3 * Second
+	}
+	if opts.LivenessTime == 0 {
+		opts.LivenessTime = 10 * Second
+	}
+	if opts.TraceLines == 0 {
+		opts.TraceLines = 200
+	}
+	s := &Sim{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, 0x5eed))}
+	s.net = newNetwork(s)
+	s.check = newChecker(s)
+	peers := make([]paxos.NodeID, opts.Nodes)
+	for i := range peers {
+		peers[i] = paxos.NodeID(i + 1)
+	}
+	for _, id := range peers {
+		s.nodes = append(s.nodes, newNode(s, id, peers))
+	}
+	for i := 0; i < opts.Clients; i++ {
+		s.clients = append(s.clients, newClient(s, i))
+	}
+	return s
+}
+
+// at schedules fn at time t.
+func (s *Sim) at(t Time, fn func()) {
+	s.seq++
+	heap.Push(&s.events, &event{at: t, seq: s.seq, fn: fn})
+}
+
+func (s *Sim) after(d Time, fn func()) { s.at(s.now+d, fn) }
+
+// tracef records a line of trace, when tracing.
+func (s *Sim) tracef(format string, args ...any) {
+	if !s.opts.Trace {
+		return
+	}
+	line := fmt.Sprintf("%9.3fms ", float64(s.now)/1000) + fmt.Sprintf(format, args...)
+	s.trace = append(s.trace, line)
+	if len(s.trace) > 2*s.opts.TraceLines {
+		s.trace = append(s.trace[:0], s.trace[len(s.trace)-s.opts.TraceLines:]...)
+	}
+}
+
+// fail records the first violation; the run stops at once.
+func (s *Sim) fail(format string, args ...any) {
+	if s.err == nil {
+		s.err = fmt.Errorf("at %.3fms: %s", float64(s.now)/1000, fmt.Sprintf(format, args...))
+		s.tracef("VIOLATION: %v", s.err)
+	}
+}
+
+func (s *Sim) run() {
+	for _, n := range s.nodes {
+		n.start()
+	}
+	for _, c := range s.clients {
+		c.start()
+	}
+	s.scheduleFaults()
+	s.at(s.opts.FaultTime, s.heal)
+	deadline := s.opts.FaultTime + s.opts.LivenessTime
+	for s.events.Len() > 0 && s.err == nil {
+		ev := heap.Pop(&s.events).(*event)
+		if ev.at > deadline {
+			break
+		}
+		s.now = ev.at
+		s.stats.Events++
+		ev.fn()
+		if s.healed && s.quiescent() {
+			return
+		}
+	}
+	if s.err == nil {
+		var waiting []string
+		for _, c := range s.clients {
+			if c.req != nil {
+				waiting = append(waiting, fmt.Sprintf("client %d command %d (%d tries)", c.id, c.req.cmd.Seq, c.req.attempt))
+			}
+		}
+		if len(waiting) > 0 {
+			s.fail("liveness: %.0fms after the faults healed, requests are still outstanding: %s",
+				float64(s.opts.LivenessTime)/1000, strings.Join(waiting, ", "))
+		} else if !s.caughtUp() {
+			s.fail("liveness: %.0fms after the faults healed, the replicas have not caught up: %s",
+				float64(s.opts.LivenessTime)/1000, s.describeReplicas())
+		}
+	}
+}
+
+// quiescent reports whether, after healing, every client is done and
+// every replica has applied the same commit index.
+func (s *Sim) quiescent() bool {
+	for _, c := range s.clients {
+		if c.req != nil {
+			return false
+		}
+	}
+	return s.caughtUp()
+}
+
+func (s *Sim) caughtUp() bool {
+	var commit uint64
+	for i, n := range s.nodes {
+		st := n.rn.Status()
+		if !n.up || n.busy || st.Applied != st.Commit || (i > 0 && st.Commit != commit) {
+			return false
+		}
+		commit = st.Commit
+	}
+	return commit > 0 || len(s.clients) == 0
+}
+
+func (s *Sim) describeReplicas() string {
+	var parts []string
+	for _, n := range s.nodes {
+		st := n.rn.Status()
+		parts = append(parts, fmt.Sprintf("%s(%s up=%v promised=%s commit=%d applied=%d last=%d)",
+			n.id, st.Role, n.up, st.Promised, st.Commit, st.Applied, st.LastSlot))
+	}
+	return strings.Join(parts, " ")
+}
+
+// leader returns a live replica that believes it leads, if any.
+func (s *Sim) leader() *node {
+	for _, n := range s.nodes {
+		if n.up && n.rn.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+// heal ends the faults: the network becomes reliable and whole, and every
+// replica runs.
+func (s *Sim) heal() {
+	s.tracef("faults heal")
+	s.healed = true
+	s.net.heal()
+	for _, n := range s.nodes {
+		if !n.up {
+			n.restart()
+		}
+		if n.paused {
+			n.resume()
+		}
+	}
+}
+
+type event struct {
+	at  Time
+	seq uint64
+	fn  func()
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	return q[i].at < q[j].at || (q[i].at == q[j].at && q[i].seq < q[j].seq)
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return e
+}
+
+// between returns a uniform random time in [lo, hi].
+func (s *Sim) between(lo, hi Time) Time {
+	if hi <= lo {
+		return lo
+	}
+	return lo + s.rng.Int64N(hi-lo+1)
+}

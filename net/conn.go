@@ -1,0 +1,193 @@
+package net
+
+import (
+	"errors"
+	"fmt"
+	stdnet "net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// The handshake opens every connection, peer or client. The dialer sends a
+// Hello frame; the listener checks it and answers with a Welcome frame,
+// closing the connection after a refusal:
+//
+//	Hello   msgpack [magic "PXNT", version 1, clusterID, nodeID, kind]
+//	Welcome msgpack [ok, reason, nodeID of the listener]
+
+const (
+	handshakeMagic   = "PXNT"
+	handshakeVersion = 1
+)
+
+// Kinds of connection.
+const (
+	KindPeer   uint8 = 1 // replica to replica
+	KindClient uint8 = 2 // client to replica
+)
+
+// Hello is what a dialer says about itself.
+type Hello struct {
+	ClusterID string
+	// NodeID is the dialing replica, for a peer connection; a client's
+	// connections carry 0.
+	NodeID uint64
+	Kind   uint8
+}
+
+type helloWire struct {
+	Magic     string
+	Version   uint8
+	ClusterID string
+	NodeID    uint64
+	Kind      uint8
+}
+
+type welcomeWire struct {
+	OK     bool
+	Reason string
+	NodeID uint64
+}
+
+// ErrRefused is matched by the error a dialer gets when the listener
+// refuses the handshake; the error carries the listener's reason.
+var ErrRefused = errors.New("net: connection refused by the peer")
+
+// msgpackHandle encodes the handshake. Structs are arrays on the wire.
+var msgpackHandle = func() *codec.MsgpackHandle {
+	h := &codec.MsgpackHandle{}
+	h.WriteExt = true
+	h.StructToArray = true
+	h.MaxInitLen = 1024
+	return h
+}()
+
+func encode(v any) []byte {
+	var b []byte
+	if err := codec.NewEncoderBytes(&b, msgpackHandle).Encode(v); err != nil {
+		panic(fmt.Sprintf("net: encoding %T: %v", v, err)) // fixed structs: a bug
+	}
+	return b
+}
+
+func decode(b []byte, v any) error {
+	return codec.NewDecoderBytes(b, msgpackHandle).Decode(v)
+}
+
+// Conn is a framed connection after its handshake. ReadFrame may be called
+// from one goroutine while WriteFrames is called from another.
+type Conn struct {
+	c      stdnet.Conn
+	fr     *FrameReader
+	wmu    sync.Mutex
+	wbuf   []byte
+	remote Hello // what the other side said, on the listening side
+}
+
+// ReadFrame reads the next frame (see FrameReader.ReadFrame).
+func (c *Conn) ReadFrame() ([]byte, error) { return c.fr.ReadFrame() }
+
+// FrameBuffered reports whether a whole frame can be read without waiting.
+func (c *Conn) FrameBuffered() bool { return c.fr.Buffered() }
+
+// SetReadDeadline sets the deadline for reads.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.c.SetReadDeadline(t) }
+
+// WriteFrames writes payloads as consecutive frames with a single write,
+// which must finish within timeout (none if 0).
+func (c *Conn) WriteFrames(timeout time.Duration, payloads ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = c.wbuf[:0]
+	for _, p := range payloads {
+		c.wbuf = AppendFrame(c.wbuf, p)
+	}
+	return c.writeBuf(timeout)
+}
+
+// writeBuf writes c.wbuf; c.wmu must be held.
+func (c *Conn) writeBuf(timeout time.Duration) error {
+	if timeout > 0 {
+		c.c.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	_, err := c.c.Write(c.wbuf)
+	if cap(c.wbuf) > 4<<20 {
+		c.wbuf = nil // do not keep a burst's buffer forever
+	}
+	return err
+}
+
+// Remote returns what the dialer said in its handshake (listening side).
+func (c *Conn) Remote() Hello { return c.remote }
+
+// RemoteAddr returns the address of the other side.
+func (c *Conn) RemoteAddr() stdnet.Addr { return c.c.RemoteAddr() }
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.c.Close() }
+
+// ClientHandshake runs the dialer's side of the handshake on c, which it
+// closes on failure. A refusal is an error matching ErrRefused that carries
+// the listener's reason.
+func ClientHandshake(c stdnet.Conn, h Hello, maxFrame int, timeout time.Duration) (*Conn, error) {
+	conn := &Conn{c: c, fr: NewFrameReader(c, maxFrame)}
+	c.SetDeadline(time.Now().Add(timeout))
+	err := conn.WriteFrames(0, encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: h.ClusterID, NodeID: h.NodeID, Kind: h.Kind}))
+	var frame []byte
+	if err == nil {
+		frame, err = conn.ReadFrame()
+	}
+	var w welcomeWire
+	if err == nil {
+		err = decode(frame, &w)
+	}
+	if err == nil && !w.OK {
+		err = fmt.Errorf("%w: %s", ErrRefused, w.Reason)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("net: handshake with %s: %w", c.RemoteAddr(), err)
+	}
+	c.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// ServerHandshake runs the listener's side of the handshake on c: it reads
+// the dialer's Hello and asks check whether to take the connection. A
+// refusal (check's error, or a malformed or foreign Hello) is sent to the
+// dialer with its reason, c is closed, and the reason is returned.
+func ServerHandshake(c stdnet.Conn, self uint64, check func(Hello) error, maxFrame int, timeout time.Duration) (*Conn, error) {
+	conn := &Conn{c: c, fr: NewFrameReader(c, maxFrame)}
+	c.SetDeadline(time.Now().Add(timeout))
+	refuse := func(reason error) (*Conn, error) {
+		conn.WriteFrames(0, encode(&welcomeWire{Reason: reason.Error(), NodeID: self}))
+		c.Close()
+		return nil, fmt.Errorf("net: refused a connection from %s: %w", c.RemoteAddr(), reason)
+	}
+	frame, err := conn.ReadFrame()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("net: handshake with %s: %w", c.RemoteAddr(), err)
+	}
+	var hw helloWire
+	switch err := decode(frame, &hw); {
+	case err != nil:
+		return refuse(fmt.Errorf("malformed handshake: %v", err))
+	case hw.Magic != handshakeMagic:
+		return refuse(fmt.Errorf("not a paxos-go connection (magic %q)", hw.Magic))
+	case hw.Version != handshakeVersion:
+		return refuse(fmt.Errorf("protocol version %d, this replica speaks version %d", hw.Version, handshakeVersion))
+	}
+	conn.remote = Hello{ClusterID: hw.ClusterID, NodeID: hw.NodeID, Kind: hw.Kind}
+	if err := check(conn.remote); err != nil {
+		return refuse(err)
+	}
+	if err := conn.WriteFrames(0, encode(&welcomeWire{OK: true, NodeID: self})); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("net: handshake with %s: %w", c.RemoteAddr(), err)
+	}
+	c.SetDeadline(time.Time{})
+	return conn, nil
+}

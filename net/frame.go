@@ -1,0 +1,89 @@
+package net
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Frames, on peer and client connections alike:
+//
+//	0          4
+//	+----------+---------------------------+
+//	| length   | payload (length bytes)    |
+//	| u32 BE   |                           |
+//	+----------+---------------------------+
+//
+// A length above the reader's maximum is refused before anything is
+// allocated for it, and the connection is closed: after a bad length the
+// stream cannot be resynchronised.
+
+// DefaultMaxFrameBytes is the default largest frame a reader accepts.
+const DefaultMaxFrameBytes = 16 << 20
+
+// frameHeaderSize is the size of the length prefix.
+const frameHeaderSize = 4
+
+// ErrFrameTooLarge is returned for a frame longer than the maximum.
+var ErrFrameTooLarge = errors.New("net: frame larger than the maximum frame size")
+
+// AppendFrame appends payload, framed, to dst.
+func AppendFrame(dst, payload []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
+	return append(dst, payload...)
+}
+
+// FrameReader reads frames from a stream.
+type FrameReader struct {
+	r   *bufio.Reader
+	max int
+}
+
+// NewFrameReader reads frames of at most max bytes (DefaultMaxFrameBytes if
+// max is 0) from r, buffering it.
+func NewFrameReader(r io.Reader, max int) *FrameReader {
+	if max <= 0 {
+		max = DefaultMaxFrameBytes
+	}
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// ReadFrame reads the next frame into a new slice, which the caller owns.
+// It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF for a
+// stream cut inside a frame, and an error wrapping ErrFrameTooLarge for a
+// length above the maximum (without reading or allocating the frame).
+func (fr *FrameReader) ReadFrame() ([]byte, error) {
+	hdr, err := fr.r.Peek(frameHeaderSize)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr)
+	if uint64(n) > uint64(fr.max) {
+		return nil, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrFrameTooLarge, n, fr.max)
+	}
+	fr.r.Discard(frameHeaderSize)
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(fr.r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// Buffered reports whether a whole frame is already buffered, so that
+// ReadFrame would return without waiting for the network.
+func (fr *FrameReader) Buffered() bool {
+	if fr.r.Buffered() < frameHeaderSize {
+		return false
+	}
+	hdr, _ := fr.r.Peek(frameHeaderSize)
+	n := binary.BigEndian.Uint32(hdr)
+	return uint64(n) > uint64(fr.max) || fr.r.Buffered() >= frameHeaderSize+int(n)
+}

@@ -1,0 +1,381 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Pebble keeps snapshots in a Pebble database, in chunks:
+//
+//	d/<slot:be64>/<chunk:be32>  up to ChunkBytes of the snapshot's bytes
+//	m/<slot:be64>               metadata: version 1, slot, round, node,
+//	                            size, checksum (fixed-width, big-endian)
+//
+// Writing: each full chunk is committed in its own batch without sync; the
+// last chunk and the metadata go in one final batch, synced. Pebble's log
+// is written in order, so when that synced commit returns every earlier
+// chunk is durable too, and the metadata key, which is what makes a
+// snapshot exist, is written last: a crash at any point before leaves at
+// most chunks without metadata, which Open deletes. Pruning deletes the
+// metadata first (synced), then the chunks.
+//
+// (Only snapshots live here. The consensus log is the WAL's alone: keeping
+// it in Pebble too would write it twice and sync it twice.)
+type Pebble struct {
+	db    *pebble.DB
+	chunk int
+	mu    sync.Mutex // serialises Prune with itself
+}
+
+// PebbleOptions configure OpenPebble.
+type PebbleOptions struct {
+	// ChunkBytes is the size of the chunks a snapshot is stored in.
+	// Default 1 MiB.
+	ChunkBytes int
+	// FS is Pebble's file system. Default: the real one.
+	FS vfs.FS
+	// Logger receives Pebble's messages, at debug level. Default: none.
+	Logger hclog.Logger
+}
+
+// OpenPebble opens (or creates) the store in dir, and deletes whatever
+// an interrupted snapshot left behind.
+func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = 1 << 20
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                 opts.FS,
+		Logger:             pebbleLogger{opts.Logger},
+		FormatMajorVersion: pebble.FormatNewest,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: opening the snapshot store in %s: %w", dir, err)
+	}
+	p := &Pebble{db: db, chunk: opts.ChunkBytes}
+	if err := p.deleteOrphans(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// pebbleLogger sends Pebble's messages to hclog; Pebble's Fatalf must not
+// return, so it panics after logging.
+type pebbleLogger struct{ l hclog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debug(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic("pebble: " + msg)
+}
+
+func metaKey(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("m/"), slot) }
+
+func dataPrefix(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("d/"), slot) }
+
+func chunkKey(slot uint64, n uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(dataPrefix(slot), '/'), n)
+}
+
+const metaVersion = 1
+
+func encodeMeta(m Meta) []byte {
+	b := []byte{metaVersion}
+	b = binary.BigEndian.AppendUint64(b, m.Slot)
+	b = binary.BigEndian.AppendUint64(b, m.Ballot.Round)
+	b = binary.BigEndian.AppendUint64(b, m.Ballot.Node)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Size))
+	return binary.BigEndian.AppendUint32(b, m.Checksum)
+}
+
+func decodeMeta(b []byte) (Meta, error) {
+	if len(b) != 37 || b[0] != metaVersion {
+		return Meta{}, fmt.Errorf("storage: snapshot metadata of %d bytes, version %d", len(b), b[0])
+	}
+	return Meta{
+		Slot:     binary.BigEndian.Uint64(b[1:]),
+		Ballot:   Ballot{Round: binary.BigEndian.Uint64(b[9:]), Node: binary.BigEndian.Uint64(b[17:])},
+		Size:     int64(binary.BigEndian.Uint64(b[25:])),
+		Checksum: binary.BigEndian.Uint32(b[33:]),
+	}, nil
+}
+
+// prefixEnd is the first key after every key starting with prefix.
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i]++; end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// deleteOrphans deletes the chunks of snapshots whose metadata was never
+// written (a crash while writing) or already deleted (a crash while
+// pruning).
+func (p *Pebble) deleteOrphans() error {
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("d/"), UpperBound: []byte("d0")})
+	if err != nil {
+		return err
+	}
+	var orphans []uint64
+	for it.First(); it.Valid(); {
+		slot := binary.BigEndian.Uint64(it.Key()[2:10])
+		if _, closer, err := p.db.Get(metaKey(slot)); err == nil {
+			closer.Close()
+		} else if errors.Is(err, pebble.ErrNotFound) {
+			orphans = append(orphans, slot)
+		} else {
+			it.Close()
+			return err
+		}
+		it.SeekGE(prefixEnd(dataPrefix(slot)))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	for _, slot := range orphans {
+		if err := p.db.DeleteRange(dataPrefix(slot), prefixEnd(dataPrefix(slot)), pebble.Sync); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Create implements SnapshotStore.
+func (p *Pebble) Create(slot uint64, ballot Ballot) (Writer, error) {
+	// Chunks of an earlier, interrupted attempt at this slot would mix
+	// with ours: clear them first.
+	if err := p.db.DeleteRange(dataPrefix(slot), prefixEnd(dataPrefix(slot)), pebble.NoSync); err != nil {
+		return nil, err
+	}
+	return &pebbleWriter{p: p, meta: Meta{Slot: slot, Ballot: ballot}, h: NewChecksum(), buf: make([]byte, 0, p.chunk)}, nil
+}
+
+type pebbleWriter struct {
+	p    *Pebble
+	meta Meta
+	h    hash.Hash32
+	buf  []byte
+	next uint32
+	done bool
+	err  error
+}
+
+func (w *pebbleWriter) Write(b []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("storage: write to a finished snapshot")
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := len(b)
+	w.h.Write(b)
+	w.meta.Size += int64(n)
+	for len(b) > 0 {
+		k := min(len(b), w.p.chunk-len(w.buf))
+		w.buf = append(w.buf, b[:k]...)
+		b = b[k:]
+		if len(w.buf) == w.p.chunk {
+			// Not synced: the final, synced batch makes it durable.
+			if w.err = w.p.db.Set(chunkKey(w.meta.Slot, w.next), w.buf, pebble.NoSync); w.err != nil {
+				return 0, w.err
+			}
+			w.next++
+			w.buf = w.buf[:0]
+		}
+	}
+	return n, nil
+}
+
+func (w *pebbleWriter) Commit() (Meta, error) {
+	if w.done {
+		return Meta{}, errors.New("storage: snapshot already finished")
+	}
+	w.done = true
+	if w.err != nil {
+		return Meta{}, w.err
+	}
+	w.meta.Checksum = w.h.Sum32()
+	b := w.p.db.NewBatch()
+	defer b.Close()
+	if len(w.buf) > 0 {
+		b.Set(chunkKey(w.meta.Slot, w.next), w.buf, nil)
+	}
+	b.Set(metaKey(w.meta.Slot), encodeMeta(w.meta), nil)
+	// The durability point of the snapshot: act on it only after this
+	// synced commit returns (a commit is visible before it is durable).
+	if err := b.Commit(pebble.Sync); err != nil {
+		return Meta{}, fmt.Errorf("storage: committing the snapshot of slot %d: %w", w.meta.Slot, err)
+	}
+	return w.meta, nil
+}
+
+func (w *pebbleWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	return w.p.db.DeleteRange(dataPrefix(w.meta.Slot), prefixEnd(dataPrefix(w.meta.Slot)), pebble.NoSync)
+}
+
+// List implements SnapshotStore.
+func (p *Pebble) List() ([]Meta, error) {
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
+	if err != nil {
+		return nil, err
+	}
+	var l []Meta
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		m, err := decodeMeta(v)
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		l = append(l, m)
+	}
+	return l, errors.Join(it.Error(), it.Close())
+}
+
+// Latest implements SnapshotStore.
+func (p *Pebble) Latest() (Meta, bool, error) {
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
+	if err != nil {
+		return Meta{}, false, err
+	}
+	var m Meta
+	ok := it.Last()
+	if ok {
+		var v []byte
+		if v, err = it.ValueAndErr(); err == nil {
+			m, err = decodeMeta(v)
+		}
+	}
+	if err = errors.Join(err, it.Error(), it.Close()); err != nil {
+		return Meta{}, false, err
+	}
+	return m, ok, nil
+}
+
+// Open implements SnapshotStore. The reader sees the snapshot as of Open,
+// whatever is written or pruned meanwhile.
+func (p *Pebble) Open(slot uint64) (io.ReadCloser, Meta, error) {
+	snap := p.db.NewSnapshot()
+	v, closer, err := snap.Get(metaKey(slot))
+	if errors.Is(err, pebble.ErrNotFound) {
+		snap.Close()
+		return nil, Meta{}, ErrNotFound
+	}
+	if err != nil {
+		snap.Close()
+		return nil, Meta{}, err
+	}
+	m, err := decodeMeta(v)
+	closer.Close()
+	if err != nil {
+		snap.Close()
+		return nil, Meta{}, err
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: dataPrefix(slot), UpperBound: prefixEnd(dataPrefix(slot))})
+	if err != nil {
+		snap.Close()
+		return nil, Meta{}, err
+	}
+	r := &pebbleReader{snap: snap, it: it, slot: slot}
+	r.valid = it.First()
+	return &verifyingCloser{Reader: VerifyingReader(r, m), c: r}, m, nil
+}
+
+type verifyingCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (v *verifyingCloser) Close() error { return v.c.Close() }
+
+// pebbleReader reads a snapshot's chunks in order.
+type pebbleReader struct {
+	snap  *pebble.Snapshot
+	it    *pebble.Iterator
+	slot  uint64
+	next  uint32
+	cur   []byte
+	valid bool
+}
+
+func (r *pebbleReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if !r.valid {
+			if err := r.it.Error(); err != nil {
+				return 0, err
+			}
+			return 0, io.EOF
+		}
+		if !bytes.Equal(r.it.Key(), chunkKey(r.slot, r.next)) {
+			return 0, fmt.Errorf("%w: chunk %d of slot %d is missing", ErrChecksum, r.next, r.slot)
+		}
+		v, err := r.it.ValueAndErr()
+		if err != nil {
+			return 0, err
+		}
+		r.cur = append(r.cur[:0], v...) // v is only valid until the iterator moves
+		r.next++
+		r.valid = r.it.Next()
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+func (r *pebbleReader) Close() error {
+	return errors.Join(r.it.Close(), r.snap.Close())
+}
+
+// Prune implements SnapshotStore.
+func (p *Pebble) Prune(keep int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, err := p.List()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(l)-keep; i++ {
+		slot := l[i].Slot
+		// Metadata first, synced: from then on the snapshot does not exist,
+		// and a crash leaves only orphan chunks, which Open deletes.
+		if err := p.db.Delete(metaKey(slot), pebble.Sync); err != nil {
+			return err
+		}
+		if err := p.db.DeleteRange(dataPrefix(slot), prefixEnd(dataPrefix(slot)), pebble.NoSync); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements SnapshotStore.
+func (p *Pebble) Close() error { return p.db.Close() }

@@ -184,7 +184,8 @@ func (n *RawNode) Tick() {
 		return
 	}
 	n.electionElapsed++
-	if n.electionElapsed >= n.electionTimeout {
+	// A replica alone in its cluster has nobody to wait for.
+	if n.electionElapsed >= n.electionTimeout || len(n.peers) == 1 {
 		n.startPoll()
 	}
 }

@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/paxos-go/paxos/engine/paxos"
+	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/storage"
+	"github.com/paxos-go/paxos/wal"
+)
+
+// Config configures a Node. ID, Peers and DataDir are required; every
+// other field has the default its comment gives.
+type Config struct {
+	// ID is this replica. Peers maps every replica of the cluster, this one
+	// included, to the address replicas use to reach it.
+	ID    uint64
+	Peers map[uint64]string
+	// ClusterID must be the same on every replica; connections from
+	// another cluster are refused. Default "paxos".
+	ClusterID string
+	// DataDir holds the write-ahead log (DataDir/wal) and, unless
+	// Snapshots is set, the snapshot store (DataDir/snapshots).
+	DataDir string
+
+	// ClientAddr, if set, is where this replica serves clients (see
+	// Client). ClientAddrs maps replicas to their client addresses, so
+	// that a follower can redirect clients to the leader; without it,
+	// followers forward.
+	ClientAddr  string
+	ClientAddrs map[uint64]string
+
+	// ElectionTimeout: a follower that hears nothing from the leader for
+	// between one and two of these starts an election. Default 1 s.
+	ElectionTimeout time.Duration
+	// HeartbeatInterval is the leader's heartbeat and the node's tick.
+	// Default ElectionTimeout/10.
+	HeartbeatInterval time.Duration
+
+	// MaxInflightSlots is the pipeline window in slots (default 8);
+	// MaxBatchBytes bounds a slot's batch of commands (default 512 KiB);
+	// MaxUncommittedBytes bounds what waits to commit before Submit
+	// returns ErrBusy (default 64 MiB); MaxMsgBytes bounds the entries of
+	// one message (default 4 MiB). See paxos.Config.
+	MaxInflightSlots, MaxBatchBytes, MaxUncommittedBytes, MaxMsgBytes int
+	// MaxFrameBytes bounds a frame on any connection. Default 16 MiB.
+	MaxFrameBytes int
+	// SessionTTL is how many slots a client's session lives unused.
+	// Default session.DefaultTTL (about a million).
+	SessionTTL uint64
+
+	// WAL configures the write-ahead log (segment size, record limit, a
+	// file system for tests). NoSync turns fsync off: nothing is durable;
+	// for tests and benchmarks only.
+	WAL    wal.Options
+	NoSync bool
+
+	// Snapshots stores snapshots. Default: Pebble in DataDir/snapshots.
+	// Any storage.SnapshotStore may be plugged in; the node closes it.
+	Snapshots storage.SnapshotStore
+	// Transport carries messages between replicas. Default: framed TCP
+	// (package net) listening on Peers[ID]. The node closes it.
+	Transport Transport
+
+	// Logger receives the node's log. Default: no logging.
+	Logger hclog.Logger
+}
+
+// Transport is what the node needs from a transport; *paxosnet.Transport
+// and *paxosnet.MemTransport provide it. Send must not block.
+type Transport interface {
+	Send(to uint64, payload []byte)
+	Receive() <-chan []paxosnet.Inbound
+	Close() error
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if len(c.Peers) == 0 {
+		return c, errors.New("engine: Config.Peers is empty")
+	}
+	if _, ok := c.Peers[c.ID]; !ok {
+		return c, fmt.Errorf("engine: Config.ID %d is not in Config.Peers", c.ID)
+	}
+	if c.DataDir == "" {
+		return c, errors.New("engine: Config.DataDir is empty")
+	}
+	if c.ClusterID == "" {
+		c.ClusterID = "paxos"
+	}
+	if c.ElectionTimeout <= 0 {
+		c.ElectionTimeout = time.Second
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = c.ElectionTimeout / 10
+	}
+	if c.HeartbeatInterval*2 > c.ElectionTimeout {
+		return c, fmt.Errorf("engine: HeartbeatInterval %v must be at most half of ElectionTimeout %v", c.HeartbeatInterval, c.ElectionTimeout)
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = paxosnet.DefaultMaxFrameBytes
+	}
+	if c.MaxMsgBytes <= 0 {
+		c.MaxMsgBytes = paxos.DefaultMaxMsgBytes
+	}
+	if c.MaxMsgBytes > c.MaxFrameBytes/2 {
+		c.MaxMsgBytes = c.MaxFrameBytes / 2
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	c.WAL.NoSync = c.WAL.NoSync || c.NoSync
+	if c.WAL.Logger == nil {
+		c.WAL.Logger = c.Logger.Named("wal")
+	}
+	return c, nil
+}
+
+func (c Config) walDir() string { return filepath.Join(c.DataDir, "wal") }
+
+func (c Config) snapshotDir() string { return filepath.Join(c.DataDir, "snapshots") }

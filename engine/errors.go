@@ -1,0 +1,44 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Node and Client. Compare with errors.Is; ErrNotLeader
+// also comes as a *NotLeaderError carrying a hint.
+var (
+	// ErrNotLeader: no leader is known (an election is under way, or this
+	// replica is cut off). The *NotLeaderError says where to try.
+	ErrNotLeader = errors.New("paxos: not the leader")
+	// ErrBusy: too much is pending or uncommitted; back off and retry.
+	ErrBusy = errors.New("paxos: busy")
+	// ErrClosed: the node (or client) is closed, or failed.
+	ErrClosed = errors.New("paxos: closed")
+	// ErrTimeout: the context ended before the outcome was known. A
+	// command may still be applied; retry it with the same (clientID,
+	// seq) and it is applied at most once.
+	ErrTimeout = errors.New("paxos: timed out")
+	// ErrStale: the client has already moved past this sequence number.
+	ErrStale = errors.New("paxos: command older than the client's last")
+	// ErrSessionExpired: the client's session expired; the command was not
+	// executed. Start over with a new client ID.
+	ErrSessionExpired = errors.New("paxos: client session expired")
+)
+
+// NotLeaderError is an ErrNotLeader with a hint: the leader's client
+// address, if this replica knows it (and Config.ClientAddrs lists it).
+type NotLeaderError struct {
+	LeaderID   uint64
+	LeaderAddr string // empty when unknown
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderAddr == "" {
+		return ErrNotLeader.Error() + " (leader unknown)"
+	}
+	return fmt.Sprintf("%s (the leader is replica %d at %s)", ErrNotLeader, e.LeaderID, e.LeaderAddr)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

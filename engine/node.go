@@ -1,0 +1,720 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/engine/session"
+	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/storage"
+	"github.com/paxos-go/paxos/wal"
+)
+
+// StateMachine is what a Node replicates. Apply is called for every
+// command, in the same order on every replica, exactly once per (client,
+// seq) (the node's session table filters retries); it must be
+// deterministic: no clock, no randomness, no I/O whose result it depends
+// on. Apply, Snapshot and Restore are called from one goroutine, never
+// concurrently. The response goes back to the client.
+type StateMachine interface {
+	Apply(slot uint64, cmd []byte) []byte
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+}
+
+// Querier is implemented by state machines that answer read-only queries;
+// Node.Query serves them linearizably (read index), without a slot.
+type Querier interface {
+	Query(q []byte) []byte
+}
+
+// Node is one replica: the protocol core driven by one goroutine that
+// owns it, with the write-ahead log, the snapshot store and the transport.
+// Its methods are safe for concurrent use.
+type Node struct {
+	cfg   Config
+	log   hclog.Logger
+	sm    StateMachine
+	wal   *wal.Log
+	snaps storage.SnapshotStore
+	tr    Transport
+	cs    *clientServer
+
+	// Owned by the loop goroutine.
+	rn            *paxos.RawNode
+	codec         *messageCodec
+	sessions      *session.Table
+	applied       uint64
+	appliedBallot paxos.Ballot
+	walBatch      []wal.Entry
+	results       []resolved
+	readsByCtx    map[uint64]*readRequest
+	readsToServe  []*readRequest // confirmed, waiting for the state machine to reach their index
+	lastSweep     time.Time
+
+	// Shared with callers; guarded by mu.
+	mu        sync.Mutex
+	batch     []byte   // commands for the loop to propose, in the core's batch encoding
+	batchKeys []cmdKey // the commands in batch, in order
+	waiters   map[cmdKey]*waiter
+	reads     []*readRequest // read requests for the loop to start
+	snapReqs  []chan snapshotResult
+	closed    bool
+	failure   error
+
+	kick      chan struct{} // wakes the loop: a command or read arrived
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the loop has returned
+	closeOnce sync.Once
+	closeErr  error
+	status  atomic.Pointer[Status]
+	readCtx atomic.Uint64
+}
+
+type cmdKey struct{ client, seq uint64 }
+
+// waiter is a command waiting to be applied, and who waits for it.
+type waiter struct {
+	payload  []byte
+	proposed time.Time // when it was last handed to the core
+	notify   []func(Result)
+}
+
+// Result is the outcome of a command.
+type Result struct {
+	Response []byte
+	Err      error
+}
+
+type resolved struct {
+	key cmdKey
+	res Result
+}
+
+type readRequest struct {
+	fn        func()
+	finish    func(error) // called once, on the loop goroutine; must not block
+	ctx       uint64      // the core's context for the current attempt
+	index     uint64
+	started   time.Time
+	cancelled atomic.Bool
+}
+
+// Status is a snapshot of a node's state, for monitoring and tests.
+type Status struct {
+	ID       uint64
+	Role     string
+	Leader   uint64 // valid when HasLeader
+	HasLead  bool
+	Promised paxos.Ballot
+	Commit   uint64
+	Applied  uint64
+	LastSlot uint64
+}
+
+// Start opens the node's log and snapshots, recovers its state (the latest
+// snapshot that verifies, then the log after it), connects to its peers
+// and starts serving.
+func Start(cfg Config, sm StateMachine) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		sm:         sm,
+		codec:      newMessageCodec(),
+		sessions:   session.New(cfg.SessionTTL),
+		readsByCtx: map[uint64]*readRequest{},
+		waiters:    map[cmdKey]*waiter{},
+		kick:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if err := n.open(); err != nil {
+		n.closeResources()
+		return nil, err
+	}
+	n.publishStatus()
+	go n.run()
+	return n, nil
+}
+
+// open opens everything the node needs and recovers its state.
+func (n *Node) open() error {
+	var err error
+	var st wal.InitialState
+	if n.wal, st, err = wal.Open(n.cfg.walDir(), n.cfg.WAL); err != nil {
+		return fmt.Errorf("engine: opening the write-ahead log: %w", err)
+	}
+	n.snaps = n.cfg.Snapshots
+	if n.snaps == nil {
+		if n.snaps, err = storage.OpenPebble(n.cfg.snapshotDir(), storage.PebbleOptions{Logger: n.log.Named("pebble")}); err != nil {
+			return err
+		}
+	}
+	if err := n.restoreSnapshot(st); err != nil {
+		return err
+	}
+	entries, err := n.loadEntries(st)
+	if err != nil {
+		return err
+	}
+	peers := make([]paxos.NodeID, 0, len(n.cfg.Peers))
+	for id := range n.cfg.Peers {
+		peers = append(peers, paxos.NodeID(id))
+	}
+	slices.Sort(peers)
+	n.rn, err = paxos.NewRawNode(paxos.Config{
+		ID:                  paxos.NodeID(n.cfg.ID),
+		Peers:               peers,
+		ElectionTicks:       int(n.cfg.ElectionTimeout / n.cfg.HeartbeatInterval),
+		HeartbeatTicks:      1,
+		MaxBatchBytes:       n.cfg.MaxBatchBytes,
+		MaxInflightSlots:    n.cfg.MaxInflightSlots,
+		MaxMsgBytes:         n.cfg.MaxMsgBytes,
+		MaxUncommittedBytes: n.cfg.MaxUncommittedBytes,
+		Rand:                newRand(),
+		HardState:           paxos.HardState{Promised: fromWALBallot(st.HardState.Promised), Commit: st.HardState.Commit},
+		Compacted:           paxos.Compacted{Slot: st.Compacted.Slot, Ballot: fromWALBallot(st.Compacted.Ballot)},
+		Entries:             entries,
+		Applied:             n.applied,
+	})
+	if err != nil {
+		return err
+	}
+	n.tr = n.cfg.Transport
+	if n.tr == nil {
+		tr, err := paxosnet.Listen(paxosnet.Options{
+			ClusterID:     n.cfg.ClusterID,
+			ID:            n.cfg.ID,
+			Peers:         n.cfg.Peers,
+			MaxFrameBytes: n.cfg.MaxFrameBytes,
+			Logger:        n.log.Named("net"),
+		})
+		if err != nil {
+			return err
+		}
+		n.tr = tr
+	}
+	if n.cfg.ClientAddr != "" {
+		if n.cs, err = startClientServer(n); err != nil {
+			return err
+		}
+	}
+	n.log.Info("replica started", "id", n.cfg.ID, "peers", len(peers), "applied", n.applied,
+		"log_first", st.FirstSlot, "log_last", st.LastSlot, "promised", st.HardState.Promised)
+	return nil
+}
+
+// loadEntries reads the log after the compaction point into memory.
+func (n *Node) loadEntries(st wal.InitialState) ([]paxos.Entry, error) {
+	var entries []paxos.Entry
+	for lo := st.FirstSlot; lo <= st.LastSlot; {
+		ents, err := n.wal.Entries(lo, st.LastSlot+1, 64<<20)
+		if err != nil {
+			return nil, fmt.Errorf("engine: reading the write-ahead log: %w", err)
+		}
+		for _, e := range ents {
+			entries = append(entries, paxos.Entry{Slot: e.Slot, Ballot: fromWALBallot(e.Ballot), Value: e.Value})
+		}
+		lo += uint64(len(ents))
+	}
+	return entries, nil
+}
+
+func fromWALBallot(b wal.Ballot) paxos.Ballot {
+	return paxos.Ballot{Round: b.Round, Node: paxos.NodeID(b.Node)}
+}
+
+func toWALBallot(b paxos.Ballot) wal.Ballot { return wal.Ballot{Round: b.Round, Node: uint64(b.Node)} }
+
+// run is the node's loop: feed the core what arrived, act on its Ready.
+func (n *Node) run() {
+	defer close(n.done)
+	ticker := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer ticker.Stop()
+	recv := n.tr.Receive()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-ticker.C:
+			n.rn.Tick()
+			n.sweep()
+		case batch := <-recv:
+			n.stepAll(batch)
+		case <-n.kick:
+		}
+		// Take whatever else is waiting without blocking, so that one
+		// Ready (one WAL write) covers all of it.
+	drain:
+		for i := 0; i < 64; i++ {
+			select {
+			case batch := <-recv:
+				n.stepAll(batch)
+			default:
+				break drain
+			}
+		}
+		n.takeRequests()
+		if n.rn.HasReady() {
+			if err := n.handleReady(); err != nil {
+				n.fail(err)
+				return
+			}
+		}
+		n.publishStatus()
+	}
+}
+
+// stepAll decodes and steps messages from peers. A message that does not
+// decode, or claims another sender than its connection's, is dropped.
+func (n *Node) stepAll(batch []paxosnet.Inbound) {
+	for _, in := range batch {
+		m, err := n.codec.decode(in.Payload)
+		if err == nil && uint64(m.From) != in.From {
+			err = fmt.Errorf("message from replica %d on the connection of replica %d", m.From, in.From)
+		}
+		if err == nil {
+			err = n.rn.Step(m)
+		}
+		if err != nil {
+			n.log.Warn("dropped a message", "from", in.From, "error", err)
+		}
+	}
+}
+
+// takeRequests hands the core the commands and reads that callers queued.
+func (n *Node) takeRequests() {
+	n.mu.Lock()
+	batch, keys, reads, snaps := n.batch, n.batchKeys, n.reads, n.snapReqs
+	n.batch, n.batchKeys, n.reads, n.snapReqs = nil, nil, nil, nil
+	n.mu.Unlock()
+	if len(batch) > 0 {
+		if err := n.rn.Propose(batch); err != nil {
+			n.failCommands(keys, n.proposeError(err))
+		}
+	}
+	for _, r := range reads {
+		n.startRead(r)
+	}
+	for _, reply := range snaps {
+		m, err := n.writeSnapshot()
+		reply <- snapshotResult{m, err}
+	}
+}
+
+func (n *Node) proposeError(err error) error {
+	switch {
+	case errors.Is(err, paxos.ErrNoLeader):
+		return n.notLeader()
+	case errors.Is(err, paxos.ErrBusy):
+		return ErrBusy
+	}
+	return err
+}
+
+func (n *Node) notLeader() error {
+	e := &NotLeaderError{}
+	if l := n.rn.Leader(); l != paxos.None {
+		e.LeaderID = uint64(l)
+		e.LeaderAddr = n.cfg.ClientAddrs[uint64(l)]
+	}
+	return e
+}
+
+// handleReady does what a Ready asks, in the order the core requires.
+func (n *Node) handleReady() error {
+	rd := n.rn.Ready()
+	// 1. Messages that depend on nothing durable go at once: the leader's
+	//    Accepts travel while it writes its own log.
+	for _, m := range rd.Messages {
+		n.send(m)
+	}
+	// 2. One write, one fdatasync (group commit in the WAL).
+	if rd.HardState != nil || len(rd.Entries) > 0 {
+		b := wal.Batch{Entries: n.walBatch[:0]}
+		if hs := rd.HardState; hs != nil {
+			b.HardState = &wal.HardState{Promised: toWALBallot(hs.Promised), Commit: hs.Commit}
+		}
+		for _, e := range rd.Entries {
+			b.Entries = append(b.Entries, wal.Entry{Slot: e.Slot, Ballot: toWALBallot(e.Ballot), Value: e.Value})
+		}
+		// The durability point of every reply in MessagesAfterPersist.
+		err := n.wal.Save(b, rd.MustSync)
+		clear(b.Entries)
+		n.walBatch = b.Entries[:0]
+		if err != nil {
+			return fmt.Errorf("engine: the write-ahead log failed: %w", err)
+		}
+	}
+	// 3. Only now the replies that promise durable state.
+	var self []paxos.Message
+	for _, m := range rd.MessagesAfterPersist {
+		if uint64(m.To) == n.cfg.ID {
+			self = append(self, m)
+		} else {
+			n.send(m)
+		}
+	}
+	// 4. Apply, answer, serve reads.
+	if err := n.apply(rd.Committed); err != nil {
+		return err
+	}
+	for _, rs := range rd.ReadStates {
+		if r, ok := n.readsByCtx[rs.Context]; ok {
+			delete(n.readsByCtx, rs.Context)
+			r.index = rs.Index
+			n.readsToServe = append(n.readsToServe, r)
+		}
+	}
+	n.serveReads()
+	// 5. Advance, then the messages this replica sent itself.
+	n.rn.Advance(rd)
+	for _, m := range self {
+		if err := n.rn.Step(m); err != nil {
+			n.log.Error("stepping a message to self", "error", err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) send(m paxos.Message) {
+	n.tr.Send(uint64(m.To), n.codec.encode(m))
+}
+
+// apply applies committed entries through the session table, then
+// answers the waiting callers all at once.
+func (n *Node) apply(ents []paxos.Entry) error {
+	for _, e := range ents {
+		if e.Slot <= n.applied {
+			continue // covered by the snapshot the node restarted from
+		}
+		err := n.sessions.Apply(e.Slot, e.Value, n.sm.Apply, func(r session.Result) {
+			res := Result{Response: r.Response}
+			switch r.Outcome {
+			case session.Stale:
+				res.Err = ErrStale
+			case session.Expired:
+				res.Err = ErrSessionExpired
+			}
+			n.results = append(n.results, resolved{cmdKey{r.Command.ClientID, r.Command.Seq}, res})
+		})
+		if err != nil {
+			return fmt.Errorf("engine: slot %d holds a malformed value: %w", e.Slot, err)
+		}
+		n.applied, n.appliedBallot = e.Slot, e.Ballot
+	}
+	if len(n.results) == 0 {
+		return nil
+	}
+	var notify []func()
+	n.mu.Lock()
+	for _, r := range n.results {
+		if w, ok := n.waiters[r.key]; ok {
+			delete(n.waiters, r.key)
+			for _, fn := range w.notify {
+				fn, res := fn, r.res
+				notify = append(notify, func() { fn(res) })
+			}
+		}
+	}
+	n.mu.Unlock()
+	clear(n.results)
+	n.results = n.results[:0]
+	for _, f := range notify {
+		f()
+	}
+	return nil
+}
+
+// failCommands answers the waiters of keys with err.
+func (n *Node) failCommands(keys []cmdKey, err error) {
+	var notify []func(Result)
+	n.mu.Lock()
+	for _, k := range keys {
+		if w, ok := n.waiters[k]; ok {
+			delete(n.waiters, k)
+			notify = append(notify, w.notify...)
+		}
+	}
+	n.mu.Unlock()
+	for _, fn := range notify {
+		fn(Result{Err: err})
+	}
+}
+
+// sweep proposes again the commands that have waited an election timeout
+// (their proposal may have been lost with a leader), and asks again for
+// the read indexes that have not come back.
+func (n *Node) sweep() {
+	now := time.Now()
+	if now.Sub(n.lastSweep) < n.cfg.ElectionTimeout/2 {
+		return
+	}
+	n.lastSweep = now
+	n.mu.Lock()
+	for k, w := range n.waiters {
+		if now.Sub(w.proposed) >= n.cfg.ElectionTimeout {
+			w.proposed = now
+			n.batch = paxos.AppendCommand(n.batch, paxos.Command{ClientID: k.client, Seq: k.seq, Payload: w.payload})
+			n.batchKeys = append(n.batchKeys, k)
+		}
+	}
+	n.mu.Unlock()
+	for ctx, r := range n.readsByCtx {
+		if now.Sub(r.started) >= n.cfg.ElectionTimeout {
+			delete(n.readsByCtx, ctx)
+			n.startRead(r)
+		}
+	}
+}
+
+// Submit proposes the command payload of client clientID, numbered seq,
+// and waits until it is applied, returning the state machine's response.
+// A client has one command outstanding at a time, numbered from 1; a
+// retry with the same (clientID, seq), on this node or another, is applied
+// at most once and gets the first execution's response.
+//
+// It returns ErrNotLeader (a *NotLeaderError) when no leader is known,
+// ErrBusy when too much is uncommitted, ErrTimeout when ctx ends first
+// (the command may still be applied: retry it), and ErrStale,
+// ErrSessionExpired or ErrClosed.
+func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte) ([]byte, error) {
+	ch := make(chan Result, 1)
+	if err := n.submit(clientID, seq, payload, func(r Result) { ch <- r }); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.Response, r.Err
+	case <-ctx.Done():
+		n.forget(cmdKey{clientID, seq})
+		return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+}
+
+// submit queues a command for the loop; notify is called, once, with its
+// outcome, on the loop's goroutine (it must not block).
+func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result)) error {
+	k := cmdKey{clientID, seq}
+	n.mu.Lock()
+	if n.closed {
+		err := n.closedError()
+		n.mu.Unlock()
+		return err
+	}
+	if len(n.batch)+len(payload) > max(n.cfg.MaxBatchBytes, paxos.DefaultMaxBatchBytes)*4 {
+		n.mu.Unlock()
+		return ErrBusy
+	}
+	if w, ok := n.waiters[k]; ok {
+		// A retry of a command already waiting here: wait for the same
+		// outcome rather than proposing it twice.
+		w.notify = append(w.notify, notify)
+		n.mu.Unlock()
+		return nil
+	}
+	n.waiters[k] = &waiter{payload: payload, proposed: time.Now(), notify: []func(Result){notify}}
+	n.batch = paxos.AppendCommand(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Payload: payload})
+	n.batchKeys = append(n.batchKeys, k)
+	n.mu.Unlock()
+	n.wake()
+	return nil
+}
+
+func (n *Node) forget(k cmdKey) {
+	n.mu.Lock()
+	delete(n.waiters, k)
+	n.mu.Unlock()
+}
+
+func (n *Node) wake() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Read runs fn once a linearizable read is possible: after this replica
+// has applied everything that was committed when Read was called, as
+// confirmed by the leader (read index). fn runs on the node's goroutine,
+// with no Apply running; it must be quick and must not call the Node. It
+// returns ErrNotLeader, ErrTimeout or ErrClosed when fn did not run.
+func (n *Node) Read(ctx context.Context, fn func()) error {
+	done := make(chan error, 1)
+	r, err := n.read(fn, func(err error) { done <- err })
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		r.cancelled.Store(true)
+		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+}
+
+// read queues a read for the loop; finish is called, once, on the loop's
+// goroutine, after fn ran or with the reason it did not.
+func (n *Node) read(fn func(), finish func(error)) (*readRequest, error) {
+	r := &readRequest{fn: fn, finish: finish}
+	n.mu.Lock()
+	if n.closed {
+		err := n.closedError()
+		n.mu.Unlock()
+		return nil, err
+	}
+	n.reads = append(n.reads, r)
+	n.mu.Unlock()
+	n.wake()
+	return r, nil
+}
+
+// Query answers a read-only query of a state machine that implements
+// Querier, linearizably.
+func (n *Node) Query(ctx context.Context, q []byte) ([]byte, error) {
+	qr, ok := n.sm.(Querier)
+	if !ok {
+		return nil, errors.New("engine: the state machine does not answer queries")
+	}
+	var resp []byte
+	if err := n.Read(ctx, func() { resp = qr.Query(q) }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (n *Node) startRead(r *readRequest) {
+	r.ctx = n.readCtx.Add(1)
+	r.started = time.Now()
+	if err := n.rn.ReadIndex(r.ctx); err != nil {
+		r.finish(n.proposeError(err))
+		return
+	}
+	n.readsByCtx[r.ctx] = r
+}
+
+// serveReads runs the confirmed reads whose index has been applied.
+func (n *Node) serveReads() {
+	kept := n.readsToServe[:0]
+	for _, r := range n.readsToServe {
+		if r.index > n.applied {
+			kept = append(kept, r)
+			continue
+		}
+		if !r.cancelled.Load() {
+			r.fn()
+		}
+		r.finish(nil)
+	}
+	clear(n.readsToServe[len(kept):])
+	n.readsToServe = kept
+}
+
+func (n *Node) publishStatus() {
+	st := n.rn.Status()
+	s := &Status{
+		ID: n.cfg.ID, Role: st.Role, Promised: st.Promised, Commit: st.Commit,
+		Applied: n.applied, LastSlot: st.LastSlot,
+	}
+	if st.Lead != paxos.None {
+		s.Leader, s.HasLead = uint64(st.Lead), true
+	}
+	n.status.Store(s)
+}
+
+// Status returns the node's state as of its last turn.
+func (n *Node) Status() Status { return *n.status.Load() }
+
+// fail stops the node after an error it cannot go on from (the WAL
+// failing, above all): it refuses all further work, and everyone waiting
+// gets the error.
+func (n *Node) fail(err error) {
+	n.log.Error("replica stopped", "error", err)
+	n.mu.Lock()
+	n.failure = err
+	n.closed = true
+	n.mu.Unlock()
+	n.abandonAll(fmt.Errorf("%w: %w", ErrClosed, err))
+}
+
+func (n *Node) closedError() error {
+	if n.failure != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, n.failure)
+	}
+	return ErrClosed
+}
+
+// abandonAll answers everyone still waiting with err.
+func (n *Node) abandonAll(err error) {
+	n.mu.Lock()
+	waiters, reads, snaps := n.waiters, n.reads, n.snapReqs
+	n.waiters, n.reads, n.snapReqs, n.batch, n.batchKeys = map[cmdKey]*waiter{}, nil, nil, nil, nil
+	n.mu.Unlock()
+	for _, w := range waiters {
+		for _, fn := range w.notify {
+			fn(Result{Err: err})
+		}
+	}
+	for _, r := range reads {
+		r.finish(err)
+	}
+	for _, r := range n.readsByCtx {
+		r.finish(err)
+	}
+	for _, r := range n.readsToServe {
+		r.finish(err)
+	}
+	n.readsByCtx, n.readsToServe = map[uint64]*readRequest{}, nil
+	for _, s := range snaps {
+		s <- snapshotResult{err: err}
+	}
+}
+
+// Close stops the node: its loop, its client listener, its transport, its
+// log and its snapshot store. Callers still waiting get ErrClosed. It
+// writes nothing: whatever was acknowledged is already durable.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		close(n.stop)
+		<-n.done
+		n.abandonAll(ErrClosed)
+		n.closeErr = n.closeResources()
+	})
+	return n.closeErr
+}
+
+func (n *Node) closeResources() error {
+	var errs []error
+	if n.cs != nil {
+		errs = append(errs, n.cs.close())
+	}
+	if n.tr != nil {
+		errs = append(errs, n.tr.Close())
+	}
+	if n.wal != nil {
+		if err := n.wal.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if n.snaps != nil {
+		errs = append(errs, n.snaps.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+
+	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/engine/session"
+	"github.com/paxos-go/paxos/storage"
+	"github.com/paxos-go/paxos/wal"
+)
+
+// A snapshot holds the state machine and the session table after a slot:
+//
+//	magic "PXSN" | version u8 | slot u64 | sessions length u32 | sessions | state machine...
+//
+// (big-endian; the state machine's part runs to the end).
+
+const snapshotVersion = 1
+
+var snapshotMagic = []byte("PXSN")
+
+type snapshotResult struct {
+	meta storage.Meta
+	err  error
+}
+
+// Snapshot writes a snapshot of the state machine and the session table,
+// as of the last applied slot, to the snapshot store, and returns its
+// metadata once it is durable.
+func (n *Node) Snapshot(ctx context.Context) (storage.Meta, error) {
+	reply := make(chan snapshotResult, 1)
+	n.mu.Lock()
+	if n.closed {
+		err := n.closedError()
+		n.mu.Unlock()
+		return storage.Meta{}, err
+	}
+	n.snapReqs = append(n.snapReqs, reply)
+	n.mu.Unlock()
+	n.wake()
+	select {
+	case r := <-reply:
+		return r.meta, r.err
+	case <-ctx.Done():
+		return storage.Meta{}, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+}
+
+// writeSnapshot snapshots the state as of the last applied slot. It runs
+// on the loop, so nothing is applied meanwhile.
+func (n *Node) writeSnapshot() (storage.Meta, error) {
+	if n.applied == 0 {
+		return storage.Meta{}, errors.New("engine: nothing applied yet to snapshot")
+	}
+	w, err := n.snaps.Create(n.applied, storage.Ballot{Round: n.appliedBallot.Round, Node: uint64(n.appliedBallot.Node)})
+	if err != nil {
+		return storage.Meta{}, err
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	var sessions []byte
+	sessionsBuf := &byteWriter{&sessions}
+	n.sessions.WriteTo(sessionsBuf)
+	hdr := append([]byte(nil), snapshotMagic...)
+	hdr = append(hdr, snapshotVersion)
+	hdr = binary.BigEndian.AppendUint64(hdr, n.applied)
+	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(sessions)))
+	bw.Write(hdr)
+	bw.Write(sessions)
+	err = n.sm.Snapshot(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		w.Abort()
+		return storage.Meta{}, fmt.Errorf("engine: writing a snapshot: %w", err)
+	}
+	m, err := w.Commit()
+	if err != nil {
+		return storage.Meta{}, err
+	}
+	n.log.Info("snapshot written", "slot", m.Slot, "bytes", m.Size)
+	return m, nil
+}
+
+type byteWriter struct{ b *[]byte }
+
+func (w *byteWriter) Write(p []byte) (int, error) {
+	*w.b = append(*w.b, p...)
+	return len(p), nil
+}
+
+// restoreSnapshot restores the newest snapshot that verifies, if any. A
+// snapshot that does not verify is skipped, with a warning, for an older
+// one; but if the log was compacted beyond what the surviving snapshots
+// cover, the replica cannot recover by itself and Start fails.
+func (n *Node) restoreSnapshot(st wal.InitialState) error {
+	list, err := n.snaps.List()
+	if err != nil {
+		return fmt.Errorf("engine: listing snapshots: %w", err)
+	}
+	for i := len(list) - 1; i >= 0; i-- {
+		m := list[i]
+		if _, err := storage.Verify(n.snaps, m.Slot); err != nil {
+			n.log.Warn("skipping a snapshot that does not verify", "slot", m.Slot, "error", err)
+			continue
+		}
+		if err := n.loadSnapshot(m); err != nil {
+			return err
+		}
+		break
+	}
+	if st.Compacted.Slot > n.applied {
+		return fmt.Errorf("engine: the log is compacted up to slot %d, but no usable snapshot covers it (newest usable: slot %d)", st.Compacted.Slot, n.applied)
+	}
+	return nil
+}
+
+func (n *Node) loadSnapshot(m storage.Meta) error {
+	r, _, err := n.snaps.Open(m.Slot)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 256<<10)
+	hdr := make([]byte, len(snapshotMagic)+1+8+4)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
+	}
+	if string(hdr[:4]) != string(snapshotMagic) || hdr[4] != snapshotVersion {
+		return fmt.Errorf("engine: snapshot of slot %d is not a paxos-go snapshot of version %d", m.Slot, snapshotVersion)
+	}
+	slot := binary.BigEndian.Uint64(hdr[5:])
+	sessions := make([]byte, binary.BigEndian.Uint32(hdr[13:]))
+	if slot != m.Slot || int64(len(sessions)) > m.Size {
+		return fmt.Errorf("engine: snapshot of slot %d has a malformed header", m.Slot)
+	}
+	if _, err := io.ReadFull(br, sessions); err != nil {
+		return fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
+	}
+	table, err := session.Read(sessions)
+	if err != nil {
+		return fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
+	}
+	if err := n.sm.Restore(br); err != nil {
+		return fmt.Errorf("engine: restoring the state machine from the snapshot of slot %d: %w", m.Slot, err)
+	}
+	n.sessions = table
+	n.applied = m.Slot
+	n.appliedBallot = paxos.Ballot{Round: m.Ballot.Round, Node: paxos.NodeID(m.Ballot.Node)}
+	n.log.Info("restored a snapshot", "slot", m.Slot, "bytes", m.Size)
+	return nil
+}
+
+// newRand returns a random source seeded from the operating system, for
+// the core's election timeouts.
+func newRand() *mrand.Rand {
+	var seed [16]byte
+	rand.Read(seed[:])
+	return mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+}

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The typed layer gives embedders the feel of the seed's API: a command
+// type that says who sent it and its number, a response type, and
+// Execute(slot, cmd) (resp, ok). Commands and responses travel as msgpack.
+
+// Command is a command of a typed state machine. ClientID names its
+// sender and LocalID numbers its commands 1, 2, 3, ...: a command is
+// executed at most once per (ClientID, LocalID).
+type Command interface {
+	ClientID() uint64
+	LocalID() uint64
+}
+
+// Executor is a typed state machine. Execute runs one command and returns
+// its response, or false for none; like StateMachine.Apply it must be
+// deterministic.
+type Executor[C Command, R any] interface {
+	Execute(slot uint64, cmd C) (R, bool)
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+}
+
+// Typed is a Node running a typed state machine.
+type Typed[C Command, R any] struct {
+	*Node
+}
+
+// StartTyped starts a node (see Start) running ex.
+func StartTyped[C Command, R any](cfg Config, ex Executor[C, R]) (*Typed[C, R], error) {
+	n, err := Start(cfg, typedMachine[C, R]{ex})
+	if err != nil {
+		return nil, err
+	}
+	return &Typed[C, R]{n}, nil
+}
+
+// ErrBadCommand is returned for a command the state machine could not
+// decode.
+var ErrBadCommand = errors.New("engine: malformed command")
+
+// Submit runs cmd, exactly once, and returns its response (ok is false if
+// Execute gave none). Errors are those of Node.Submit.
+func (t *Typed[C, R]) Submit(ctx context.Context, cmd C) (resp R, ok bool, err error) {
+	raw, err := t.Node.Submit(ctx, cmd.ClientID(), cmd.LocalID(), encodeMsgpack(cmd))
+	if err != nil {
+		return resp, false, err
+	}
+	return decodeResponse[R](raw)
+}
+
+// Responses are a tag byte, then msgpack: 1 a response, 0 none, 2 an
+// error message (a command that did not decode, on every replica alike).
+func decodeResponse[R any](raw []byte) (resp R, ok bool, err error) {
+	if len(raw) == 0 {
+		return resp, false, fmt.Errorf("%w: empty response", ErrBadCommand)
+	}
+	switch raw[0] {
+	case 0:
+		return resp, false, nil
+	case 1:
+		if err := decodeMsgpack(raw[1:], &resp); err != nil {
+			return resp, false, fmt.Errorf("engine: malformed response: %w", err)
+		}
+		return resp, true, nil
+	}
+	return resp, false, fmt.Errorf("%w: %s", ErrBadCommand, raw[1:])
+}
+
+// typedMachine adapts an Executor to a StateMachine.
+type typedMachine[C Command, R any] struct {
+	ex Executor[C, R]
+}
+
+func (m typedMachine[C, R]) Apply(slot uint64, payload []byte) []byte {
+	var cmd C
+	if err := decodeMsgpack(payload, &cmd); err != nil {
+		return append([]byte{2}, err.Error()...)
+	}
+	resp, ok := m.ex.Execute(slot, cmd)
+	if !ok {
+		return []byte{0}
+	}
+	return append([]byte{1}, encodeMsgpack(&resp)...)
+}
+
+func (m typedMachine[C, R]) Snapshot(w io.Writer) error { return m.ex.Snapshot(w) }
+
+func (m typedMachine[C, R]) Restore(r io.Reader) error { return m.ex.Restore(r) }

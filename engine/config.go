@@ -107,6 +107,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxMsgBytes <= 0 {
 		c.MaxMsgBytes = paxos.DefaultMaxMsgBytes
 	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = paxos.DefaultMaxBatchBytes
+	}
 	if c.MaxMsgBytes > c.MaxFrameBytes/2 {
 		c.MaxMsgBytes = c.MaxFrameBytes / 2
 	}

@@ -55,11 +55,17 @@ type Node struct {
 	sessions      *session.Table
 	applied       uint64
 	appliedBallot paxos.Ballot
-	walBatch      []wal.Entry
 	results       []resolved
-	readsByCtx    map[uint64]*readRequest
-	readsToServe  []*readRequest // confirmed, waiting for the state machine to reach their index
-	lastSweep     time.Time
+	// Batching at the leader (see holdBatch): inflight counts the commands
+	// of the slot in flight; after it commits, the leader waits for
+	// gatherTarget commands, or until gatherSince+batchDelay.
+	inflight     int
+	gatherTarget int
+	gatherSince  time.Time
+	batchTimer   *time.Timer
+	readsByCtx   map[uint64]*readRequest
+	readsToServe []*readRequest // confirmed, waiting for the state machine to reach their index
+	lastSweep    time.Time
 
 	// Shared with callers; guarded by mu.
 	mu        sync.Mutex
@@ -71,13 +77,22 @@ type Node struct {
 	closed    bool
 	failure   error
 
-	kick      chan struct{} // wakes the loop: a command or read arrived
-	stop      chan struct{} // closed by Close
-	done      chan struct{} // closed when the loop has returned
+	kick chan struct{} // wakes the loop: a command or read arrived
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the loop has returned
+
+	// The persister: the loop queues each Ready's write and the replies
+	// that must wait for it; the persister goroutine waits for the writes
+	// in order and releases the replies (see persist).
+	persistQ    chan persistJob
+	selfCh      chan []paxos.Message // replies to itself, back to the loop
+	persistErr  chan error
+	persistDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
-	status  atomic.Pointer[Status]
-	readCtx atomic.Uint64
+	status    atomic.Pointer[Status]
+	readCtx   atomic.Uint64
 }
 
 type cmdKey struct{ client, seq uint64 }
@@ -130,22 +145,27 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		sm:         sm,
-		codec:      newMessageCodec(),
-		sessions:   session.New(cfg.SessionTTL),
-		readsByCtx: map[uint64]*readRequest{},
-		waiters:    map[cmdKey]*waiter{},
-		kick:       make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		sm:          sm,
+		codec:       newMessageCodec(),
+		sessions:    session.New(cfg.SessionTTL),
+		readsByCtx:  map[uint64]*readRequest{},
+		waiters:     map[cmdKey]*waiter{},
+		kick:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		persistQ:    make(chan persistJob, 256),
+		selfCh:      make(chan []paxos.Message, 256),
+		persistErr:  make(chan error, 1),
+		persistDone: make(chan struct{}),
 	}
 	if err := n.open(); err != nil {
 		n.closeResources()
 		return nil, err
 	}
 	n.publishStatus()
+	go n.persist()
 	go n.run()
 	return n, nil
 }
@@ -242,6 +262,7 @@ func toWALBallot(b paxos.Ballot) wal.Ballot { return wal.Ballot{Round: b.Round, 
 // run is the node's loop: feed the core what arrived, act on its Ready.
 func (n *Node) run() {
 	defer close(n.done)
+	defer close(n.persistQ) // the persister finishes what was queued, then stops
 	ticker := time.NewTicker(n.cfg.HeartbeatInterval)
 	defer ticker.Stop()
 	recv := n.tr.Receive()
@@ -249,20 +270,27 @@ func (n *Node) run() {
 		select {
 		case <-n.stop:
 			return
+		case err := <-n.persistErr:
+			n.fail(err)
+			return
 		case <-ticker.C:
 			n.rn.Tick()
 			n.sweep()
 		case batch := <-recv:
 			n.stepAll(batch)
+		case msgs := <-n.selfCh:
+			n.stepSelf(msgs)
 		case <-n.kick:
 		}
 		// Take whatever else is waiting without blocking, so that one
-		// Ready (one WAL write) covers all of it.
+		// Ready covers all of it.
 	drain:
 		for i := 0; i < 64; i++ {
 			select {
 			case batch := <-recv:
 				n.stepAll(batch)
+			case msgs := <-n.selfCh:
+				n.stepSelf(msgs)
 			default:
 				break drain
 			}
@@ -275,6 +303,14 @@ func (n *Node) run() {
 			}
 		}
 		n.publishStatus()
+	}
+}
+
+func (n *Node) stepSelf(msgs []paxos.Message) {
+	for _, m := range msgs {
+		if err := n.rn.Step(m); err != nil {
+			n.log.Error("stepping a message to self", "error", err)
+		}
 	}
 }
 
@@ -298,10 +334,19 @@ func (n *Node) stepAll(batch []paxosnet.Inbound) {
 // takeRequests hands the core the commands and reads that callers queued.
 func (n *Node) takeRequests() {
 	n.mu.Lock()
+	hold := n.holdBatch()
 	batch, keys, reads, snaps := n.batch, n.batchKeys, n.reads, n.snapReqs
-	n.batch, n.batchKeys, n.reads, n.snapReqs = nil, nil, nil, nil
+	if hold {
+		batch, keys = nil, nil
+	} else {
+		n.batch, n.batchKeys = nil, nil
+	}
+	n.reads, n.snapReqs = nil, nil
 	n.mu.Unlock()
 	if len(batch) > 0 {
+		if n.rn.IsLeader() {
+			n.inflight, n.gatherTarget = len(keys), 0
+		}
 		if err := n.rn.Propose(batch); err != nil {
 			n.failCommands(keys, n.proposeError(err))
 		}
@@ -313,6 +358,52 @@ func (n *Node) takeRequests() {
 		m, err := n.writeSnapshot()
 		reply <- snapshotResult{m, err}
 	}
+}
+
+// batchDelay is the longest a leader holds commands back to fill a batch.
+const batchDelay = 300 * time.Microsecond
+
+// holdBatch decides whether the leader keeps the commands it has for a
+// moment instead of proposing them now. A slot costs an fdatasync on every
+// replica, so a slot should carry as many commands as there are:
+//
+//   - While a slot is uncommitted, new commands wait: they ride in the
+//     next slot, proposed at the commit.
+//   - When the slot commits, its clients are answered and most come
+//     straight back with their next command; the leader waits, at most
+//     batchDelay, until about as many as the committed slot carried are
+//     back, on top of those that were already waiting. Without this, the
+//     clients split into two halves that alternate, each slot carrying
+//     half of them.
+//
+// A lone client is never held: it waits for itself. Called with n.mu held.
+func (n *Node) holdBatch() bool {
+	if len(n.batchKeys) == 0 || !n.rn.IsLeader() || len(n.batch) >= n.cfg.MaxBatchBytes/2 {
+		return false
+	}
+	st := n.rn.Status()
+	if st.LastSlot > st.Commit {
+		return true // proposed at the commit, with everything gathered by then
+	}
+	if n.inflight > 0 {
+		// The slot just committed: wait for its clients too.
+		n.gatherTarget = len(n.batchKeys) + n.inflight*9/10
+		n.gatherSince = time.Now()
+		n.inflight = 0
+	}
+	if len(n.batchKeys) >= n.gatherTarget {
+		return false
+	}
+	wait := batchDelay - time.Since(n.gatherSince)
+	if wait <= 0 {
+		return false
+	}
+	if n.batchTimer == nil {
+		n.batchTimer = time.AfterFunc(wait, n.wake)
+	} else {
+		n.batchTimer.Reset(wait)
+	}
+	return true
 }
 
 func (n *Node) proposeError(err error) error {
@@ -334,41 +425,70 @@ func (n *Node) notLeader() error {
 	return e
 }
 
-// handleReady does what a Ready asks, in the order the core requires.
+// persistJob is one Ready's write and the replies that wait for it.
+type persistJob struct {
+	write  bool
+	ticket wal.Ticket
+	after  []outbound      // to other replicas
+	self   []paxos.Message // to this replica
+}
+
+type outbound struct {
+	to      uint64
+	payload []byte
+}
+
+// handleReady does what a Ready asks, in the order the core requires:
+//
+//  1. Messages that depend on nothing durable go at once: the leader's
+//     Accepts travel while it writes its own log.
+//  2. The hard state and entries are queued in the WAL, in Ready order,
+//     and the replies that promise durable state are handed to the
+//     persister, which sends them only once the WAL has synced the write
+//     (or a later one: the WAL writes in order). The loop does not wait:
+//     it goes on stepping acknowledgements and proposals while the disk
+//     works, and the WAL merges the writes that queue meanwhile into one
+//     fdatasync.
+//  3. Committed entries are applied now. They are chosen, durable on a
+//     majority, whether or not this replica's own copy is on disk yet.
 func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
-	// 1. Messages that depend on nothing durable go at once: the leader's
-	//    Accepts travel while it writes its own log.
 	for _, m := range rd.Messages {
 		n.send(m)
 	}
-	// 2. One write, one fdatasync (group commit in the WAL).
+	var job persistJob
 	if rd.HardState != nil || len(rd.Entries) > 0 {
-		b := wal.Batch{Entries: n.walBatch[:0]}
+		// The WAL keeps the batch until it is written: it gets slices of
+		// its own (the values are shared; nobody modifies them).
+		b := wal.Batch{Entries: make([]wal.Entry, len(rd.Entries))}
 		if hs := rd.HardState; hs != nil {
 			b.HardState = &wal.HardState{Promised: toWALBallot(hs.Promised), Commit: hs.Commit}
 		}
-		for _, e := range rd.Entries {
-			b.Entries = append(b.Entries, wal.Entry{Slot: e.Slot, Ballot: toWALBallot(e.Ballot), Value: e.Value})
+		for i, e := range rd.Entries {
+			b.Entries[i] = wal.Entry{Slot: e.Slot, Ballot: toWALBallot(e.Ballot), Value: e.Value}
 		}
-		// The durability point of every reply in MessagesAfterPersist.
-		err := n.wal.Save(b, rd.MustSync)
-		clear(b.Entries)
-		n.walBatch = b.Entries[:0]
+		t, err := n.wal.Enqueue(b, rd.MustSync)
 		if err != nil {
-			return fmt.Errorf("engine: the write-ahead log failed: %w", err)
+			return fmt.Errorf("engine: the write-ahead log refused a write: %w", err)
 		}
+		job.write, job.ticket = true, t
 	}
-	// 3. Only now the replies that promise durable state.
-	var self []paxos.Message
 	for _, m := range rd.MessagesAfterPersist {
 		if uint64(m.To) == n.cfg.ID {
-			self = append(self, m)
+			job.self = append(job.self, m)
 		} else {
-			n.send(m)
+			job.after = append(job.after, outbound{uint64(m.To), n.codec.encode(m)})
 		}
 	}
-	// 4. Apply, answer, serve reads.
+	if job.write || len(job.after) > 0 || len(job.self) > 0 {
+		// Every reply goes through the queue, even with no write of its
+		// own: it may report entries an earlier, still pending write holds.
+		select {
+		case n.persistQ <- job:
+		case err := <-n.persistErr:
+			return err
+		}
+	}
 	if err := n.apply(rd.Committed); err != nil {
 		return err
 	}
@@ -380,14 +500,38 @@ func (n *Node) handleReady() error {
 		}
 	}
 	n.serveReads()
-	// 5. Advance, then the messages this replica sent itself.
 	n.rn.Advance(rd)
-	for _, m := range self {
-		if err := n.rn.Step(m); err != nil {
-			n.log.Error("stepping a message to self", "error", err)
+	return nil
+}
+
+// persist waits, in order, for each queued write to be durable, then
+// releases the replies that depended on it. This is the only place that
+// sends replies promising durable state, and it sends them only after
+// Wait has returned: after the fdatasync that made their state durable.
+func (n *Node) persist() {
+	defer close(n.persistDone)
+	failed := false
+	for job := range n.persistQ {
+		if failed {
+			continue // drain: nothing is sent after a failure
+		}
+		if job.write {
+			if err := n.wal.Wait(job.ticket); err != nil {
+				failed = true
+				n.persistErr <- fmt.Errorf("engine: the write-ahead log failed: %w", err)
+				continue
+			}
+		}
+		for _, m := range job.after {
+			n.tr.Send(m.to, m.payload)
+		}
+		if len(job.self) > 0 {
+			select {
+			case n.selfCh <- job.self:
+			case <-n.stop:
+			}
 		}
 	}
-	return nil
 }
 
 func (n *Node) send(m paxos.Message) {
@@ -694,6 +838,10 @@ func (n *Node) Close() error {
 		n.mu.Unlock()
 		close(n.stop)
 		<-n.done
+		<-n.persistDone
+		if n.batchTimer != nil {
+			n.batchTimer.Stop()
+		}
 		n.abandonAll(ErrClosed)
 		n.closeErr = n.closeResources()
 	})

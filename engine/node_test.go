@@ -21,6 +21,13 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// trivialMachine is the state machine of the benchmarks: it only counts.
+type trivialMachine struct{ n uint64 }
+
+func (m *trivialMachine) Apply(slot uint64, cmd []byte) []byte { m.n++; return nil }
+func (m *trivialMachine) Snapshot(w io.Writer) error           { return nil }
+func (m *trivialMachine) Restore(r io.Reader) error            { return nil }
+
 // logMachine is the test state machine: an append-only log of payloads.
 // Every payload the tests submit is unique, so a payload applied twice is
 // a command executed twice.
@@ -82,6 +89,17 @@ type testCluster struct {
 	mu    sync.Mutex // guards nodes and sms, which crashes and restarts change
 	nodes map[uint64]*Node
 	sms   map[uint64]*logMachine
+	// trivial makes start give replicas a trivialMachine (benchmarks).
+	trivial bool
+}
+
+// useTrivialMachines restarts every replica with a trivialMachine.
+func (c *testCluster) useTrivialMachines() {
+	c.trivial = true
+	for id := range c.running() {
+		c.crash(id)
+		c.start(id)
+	}
 }
 
 // running returns the running replicas, by id.
@@ -135,6 +153,10 @@ func freeAddr(t testing.TB) string {
 func (c *testCluster) start(id uint64) *Node {
 	c.t.Helper()
 	sm := &logMachine{}
+	var machine StateMachine = sm
+	if c.trivial {
+		machine = &trivialMachine{}
+	}
 	cfg := Config{
 		ID: id, Peers: c.peers, ClusterID: "test",
 		DataDir:         filepath.Join(c.dir, fmt.Sprint(id)),
@@ -151,7 +173,7 @@ func (c *testCluster) start(id uint64) *Node {
 	// The address may still be held by the previous incarnation for a
 	// moment after it closed.
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if n, err = Start(cfg, sm); err == nil || time.Now().After(deadline) {
+		if n, err = Start(cfg, machine); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -22,7 +22,11 @@ type node struct {
 	// busy is set between Ready and Advance, while a persist is under way;
 	// input waits in inbox, ticks and requests meanwhile.
 	busy        bool
-	incarnation int // increases at every crash; stale persists are ignored
+	// With Options.Pipelined, persists queue instead: pendingPersists
+	// counts them and lastPersist is when the last one completes.
+	pendingPersists int
+	lastPersist     Time
+	incarnation     int // increases at every crash; stale persists are ignored
 	inbox       []paxos.Message
 	ticks       int
 	requests    []*request
@@ -85,6 +89,7 @@ func (n *node) boot() {
 	}
 	n.rn = rn
 	n.up, n.busy, n.paused, n.leading = true, false, false, false
+	n.pendingPersists, n.lastPersist = 0, 0
 	n.inbox, n.ticks, n.requests = nil, 0, nil
 	n.chat = newChat()
 	n.sessions = session.New(0)
@@ -216,15 +221,49 @@ func (n *node) loop() {
 	for _, m := range rd.Messages {
 		n.send(m)
 	}
-	// The persist takes the disk's time; until it completes, the replica
-	// takes no input. If it crashes meanwhile, the write is lost.
-	n.busy = true
 	inc := n.incarnation
-	n.s.after(n.s.between(50, 1000), func() {
+	if !n.s.opts.Pipelined {
+		// The persist takes the disk's time; until it completes, the
+		// replica takes no input. If it crashes meanwhile, the write is
+		// lost.
+		n.busy = true
+		n.s.after(n.s.between(50, 1000), func() {
+			if n.incarnation == inc && n.up {
+				n.persisted(rd, crashAt)
+			}
+		})
+		return
+	}
+	// The engine's runtime: the write is queued, in order, and the replica
+	// goes on; committed entries are applied at once; the replies that
+	// wait for the write go out when it completes.
+	done := max(n.s.now+n.s.between(50, 1000), n.lastPersist+1)
+	n.lastPersist = done
+	n.pendingPersists++
+	n.s.at(done, func() {
 		if n.incarnation == inc && n.up {
+			n.pendingPersists--
 			n.persisted(rd, crashAt)
 		}
 	})
+	n.applyReady(rd)
+	n.rn.Advance(rd)
+	n.wake()
+}
+
+// applyReady applies a Ready's committed entries and takes its read
+// states.
+func (n *node) applyReady(rd paxos.Ready) {
+	for _, e := range rd.Committed {
+		n.apply(e)
+	}
+	for _, r := range rd.ReadStates {
+		if req, ok := n.reads[r.Context]; ok {
+			delete(n.reads, r.Context)
+			n.readIndex = append(n.readIndex, readWait{index: r.Index, req: req})
+		}
+	}
+	n.serveReads()
 }
 
 // Points of the runtime loop where a crash can be planted.
@@ -307,16 +346,11 @@ func (n *node) persisted(rd paxos.Ready, crashAt int) {
 		n.crash()
 		return
 	}
-	for _, e := range rd.Committed {
-		n.apply(e)
+	if n.s.opts.Pipelined {
+		n.wake() // for the messages it sent itself
+		return
 	}
-	for _, r := range rd.ReadStates {
-		if req, ok := n.reads[r.Context]; ok {
-			delete(n.reads, r.Context)
-			n.readIndex = append(n.readIndex, readWait{index: r.Index, req: req})
-		}
-	}
-	n.serveReads()
+	n.applyReady(rd)
 	n.rn.Advance(rd)
 	n.busy = false
 	n.wake()

@@ -74,6 +74,12 @@ type Options struct {
 	// StaleReads serves reads from a replica's state at once, without a
 	// read index: more deliberate bugs the checkers must catch.
 	ForgetPromise, SkipSessionCheck, StaleReads bool
+	// Pipelined runs replicas as the engine's runtime does: a replica keeps
+	// stepping while its writes are queued, applies committed entries at
+	// once, and sends the replies that wait for a write when it completes.
+	// Otherwise a replica takes no input until its write completes, then
+	// applies.
+	Pipelined bool
 	// Trace keeps the last TraceLines lines of a trace of every event.
 	Trace      bool
 	TraceLines int
@@ -245,7 +251,7 @@ func (s *Sim) caughtUp() bool {
 	var commit uint64
 	for i, n := range s.nodes {
 		st := n.rn.Status()
-		if !n.up || n.busy || st.Applied != st.Commit || (i > 0 && st.Commit != commit) {
+		if !n.up || n.busy || n.pendingPersists > 0 || st.Applied != st.Commit || (i > 0 && st.Commit != commit) {
 			return false
 		}
 		commit = st.Commit

@@ -21,18 +21,18 @@ type node struct {
 	up, paused bool
 	// busy is set between Ready and Advance, while a persist is under way;
 	// input waits in inbox, ticks and requests meanwhile.
-	busy        bool
+	busy bool
 	// With Options.Pipelined, persists queue instead: pendingPersists
 	// counts them and lastPersist is when the last one completes.
 	pendingPersists int
 	lastPersist     Time
 	incarnation     int // increases at every crash; stale persists are ignored
-	inbox       []paxos.Message
-	ticks       int
-	requests    []*request
-	wakePending bool
-	leading     bool // as of the last Ready, for counting elections
-	skew        float64
+	inbox           []paxos.Message
+	ticks           int
+	requests        []*request
+	wakePending     bool
+	leading         bool // as of the last Ready, for counting elections
+	skew            float64
 
 	// The fake disk: what completed persists wrote.
 	hard    paxos.HardState

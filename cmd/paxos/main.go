@@ -1,15 +1,18 @@
-// Command paxos is the operator's tool for paxos-go: inspect and verify
-// write-ahead logs.
+// Command paxos is the main tool of paxos-go:
 //
+//	paxos up                 a local chat room cluster of 3 replicas, no setup
 //	paxos wal dump <dir>     segments, record counts, slot ranges, hard state
 //	paxos wal verify <dir>   exit 0 on a sound log, 1 naming file and offset
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/alecthomas/kong"
 	"github.com/hashicorp/go-hclog"
@@ -18,17 +21,21 @@ import (
 // cli is the command line: one field per subcommand.
 type cli struct {
 	Verbose int    `short:"v" type:"counter" help:"Log more (repeat for more detail)."`
+	Up      upCmd  `cmd:"" help:"Run a local chat room cluster (3 replicas on 127.0.0.1, data in ./data) until Ctrl-C."`
 	WAL     walCmd `cmd:"" name:"wal" help:"Inspect and verify write-ahead logs."`
 }
 
 // globals is what every subcommand's Run receives.
 type globals struct {
+	ctx context.Context // ends on Ctrl-C (SIGINT) or SIGTERM
 	log hclog.Logger
 	out io.Writer
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // exitRequest carries kong's request to exit (after --help, say) out of
@@ -37,7 +44,7 @@ type exitRequest struct{ code int }
 
 // run runs the command line args and returns the exit status: 0 on
 // success, 1 when the command fails, 80 for a bad command line.
-func run(args []string, stdout, stderr io.Writer) (code int) {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
 	parser, err := kong.New(&c,
 		kong.Name("paxos"),
@@ -58,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			code = e.code
 		}
 	}()
-	ctx, err := parser.Parse(args)
+	kctx, err := parser.Parse(args)
 	if err != nil {
 		var pe *kong.ParseError
 		if errors.As(err, &pe) {
@@ -71,8 +78,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		parser.Errorf("%s", err)
 		return 1
 	}
-	g := &globals{log: newLogger(c.Verbose, stderr), out: stdout}
-	if err := ctx.Run(g); err != nil {
+	g := &globals{ctx: ctx, log: newLogger(c.Verbose, stderr), out: stdout}
+	if err := kctx.Run(g); err != nil {
 		fmt.Fprintf(stderr, "paxos: %s\n", err)
 		return 1
 	}

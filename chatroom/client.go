@@ -1,0 +1,78 @@
+package chatroom
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/paxos-go/paxos/engine"
+)
+
+// Client is a chat room client. It finds the leader, follows redirects,
+// and retries a put with the same (ClientID, Seq) until it is answered, so
+// that a message is stored exactly once. One put at a time per Client.
+type Client struct {
+	c    *engine.Client
+	read *engine.Client // reads do not wait behind a put
+}
+
+// Options configure a Client.
+type Options = engine.ClientOptions
+
+// NewClient returns a client of the servers whose client ports are addrs.
+func NewClient(addrs []string, opts Options) *Client {
+	read := opts
+	read.ClientID = 0
+	return &Client{c: engine.NewClient(addrs, opts), read: engine.NewClient(addrs, read)}
+}
+
+// ID returns the client's session ID.
+func (c *Client) ID() uint64 { return c.c.ID() }
+
+// Put stores msg and returns once it is committed (and applied), with the
+// log's length after it.
+func (c *Client) Put(ctx context.Context, msg string) (uint64, error) {
+	if len(msg) > MaxMessageBytes {
+		return 0, fmt.Errorf("chatroom: message of %d bytes, the limit is %d", len(msg), MaxMessageBytes)
+	}
+	resp, err := c.c.Submit(ctx, PutCommand(msg))
+	if err != nil {
+		return 0, err
+	}
+	p, n := binary.Uvarint(resp)
+	if n <= 0 || n != len(resp) {
+		return 0, fmt.Errorf("%w: put answered %x", ErrBadCommand, resp)
+	}
+	return p, nil
+}
+
+// Get returns the whole log, read linearizably (by read index).
+func (c *Client) Get(ctx context.Context) ([]string, error) {
+	var all []string
+	for {
+		p, err := c.GetFrom(ctx, uint64(len(all)))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Messages...)
+		if uint64(len(all)) >= p.Total || len(p.Messages) == 0 {
+			return all, nil
+		}
+	}
+}
+
+// GetFrom returns the messages from index from on (as many as fit in one
+// page), read linearizably.
+func (c *Client) GetFrom(ctx context.Context, from uint64) (Page, error) {
+	resp, err := c.read.Query(ctx, GetCommand(from, 0))
+	if err != nil {
+		return Page{}, err
+	}
+	return DecodePage(resp)
+}
+
+// Close closes the client's connections.
+func (c *Client) Close() error {
+	return errors.Join(c.c.Close(), c.read.Close())
+}

@@ -1,0 +1,81 @@
+package chatroom
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/paxos-go/paxos/engine"
+)
+
+// ServerConfig configures one chat room replica.
+type ServerConfig struct {
+	// ID is this replica, from 0 to Count-1; Peers maps every replica to
+	// its peer address.
+	ID, Count int
+	Peers     map[uint64]string
+	// ClientAddr is where clients connect.
+	ClientAddr string
+	// DataDir holds the replica's log and snapshots. It is claimed for
+	// this cluster and replica on first use (an IDENTITY file); a replica
+	// refuses a data dir claimed by another.
+	DataDir   string
+	ClusterID string
+	// ElectionTimeout defaults to 1 s; SegmentBytes, the WAL's segment
+	// size, to 8 MiB (a chat room needs no bigger).
+	ElectionTimeout time.Duration
+	SegmentBytes    int64
+	Logger          hclog.Logger
+}
+
+// StartServer claims the data dir and starts a replica running a Room.
+func StartServer(cfg ServerConfig) (*engine.Node, error) {
+	if cfg.SegmentBytes == 0 {
+		cfg.SegmentBytes = 8 << 20
+	}
+	if err := ClaimDataDir(cfg.DataDir, cfg.ClusterID, cfg.ID, cfg.Count); err != nil {
+		return nil, err
+	}
+	ec := engine.Config{
+		ID:              uint64(cfg.ID),
+		Peers:           cfg.Peers,
+		ClusterID:       cfg.ClusterID,
+		DataDir:         cfg.DataDir,
+		ClientAddr:      cfg.ClientAddr,
+		ElectionTimeout: cfg.ElectionTimeout,
+		Logger:          cfg.Logger,
+	}
+	ec.WAL.SegmentBytes = cfg.SegmentBytes
+	return engine.Start(ec, New())
+}
+
+// ClaimDataDir makes sure dir holds the data of this cluster and replica,
+// or none: it writes an IDENTITY file on first use and compares it after.
+func ClaimDataDir(dir, cluster string, id, count int) error {
+	want := fmt.Sprintf("cluster=%s\nid=%d\ncount=%d\n", cluster, id, count)
+	path := filepath.Join(dir, "IDENTITY")
+	got, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if string(got) != want {
+			return fmt.Errorf("data dir %s belongs to another server (%s); start it with that server's flags or use another data dir",
+				dir, strings.ReplaceAll(strings.TrimSpace(string(got)), "\n", ", "))
+		}
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(want), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,164 @@
+// Command chatroom-server runs one replica of the chat room, with the
+// flags of the original project:
+//
+//	chatroom-server -i ID -p PORT -c COUNT [-t MS] [-v...] [--data-dir DIR] [--peers LIST] [--cluster-id ID]
+//
+// The replica serves clients on 127.0.0.1:PORT and its peers on
+// 127.0.0.1:20000+ID, unless --peers says otherwise. It stops cleanly on
+// SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/paxos-go/paxos/chatroom"
+)
+
+type cli struct {
+	ID        int    `short:"i" required:"" help:"This server's id, from 0 to count-1."`
+	Port      int    `short:"p" required:"" help:"The port clients connect to, on 127.0.0.1."`
+	Count     int    `short:"c" required:"" help:"How many servers the cluster has."`
+	Timeout   int    `short:"t" default:"1000" help:"Election timeout in milliseconds: a follower that hears nothing from the leader for one to two of these starts an election."`
+	Verbose   int    `short:"v" type:"counter" help:"Log more: -v info, -vv debug, -vvv trace (default: warnings)."`
+	DataDir   string `name:"data-dir" help:"Where the log and snapshots live (default ./data/node-<id>)."`
+	Peers     string `help:"Every server's peer address, in id order, comma-separated (or id=host:port pairs). Default 127.0.0.1:20000+id."`
+	ClusterID string `name:"cluster-id" default:"chatroom" help:"The cluster's name; servers refuse peers and data of another."`
+	SegmentMB int    `name:"wal-segment-mb" default:"8" help:"Size of the write-ahead log's segment files, in MiB."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+// run runs the server until ctx ends and returns the exit status: 0 on a
+// clean stop, 1 when the server cannot run, 80 for a bad command line.
+func run(ctx context.Context, args []string, stderr io.Writer) (code int) {
+	var c cli
+	parser, err := kong.New(&c, kong.Name("chatroom-server"),
+		kong.Description("One replica of the paxos-go chat room."),
+		kong.Writers(stderr, stderr),
+		kong.Exit(func(code int) { panic(exitRequest{code}) }))
+	if err != nil {
+		panic(err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = e.code
+		}
+	}()
+	if _, err := parser.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "chatroom-server: %v\n", err)
+		return 80
+	}
+	if err := c.validate(); err != nil {
+		fmt.Fprintf(stderr, "chatroom-server: %v\n", err)
+		return 80
+	}
+	if err := c.serve(ctx, stderr); err != nil {
+		fmt.Fprintf(stderr, "chatroom-server: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type exitRequest struct{ code int }
+
+func (c *cli) validate() error {
+	switch {
+	case c.Count < 1:
+		return fmt.Errorf("--count %d: a cluster has at least one server", c.Count)
+	case c.ID < 0 || c.ID >= c.Count:
+		return fmt.Errorf("--id %d: ids run from 0 to count-1 (%d)", c.ID, c.Count-1)
+	case c.Port < 1 || c.Port > 65535:
+		return fmt.Errorf("--port %d: not a TCP port", c.Port)
+	case c.Timeout < 10:
+		return fmt.Errorf("--timeout %d: at least 10 ms", c.Timeout)
+	case c.SegmentMB < 1 || c.SegmentMB > 1024:
+		return fmt.Errorf("--wal-segment-mb %d: between 1 and 1024", c.SegmentMB)
+	}
+	return nil
+}
+
+// peers returns every server's peer address.
+func (c *cli) peers() (map[uint64]string, error) {
+	peers := map[uint64]string{}
+	if c.Peers == "" {
+		for id := 0; id < c.Count; id++ {
+			peers[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", 20000+id)
+		}
+		return peers, nil
+	}
+	for i, part := range strings.Split(c.Peers, ",") {
+		id, addr := uint64(i), strings.TrimSpace(part)
+		if k, v, ok := strings.Cut(addr, "="); ok {
+			n, err := strconv.ParseUint(k, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("--peers: %q is not id=host:port", part)
+			}
+			id, addr = n, v
+		}
+		if _, _, ok := strings.Cut(addr, ":"); !ok || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not host:port", addr)
+		}
+		if _, dup := peers[id]; dup {
+			return nil, fmt.Errorf("--peers: id %d given twice", id)
+		}
+		peers[id] = addr
+	}
+	if len(peers) != c.Count {
+		return nil, fmt.Errorf("--peers lists %d servers, --count says %d", len(peers), c.Count)
+	}
+	for id := 0; id < c.Count; id++ {
+		if _, ok := peers[uint64(id)]; !ok {
+			return nil, fmt.Errorf("--peers has no address for id %d", id)
+		}
+	}
+	return peers, nil
+}
+
+func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
+	peers, err := c.peers()
+	if err != nil {
+		return err
+	}
+	dir := c.DataDir
+	if dir == "" {
+		dir = filepath.Join("data", fmt.Sprintf("node-%d", c.ID))
+	}
+	level := []hclog.Level{hclog.Warn, hclog.Info, hclog.Debug, hclog.Trace}[min(c.Verbose, 3)]
+	log := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("chatroom-server[%d]", c.ID), Level: level, Output: stderr})
+	node, err := chatroom.StartServer(chatroom.ServerConfig{
+		ID: c.ID, Count: c.Count, Peers: peers,
+		ClientAddr:      fmt.Sprintf("127.0.0.1:%d", c.Port),
+		DataDir:         dir,
+		ClusterID:       c.ClusterID,
+		ElectionTimeout: time.Duration(c.Timeout) * time.Millisecond,
+		SegmentBytes:    int64(c.SegmentMB) << 20,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "clients", c.Port, "peers", peers[uint64(c.ID)], "data", dir)
+	<-ctx.Done()
+	log.Info("stopping")
+	return node.Close()
+}

@@ -98,6 +98,27 @@ func (c *Client) Query(ctx context.Context, q []byte) ([]byte, error) {
 	return c.do(ctx, clientRequest{Op: opQuery, Payload: q})
 }
 
+// Status asks the server the client is connected to (or the next one it
+// tries) for its state, without redirects or retries.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.connect(ctx, ""); err != nil {
+		return Status{}, err
+	}
+	c.id++
+	resp, err := c.roundTrip(ctx, clientRequest{ID: c.id, Op: opStatus})
+	if err != nil {
+		c.disconnect()
+		return Status{}, err
+	}
+	var st Status
+	if err := decodeMsgpack(resp.Result, &st); err != nil {
+		return Status{}, fmt.Errorf("engine: malformed status: %w", err)
+	}
+	return st, nil
+}
+
 // Close closes the client's connection.
 func (c *Client) Close() error {
 	c.mu.Lock()

@@ -17,12 +17,14 @@ import (
 //	response msgpack [id, status, result, leader, code, message]
 //
 // op 1 submits a command (exactly once per clientID and seq); op 2 asks a
-// read-only query. With redirect set, a follower that knows the leader's
-// client address answers status 1 with it instead of forwarding.
+// read-only query; op 3 asks for the replica's Status (msgpack), for tools.
+// With redirect set, a follower that knows the leader's client address
+// answers status 1 with it instead of forwarding (ops 1 and 2).
 
 const (
 	opSubmit uint8 = 1
 	opQuery  uint8 = 2
+	opStatus uint8 = 3
 
 	statusOK       uint8 = 0
 	statusRedirect uint8 = 1
@@ -205,6 +207,15 @@ func (cc *clientConn) handle(req clientRequest) {
 	}
 	cc.inflight++
 	cc.mu.Unlock()
+	if req.Op == opStatus {
+		st := n.Status()
+		cc.mu.Lock()
+		cc.out = append(cc.out, clientResponse{ID: req.ID, Result: encodeMsgpack(&st)})
+		cc.inflight--
+		cc.mu.Unlock()
+		cc.wake()
+		return
+	}
 	if req.Redirect {
 		if st := n.Status(); st.Role != "leader" && st.HasLead {
 			if addr := n.cfg.ClientAddrs[st.Leader]; addr != "" {

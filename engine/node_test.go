@@ -472,6 +472,9 @@ func TestClientLibrary(t *testing.T) {
 	if err != nil || string(got) != "m1,m2,m3,m4,m5" {
 		t.Fatalf("Query: %q, %v", got, err)
 	}
+	if st, err := cl.Status(ctx); err != nil || st.Role != "leader" || st.Applied < 5 {
+		t.Fatalf("Status: %+v, %v", st, err)
+	}
 	// A client of another cluster is refused with a clear error.
 	wrong := NewClient([]string{c.client[leader]}, ClientOptions{ClusterID: "other"})
 	defer wrong.Close()

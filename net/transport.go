@@ -309,14 +309,20 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 		}
 		conn, err := t.dial(p)
 		if err == nil {
-			if attempt > 0 {
+			if attempt >= 20 {
 				t.log.Info("connected to a peer", "peer", p.id, "addr", p.addr)
 			}
 			*backoff = t.opts.ReconnectMin
 			return conn
 		}
-		if attempt == 0 || errors.Is(err, ErrRefused) {
+		switch {
+		case errors.Is(err, ErrRefused) || attempt == 20:
+			// A refusal is a misconfiguration; twenty failures in a row
+			// (seconds) a peer that is down.
 			t.log.Warn("cannot reach a peer; retrying", "peer", p.id, "addr", p.addr, "error", err)
+		case attempt == 0:
+			// Peers starting at the same time miss each other at first.
+			t.log.Debug("cannot reach a peer yet; retrying", "peer", p.id, "addr", p.addr, "error", err)
 		}
 		wait := *backoff/2 + time.Duration(rand.Int64N(int64(*backoff)))
 		*backoff = min(2**backoff, t.opts.ReconnectMax)

@@ -7,6 +7,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/chatmodel"
 )
 
 // The state machine of the simulation is the chat room's: an append-only
@@ -62,7 +63,7 @@ type request struct {
 	read    bool // by read index
 	attempt int
 	call    Time
-	input   chatInput
+	input   chatmodel.Input
 }
 
 type reply struct {
@@ -91,7 +92,7 @@ func (c *client) issue() {
 	case k < 6:
 		text := fmt.Sprintf("c%d-%d", c.id, c.seq)
 		r.cmd = paxos.Command{ClientID: c.cid, Seq: c.seq, Payload: []byte("P " + text)}
-		r.input = chatInput{put: true, text: text}
+		r.input = chatmodel.Input{Put: true, Text: text}
 	case k < 8:
 		r.cmd = paxos.Command{ClientID: c.cid, Seq: c.seq, Payload: []byte("G")}
 	default:
@@ -142,13 +143,13 @@ func (c *client) reply(r *request, rep reply) {
 	}
 	c.s.stats.Ops++
 	c.req = nil
-	out := chatOutput{log: string(rep.resp)}
-	if r.input.put {
+	out := chatmodel.Output{Log: string(rep.resp)}
+	if r.input.Put {
 		if string(rep.resp) != "ok" {
-			c.s.fail("client %d put %q answered %q", c.id, r.input.text, rep.resp)
+			c.s.fail("client %d put %q answered %q", c.id, r.input.Text, rep.resp)
 			return
 		}
-		c.acked = append(c.acked, r.input.text)
+		c.acked = append(c.acked, r.input.Text)
 	}
 	c.history = append(c.history, porcupine.Operation{ClientId: c.id, Input: r.input, Call: r.call, Output: out, Return: c.s.now})
 	c.s.tracef("client %d done: %s", c.id, r.describe())
@@ -159,8 +160,8 @@ func (r *request) describe() string {
 	switch {
 	case r.read:
 		return "read-index"
-	case r.input.put:
-		return fmt.Sprintf("put %s (%d.%d)", r.input.text, r.cmd.ClientID, r.cmd.Seq)
+	case r.input.Put:
+		return fmt.Sprintf("put %s (%d.%d)", r.input.Text, r.cmd.ClientID, r.cmd.Seq)
 	}
 	return fmt.Sprintf("get (%d.%d)", r.cmd.ClientID, r.cmd.Seq)
 }

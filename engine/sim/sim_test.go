@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/paxos-go/paxos/internal/chatmodel"
 )
 
 var (
@@ -134,14 +136,14 @@ func linearizabilityOptions(seed uint64) Options {
 // violation, writes porcupine's picture of it. It returns the verdict.
 func checkLinearizable(t *testing.T, opts Options, res Result) porcupine.CheckResult {
 	t.Helper()
-	result, info := porcupine.CheckOperationsVerbose(ChatModel, res.History, 10*time.Second)
+	result, info := porcupine.CheckOperationsVerbose(chatmodel.Model, res.History, 10*time.Second)
 	switch result {
 	case porcupine.Unknown:
 		t.Errorf("seed %d: the linearizability check of %d operations timed out", opts.Seed, len(res.History))
 	case porcupine.Illegal:
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("paxos-sim-seed-%d.html", opts.Seed))
 		if f, err := os.Create(path); err == nil {
-			porcupine.Visualize(ChatModel, info, f)
+			porcupine.Visualize(chatmodel.Model, info, f)
 			f.Close()
 		}
 		t.Logf("seed %d (%s): the clients' history is not linearizable; picture in %s", opts.Seed, opts.Profile.Name, path)

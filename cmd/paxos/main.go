@@ -1,6 +1,7 @@
 // Command paxos is the main tool of paxos-go:
 //
 //	paxos up                 a local chat room cluster of 3 replicas, no setup
+//	paxos bench              write throughput and latency, as a table, JSON or plot
 //	paxos wal dump <dir>     segments, record counts, slot ranges, hard state
 //	paxos wal verify <dir>   exit 0 on a sound log, 1 naming file and offset
 package main
@@ -20,16 +21,18 @@ import (
 
 // cli is the command line: one field per subcommand.
 type cli struct {
-	Verbose int    `short:"v" type:"counter" help:"Log more (repeat for more detail)."`
-	Up      upCmd  `cmd:"" help:"Run a local chat room cluster (3 replicas on 127.0.0.1, data in ./data) until Ctrl-C."`
-	WAL     walCmd `cmd:"" name:"wal" help:"Inspect and verify write-ahead logs."`
+	Verbose int      `short:"v" type:"counter" help:"Log more (repeat for more detail)."`
+	Up      upCmd    `cmd:"" help:"Run a local chat room cluster (3 replicas on 127.0.0.1, data in ./data) until Ctrl-C."`
+	Bench   benchCmd `cmd:"" help:"Measure write throughput and latency of an in-process cluster (or of a running one, with --target)."`
+	WAL     walCmd   `cmd:"" name:"wal" help:"Inspect and verify write-ahead logs."`
 }
 
 // globals is what every subcommand's Run receives.
 type globals struct {
-	ctx context.Context // ends on Ctrl-C (SIGINT) or SIGTERM
-	log hclog.Logger
-	out io.Writer
+	ctx    context.Context // ends on Ctrl-C (SIGINT) or SIGTERM
+	log    hclog.Logger
+	out    io.Writer // results
+	errOut io.Writer // progress and other messages for a person
 }
 
 func main() {
@@ -78,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		parser.Errorf("%s", err)
 		return 1
 	}
-	g := &globals{ctx: ctx, log: newLogger(c.Verbose, stderr), out: stdout}
+	g := &globals{ctx: ctx, log: newLogger(c.Verbose, stderr), out: stdout, errOut: stderr}
 	if err := kctx.Run(g); err != nil {
 		fmt.Fprintf(stderr, "paxos: %s\n", err)
 		return 1

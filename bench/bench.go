@@ -1,0 +1,430 @@
+// Package bench measures paxos-go the way its users judge consensus
+// libraries: closed-loop clients writing fixed-size commands as fast as
+// the cluster commits them, on a cluster of replicas in this process
+// (loopback TCP, real WALs with fsync, in temporary directories) or on a
+// running chat room cluster. It reports ops/s, MB/s and the p50, p99 and
+// p99.9 latency of a write. go test -bench ./bench, paxos bench and the
+// comparison with hashicorp/raft (bench/compare) all run this workload.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdnet "net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/engine"
+	paxosnet "github.com/paxos-go/paxos/net"
+)
+
+// Config describes a run. Zero fields take the defaults in their comments.
+type Config struct {
+	// Nodes is the size of the in-process cluster (default 3).
+	Nodes int
+	// Clients is the number of closed-loop clients: each writes one
+	// command, waits for it to commit, and writes the next (default 16).
+	Clients int
+	// PayloadBytes is the size of a command (default 64).
+	PayloadBytes int
+	// Warmup is run first and not measured (default 2 s); Duration is
+	// measured (default 10 s).
+	Warmup, Duration time.Duration
+	// NoFsync turns fsync off in the in-process cluster: nothing is then
+	// durable, so the figures say how fast the rest of the system is.
+	NoFsync bool
+	// Target, if set, lists the client addresses of a running chat room
+	// cluster to write to (as chat messages) instead of starting one;
+	// ClusterID is its name (default "chatroom").
+	Target    []string
+	ClusterID string
+	// Dir holds the in-process replicas' data (default: a temporary
+	// directory, removed after the run).
+	Dir string
+	// Progress, if set, is called every half second while the run lasts.
+	Progress func(Progress)
+	// Logger receives the replicas' logs (default: none).
+	Logger hclog.Logger
+}
+
+// Progress is the state of a run so far.
+type Progress struct {
+	Warmup    bool
+	Elapsed   time.Duration
+	Ops       uint64
+	OpsPerSec float64
+}
+
+// Result is what a run measured. Its JSON form is what paxos bench --json
+// prints.
+type Result struct {
+	Nodes        int     `json:"nodes"`
+	Clients      int     `json:"clients"`
+	PayloadBytes int     `json:"payload_bytes"`
+	DurationS    float64 `json:"duration_s"`
+	Ops          uint64  `json:"ops"`
+	OpsPerSec    float64 `json:"ops_per_sec"`
+	MBPerSec     float64 `json:"mb_per_sec"`
+	P50ms        float64 `json:"p50_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	P999ms       float64 `json:"p999_ms"`
+	Errors       uint64  `json:"errors"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.Nodes <= 0 {
+		c.Nodes = 3
+	}
+	if c.Clients <= 0 {
+		c.Clients = 16
+	}
+	if c.PayloadBytes <= 0 {
+		c.PayloadBytes = 64
+	}
+	if c.Warmup < 0 {
+		c.Warmup = 0
+	} else if c.Warmup == 0 {
+		c.Warmup = 2 * time.Second
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.ClusterID == "" {
+		c.ClusterID = "chatroom"
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return c
+}
+
+// Writer writes one command of a client and returns once it is
+// committed. It is the part of a run that differs between systems.
+type Writer interface {
+	Write(ctx context.Context, client int, payload []byte) error
+	Close() error
+}
+
+// Run runs the workload on an in-process cluster (or on Target) and
+// reports what it measured.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg = cfg.withDefaults()
+	var w Writer
+	var err error
+	if len(cfg.Target) > 0 {
+		w = newTargetWriter(cfg)
+	} else if w, err = StartCluster(cfg); err != nil {
+		return Result{}, err
+	}
+	defer w.Close()
+	return Measure(ctx, cfg, w)
+}
+
+// Measure runs cfg's closed-loop clients against w: Warmup first, then
+// Duration measured.
+func Measure(ctx context.Context, cfg Config, w Writer) (Result, error) {
+	cfg = cfg.withDefaults()
+	l := startLoop(ctx, cfg, w, nil)
+	defer l.stop()
+	warmStart := time.Now()
+	if !l.wait(ctx, cfg, cfg.Warmup, true, warmStart) {
+		return Result{}, ctx.Err()
+	}
+	l.errs.Store(0)
+	start := time.Now()
+	l.measuring.Store(true)
+	ok := l.wait(ctx, cfg, cfg.Duration, false, start)
+	l.measuring.Store(false)
+	elapsed := time.Since(start)
+	l.stop()
+	if !ok {
+		return Result{}, ctx.Err()
+	}
+	return l.result(cfg, elapsed)
+}
+
+// MeasureN runs cfg's closed-loop clients against w until n writes have
+// committed, measuring all of them (no warmup): the form go test -bench
+// wants, where b.N sets the work.
+func MeasureN(ctx context.Context, cfg Config, w Writer, n int) (Result, error) {
+	cfg = cfg.withDefaults()
+	var budget atomic.Int64
+	budget.Store(int64(n))
+	start := time.Now()
+	l := startLoop(ctx, cfg, w, &budget)
+	l.measuring.Store(true)
+	l.wg.Wait()
+	elapsed := time.Since(start)
+	l.stop()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	return l.result(cfg, elapsed)
+}
+
+// loop is a running set of closed-loop clients.
+type loop struct {
+	workers   []*worker
+	measuring atomic.Bool
+	errs      atomic.Uint64
+	firstErr  atomic.Value
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// worker is one client: its latencies are its own, so that recording one
+// takes no lock.
+type worker struct {
+	lat []time.Duration
+	ops atomic.Uint64
+}
+
+// startLoop starts cfg.Clients clients writing to w. With a budget, each
+// write first takes one from it, and a client stops when none is left;
+// a failed write gives its unit back.
+func startLoop(ctx context.Context, cfg Config, w Writer, budget *atomic.Int64) *loop {
+	payload := make([]byte, cfg.PayloadBytes)
+	for i := range payload {
+		payload[i] = 'a' + byte(i%26)
+	}
+	l := &loop{workers: make([]*worker, cfg.Clients)}
+	runCtx, cancel := context.WithCancel(ctx)
+	l.cancel = cancel
+	for i := range l.workers {
+		wk := &worker{}
+		l.workers[i] = wk
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for runCtx.Err() == nil {
+				if budget != nil && budget.Add(-1) < 0 {
+					return
+				}
+				t0 := time.Now()
+				err := w.Write(runCtx, i, payload)
+				d := time.Since(t0)
+				if err != nil {
+					if budget != nil {
+						budget.Add(1)
+					}
+					if runCtx.Err() != nil {
+						return
+					}
+					l.errs.Add(1)
+					l.firstErr.CompareAndSwap(nil, err)
+					// A write fails while a leader changes: do not spin.
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if l.measuring.Load() {
+					wk.lat = append(wk.lat, d)
+					wk.ops.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the clients and waits for them.
+func (l *loop) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// wait lets the clients run for d, reporting progress, and says whether
+// d passed (rather than ctx ending).
+func (l *loop) wait(ctx context.Context, cfg Config, d time.Duration, warmup bool, since time.Time) bool {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-end.C:
+			return true
+		case <-tick.C:
+			if cfg.Progress != nil {
+				var n uint64
+				for _, wk := range l.workers {
+					n += wk.ops.Load()
+				}
+				el := time.Since(since)
+				cfg.Progress(Progress{Warmup: warmup, Elapsed: el, Ops: n, OpsPerSec: float64(n) / el.Seconds()})
+			}
+		}
+	}
+}
+
+// result summarises the measured writes of stopped clients.
+func (l *loop) result(cfg Config, elapsed time.Duration) (Result, error) {
+	var all []time.Duration
+	for _, wk := range l.workers {
+		all = append(all, wk.lat...)
+	}
+	slices.Sort(all)
+	res := Result{
+		Nodes: cfg.Nodes, Clients: cfg.Clients, PayloadBytes: cfg.PayloadBytes,
+		DurationS: elapsed.Seconds(), Ops: uint64(len(all)), Errors: l.errs.Load(),
+	}
+	if len(cfg.Target) > 0 {
+		res.Nodes = len(cfg.Target)
+	}
+	res.OpsPerSec = float64(res.Ops) / res.DurationS
+	res.MBPerSec = res.OpsPerSec * float64(cfg.PayloadBytes) / 1e6
+	if n := len(all); n > 0 {
+		pct := func(p float64) float64 { return float64(all[min(n-1, int(p*float64(n)))]) / 1e6 }
+		res.P50ms, res.P99ms, res.P999ms = pct(0.50), pct(0.99), pct(0.999)
+	}
+	if res.Ops == 0 {
+		if err, _ := l.firstErr.Load().(error); err != nil {
+			return res, fmt.Errorf("bench: no write succeeded: %w", err)
+		}
+		return res, errors.New("bench: no write succeeded")
+	}
+	return res, nil
+}
+
+// counter is the trivial state machine of the in-process cluster.
+type counter struct{ n uint64 }
+
+func (c *counter) Apply(slot uint64, cmd []byte) []byte { c.n++; return nil }
+func (c *counter) Snapshot(w io.Writer) error           { _, err := fmt.Fprint(w, c.n); return err }
+func (c *counter) Restore(r io.Reader) error            { _, err := fmt.Fscan(r, &c.n); return err }
+
+// Cluster is an in-process cluster of paxos-go replicas.
+type Cluster struct {
+	nodes   []*engine.Node
+	dir     string
+	cleanup bool
+	seqs    []uint64 // per client: the last sequence number used
+	mu      sync.Mutex
+	leader  *engine.Node
+}
+
+// StartCluster starts cfg.Nodes replicas on loopback TCP with WALs in
+// cfg.Dir, and waits for a leader.
+func StartCluster(cfg Config) (*Cluster, error) {
+	cfg = cfg.withDefaults()
+	c := &Cluster{dir: cfg.Dir, seqs: make([]uint64, cfg.Clients)}
+	if c.dir == "" {
+		dir, err := os.MkdirTemp("", "paxos-bench-")
+		if err != nil {
+			return nil, err
+		}
+		c.dir, c.cleanup = dir, true
+	}
+	peers := map[uint64]string{}
+	lns := map[uint64]stdnet.Listener{}
+	for id := uint64(0); id < uint64(cfg.Nodes); id++ {
+		ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		lns[id], peers[id] = ln, ln.Addr().String()
+	}
+	for id := uint64(0); id < uint64(cfg.Nodes); id++ {
+		tr, err := paxosnet.Listen(paxosnet.Options{ClusterID: "bench", ID: id, Peers: peers, Listener: lns[id], Logger: cfg.Logger})
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		n, err := engine.Start(engine.Config{
+			ID: id, Peers: peers, ClusterID: "bench",
+			DataDir:   filepath.Join(c.dir, fmt.Sprint("node-", id)),
+			Transport: tr, NoSync: cfg.NoFsync, Logger: cfg.Logger,
+		}, &counter{})
+		if err != nil {
+			tr.Close()
+			c.Close()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.findLeader() == nil {
+		if time.Now().After(deadline) {
+			c.Close()
+			return nil, errors.New("bench: no leader elected within 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return c, nil
+}
+
+func (c *Cluster) findLeader() *engine.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		if n.Status().Role == "leader" {
+			c.leader = n
+			return n
+		}
+	}
+	return nil
+}
+
+// Write submits a command as client to the leader, finding the leader
+// again if it changed.
+func (c *Cluster) Write(ctx context.Context, client int, payload []byte) error {
+	c.mu.Lock()
+	leader := c.leader
+	c.mu.Unlock()
+	c.seqs[client]++
+	_, err := leader.Submit(ctx, uint64(client)+1, c.seqs[client], payload)
+	if errors.Is(err, engine.ErrNotLeader) {
+		c.findLeader()
+	}
+	return err
+}
+
+// Close stops the replicas and removes their data if it made the
+// directory.
+func (c *Cluster) Close() error {
+	var errs []error
+	for _, n := range c.nodes {
+		errs = append(errs, n.Close())
+	}
+	if c.cleanup {
+		os.RemoveAll(c.dir)
+	}
+	return errors.Join(errs...)
+}
+
+// targetWriter writes chat messages to a running chat room cluster, one
+// client (and connection) per closed-loop client.
+type targetWriter struct {
+	clients []*chatroom.Client
+}
+
+func newTargetWriter(cfg Config) *targetWriter {
+	w := &targetWriter{}
+	for i := 0; i < cfg.Clients; i++ {
+		w.clients = append(w.clients, chatroom.NewClient(cfg.Target, chatroom.Options{ClusterID: cfg.ClusterID}))
+	}
+	return w
+}
+
+func (w *targetWriter) Write(ctx context.Context, client int, payload []byte) error {
+	_, err := w.clients[client].Put(ctx, string(payload))
+	return err
+}
+
+func (w *targetWriter) Close() error {
+	for _, c := range w.clients {
+		c.Close()
+	}
+	return nil
+}

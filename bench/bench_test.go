@@ -1,0 +1,154 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// BenchmarkWrites is the full sweep: 3- and 5-replica clusters, C
+// closed-loop clients, 64 B and 1 KiB commands. b.N is the number of
+// writes; each sub-benchmark keeps its cluster across the runs the
+// testing package makes to size b.N, so that the small first runs warm
+// it up. Compare runs with benchstat:
+//
+//	go test -bench Writes -run '^$' -count 6 ./bench | tee new.txt
+func BenchmarkWrites(b *testing.B) {
+	for _, nodes := range []int{3, 5} {
+		for _, payload := range []int{64, 1024} {
+			for _, clients := range []int{1, 16, 64, 256, 1024} {
+				name := fmt.Sprintf("nodes=%d/payload=%d/clients=%d", nodes, payload, clients)
+				cfg := Config{Nodes: nodes, Clients: clients, PayloadBytes: payload}
+				var cluster *Cluster
+				b.Run(name, func(b *testing.B) {
+					if cluster == nil {
+						c, err := StartCluster(cfg)
+						if err != nil {
+							b.Fatal(err)
+						}
+						cluster = c
+					}
+					benchWrites(b, cfg, cluster)
+				})
+				if cluster != nil {
+					if err := cluster.Close(); err != nil {
+						b.Error(err)
+					}
+				}
+			}
+		}
+	}
+}
+
+func benchWrites(b *testing.B, cfg Config, w Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b.ResetTimer()
+	res, err := MeasureN(ctx, cfg, w, b.N)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.OpsPerSec, "ops/s")
+	b.ReportMetric(res.MBPerSec, "MB/s")
+	b.ReportMetric(res.P50ms, "p50-ms")
+	b.ReportMetric(res.P99ms, "p99-ms")
+	b.ReportMetric(res.P999ms, "p99.9-ms")
+	if res.Errors > 0 {
+		b.ReportMetric(float64(res.Errors), "errors")
+	}
+}
+
+// TestSmoke runs the benchmark's workload briefly on a 3-replica
+// cluster, both ways (timed, as paxos bench does, and counted, as go test
+// -bench does), so the normal test suite catches a broken benchmark.
+func TestSmoke(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Nodes: 3, Clients: 8, PayloadBytes: 100, Warmup: 100 * time.Millisecond, Duration: 300 * time.Millisecond}
+	var progress []Progress
+	cfg.Progress = func(p Progress) { progress = append(progress, p) }
+	c, err := StartCluster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	res, err := Measure(ctx, cfg, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, cfg)
+	if res.DurationS < cfg.Duration.Seconds() {
+		t.Errorf("measured %.3f s, want at least %v", res.DurationS, cfg.Duration)
+	}
+
+	const n = 200
+	res, err = MeasureN(ctx, cfg, c, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, cfg)
+	if res.Ops != n {
+		t.Errorf("MeasureN(%d) measured %d writes", n, res.Ops)
+	}
+}
+
+func checkResult(t *testing.T, res Result, cfg Config) {
+	t.Helper()
+	if res.Nodes != cfg.Nodes || res.Clients != cfg.Clients || res.PayloadBytes != cfg.PayloadBytes {
+		t.Errorf("result describes %d nodes, %d clients, %d B; ran %d, %d, %d B",
+			res.Nodes, res.Clients, res.PayloadBytes, cfg.Nodes, cfg.Clients, cfg.PayloadBytes)
+	}
+	if res.Ops == 0 || res.OpsPerSec <= 0 || res.Errors != 0 {
+		t.Errorf("ops %d at %.0f/s with %d errors, want some and no errors", res.Ops, res.OpsPerSec, res.Errors)
+	}
+	if !(0 < res.P50ms && res.P50ms <= res.P99ms && res.P99ms <= res.P999ms) {
+		t.Errorf("latency percentiles out of order: p50 %.3f p99 %.3f p99.9 %.3f ms", res.P50ms, res.P99ms, res.P999ms)
+	}
+	if want := res.OpsPerSec * float64(cfg.PayloadBytes) / 1e6; res.MBPerSec != want {
+		t.Errorf("MB/s %.3f, want %.3f", res.MBPerSec, want)
+	}
+}
+
+func TestPlot(t *testing.T) {
+	sweep := func(scale float64) []Result {
+		var rs []Result
+		for _, c := range []int{1, 16, 64, 256} {
+			rs = append(rs, Result{Clients: c, OpsPerSec: scale * float64(c) * 100, P99ms: 0.5 + float64(c)/100})
+		}
+		return rs
+	}
+	series := []Series{{Name: "a", Results: sweep(1)}, {Name: "b", Results: sweep(2)}}
+	dir := t.TempDir()
+	for _, name := range []string{"p.png", "p.svg", "P.SVG"} {
+		file := filepath.Join(dir, name)
+		if err := Plot(file, "test", series); err != nil {
+			t.Fatalf("Plot(%s): %v", name, err)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var magic []byte
+		if strings.HasSuffix(strings.ToLower(name), ".svg") {
+			magic = []byte("<svg")
+		} else {
+			magic = []byte("\x89PNG")
+		}
+		if !bytes.Contains(b[:min(len(b), 512)], magic) {
+			t.Errorf("%s does not start like its format (%q...)", name, b[:min(len(b), 16)])
+		}
+	}
+	if err := Plot(filepath.Join(dir, "p.gif"), "test", series); err == nil {
+		t.Error("Plot accepted a .gif file name")
+	}
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/paxos-go/paxos/chatroom"
+)
+
+// jsonKeys are the keys paxos bench --json promises.
+var jsonKeys = []string{"nodes", "clients", "payload_bytes", "duration_s", "ops", "ops_per_sec", "p50_ms", "p99_ms", "p999_ms", "errors"}
+
+func checkJSONRun(t *testing.T, run map[string]any, clients float64) {
+	t.Helper()
+	for _, k := range jsonKeys {
+		if _, ok := run[k]; !ok {
+			t.Errorf("JSON result lacks %q: %v", k, run)
+		}
+	}
+	if run["clients"] != clients || run["ops"].(float64) <= 0 || run["errors"] != 0.0 {
+		t.Errorf("JSON result %v: want %v clients, some ops and no errors", run, clients)
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	code, out, errOut := runCLI("bench", "--clients", "4", "--duration", "300ms", "--warmup", "0s", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var run map[string]any
+	dec := json.NewDecoder(strings.NewReader(out))
+	if err := dec.Decode(&run); err != nil {
+		t.Fatalf("stdout is not a JSON object: %v\n%s", err, out)
+	}
+	if dec.More() {
+		t.Errorf("stdout holds more than one JSON object:\n%s", out)
+	}
+	checkJSONRun(t, run, 4)
+	if run["nodes"] != 3.0 || run["payload_bytes"] != 64.0 {
+		t.Errorf("JSON result %v: want the defaults, 3 nodes and 64 B", run)
+	}
+}
+
+func TestBenchSweepJSONAndPlot(t *testing.T) {
+	plot := filepath.Join(t.TempDir(), "sweep.svg")
+	code, out, errOut := runCLI("bench", "--sweep", "2,5", "--payload", "200", "--duration", "200ms", "--warmup", "0s", "--no-fsync", "--json", "--plot", plot)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var sweep struct{ Runs []map[string]any }
+	if err := json.Unmarshal([]byte(out), &sweep); err != nil || len(sweep.Runs) != 2 {
+		t.Fatalf("--sweep --json: want {\"runs\": [two]}, got %q (%v)", out, err)
+	}
+	checkJSONRun(t, sweep.Runs[0], 2)
+	checkJSONRun(t, sweep.Runs[1], 5)
+	if sweep.Runs[1]["payload_bytes"] != 200.0 {
+		t.Errorf("payload_bytes %v, want 200", sweep.Runs[1]["payload_bytes"])
+	}
+	if b, err := os.ReadFile(plot); err != nil || !strings.Contains(string(b), "<svg") {
+		t.Errorf("plot %s not written as SVG (%v)", plot, err)
+	}
+}
+
+// TestBenchTarget runs the workload against a chat room cluster started
+// apart from it, as --target does with a real one.
+func TestBenchTarget(t *testing.T) {
+	clientPort, peerPort := freePorts(t, 1), freePorts(t, 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", clientPort)
+	n, err := chatroom.StartServer(chatroom.ServerConfig{
+		ID: 0, Count: 1, Peers: map[uint64]string{0: fmt.Sprintf("127.0.0.1:%d", peerPort)},
+		ClientAddr: addr, DataDir: t.TempDir(), ClusterID: "bench-target",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	code, out, errOut := runCLI("bench", "--target", addr, "--cluster-id", "bench-target", "--clients", "3", "--duration", "300ms", "--warmup", "0s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	// The table: a header and one row.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "ops/s") || !strings.Contains(lines[0], "p99.9 ms") {
+		t.Fatalf("want a header and a row, got:\n%s", out)
+	}
+	row := strings.Fields(lines[1])
+	if row[0] != "1" || row[1] != "3" || row[2] != "64" || row[len(row)-1] != "0" {
+		t.Errorf("row %q: want 1 node (the --target list), 3 clients, 64 B, no errors", lines[1])
+	}
+	if n.Status().Applied == 0 {
+		t.Error("the target cluster applied nothing")
+	}
+}
+
+func TestBenchBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--nodes", "0"},
+		{"--clients", "0"},
+		{"--payload", "0"},
+		{"--payload", "2000000"},
+		{"--duration", "0s"},
+		{"--warmup", "-1s"},
+		{"--sweep", "1,x"},
+		{"--sweep", "1,0"},
+		{"--plot", "p.png"},
+		{"--sweep", "1", "--plot", "p.gif"},
+		{"--target", "127.0.0.1:1", "--no-fsync"},
+		{"--duration", "soon"},
+	} {
+		code, _, errOut := runCLI(append([]string{"bench"}, args...)...)
+		if code != 80 || !strings.Contains(errOut, "paxos: error:") {
+			t.Errorf("bench %q: exit %d, stderr %q; want exit 80 and an error", args, code, errOut)
+		}
+	}
+}

@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 // Duration measured.
 func Measure(ctx context.Context, cfg Config, w Writer) (Result, error) {
 	cfg = cfg.withDefaults()
-	l := startLoop(ctx, cfg, w, nil)
+	l := startLoop(ctx, cfg, w, nil, false)
 	defer l.stop()
 	warmStart := time.Now()
 	if !l.wait(ctx, cfg, cfg.Warmup, true, warmStart) {
@@ -160,8 +160,7 @@ func MeasureN(ctx context.Context, cfg Config, w Writer, n int) (Result, error) 
 	var budget atomic.Int64
 	budget.Store(int64(n))
 	start := time.Now()
-	l := startLoop(ctx, cfg, w, &budget)
-	l.measuring.Store(true)
+	l := startLoop(ctx, cfg, w, &budget, true)
 	l.wg.Wait()
 	elapsed := time.Since(start)
 	l.stop()
@@ -188,15 +187,17 @@ type worker struct {
 	ops atomic.Uint64
 }
 
-// startLoop starts cfg.Clients clients writing to w. With a budget, each
-// write first takes one from it, and a client stops when none is left;
-// a failed write gives its unit back.
-func startLoop(ctx context.Context, cfg Config, w Writer, budget *atomic.Int64) *loop {
+// startLoop starts cfg.Clients clients writing to w, recording latencies
+// from the start if measuring. With a budget, each write first takes one
+// from it, and a client stops when none is left; a failed write gives its
+// unit back.
+func startLoop(ctx context.Context, cfg Config, w Writer, budget *atomic.Int64, measuring bool) *loop {
 	payload := make([]byte, cfg.PayloadBytes)
 	for i := range payload {
 		payload[i] = 'a' + byte(i%26)
 	}
 	l := &loop{workers: make([]*worker, cfg.Clients)}
+	l.measuring.Store(measuring)
 	runCtx, cancel := context.WithCancel(ctx)
 	l.cancel = cancel
 	for i := range l.workers {

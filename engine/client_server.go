@@ -61,14 +61,14 @@ type clientRequest struct {
 	Op       uint8
 	ClientID uint64
 	Seq      uint64
-	Payload  []byte
+	Payload  view
 	Redirect bool
 }
 
 type clientResponse struct {
 	ID      uint64
 	Status  uint8
-	Result  []byte
+	Result  view
 	Leader  string
 	Code    uint8
 	Message string

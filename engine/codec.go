@@ -32,7 +32,7 @@ type wireBallot struct {
 type wireEntry struct {
 	Slot   uint64
 	Ballot wireBallot
-	Value  []byte
+	Value  view
 }
 
 type wireMessage struct {
@@ -45,11 +45,34 @@ type wireMessage struct {
 	Entries []wireEntry
 	Reject  bool
 	Context uint64
-	Value   []byte
+	Value   view
 }
 
 // messageCodec encodes and decodes messages, reusing its buffers. It is
 // not safe for concurrent use: the node's loop owns one.
+// view is a []byte that decodes as a view of the decoder's input instead
+// of a copy. It is on the wire exactly what []byte is (msgpack bin), but
+// msgpack decodes a []byte by growing it MaxInitLen bytes at a time and
+// copying all of it at each step: quadratic in the value's length. A 256
+// KiB batch took 8.7 ms to decode that way and takes 1 µs as a view;
+// profiling 1 KiB commands at 256 clients found 56% of the CPU there.
+// Every decoder here reads a buffer its caller owns (a received frame),
+// so the view may outlive the decode.
+type view []byte
+
+// MarshalBinary returns v itself: msgpack writes it as bin.
+func (v view) MarshalBinary() ([]byte, error) { return v, nil }
+
+// UnmarshalBinary keeps data, the bin's bytes in the input, without
+// copying. (An empty bin stays empty, not nil, as with []byte.)
+func (v *view) UnmarshalBinary(data []byte) error {
+	if data == nil {
+		data = []byte{}
+	}
+	*v = data
+	return nil
+}
+
 type messageCodec struct {
 	enc     *codec.Encoder
 	dec     *codec.Decoder
@@ -84,7 +107,8 @@ func (mc *messageCodec) encode(m paxos.Message) []byte {
 	return append([]byte(nil), mc.scratch...)
 }
 
-// decode decodes a message. The values of the message do not alias b.
+// decode decodes a message. Its values are views of b, which the caller
+// hands over (a received frame belongs to its receiver).
 func (mc *messageCodec) decode(b []byte) (paxos.Message, error) {
 	var wm wireMessage
 	mc.dec.ResetBytes(b)

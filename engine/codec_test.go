@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"testing"
+	"unsafe"
 
 	"github.com/paxos-go/paxos/engine/paxos"
 )
@@ -20,6 +21,70 @@ func TestMessageRoundTrip(t *testing.T) {
 	}
 	if paxos.DescribeMessage(got) != paxos.DescribeMessage(m) || !bytes.Equal(got.Value, m.Value) {
 		t.Fatalf("got %s, want %s", paxos.DescribeMessage(got), paxos.DescribeMessage(m))
+	}
+}
+
+// TestMessageValuesAreViews checks the two promises of view: on the wire
+// a value is exactly what a []byte field makes (msgpack bin), and a
+// decoded value is a view of the frame, not a copy, however long.
+func TestMessageValuesAreViews(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	type plainEntry struct {
+		Slot   uint64
+		Ballot wireBallot
+		Value  []byte
+	}
+	type plainMessage struct {
+		Type         uint8
+		From, To     uint64
+		Ballot       wireBallot
+		Slot, Commit uint64
+		Entries      []plainEntry
+		Reject       bool
+		Context      uint64
+		Value        []byte
+	}
+	for _, v := range [][]byte{nil, {}, []byte("small"), big} {
+		m := paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2, Slot: 3,
+			Entries: []paxos.Entry{{Slot: 4, Value: v}}, Value: v}
+		frame := newMessageCodec().encode(m)
+		want := encodeMsgpack(&plainMessage{Type: uint8(m.Type), From: 1, To: 2, Slot: 3, Entries: []plainEntry{{Slot: 4, Value: v}}, Value: v})
+		if !bytes.Equal(frame, want) {
+			t.Fatalf("value of %d bytes: encoded differently from a []byte field", len(v))
+		}
+		got, err := newMessageCodec().decode(frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range [][]byte{got.Value, got.Entries[0].Value} {
+			if !bytes.Equal(d, v) || (d == nil) != (v == nil) {
+				t.Fatalf("value of %d bytes (nil %v) decoded as %d bytes (nil %v)", len(v), v == nil, len(d), d == nil)
+			}
+			if len(d) > 0 && !within(d, frame) {
+				t.Errorf("value of %d bytes was copied out of the frame", len(v))
+			}
+		}
+	}
+}
+
+// within reports whether b lies inside buf's memory.
+func within(b, buf []byte) bool {
+	start, end := uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&buf[len(buf)-1]))
+	p := uintptr(unsafe.Pointer(&b[0]))
+	return start <= p && p+uintptr(len(b)-1) <= end
+}
+
+// BenchmarkDecodeAccept decodes an Accept carrying a 256 KiB batch, the
+// size of a slot's value under load with 1 KiB commands.
+func BenchmarkDecodeAccept(b *testing.B) {
+	mc := newMessageCodec()
+	frame := mc.encode(paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2,
+		Entries: []paxos.Entry{{Slot: 1, Value: make([]byte, 256<<10)}}})
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, err := mc.decode(frame); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -541,7 +541,7 @@ func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 			if err == nil && t != typeEntry {
 				err = fmt.Errorf("a %s record where an entry was indexed", t)
 			}
-			var e Entry
+			var e entryBody
 			if err == nil {
 				err = dec.decode(body, &e)
 			}
@@ -555,7 +555,7 @@ func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 			if len(ents) > 0 && size > maxBytes {
 				return ents, nil
 			}
-			ents = append(ents, e)
+			ents = append(ents, Entry{Slot: e.Slot, Ballot: e.Ballot, Value: e.Value})
 		}
 		i = j
 	}

@@ -68,14 +68,14 @@ type Node struct {
 	lastSweep    time.Time
 
 	// Shared with callers; guarded by mu.
-	mu        sync.Mutex
-	batch     []byte   // commands for the loop to propose, in the core's batch encoding
-	batchKeys []cmdKey // the commands in batch, in order
-	waiters   map[cmdKey]*waiter
-	reads     []*readRequest // read requests for the loop to start
-	snapReqs  []chan snapshotResult
-	closed    bool
-	failure   error
+	mu         sync.Mutex
+	batch      []paxos.Command // commands for the loop to propose, in order
+	batchBytes int             // the payload bytes in batch
+	waiters    map[cmdKey]*waiter
+	reads      []*readRequest // read requests for the loop to start
+	snapReqs   []chan snapshotResult
+	closed     bool
+	failure    error
 
 	kick chan struct{} // wakes the loop: a command or read arrived
 	stop chan struct{} // closed by Close
@@ -335,20 +335,23 @@ func (n *Node) stepAll(batch []paxosnet.Inbound) {
 func (n *Node) takeRequests() {
 	n.mu.Lock()
 	hold := n.holdBatch()
-	batch, keys, reads, snaps := n.batch, n.batchKeys, n.reads, n.snapReqs
+	batch, reads, snaps := n.batch, n.reads, n.snapReqs
 	if hold {
-		batch, keys = nil, nil
+		batch = nil
 	} else {
-		n.batch, n.batchKeys = nil, nil
+		n.batch, n.batchBytes = nil, 0
 	}
 	n.reads, n.snapReqs = nil, nil
 	n.mu.Unlock()
 	if len(batch) > 0 {
 		if n.rn.IsLeader() {
-			n.inflight, n.gatherTarget = len(keys), 0
+			n.inflight, n.gatherTarget = len(batch), 0
 		}
-		if err := n.rn.Propose(batch); err != nil {
-			n.failCommands(keys, n.proposeError(err))
+		// Encoded here, once, in a buffer of its exact size: appended to a
+		// growing buffer as they came, a batch of 1 KiB commands was
+		// copied about twice over, a quarter of a loaded leader's CPU.
+		if err := n.rn.Propose(paxos.EncodeBatch(batch)); err != nil {
+			n.failCommands(batch, n.proposeError(err))
 		}
 	}
 	for _, r := range reads {
@@ -378,7 +381,7 @@ const batchDelay = 300 * time.Microsecond
 //
 // A lone client is never held: it waits for itself. Called with n.mu held.
 func (n *Node) holdBatch() bool {
-	if len(n.batchKeys) == 0 || !n.rn.IsLeader() || len(n.batch) >= n.cfg.MaxBatchBytes/2 {
+	if len(n.batch) == 0 || !n.rn.IsLeader() || n.batchBytes >= n.cfg.MaxBatchBytes/2 {
 		return false
 	}
 	st := n.rn.Status()
@@ -387,11 +390,11 @@ func (n *Node) holdBatch() bool {
 	}
 	if n.inflight > 0 {
 		// The slot just committed: wait for its clients too.
-		n.gatherTarget = len(n.batchKeys) + n.inflight*9/10
+		n.gatherTarget = len(n.batch) + n.inflight*9/10
 		n.gatherSince = time.Now()
 		n.inflight = 0
 	}
-	if len(n.batchKeys) >= n.gatherTarget {
+	if len(n.batch) >= n.gatherTarget {
 		return false
 	}
 	wait := batchDelay - time.Since(n.gatherSince)
@@ -584,10 +587,11 @@ func (n *Node) apply(ents []paxos.Entry) error {
 }
 
 // failCommands answers the waiters of keys with err.
-func (n *Node) failCommands(keys []cmdKey, err error) {
+func (n *Node) failCommands(cmds []paxos.Command, err error) {
 	var notify []func(Result)
 	n.mu.Lock()
-	for _, k := range keys {
+	for _, c := range cmds {
+		k := cmdKey{c.ClientID, c.Seq}
 		if w, ok := n.waiters[k]; ok {
 			delete(n.waiters, k)
 			notify = append(notify, w.notify...)
@@ -612,8 +616,8 @@ func (n *Node) sweep() {
 	for k, w := range n.waiters {
 		if now.Sub(w.proposed) >= n.cfg.ElectionTimeout {
 			w.proposed = now
-			n.batch = paxos.AppendCommand(n.batch, paxos.Command{ClientID: k.client, Seq: k.seq, Payload: w.payload})
-			n.batchKeys = append(n.batchKeys, k)
+			n.batch = append(n.batch, paxos.Command{ClientID: k.client, Seq: k.seq, Payload: w.payload})
+			n.batchBytes += len(w.payload)
 		}
 	}
 	n.mu.Unlock()
@@ -630,6 +634,10 @@ func (n *Node) sweep() {
 // A client has one command outstanding at a time, numbered from 1; a
 // retry with the same (clientID, seq), on this node or another, is applied
 // at most once and gets the first execution's response.
+//
+// The node keeps payload without copying it, possibly past an ErrTimeout
+// return (the command may still be proposed): the caller must not modify
+// it after the call.
 //
 // It returns ErrNotLeader (a *NotLeaderError) when no leader is known,
 // ErrBusy when too much is uncommitted, ErrTimeout when ctx ends first
@@ -659,7 +667,7 @@ func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result))
 		n.mu.Unlock()
 		return err
 	}
-	if len(n.batch)+len(payload) > max(n.cfg.MaxBatchBytes, paxos.DefaultMaxBatchBytes)*4 {
+	if n.batchBytes+len(payload) > max(n.cfg.MaxBatchBytes, paxos.DefaultMaxBatchBytes)*4 {
 		n.mu.Unlock()
 		return ErrBusy
 	}
@@ -671,8 +679,8 @@ func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result))
 		return nil
 	}
 	n.waiters[k] = &waiter{payload: payload, proposed: time.Now(), notify: []func(Result){notify}}
-	n.batch = paxos.AppendCommand(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Payload: payload})
-	n.batchKeys = append(n.batchKeys, k)
+	n.batch = append(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Payload: payload})
+	n.batchBytes += len(payload)
 	n.mu.Unlock()
 	n.wake()
 	return nil
@@ -806,7 +814,7 @@ func (n *Node) closedError() error {
 func (n *Node) abandonAll(err error) {
 	n.mu.Lock()
 	waiters, reads, snaps := n.waiters, n.reads, n.snapReqs
-	n.waiters, n.reads, n.snapReqs, n.batch, n.batchKeys = map[cmdKey]*waiter{}, nil, nil, nil, nil
+	n.waiters, n.reads, n.snapReqs, n.batch, n.batchBytes = map[cmdKey]*waiter{}, nil, nil, nil, 0
 	n.mu.Unlock()
 	for _, w := range waiters {
 		for _, fn := range w.notify {

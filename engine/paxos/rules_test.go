@@ -469,6 +469,11 @@ func TestValueEncoding(t *testing.T) {
 			t.Errorf("command %d: got %+v, want %+v", i, got[i], want[i])
 		}
 	}
+	// EncodeBatch makes the same bytes in a buffer of exactly their size.
+	enc := EncodeBatch(want)
+	if string(enc) != string(batch) || cap(enc) != len(enc) {
+		t.Errorf("EncodeBatch: %x (cap %d), want %x with no spare capacity", enc, cap(enc), batch)
+	}
 	for _, bad := range [][]byte{nil, {}, {7}, {kindNoop, 1}, {kindCommands, 1, 1, 5, 'x'}, {kindCommands, 0x80}} {
 		if err := CheckValue(bad); !errors.Is(err, ErrBadValue) {
 			t.Errorf("CheckValue(%x) = %v, want ErrBadValue", bad, err)

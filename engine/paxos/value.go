@@ -54,6 +54,35 @@ func AppendCommand(batch []byte, c Command) []byte {
 	return append(batch, c.Payload...)
 }
 
+// EncodeBatch encodes cmds as one batch in a buffer of exactly its size:
+// each payload is copied once and nothing grows. (Appending command by
+// command copies a growing batch again at every doubling.)
+func EncodeBatch(cmds []Command) []byte {
+	size := 1
+	for _, c := range cmds {
+		size += commandSize(c)
+	}
+	batch := make([]byte, 0, size)
+	for _, c := range cmds {
+		batch = AppendCommand(batch, c)
+	}
+	return batch
+}
+
+// commandSize is the length of c's encoding in a batch.
+func commandSize(c Command) int {
+	return uvarintLen(c.ClientID) + uvarintLen(c.Seq) + uvarintLen(uint64(len(c.Payload))) + len(c.Payload)
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
 // AppendBatch appends the commands of the batch src to the batch dst, which
 // may be empty.
 func AppendBatch(dst, src []byte) []byte {

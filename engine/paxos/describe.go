@@ -120,5 +120,8 @@ func DescribeReady(rd Ready, indent string) string {
 	for _, r := range rd.ReadStates {
 		fmt.Fprintf(&b, "%sReadState ctx=%d index=%d\n", indent, r.Context, r.Index)
 	}
+	for _, to := range rd.SendSnapshots {
+		fmt.Fprintf(&b, "%sSendSnapshot to=%s\n", indent, to)
+	}
 	return b.String()
 }

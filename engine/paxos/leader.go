@@ -39,6 +39,10 @@ type progress struct {
 	matchAtLastBeat uint64
 	// readAck is the highest read round the acceptor confirmed.
 	readAck uint64
+	// snapshotting says the caller is sending the acceptor a snapshot
+	// (it needs slots the leader compacted): no entries go to it
+	// meanwhile.
+	snapshotting bool
 }
 
 func newLeadership(n *RawNode, recoveryEnd uint64) *leadership {
@@ -105,7 +109,7 @@ func (l *leadership) hasWork(n *RawNode) bool {
 		return true
 	}
 	for i, p := range n.peers {
-		if p != n.id && l.canSend(n, i) {
+		if p != n.id && (l.canSend(n, i) || l.needsSnapshot(n, i)) {
 			return true
 		}
 	}
@@ -127,6 +131,10 @@ func (l *leadership) flush(n *RawNode) {
 			continue
 		}
 		sent := false
+		if l.needsSnapshot(n, i) {
+			l.progress[i].snapshotting = true
+			n.snapshotsToSend = append(n.snapshotsToSend, p)
+		}
 		if l.canSend(n, i) {
 			l.sendAccept(n, i)
 			sent = true
@@ -139,10 +147,32 @@ func (l *leadership) flush(n *RawNode) {
 	l.reads.needBeat, l.reads.open = false, false
 }
 
-// canSend reports whether peer i lacks entries and the window lets them go.
+// canSend reports whether peer i lacks entries that the leader holds and
+// the window lets them go.
 func (l *leadership) canSend(n *RawNode, i int) bool {
 	pr := &l.progress[i]
-	return pr.next <= n.log.last() && pr.next-pr.match-1 < uint64(n.cfg.MaxInflightSlots)
+	return !pr.snapshotting && pr.next > n.log.compacted.Slot &&
+		pr.next <= n.log.last() && pr.next-pr.match-1 < uint64(n.cfg.MaxInflightSlots)
+}
+
+// needsSnapshot reports whether peer i needs slots the leader compacted
+// and no snapshot is on its way to it yet.
+func (l *leadership) needsSnapshot(n *RawNode, i int) bool {
+	pr := &l.progress[i]
+	return !pr.snapshotting && pr.next <= n.log.compacted.Slot
+}
+
+// matched notes that peer i holds the leader's values up to slot.
+func (l *leadership) matched(n *RawNode, i int, slot uint64) {
+	pr := &l.progress[i]
+	if slot > pr.match {
+		pr.match = min(slot, n.log.last())
+		pr.next = max(pr.next, pr.match+1)
+		n.maybeCommit()
+	}
+	if pr.match >= n.log.compacted.Slot {
+		pr.snapshotting = false // it caught up, by snapshot or otherwise
+	}
 }
 
 func (l *leadership) sendAccept(n *RawNode, i int) {
@@ -169,13 +199,12 @@ func (n *RawNode) handleAccepted(m Message) {
 		// there. (A stale rejection can only make us send again.)
 		pr.match = max(pr.match, min(m.Slot, n.log.last()))
 		pr.next = max(pr.match, m.Slot) + 1
+		if pr.match >= n.log.compacted.Slot {
+			pr.snapshotting = false
+		}
 		return
 	}
-	if m.Slot > pr.match {
-		pr.match = min(m.Slot, n.log.last())
-		pr.next = max(pr.next, pr.match+1)
-		n.maybeCommit()
-	}
+	l.matched(n, i, m.Slot)
 }
 
 // maybeCommit advances the commit index to the highest slot a majority of
@@ -222,11 +251,7 @@ func (n *RawNode) handleHeartbeatResp(m Message) {
 	i := n.peerIndex(m.From)
 	pr := &l.progress[i]
 	pr.active, pr.heard = true, true
-	if m.Slot > pr.match {
-		pr.match = min(m.Slot, n.log.last())
-		pr.next = max(pr.next, pr.match+1)
-		n.maybeCommit()
-	}
+	l.matched(n, i, m.Slot)
 	if m.Context > pr.readAck {
 		pr.readAck = m.Context
 		l.reads.confirm(n)

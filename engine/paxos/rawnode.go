@@ -80,6 +80,7 @@ type RawNode struct {
 	msgs             []Message
 	msgsAfterPersist []Message
 	readStates       []ReadState
+	snapshotsToSend  []NodeID
 	// prevHard is the hard state last handed out in a Ready.
 	prevHard HardState
 }
@@ -346,7 +347,9 @@ func (n *RawNode) ReadIndex(context uint64) error {
 //     state. Those addressed to this replica itself go back into Step.
 //  4. Apply Committed, in order, and serve ReadStates once the state
 //     machine has applied their Index.
-//  5. Call Advance.
+//  5. Start sending the latest snapshot to each of SendSnapshots (see
+//     ReportSnapshot), which need slots this leader compacted.
+//  6. Call Advance.
 type Ready struct {
 	HardState            *HardState
 	Entries              []Entry
@@ -355,17 +358,19 @@ type Ready struct {
 	MessagesAfterPersist []Message
 	Committed            []Entry
 	ReadStates           []ReadState
+	SendSnapshots        []NodeID
 }
 
 // IsEmpty reports whether the Ready asks for nothing.
 func (rd Ready) IsEmpty() bool {
 	return rd.HardState == nil && len(rd.Entries) == 0 && len(rd.Messages) == 0 &&
-		len(rd.MessagesAfterPersist) == 0 && len(rd.Committed) == 0 && len(rd.ReadStates) == 0
+		len(rd.MessagesAfterPersist) == 0 && len(rd.Committed) == 0 && len(rd.ReadStates) == 0 &&
+		len(rd.SendSnapshots) == 0
 }
 
 // HasReady reports whether Ready would ask for anything.
 func (n *RawNode) HasReady() bool {
-	return len(n.msgs) > 0 || len(n.msgsAfterPersist) > 0 || len(n.readStates) > 0 ||
+	return len(n.msgs) > 0 || len(n.msgsAfterPersist) > 0 || len(n.readStates) > 0 || len(n.snapshotsToSend) > 0 ||
 		n.hardState() != n.prevHard || n.log.unstable <= n.log.last() ||
 		n.log.applying < n.log.commit || (n.role == leader && n.ldr.hasWork(n))
 }
@@ -400,6 +405,7 @@ func (n *RawNode) Ready() Ready {
 	rd.MessagesAfterPersist, n.msgsAfterPersist = n.msgsAfterPersist, nil
 	rd.Committed = n.log.takeCommitted()
 	rd.ReadStates, n.readStates = n.readStates, nil
+	rd.SendSnapshots, n.snapshotsToSend = n.snapshotsToSend, nil
 	return rd
 }
 

@@ -12,6 +12,9 @@ type network struct {
 	cut map[[2]paxos.NodeID]bool
 	// reliable is set once the faults heal.
 	reliable bool
+	// isolated, if set, is cut off from everyone until the faults heal
+	// (Options.Isolate).
+	isolated paxos.NodeID
 }
 
 func newNetwork(s *Sim) network {
@@ -20,6 +23,7 @@ func newNetwork(s *Sim) network {
 
 func (nw *network) heal() {
 	nw.cut = map[[2]paxos.NodeID]bool{}
+	nw.isolated = 0
 	nw.reliable = true
 }
 
@@ -30,7 +34,7 @@ func (nw *network) send(m paxos.Message) {
 	p := s.opts.Profile
 	copies := 1
 	if !nw.reliable {
-		if nw.cut[[2]paxos.NodeID{m.From, m.To}] || s.rng.Float64() < p.Drop {
+		if nw.cutOff(m.From, m.To) || s.rng.Float64() < p.Drop {
 			s.stats.Dropped++
 			s.tracef("drop %s", paxos.DescribeMessage(m))
 			return
@@ -47,6 +51,25 @@ func (nw *network) send(m paxos.Message) {
 		to := s.nodes[m.To-1]
 		s.after(d, func() { to.receive(m) })
 	}
+}
+
+// cutOff reports whether the link from one replica to another is cut.
+func (nw *network) cutOff(from, to paxos.NodeID) bool {
+	return nw.cut[[2]paxos.NodeID{from, to}] || (nw.isolated != 0 && (from == nw.isolated || to == nw.isolated))
+}
+
+// sendSnapshot carries a snapshot from one replica to another, as one
+// message with the link's cuts, losses and delays. It reports whether the
+// snapshot will arrive (if the receiver is up then).
+func (nw *network) sendSnapshot(from, to paxos.NodeID, sn *snapshot) bool {
+	s := nw.s
+	p := s.opts.Profile
+	if !nw.reliable && (nw.cutOff(from, to) || s.rng.Float64() < p.Drop) {
+		return false
+	}
+	dst := s.nodes[to-1]
+	s.after(s.between(p.MinDelay, 10*p.MaxDelay), func() { dst.receiveSnapshot(sn) })
+	return true
 }
 
 // scheduleFaults plans the profile's faults over the fault time: every

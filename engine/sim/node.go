@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -34,9 +35,16 @@ type node struct {
 	leading         bool // as of the last Ready, for counting elections
 	skew            float64
 
-	// The fake disk: what completed persists wrote.
-	hard    paxos.HardState
-	entries []paxos.Entry // entries[i] is slot i+1
+	// The fake disk: what completed persists wrote, the compaction point
+	// and the latest snapshot. entries[i] is slot compacted.Slot+1+i.
+	hard      paxos.HardState
+	entries   []paxos.Entry
+	compacted paxos.Compacted
+	snap      *snapshot
+	// appliedBallot is the ballot of the last applied slot's entry.
+	appliedBallot paxos.Ballot
+	// offered is the latest snapshot a leader sent, waiting for the loop.
+	offered *snapshot
 
 	// The state machine and the session table, rebuilt from the log at
 	// every restart.
@@ -60,6 +68,14 @@ type readWait struct {
 	req   *request
 }
 
+// snapshot is a replica's state machine and session table after a slot.
+type snapshot struct {
+	slot     uint64
+	ballot   paxos.Ballot
+	log      []string
+	sessions []byte
+}
+
 func newNode(s *Sim, id paxos.NodeID, peers []paxos.NodeID) *node {
 	n := &node{s: s, id: id, peers: peers}
 	if sk := s.opts.Profile.Skew; sk > 0 {
@@ -68,9 +84,21 @@ func newNode(s *Sim, id paxos.NodeID, peers []paxos.NodeID) *node {
 	return n
 }
 
-// boot makes a RawNode from what the disk holds, with an empty state
-// machine that re-applies the committed log.
+// boot makes a RawNode from what the disk holds, with the state machine
+// of the latest snapshot (or an empty one) that re-applies the committed
+// log after it. As the engine does, a snapshot beyond the whole log (the
+// crash came between writing it and compacting) compacts the log first.
 func (n *node) boot() {
+	n.chat = newChat()
+	n.sessions = session.New(0)
+	var applied uint64
+	if sn := n.snap; sn != nil {
+		n.restore(sn)
+		applied = sn.slot
+		if sn.slot > n.compacted.Slot+uint64(len(n.entries)) {
+			n.compactDisk(paxos.Compacted{Slot: sn.slot, Ballot: sn.ballot})
+		}
+	}
 	hard := n.hard
 	if n.s.opts.ForgetPromise {
 		hard.Promised = paxos.Ballot{}
@@ -80,7 +108,9 @@ func (n *node) boot() {
 		Peers:     n.peers,
 		Rand:      rand.New(rand.NewPCG(n.s.opts.Seed, uint64(n.id)<<32|uint64(n.incarnation))),
 		HardState: hard,
+		Compacted: n.compacted,
 		Entries:   slices.Clone(n.entries),
+		Applied:   applied,
 		Knobs:     n.s.opts.Knobs,
 	})
 	if err != nil {
@@ -90,9 +120,7 @@ func (n *node) boot() {
 	n.rn = rn
 	n.up, n.busy, n.paused, n.leading = true, false, false, false
 	n.pendingPersists, n.lastPersist = 0, 0
-	n.inbox, n.ticks, n.requests = nil, 0, nil
-	n.chat = newChat()
-	n.sessions = session.New(0)
+	n.inbox, n.ticks, n.requests, n.offered = nil, 0, nil, nil
 	n.waiting = map[[2]uint64]*request{}
 	n.reads = map[uint64]*request{}
 	n.readIndex = nil
@@ -189,6 +217,12 @@ func (n *node) loop() {
 	}
 	inbox, ticks, requests := n.inbox, n.ticks, n.requests
 	n.inbox, n.ticks, n.requests = nil, 0, nil
+	if sn := n.offered; sn != nil {
+		n.offered = nil
+		if n.installSnapshot(sn) {
+			return // crashed
+		}
+	}
 	for _, m := range inbox {
 		if err := n.rn.Step(m); err != nil {
 			n.s.fail("replica %s refused %s: %v", n.id, paxos.DescribeMessage(m), err)
@@ -248,6 +282,10 @@ func (n *node) loop() {
 	})
 	n.applyReady(rd)
 	n.rn.Advance(rd)
+	n.sendSnapshots(rd)
+	if n.maybeSnapshot() {
+		return // crashed
+	}
 	n.wake()
 }
 
@@ -326,14 +364,20 @@ func (n *node) persisted(rd paxos.Ready, crashAt int) {
 	if rd.HardState != nil {
 		n.hard = *rd.HardState
 	}
-	if len(rd.Entries) > 0 {
-		first := rd.Entries[0].Slot
-		if first > uint64(len(n.entries))+1 {
-			n.s.fail("replica %s persisted slot %d after %d entries: a hole", n.id, first, len(n.entries))
+	// Entries the log was compacted past since this write was queued are
+	// dropped, as the WAL does with a write queued before a compaction.
+	ents := rd.Entries
+	for len(ents) > 0 && ents[0].Slot <= n.compacted.Slot {
+		ents = ents[1:]
+	}
+	if len(ents) > 0 {
+		first, base := ents[0].Slot, n.compacted.Slot
+		if first > base+uint64(len(n.entries))+1 {
+			n.s.fail("replica %s persisted slot %d after slot %d: a hole", n.id, first, base+uint64(len(n.entries)))
 			return
 		}
-		n.entries = append(n.entries[:first-1], rd.Entries...)
-		n.s.check.persisted(n, rd.Entries)
+		n.entries = append(n.entries[:first-base-1], ents...)
+		n.s.check.persisted(n, ents)
 	}
 	if crashAt == crashAfterPersist {
 		n.crash()
@@ -353,6 +397,10 @@ func (n *node) persisted(rd paxos.Ready, crashAt int) {
 	n.applyReady(rd)
 	n.rn.Advance(rd)
 	n.busy = false
+	n.sendSnapshots(rd)
+	if n.maybeSnapshot() {
+		return // crashed
+	}
 	n.wake()
 }
 
@@ -385,11 +433,14 @@ func (n *node) propose(r *request) {
 // apply applies a committed slot through the session table, and answers
 // the clients waiting here.
 func (n *node) apply(e paxos.Entry) {
+	if e.Slot <= n.chat.applied {
+		return // covered by the snapshot it restarted from
+	}
 	n.s.check.applied(n, e)
 	if n.s.err != nil {
 		return
 	}
-	defer func() { n.chat.applied = e.Slot }()
+	defer func() { n.chat.applied, n.appliedBallot = e.Slot, e.Ballot }()
 	if n.s.opts.SkipSessionCheck {
 		_ = paxos.ForEachCommand(e.Value, func(c paxos.Command) bool {
 			n.answer(c, reply{resp: n.chat.execute(n, c.Payload)})
@@ -434,4 +485,155 @@ func (n *node) serveReads() {
 		}
 	}
 	n.readIndex = kept
+}
+
+// maybeSnapshot runs the snapshot policy after an Advance: every
+// SnapshotEvery applied slots, snapshot the state machine, make it
+// durable, then compact the log up to SnapshotKeep slots behind it, in
+// the core and on disk. In the crash profiles, a crash may come at any
+// step of that: before the snapshot is durable, between the snapshot and
+// the compaction, and after it. It reports whether the replica crashed.
+func (n *node) maybeSnapshot() bool {
+	every := uint64(n.s.opts.SnapshotEvery)
+	if every == 0 || n.chat.applied < n.lastSnapSlot()+every {
+		return false
+	}
+	if n.crashSnapshotStep() {
+		return true // the snapshot was never made durable
+	}
+	n.snap = &snapshot{slot: n.chat.applied, ballot: n.appliedBallot, log: slices.Clone(n.chat.log), sessions: n.sessionBytes()}
+	n.s.stats.Snapshots++
+	n.s.tracef("%s snapshot at %d", n.id, n.snap.slot)
+	if n.crashSnapshotStep() {
+		return true // durable, not compacted
+	}
+	keep := uint64(n.s.opts.SnapshotKeep)
+	applied := n.rn.Status().Applied
+	if n.snap.slot <= keep || min(n.snap.slot-keep, applied) <= n.rn.Compacted().Slot {
+		return false
+	}
+	c, err := n.rn.Compact(min(n.snap.slot-keep, applied))
+	if err != nil {
+		n.s.fail("replica %s: %v", n.id, err)
+		return true
+	}
+	n.compactDisk(c)
+	n.s.tracef("%s compacted to %d", n.id, c.Slot)
+	return n.crashSnapshotStep() // compacted
+}
+
+func (n *node) lastSnapSlot() uint64 {
+	if n.snap == nil {
+		return 0
+	}
+	return n.snap.slot
+}
+
+func (n *node) sessionBytes() []byte {
+	var b bytes.Buffer
+	n.sessions.WriteTo(&b)
+	return b.Bytes()
+}
+
+// crashSnapshotStep crashes the replica, in the crash profiles, with a
+// chance high enough that every step of snapshot-then-compact is hit.
+func (n *node) crashSnapshotStep() bool {
+	if !n.s.opts.Profile.Crashes || n.s.healed || n.s.rng.Float64() >= 0.05 {
+		return false
+	}
+	n.crash()
+	n.s.after(n.s.between(20*Millisecond, 400*Millisecond), func() {
+		if !n.up {
+			n.restart()
+		}
+	})
+	return true
+}
+
+// compactDisk records compaction point c on the fake disk and drops the
+// entries it covers, as the WAL does.
+func (n *node) compactDisk(c paxos.Compacted) {
+	if c.Slot <= n.compacted.Slot {
+		return
+	}
+	if drop := c.Slot - n.compacted.Slot; drop < uint64(len(n.entries)) {
+		n.entries = slices.Clone(n.entries[drop:])
+	} else {
+		n.entries = nil
+	}
+	n.compacted = c
+	n.hard.Commit = max(n.hard.Commit, c.Slot)
+}
+
+// restore replaces the state machine and the session table with sn's.
+func (n *node) restore(sn *snapshot) {
+	table, err := session.Read(sn.sessions)
+	if err != nil {
+		n.s.fail("replica %s: restoring the sessions of snapshot %d: %v", n.id, sn.slot, err)
+		return
+	}
+	n.sessions = table
+	n.chat = newChat()
+	for _, text := range sn.log {
+		n.chat.log = append(n.chat.log, text)
+		n.chat.seen[text] = true
+	}
+	n.chat.applied, n.appliedBallot = sn.slot, sn.ballot
+}
+
+// sendSnapshots sends the leader's latest snapshot to the followers the
+// core asks for. The transfer is one message on the faulty network; the
+// core hears how it went (ReportSnapshot) a while later, as the engine's
+// sender reports a finished or failed stream.
+func (n *node) sendSnapshots(rd paxos.Ready) {
+	for _, to := range rd.SendSnapshots {
+		sn := n.snap
+		inc := n.incarnation
+		delivered := sn != nil && n.s.net.sendSnapshot(n.id, to, sn)
+		n.s.tracef("%s sends snapshot to %s (delivered %v)", n.id, to, delivered)
+		n.s.after(n.s.between(50*Millisecond, 200*Millisecond), func() {
+			if n.up && n.incarnation == inc {
+				n.rn.ReportSnapshot(to, delivered)
+				n.wake()
+			}
+		})
+	}
+}
+
+// receiveSnapshot takes a snapshot off the network, for the loop.
+func (n *node) receiveSnapshot(sn *snapshot) {
+	if !n.up {
+		return
+	}
+	if n.offered == nil || n.offered.slot < sn.slot {
+		n.offered = sn
+	}
+	n.wake()
+}
+
+// installSnapshot installs a leader's snapshot as the engine does: make it
+// durable, record the compaction point, then restore the state machine
+// and tell the core. A crash may come between the steps. It reports
+// whether the replica crashed.
+func (n *node) installSnapshot(sn *snapshot) bool {
+	if !n.rn.WantsSnapshot(sn.slot) {
+		return false
+	}
+	if n.crashSnapshotStep() {
+		return true
+	}
+	n.snap = sn
+	if n.crashSnapshotStep() {
+		return true
+	}
+	c := paxos.Compacted{Slot: sn.slot, Ballot: sn.ballot}
+	n.compactDisk(c)
+	n.restore(sn)
+	if !n.rn.InstallSnapshot(c) {
+		n.s.fail("replica %s: the core refused a snapshot it wanted", n.id)
+		return true
+	}
+	n.s.stats.Installs++
+	n.s.tracef("%s installed snapshot %d", n.id, sn.slot)
+	return false
 }

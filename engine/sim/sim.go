@@ -80,6 +80,14 @@ type Options struct {
 	// Otherwise a replica takes no input until its write completes, then
 	// applies.
 	Pipelined bool
+	// SnapshotEvery, if not zero, has each replica snapshot its state
+	// every that many applied slots and then compact its log up to
+	// SnapshotKeep slots behind the snapshot; a follower that needs what
+	// the leader compacted gets the leader's snapshot.
+	SnapshotEvery, SnapshotKeep int
+	// Isolate cuts the last replica off from the others for the whole of
+	// FaultTime, so that it misses many compactions.
+	Isolate bool
 	// Trace keeps the last TraceLines lines of a trace of every event.
 	Trace      bool
 	TraceLines int
@@ -99,7 +107,10 @@ type Result struct {
 // Stats count what happened in a run.
 type Stats struct {
 	Events, Messages, Dropped, Commits, Ops, Retries, Crashes, Elections int
-	SimTime                                                              Time
+	// Snapshots counts snapshots taken, Installs those installed from a
+	// leader.
+	Snapshots, Installs int
+	SimTime             Time
 }
 
 // Sim is one simulation run: replicas of the real core, a fake network, a
@@ -155,6 +166,9 @@ func newSim(opts Options) *Sim {
 	}
 	s := &Sim{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, 0x5eed))}
 	s.net = newNetwork(s)
+	if opts.Isolate {
+		s.net.isolated = paxos.NodeID(opts.Nodes)
+	}
 	s.check = newChecker(s)
 	peers := make([]paxos.NodeID, opts.Nodes)
 	for i := range peers {

@@ -32,6 +32,11 @@ func optionsFor(seed uint64) Options {
 		// Every other run of 18 seeds runs the engine's pipelined runtime,
 		// the others the simpler one that waits for each write.
 		Pipelined: (seed/uint64(3*len(Profiles)))%2 == 1,
+		// Every run snapshots and compacts, often, with a trailing window
+		// of 0 to 12 slots: followers a little behind catch up from the
+		// log, the others by snapshot.
+		SnapshotEvery: 8 + int(seed%17),
+		SnapshotKeep:  3 * int(seed%5),
 	}
 }
 
@@ -113,14 +118,44 @@ func TestSimulation(t *testing.T) {
 		total.Crashes += s.Crashes
 		total.Elections += s.Elections
 		total.Dropped += s.Dropped
+		total.Snapshots += s.Snapshots
+		total.Installs += s.Installs
 		if o.res.Err != nil {
 			if failures++; failures <= 3 {
 				report(t, o.opts, o.res.Err)
 			}
 		}
 	}
-	t.Logf("%d seeds %v: %d events, %d slots committed, %d client operations, %d elections, %d crashes, %d messages dropped",
-		*flagSeeds, byProfile, total.Events, total.Commits, total.Ops, total.Elections, total.Crashes, total.Dropped)
+	t.Logf("%d seeds %v: %d events, %d slots committed, %d client operations, %d elections, %d crashes, %d messages dropped, %d snapshots, %d installed from a leader",
+		*flagSeeds, byProfile, total.Events, total.Commits, total.Ops, total.Elections, total.Crashes, total.Dropped, total.Snapshots, total.Installs)
+	if total.Snapshots == 0 || total.Installs == 0 {
+		t.Errorf("the runs took %d snapshots and installed %d: snapshots and catch-up went untested", total.Snapshots, total.Installs)
+	}
+}
+
+// TestSimulationIsolatedReplicaCatchesUp cuts one replica off for the
+// whole fault time, under every profile, while the others snapshot and
+// compact many times over; once the faults heal it must catch up, which
+// it can only do from a snapshot, and hold what the others hold.
+func TestSimulationIsolatedReplicaCatchesUp(t *testing.T) {
+	installs := 0
+	for seed := uint64(0); seed < 60; seed++ {
+		opts := optionsFor(seed)
+		opts.Isolate = true
+		opts.SnapshotEvery, opts.SnapshotKeep = 10, 5
+		res := Run(opts)
+		if res.Err != nil {
+			report(t, opts, res.Err)
+			continue
+		}
+		installs += res.Stats.Installs
+		if res.Stats.Snapshots < 3*opts.Nodes/2 {
+			t.Errorf("seed %d: only %d snapshots: too few compactions to test catching up", seed, res.Stats.Snapshots)
+		}
+	}
+	if installs < 60 {
+		t.Errorf("%d snapshots installed over 60 runs; every isolated replica should have needed one", installs)
+	}
 }
 
 // linearizabilityOptions are the runs whose histories are checked with

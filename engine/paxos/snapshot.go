@@ -1,0 +1,98 @@
+package paxos
+
+import "fmt"
+
+// Log compaction and catching up by snapshot.
+//
+// The caller snapshots its state machine at an applied slot, makes the
+// snapshot durable, and then calls Compact to let the core drop the
+// entries up to a slot at or below it (usually some way below, so that a
+// follower a little behind still catches up from the log). The core never
+// sees snapshot bytes.
+//
+// When the leader would have to send a follower entries it no longer
+// holds, it asks its caller, in Ready.SendSnapshots, to send that
+// follower its latest snapshot, and sends the follower no entries until
+// the caller calls ReportSnapshot or the follower reports a slot at or
+// past the compaction point. The follower's caller restores the snapshot
+// and calls InstallSnapshot; the follower then tells the leader where it
+// stands, and the leader continues from the log.
+
+// Compact drops the entries up to slot, which a durable snapshot covers:
+// slot must be applied (Advance reported it) and not below the current
+// compaction point. It returns the new compaction point, with the ballot
+// of slot's entry, for the caller to record in its log.
+func (n *RawNode) Compact(slot uint64) (Compacted, error) {
+	l := &n.log
+	if slot < l.compacted.Slot || slot > l.applied {
+		return l.compacted, fmt.Errorf("paxos: Compact(%d): slot must be in [%d, %d], the compaction point and the applied slot", slot, l.compacted.Slot, l.applied)
+	}
+	b, _ := l.ballotAt(slot)
+	l.compactTo(Compacted{Slot: slot, Ballot: b})
+	return l.compacted, nil
+}
+
+// compactTo moves the compaction point to c, keeping the entries after
+// it. c may be past the last entry (a snapshot from the leader).
+func (l *slotLog) compactTo(c Compacted) {
+	if c.Slot <= l.last() {
+		l.entries = append([]Entry(nil), l.entries[c.Slot-l.compacted.Slot:]...)
+	} else {
+		l.entries = nil
+	}
+	l.compacted = c
+	l.commit = max(l.commit, c.Slot)
+	l.applied = max(l.applied, c.Slot)
+	l.applying = max(l.applying, c.Slot)
+	l.unstable = max(l.unstable, c.Slot+1)
+}
+
+// InstallSnapshot tells a follower that its caller restored the state
+// machine from a snapshot of slot c.Slot, whose entry has ballot c.Ballot,
+// that the caller has made durable along with the compaction point c. The
+// log continues after it; entries held beyond it stay. It reports false,
+// and changes nothing, if the replica has already committed c.Slot (the
+// caller should then not restore the snapshot at all: see WantsSnapshot).
+func (n *RawNode) InstallSnapshot(c Compacted) bool {
+	if !n.WantsSnapshot(c.Slot) {
+		return false
+	}
+	if n.role == candidate {
+		// Its campaign is for slots the snapshot now covers.
+		n.becomeFollower(None)
+	}
+	n.log.compactTo(c)
+	n.resetAcceptedUpTo()
+	n.acceptedUpTo = max(n.acceptedUpTo, c.Slot)
+	if n.lead != None && n.lead != n.id {
+		// Tell the leader where to continue from, at once, rather than at
+		// its next heartbeat. The compaction point is durable already; the
+		// message goes after the next persist anyway, like every report of
+		// this acceptor's state.
+		n.sendAfterPersist(Message{Type: MsgAccepted, To: n.lead, Ballot: n.promised, Slot: n.acceptedUpTo, Reject: true})
+	}
+	return true
+}
+
+// WantsSnapshot reports whether a snapshot of slot would move this
+// replica forward: whether slot is past its commit index. A leader never
+// wants one (it holds everything committed).
+func (n *RawNode) WantsSnapshot(slot uint64) bool { return n.role != leader && slot > n.log.commit }
+
+// ReportSnapshot tells the leader that sending its snapshot to follower to
+// ended: the follower may need another (ok false), or now holds it (ok
+// true; the follower's own report will say from where to continue). Until
+// it is called, or the follower reports a slot at or past the compaction
+// point, the leader sends that follower no entries.
+func (n *RawNode) ReportSnapshot(to NodeID, ok bool) {
+	if n.role != leader {
+		return
+	}
+	if i := n.peerIndex(to); i >= 0 {
+		n.ldr.progress[i].snapshotting = false
+	}
+}
+
+// Compacted returns the compaction point: a snapshot covers every slot up
+// to it, and the core holds entries only after it.
+func (n *RawNode) Compacted() Compacted { return n.log.compacted }

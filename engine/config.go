@@ -14,6 +14,16 @@ import (
 	"github.com/paxos-go/paxos/wal"
 )
 
+// Defaults of the snapshot policy; see Config.
+const (
+	DefaultSnapshotEverySlots      = 10_000
+	DefaultSnapshotEveryBytes      = 64 << 20
+	DefaultSnapshotTrailingSlots   = 1_000
+	DefaultSnapshotsKept           = 2
+	DefaultSnapshotSendBytesPerSec = 64 << 20
+	DefaultSnapshotChunkBytes      = 256 << 10
+)
+
 // Config configures a Node. ID, Peers and DataDir are required; every
 // other field has the default its comment gives.
 type Config struct {
@@ -63,6 +73,26 @@ type Config struct {
 	// Snapshots stores snapshots. Default: Pebble in DataDir/snapshots.
 	// Any storage.SnapshotStore may be plugged in; the node closes it.
 	Snapshots storage.SnapshotStore
+
+	// The snapshot policy. The node snapshots the state machine and the
+	// session table after SnapshotEverySlots applied slots (default
+	// 10,000) or SnapshotEveryBytes applied bytes of commands (default 64
+	// MiB), whichever comes first, verifies the snapshot, and compacts the
+	// log up to SnapshotTrailingSlots slots behind it (default 1,000: a
+	// follower that far behind still catches up from the log; one further
+	// behind gets the snapshot). It keeps the newest SnapshotsKept
+	// snapshots (default 2). DisableAutoSnapshots turns the policy off:
+	// then only Snapshot snapshots, and the log grows until it does.
+	SnapshotEverySlots    uint64
+	SnapshotEveryBytes    int64
+	SnapshotTrailingSlots uint64
+	SnapshotsKept         int
+	DisableAutoSnapshots  bool
+	// SnapshotSendBytesPerSec throttles sending a snapshot to a follower,
+	// so that it cannot starve replication (default 64 MiB/s);
+	// SnapshotChunkBytes is the size of its chunks (default 256 KiB).
+	SnapshotSendBytesPerSec int64
+	SnapshotChunkBytes      int
 	// Transport carries messages between replicas. Default: framed TCP
 	// (package net) listening on Peers[ID]. The node closes it.
 	Transport Transport
@@ -112,6 +142,27 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxMsgBytes > c.MaxFrameBytes/2 {
 		c.MaxMsgBytes = c.MaxFrameBytes / 2
+	}
+	if c.SnapshotEverySlots == 0 {
+		c.SnapshotEverySlots = DefaultSnapshotEverySlots
+	}
+	if c.SnapshotEveryBytes <= 0 {
+		c.SnapshotEveryBytes = DefaultSnapshotEveryBytes
+	}
+	if c.SnapshotTrailingSlots == 0 {
+		c.SnapshotTrailingSlots = DefaultSnapshotTrailingSlots
+	}
+	if c.SnapshotsKept <= 0 {
+		c.SnapshotsKept = DefaultSnapshotsKept
+	}
+	if c.SnapshotSendBytesPerSec <= 0 {
+		c.SnapshotSendBytesPerSec = DefaultSnapshotSendBytesPerSec
+	}
+	if c.SnapshotChunkBytes <= 0 {
+		c.SnapshotChunkBytes = DefaultSnapshotChunkBytes
+	}
+	if c.SnapshotChunkBytes > c.MaxFrameBytes/2 {
+		c.SnapshotChunkBytes = c.MaxFrameBytes / 2
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -66,6 +66,16 @@ type Node struct {
 	readsByCtx   map[uint64]*readRequest
 	readsToServe []*readRequest // confirmed, waiting for the state machine to reach their index
 	lastSweep    time.Time
+	// The snapshot policy: the slot of the latest snapshot, and the bytes
+	// of commands applied since.
+	lastSnapSlot   uint64
+	bytesSinceSnap int64
+	// Snapshot transfers: senders by follower (each on its goroutine,
+	// reporting to snapResults), and the one being received.
+	senders     map[uint64]*snapSender
+	senderWG    sync.WaitGroup
+	snapResults chan snapSendResult
+	incoming    *snapReceiver
 
 	// Shared with callers; guarded by mu.
 	mu         sync.Mutex
@@ -151,6 +161,8 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		codec:       newMessageCodec(),
 		sessions:    session.New(cfg.SessionTTL),
 		readsByCtx:  map[uint64]*readRequest{},
+		senders:     map[uint64]*snapSender{},
+		snapResults: make(chan snapSendResult, 8),
 		waiters:     map[cmdKey]*waiter{},
 		kick:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
@@ -185,6 +197,17 @@ func (n *Node) open() error {
 	}
 	if err := n.restoreSnapshot(st); err != nil {
 		return err
+	}
+	n.lastSnapSlot = n.applied
+	if n.applied > st.LastSlot && n.applied > st.Compacted.Slot {
+		// The snapshot is past the whole log: the node crashed after
+		// receiving it and before recording the compaction point. Record it
+		// now, so that the log continues after the snapshot.
+		c := wal.Compacted{Slot: n.applied, Ballot: toWALBallot(n.appliedBallot)}
+		if err := n.wal.Compact(c); err != nil {
+			return fmt.Errorf("engine: compacting the log to the snapshot: %w", err)
+		}
+		st = n.wal.State()
 	}
 	entries, err := n.loadEntries(st)
 	if err != nil {
@@ -277,9 +300,15 @@ func (n *Node) run() {
 			n.rn.Tick()
 			n.sweep()
 		case batch := <-recv:
-			n.stepAll(batch)
+			if err := n.stepAll(batch); err != nil {
+				n.fail(err)
+				return
+			}
 		case msgs := <-n.selfCh:
 			n.stepSelf(msgs)
+		case r := <-n.snapResults:
+			delete(n.senders, r.to)
+			n.rn.ReportSnapshot(paxos.NodeID(r.to), r.ok)
 		case <-n.kick:
 		}
 		// Take whatever else is waiting without blocking, so that one
@@ -288,7 +317,10 @@ func (n *Node) run() {
 		for i := 0; i < 64; i++ {
 			select {
 			case batch := <-recv:
-				n.stepAll(batch)
+				if err := n.stepAll(batch); err != nil {
+					n.fail(err)
+					return
+				}
 			case msgs := <-n.selfCh:
 				n.stepSelf(msgs)
 			default:
@@ -315,9 +347,25 @@ func (n *Node) stepSelf(msgs []paxos.Message) {
 }
 
 // stepAll decodes and steps messages from peers. A message that does not
-// decode, or claims another sender than its connection's, is dropped.
-func (n *Node) stepAll(batch []paxosnet.Inbound) {
+// decode, or claims another sender than its connection's, is dropped. It
+// returns an error only when the replica cannot go on (installing a
+// snapshot failed midway).
+func (n *Node) stepAll(batch []paxosnet.Inbound) error {
 	for _, in := range batch {
+		if isSnapshotFrame(in.Payload) {
+			f, err := decodeSnapshotFrame(in.Payload)
+			if err == nil {
+				err = n.handleSnapshotFrame(in.From, f)
+			}
+			var fatal fatalError
+			if errors.As(err, &fatal) {
+				return err
+			}
+			if err != nil {
+				n.log.Warn("dropped a snapshot frame", "from", in.From, "error", err)
+			}
+			continue
+		}
 		m, err := n.codec.decode(in.Payload)
 		if err == nil && uint64(m.From) != in.From {
 			err = fmt.Errorf("message from replica %d on the connection of replica %d", m.From, in.From)
@@ -329,6 +377,7 @@ func (n *Node) stepAll(batch []paxosnet.Inbound) {
 			n.log.Warn("dropped a message", "from", in.From, "error", err)
 		}
 	}
+	return nil
 }
 
 // takeRequests hands the core the commands and reads that callers queued.
@@ -358,7 +407,7 @@ func (n *Node) takeRequests() {
 		n.startRead(r)
 	}
 	for _, reply := range snaps {
-		m, err := n.writeSnapshot()
+		m, err := n.snapshotAndCompact()
 		reply <- snapshotResult{m, err}
 	}
 }
@@ -504,7 +553,10 @@ func (n *Node) handleReady() error {
 	}
 	n.serveReads()
 	n.rn.Advance(rd)
-	return nil
+	for _, to := range rd.SendSnapshots {
+		n.startSnapshotSender(uint64(to))
+	}
+	return n.maybeSnapshot()
 }
 
 // persist waits, in order, for each queued write to be durable, then
@@ -562,6 +614,7 @@ func (n *Node) apply(ents []paxos.Entry) error {
 			return fmt.Errorf("engine: slot %d holds a malformed value: %w", e.Slot, err)
 		}
 		n.applied, n.appliedBallot = e.Slot, e.Ballot
+		n.bytesSinceSnap += int64(len(e.Value))
 	}
 	if len(n.results) == 0 {
 		return nil
@@ -847,6 +900,8 @@ func (n *Node) Close() error {
 		close(n.stop)
 		<-n.done
 		<-n.persistDone
+		n.senderWG.Wait()
+		n.abortIncoming()
 		if n.batchTimer != nil {
 			n.batchTimer.Stop()
 		}

@@ -53,6 +53,77 @@ func (n *Node) Snapshot(ctx context.Context) (storage.Meta, error) {
 	}
 }
 
+// maybeSnapshot runs the snapshot policy (see Config) after a Ready is
+// done. A snapshot that fails to write is logged and tried again at the
+// next threshold; a log that fails to compact stops the replica.
+func (n *Node) maybeSnapshot() error {
+	if n.cfg.DisableAutoSnapshots || n.applied <= n.lastSnapSlot {
+		return nil
+	}
+	if n.applied-n.lastSnapSlot < n.cfg.SnapshotEverySlots && n.bytesSinceSnap < n.cfg.SnapshotEveryBytes {
+		return nil
+	}
+	_, err := n.snapshotAndCompact()
+	var fatal fatalError
+	if errors.As(err, &fatal) {
+		return err
+	}
+	if err != nil {
+		n.log.Error("automatic snapshot failed", "slot", n.applied, "error", err)
+		n.lastSnapSlot, n.bytesSinceSnap = n.applied, 0
+	}
+	return nil
+}
+
+// snapshotAndCompact writes a snapshot as of the last applied slot,
+// verifies it by reading it back, and only then compacts the log up to
+// SnapshotTrailingSlots behind it and prunes older snapshots. A crash at
+// any step leaves a replica that restarts: before the snapshot commits,
+// the store does not show it; between it and the compaction, the log
+// still holds everything; the compaction record is synced before any
+// segment is deleted (wal.Log.Compact).
+func (n *Node) snapshotAndCompact() (storage.Meta, error) {
+	m, err := n.writeSnapshot()
+	if err != nil {
+		return m, err
+	}
+	if _, err := storage.Verify(n.snaps, m.Slot); err != nil {
+		return m, fmt.Errorf("engine: the snapshot just written does not verify: %w", err)
+	}
+	n.lastSnapSlot, n.bytesSinceSnap = m.Slot, 0
+	if m.Slot > n.cfg.SnapshotTrailingSlots {
+		to := min(m.Slot-n.cfg.SnapshotTrailingSlots, n.rn.Status().Applied)
+		if to > n.rn.Compacted().Slot {
+			c, err := n.rn.Compact(to)
+			if err != nil {
+				return m, fatalError{err}
+			}
+			if err := n.compactWAL(c); err != nil {
+				return m, err
+			}
+		}
+	}
+	n.pruneSnapshots()
+	return m, nil
+}
+
+// compactWAL records compaction point c in the log, synced, and deletes
+// the segments it covers. A failure stops the replica.
+func (n *Node) compactWAL(c paxos.Compacted) error {
+	if err := n.wal.Compact(wal.Compacted{Slot: c.Slot, Ballot: toWALBallot(c.Ballot)}); err != nil {
+		return fatalError{fmt.Errorf("engine: compacting the write-ahead log to slot %d: %w", c.Slot, err)}
+	}
+	return nil
+}
+
+// pruneSnapshots keeps the newest SnapshotsKept snapshots. A transfer
+// reading an older one fails and is retried with the newest.
+func (n *Node) pruneSnapshots() {
+	if err := n.snaps.Prune(n.cfg.SnapshotsKept); err != nil {
+		n.log.Warn("pruning old snapshots failed", "error", err)
+	}
+}
+
 // writeSnapshot snapshots the state as of the last applied slot. It runs
 // on the loop, so nothing is applied meanwhile.
 func (n *Node) writeSnapshot() (storage.Meta, error) {

@@ -45,6 +45,9 @@ type PebbleOptions struct {
 	FS vfs.FS
 	// Logger receives Pebble's messages, at debug level. Default: none.
 	Logger hclog.Logger
+	// ReadOnly opens an existing store for reading only (for tools): it
+	// is an error if there is none, and nothing is written or deleted.
+	ReadOnly bool
 }
 
 // OpenPebble opens (or creates) the store in dir, and deletes whatever
@@ -63,11 +66,16 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 		FS:                 opts.FS,
 		Logger:             pebbleLogger{opts.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
+		ReadOnly:           opts.ReadOnly,
+		ErrorIfNotExists:   opts.ReadOnly,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: opening the snapshot store in %s: %w", dir, err)
 	}
 	p := &Pebble{db: db, chunk: opts.ChunkBytes}
+	if opts.ReadOnly {
+		return p, nil
+	}
 	if err := p.deleteOrphans(); err != nil {
 		db.Close()
 		return nil, err

@@ -4,6 +4,7 @@
 //	paxos bench              write throughput and latency, as a table, JSON or plot
 //	paxos wal dump <dir>     segments, record counts, slot ranges, hard state
 //	paxos wal verify <dir>   exit 0 on a sound log, 1 naming file and offset
+//	paxos snapshot ls <dir>  snapshots with slot, size and checksum status
 package main
 
 import (
@@ -21,10 +22,11 @@ import (
 
 // cli is the command line: one field per subcommand.
 type cli struct {
-	Verbose int      `short:"v" type:"counter" help:"Log more (repeat for more detail)."`
-	Up      upCmd    `cmd:"" help:"Run a local chat room cluster (3 replicas on 127.0.0.1, data in ./data) until Ctrl-C."`
-	Bench   benchCmd `cmd:"" help:"Measure write throughput and latency of an in-process cluster (or of a running one, with --target)."`
-	WAL     walCmd   `cmd:"" name:"wal" help:"Inspect and verify write-ahead logs."`
+	Verbose  int         `short:"v" type:"counter" help:"Log more (repeat for more detail)."`
+	Up       upCmd       `cmd:"" help:"Run a local chat room cluster (3 replicas on 127.0.0.1, data in ./data) until Ctrl-C."`
+	Bench    benchCmd    `cmd:"" help:"Measure write throughput and latency of an in-process cluster (or of a running one, with --target)."`
+	WAL      walCmd      `cmd:"" name:"wal" help:"Inspect and verify write-ahead logs."`
+	Snapshot snapshotCmd `cmd:"" help:"Inspect snapshot stores."`
 }
 
 // globals is what every subcommand's Run receives.

@@ -43,6 +43,9 @@ type progress struct {
 	// (it needs slots the leader compacted): no entries go to it
 	// meanwhile.
 	snapshotting bool
+	// snapshotSent says the caller reported the snapshot installed: the
+	// acceptor's report is awaited for one heartbeat.
+	snapshotSent bool
 }
 
 func newLeadership(n *RawNode, recoveryEnd uint64) *leadership {
@@ -171,7 +174,7 @@ func (l *leadership) matched(n *RawNode, i int, slot uint64) {
 		n.maybeCommit()
 	}
 	if pr.match >= n.log.compacted.Slot {
-		pr.snapshotting = false // it caught up, by snapshot or otherwise
+		pr.snapshotting, pr.snapshotSent = false, false // it caught up, by snapshot or otherwise
 	}
 }
 
@@ -200,7 +203,7 @@ func (n *RawNode) handleAccepted(m Message) {
 		pr.match = max(pr.match, min(m.Slot, n.log.last()))
 		pr.next = max(pr.match, m.Slot) + 1
 		if pr.match >= n.log.compacted.Slot {
-			pr.snapshotting = false
+			pr.snapshotting, pr.snapshotSent = false, false
 		}
 		return
 	}
@@ -296,6 +299,11 @@ func (n *RawNode) tickLeader() {
 			pr.next = pr.match + 1
 		}
 		pr.matchAtLastBeat = pr.match
+		if pr.snapshotSent {
+			// Installed, said the caller, but the acceptor has not said
+			// so for a heartbeat: ask for the snapshot again.
+			pr.snapshotting, pr.snapshotSent = false, false
+		}
 	}
 	l.reads.needBeat = true
 }

@@ -80,16 +80,22 @@ func (n *RawNode) InstallSnapshot(c Compacted) bool {
 func (n *RawNode) WantsSnapshot(slot uint64) bool { return n.role != leader && slot > n.log.commit }
 
 // ReportSnapshot tells the leader that sending its snapshot to follower to
-// ended: the follower may need another (ok false), or now holds it (ok
-// true; the follower's own report will say from where to continue). Until
-// it is called, or the follower reports a slot at or past the compaction
-// point, the leader sends that follower no entries.
+// ended: it failed (ok false: the leader asks for another at once), or the
+// follower installed it (ok true: the follower's own report, on its way,
+// says where to continue from; if none comes within a heartbeat, the
+// leader asks again). Until then, the leader sends that follower no
+// entries.
 func (n *RawNode) ReportSnapshot(to NodeID, ok bool) {
 	if n.role != leader {
 		return
 	}
-	if i := n.peerIndex(to); i >= 0 {
-		n.ldr.progress[i].snapshotting = false
+	if i := n.peerIndex(to); i >= 0 && n.ldr.progress[i].snapshotting {
+		pr := &n.ldr.progress[i]
+		if ok {
+			pr.snapshotSent = true
+		} else {
+			pr.snapshotting = false
+		}
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	stdnet "net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,7 +182,7 @@ type loop struct {
 // worker is one client: its latencies are its own, so that recording one
 // takes no lock.
 type worker struct {
-	lat []time.Duration
+	lat histogram
 	ops atomic.Uint64
 }
 
@@ -227,7 +226,7 @@ func startLoop(ctx context.Context, cfg Config, w Writer, budget *atomic.Int64, 
 					continue
 				}
 				if l.measuring.Load() {
-					wk.lat = append(wk.lat, d)
+					wk.lat.record(d)
 					wk.ops.Add(1)
 				}
 			}
@@ -270,24 +269,21 @@ func (l *loop) wait(ctx context.Context, cfg Config, d time.Duration, warmup boo
 
 // result summarises the measured writes of stopped clients.
 func (l *loop) result(cfg Config, elapsed time.Duration) (Result, error) {
-	var all []time.Duration
+	var all histogram
 	for _, wk := range l.workers {
-		all = append(all, wk.lat...)
+		all.merge(&wk.lat)
 	}
-	slices.Sort(all)
 	res := Result{
 		Nodes: cfg.Nodes, Clients: cfg.Clients, PayloadBytes: cfg.PayloadBytes,
-		DurationS: elapsed.Seconds(), Ops: uint64(len(all)), Errors: l.errs.Load(),
+		DurationS: elapsed.Seconds(), Ops: all.n, Errors: l.errs.Load(),
 	}
 	if len(cfg.Target) > 0 {
 		res.Nodes = len(cfg.Target)
 	}
 	res.OpsPerSec = float64(res.Ops) / res.DurationS
 	res.MBPerSec = res.OpsPerSec * float64(cfg.PayloadBytes) / 1e6
-	if n := len(all); n > 0 {
-		pct := func(p float64) float64 { return float64(all[min(n-1, int(p*float64(n)))]) / 1e6 }
-		res.P50ms, res.P99ms, res.P999ms = pct(0.50), pct(0.99), pct(0.999)
-	}
+	pct := func(q float64) float64 { return float64(all.quantile(q)) / 1e6 }
+	res.P50ms, res.P99ms, res.P999ms = pct(0.50), pct(0.99), pct(0.999)
 	if res.Ops == 0 {
 		if err, _ := l.firstErr.Load().(error); err != nil {
 			return res, fmt.Errorf("bench: no write succeeded: %w", err)

@@ -164,7 +164,7 @@ func (lr *longRun) Close() error { return nil }
 // and the process's peak resident memory.
 type usage struct {
 	peakWAL, peakSnap int64
-	peakRSS           int64
+	peakRSS, peakHeap int64 // the process's resident set; the Go heap in use
 }
 
 func dirBytes(dir string) int64 {
@@ -203,6 +203,9 @@ func (lr *longRun) sample(u *usage) {
 	}
 	u.peakWAL, u.peakSnap = max(u.peakWAL, w), max(u.peakSnap, s)
 	u.peakRSS = max(u.peakRSS, residentBytes())
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	u.peakHeap = max(u.peakHeap, int64(ms.HeapInuse))
 }
 
 // longRunResult is what a long run measured.
@@ -298,8 +301,8 @@ func TestLongRunStaysBounded(t *testing.T) {
 		c.SnapshotEveryBytes, c.SnapshotTrailingSlots = segment, 20
 	})
 	written := int64(r.Ops) * 64 * 3 // payload bytes alone, on 3 replicas
-	t.Logf("%d commands: %.0f ops/s; WAL peak %d KiB on disk for %d KiB of payloads written; snapshots peak %d KiB; RSS peak %d MiB; follower serving %v after restart",
-		r.Ops, r.OpsPerSec, r.peakWAL>>10, written>>10, r.peakSnap>>10, r.peakRSS>>20, r.restart)
+	t.Logf("%d commands: %.0f ops/s; WAL peak %d KiB on disk for %d KiB of payloads written; snapshots peak %d KiB; RSS peak %d MiB, Go heap peak %d MiB; follower serving %v after restart",
+		r.Ops, r.OpsPerSec, r.peakWAL>>10, written>>10, r.peakSnap>>10, r.peakRSS>>20, r.peakHeap>>20, r.restart)
 	// Each replica holds its tail segment, a preallocated next one, and
 	// the sealed ones after the compaction point: a handful.
 	if limit := int64(3 * 6 * segment); r.peakWAL > limit {
@@ -328,6 +331,7 @@ func BenchmarkLongRun(b *testing.B) {
 		b.ReportMetric(float64(r.peakWAL)/(1<<20), "peak-wal-MiB")
 		b.ReportMetric(float64(r.peakSnap)/(1<<20), "peak-snap-MiB")
 		b.ReportMetric(float64(r.peakRSS)/(1<<20), "peak-rss-MiB")
+		b.ReportMetric(float64(r.peakHeap)/(1<<20), "peak-heap-MiB")
 		b.ReportMetric(float64(r.restart.Microseconds())/1000, "restart-ms")
 		b.ReportMetric(0, "ns/op")
 	}

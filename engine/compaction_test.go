@@ -347,3 +347,60 @@ func TestIsolatedFollowerCatchesUpBySnapshot(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartWithSnapshotPastTheLog restarts a follower as a crash would
+// leave it between committing a snapshot received from the leader and
+// recording the compaction point in its log: its store holds a snapshot
+// of a slot past the end of its log. It must restore it, isolated (so
+// from its own disk alone), and then converge with the others.
+func TestRestartWithSnapshotPastTheLog(t *testing.T) {
+	const memory = 1
+	c := newMemCluster(t, 3, memory)
+	var leader, lagger uint64
+	waitFor(t, 20*time.Second, "a leader", func() bool {
+		for id := uint64(1); id <= 3; id++ {
+			if c.node(id).Status().Role == "leader" {
+				leader, lagger = id, id%3+1
+				return true
+			}
+		}
+		return false
+	})
+	c.net.Isolate(lagger)
+	for seq := uint64(1); seq <= 100; seq++ {
+		c.submit(lagger, 9, seq, fmt.Sprintf("command-%03d", seq))
+	}
+	c.stop(lagger)
+	logLast := c.mem[filepath.Join(c.dir, fmt.Sprint(lagger), "snapshots")]
+	from := c.mem[filepath.Join(c.dir, fmt.Sprint(leader), "snapshots")]
+	m, ok, err := from.Latest()
+	if err != nil || !ok {
+		t.Fatalf("the leader has no snapshot: %v", err)
+	}
+	r, _, err := from.Open(m.Slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := logLast.Create(m.Slot, m.Ballot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	c.start(lagger) // still isolated: everything comes from its own disk
+	if st := c.node(lagger).Status(); st.Applied != m.Slot {
+		t.Fatalf("restarted at applied slot %d, want the snapshot's %d", st.Applied, m.Slot)
+	}
+	c.net.Heal()
+	c.submit(lagger, 9, 101, "after-restart")
+	want := c.sm(leader).get()
+	waitFor(t, 20*time.Second, "the restarted replica to converge", func() bool {
+		return slices.Equal(c.sm(lagger).get(), want)
+	})
+}

@@ -138,11 +138,7 @@ func (n *Node) writeSnapshot() (storage.Meta, error) {
 	var sessions []byte
 	sessionsBuf := &byteWriter{&sessions}
 	n.sessions.WriteTo(sessionsBuf)
-	hdr := append([]byte(nil), snapshotMagic...)
-	hdr = append(hdr, snapshotVersion)
-	hdr = binary.BigEndian.AppendUint64(hdr, n.applied)
-	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(sessions)))
-	bw.Write(hdr)
+	bw.Write(snapshotHeader(n.applied, len(sessions)))
 	bw.Write(sessions)
 	err = n.sm.Snapshot(bw)
 	if err == nil {
@@ -158,6 +154,15 @@ func (n *Node) writeSnapshot() (storage.Meta, error) {
 	}
 	n.log.Info("snapshot written", "slot", m.Slot, "bytes", m.Size)
 	return m, nil
+}
+
+// snapshotHeader is the start of a snapshot of slot whose session table
+// takes sessionsLen bytes.
+func snapshotHeader(slot uint64, sessionsLen int) []byte {
+	hdr := append([]byte(nil), snapshotMagic...)
+	hdr = append(hdr, snapshotVersion)
+	hdr = binary.BigEndian.AppendUint64(hdr, slot)
+	return binary.BigEndian.AppendUint32(hdr, uint32(sessionsLen))
 }
 
 type byteWriter struct{ b *[]byte }

@@ -103,14 +103,18 @@ type memCluster struct {
 	kind   int
 	mem    map[string]*storage.Mem
 	tamper *tamperer
+	mod    func(*engine.Config) // applied to every replica's config, if set
 	mu     sync.Mutex
 	nodes  map[uint64]*engine.Node
 	sms    map[uint64]*textLog
 }
 
-func newMemCluster(t *testing.T, size, kind int) *memCluster {
+func newMemCluster(t *testing.T, size, kind int, mod ...func(*engine.Config)) *memCluster {
 	c := &memCluster{t: t, dir: t.TempDir(), net: paxosnet.NewMemNetwork(), kind: kind,
 		mem: map[string]*storage.Mem{}, tamper: &tamperer{corruptAt: -1}, nodes: map[uint64]*engine.Node{}, sms: map[uint64]*textLog{}}
+	if len(mod) > 0 {
+		c.mod = mod[0]
+	}
 	for id := uint64(1); id <= uint64(size); id++ {
 		c.start(id)
 	}
@@ -129,7 +133,7 @@ func (c *memCluster) start(id uint64) {
 	}
 	dir := filepath.Join(c.dir, fmt.Sprint(id))
 	sm := &textLog{}
-	n, err := engine.Start(engine.Config{
+	cfg := engine.Config{
 		ID: id, Peers: peers, DataDir: dir,
 		Transport:             &tamperingTransport{MemTransport: c.net.Transport(id), t: c.tamper},
 		Snapshots:             storeKinds[c.kind].open(c.t, filepath.Join(dir, "snapshots"), c.mem),
@@ -138,7 +142,11 @@ func (c *memCluster) start(id uint64) {
 		SnapshotTrailingSlots: 5,
 		SnapshotChunkBytes:    512,
 		WAL:                   walOptions(),
-	}, sm)
+	}
+	if c.mod != nil {
+		c.mod(&cfg)
+	}
+	n, err := engine.Start(cfg, sm)
 	if err != nil {
 		c.t.Fatalf("starting replica %d: %v", id, err)
 	}
@@ -313,10 +321,11 @@ func TestIsolatedFollowerCatchesUpBySnapshot(t *testing.T) {
 			c.tamper.armed = true
 			c.tamper.mu.Unlock()
 			c.net.Heal()
-			want := c.sm(ref).get()
-			if len(want) != 200 {
-				t.Fatalf("replica %d applied %d commands, want 200", ref, len(want))
-			}
+			var want []string
+			waitFor(t, 10*time.Second, "the other follower to apply all 200", func() bool {
+				want = c.sm(ref).get()
+				return len(want) == 200
+			})
 			waitFor(t, 30*time.Second, "the isolated replica to catch up", func() bool {
 				return slices.Equal(c.sm(lagger).get(), want)
 			})
@@ -401,6 +410,49 @@ func TestRestartWithSnapshotPastTheLog(t *testing.T) {
 	c.submit(lagger, 9, 101, "after-restart")
 	want := c.sm(leader).get()
 	waitFor(t, 20*time.Second, "the restarted replica to converge", func() bool {
+		return slices.Equal(c.sm(lagger).get(), want)
+	})
+}
+
+// TestSnapshotTransferDoesNotStarveReplication throttles snapshot sending
+// to 16 KiB/s and has a follower need a snapshot of about 80 KiB: while
+// it trickles in, for seconds, commands go on committing.
+func TestSnapshotTransferDoesNotStarveReplication(t *testing.T) {
+	const memory = 1
+	c := newMemCluster(t, 3, memory, func(cfg *engine.Config) { cfg.SnapshotSendBytesPerSec = 16 << 10 })
+	var lagger uint64
+	waitFor(t, 20*time.Second, "a leader", func() bool {
+		for id := uint64(1); id <= 3; id++ {
+			if c.node(id).Status().Role == "leader" {
+				lagger = id%3 + 1
+				return true
+			}
+		}
+		return false
+	})
+	c.net.Isolate(lagger)
+	for seq := uint64(1); seq <= 100; seq++ {
+		c.submit(lagger, 9, seq, fmt.Sprintf("%03d-%s", seq, strings.Repeat("y", 800)))
+	}
+	c.tamper.mu.Lock()
+	c.tamper.armed, c.tamper.corruptAt, c.tamper.dropped = true, 1<<30, 4 // record, tamper with nothing
+	c.tamper.mu.Unlock()
+	c.net.Heal()
+	waitFor(t, 10*time.Second, "the transfer to start", func() bool {
+		c.tamper.mu.Lock()
+		defer c.tamper.mu.Unlock()
+		return len(c.tamper.offsets) > 0
+	})
+	// Twenty commands through the others (which the follower, still
+	// receiving, cannot help commit).
+	for seq := uint64(101); seq <= 120; seq++ {
+		c.submit(lagger, 9, seq, fmt.Sprintf("%03d-during-the-transfer", seq))
+	}
+	if got := len(c.sm(lagger).get()); got >= 100 {
+		t.Fatalf("the follower already holds %d commands: the transfer ended before the test could write during it", got)
+	}
+	want := c.sm(lagger%3 + 1).get()
+	waitFor(t, 30*time.Second, "the follower to catch up", func() bool {
 		return slices.Equal(c.sm(lagger).get(), want)
 	})
 }

@@ -170,24 +170,26 @@ func (s *snapSender) run() error {
 		case <-n.stop:
 			return errStopped
 		case a := <-s.acks:
-			if a.Slot != m.Slot {
-				continue // about another transfer
-			}
-			if a.Done {
+			switch {
+			case a.Slot != m.Slot:
+				// About another transfer.
+			case a.Done:
 				n.log.Info("snapshot sent", "to", s.to, "slot", m.Slot, "bytes", m.Size, "took", time.Since(start))
 				return nil
-			}
-			if a.Offset > uint64(m.Size) {
+			case a.Offset > uint64(m.Size):
 				return fmt.Errorf("follower acknowledged offset %d of a %d-byte snapshot", a.Offset, m.Size)
-			}
-			if a.Offset > acked {
-				stalls = 0
-			}
-			acked = a.Offset
-			if a.Offset < sent && a.Offset != rewound {
-				// A gap, a refused chunk, or the follower restarted the
-				// transfer: resend from what it has.
+			case a.Offset > acked:
+				// Progress: the window slides.
+				acked, stalls = a.Offset, 0
+			case a.Offset == acked && a.Offset < sent && a.Offset != rewound:
+				// No progress: the follower refused the chunk at acked
+				// (corrupt, or out of order behind a lost one). Resend from
+				// there, once for all the acks that will say the same.
 				sent, rewound = a.Offset, a.Offset
+			case a.Offset < acked && a.Offset == 0:
+				// The follower started over (it restarted, or dropped the
+				// transfer): so do we.
+				acked, sent, rewound = 0, 0, 0
 			}
 		case <-timer.C:
 			// Nothing for a while: the connection broke, or chunks were

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-msgpack/v2/codec"
 
 	"github.com/paxos-go/paxos/engine"
@@ -414,12 +415,39 @@ func TestRestartWithSnapshotPastTheLog(t *testing.T) {
 	})
 }
 
+// lockedBuffer collects the replicas' logs, shown if a test fails.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // TestSnapshotTransferDoesNotStarveReplication throttles snapshot sending
 // to 16 KiB/s and has a follower need a snapshot of about 80 KiB: while
 // it trickles in, for seconds, commands go on committing.
 func TestSnapshotTransferDoesNotStarveReplication(t *testing.T) {
 	const memory = 1
-	c := newMemCluster(t, 3, memory, func(cfg *engine.Config) { cfg.SnapshotSendBytesPerSec = 16 << 10 })
+	var logs lockedBuffer
+	c := newMemCluster(t, 3, memory, func(cfg *engine.Config) {
+		cfg.SnapshotSendBytesPerSec = 16 << 10
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: fmt.Sprint("replica-", cfg.ID), Level: hclog.Info, Output: &logs})
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("the replicas' logs:\n%s", logs.String())
+		}
+	}()
 	var lagger uint64
 	waitFor(t, 20*time.Second, "a leader", func() bool {
 		for id := uint64(1); id <= 3; id++ {

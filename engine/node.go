@@ -334,6 +334,9 @@ func (n *Node) run() {
 				return
 			}
 		}
+		if len(n.senders) > 0 {
+			n.stopSendersIfFollowing()
+		}
 		n.publishStatus()
 	}
 }

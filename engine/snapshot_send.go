@@ -85,6 +85,7 @@ type snapSender struct {
 	n    *Node
 	to   uint64
 	acks chan wireSnapshotFrame
+	quit chan struct{} // closed by the loop when this replica stops leading
 }
 
 // startSnapshotSender starts a transfer to follower to, unless one runs.
@@ -92,7 +93,7 @@ func (n *Node) startSnapshotSender(to uint64) {
 	if _, ok := n.senders[to]; ok {
 		return
 	}
-	s := &snapSender{n: n, to: to, acks: make(chan wireSnapshotFrame, 4*snapshotWindow)}
+	s := &snapSender{n: n, to: to, acks: make(chan wireSnapshotFrame, 4*snapshotWindow), quit: make(chan struct{})}
 	n.senders[to] = s
 	n.senderWG.Add(1)
 	go func() {
@@ -113,8 +114,25 @@ type fatalError struct{ error }
 
 func (e fatalError) Unwrap() error { return e.error }
 
-// errStopped ends a transfer because the node is closing.
-var errStopped = errors.New("engine: node closing")
+// errStopped ends a transfer because the node is closing or no longer
+// leads.
+var errStopped = errors.New("engine: node closing, or no longer the leader")
+
+// stopSendersIfFollowing stops the transfers of a replica that no longer
+// leads: the new leader sends its own, and two senders would keep
+// restarting each other's transfer at the follower.
+func (n *Node) stopSendersIfFollowing() {
+	if n.rn.IsLeader() {
+		return
+	}
+	for _, s := range n.senders {
+		select {
+		case <-s.quit:
+		default:
+			close(s.quit)
+		}
+	}
+}
 
 // run sends the latest snapshot and waits until the follower installed
 // it. It gives up after maxSnapshotTimeouts timeouts in a row without
@@ -154,6 +172,8 @@ func (s *snapSender) run() error {
 				case <-time.After(wait - time.Since(start)):
 				case <-n.stop:
 					return errStopped
+				case <-s.quit:
+					return errStopped
 				}
 			}
 			f := wireSnapshotFrame{
@@ -169,6 +189,8 @@ func (s *snapSender) run() error {
 		select {
 		case <-n.stop:
 			return errStopped
+		case <-s.quit:
+			return errStopped
 		case a := <-s.acks:
 			switch {
 			case a.Slot != m.Slot:
@@ -179,8 +201,10 @@ func (s *snapSender) run() error {
 			case a.Offset > uint64(m.Size):
 				return fmt.Errorf("follower acknowledged offset %d of a %d-byte snapshot", a.Offset, m.Size)
 			case a.Offset > acked:
-				// Progress: the window slides.
+				// Progress: the window slides (past what was sent, if the
+				// follower held more from an earlier transfer).
 				acked, stalls = a.Offset, 0
+				sent = max(sent, acked)
 			case a.Offset == acked && a.Offset < sent && a.Offset != rewound:
 				// No progress: the follower refused the chunk at acked
 				// (corrupt, or out of order behind a lost one). Resend from
@@ -296,6 +320,12 @@ func (n *Node) handleSnapshotFrame(from uint64, f wireSnapshotFrame) error {
 		// Caught up meanwhile (or a stale transfer): nothing to install.
 		ack.Done = true
 		reply()
+		return nil
+	}
+	if lead := n.rn.Leader(); lead != paxos.None && uint64(lead) != from {
+		// Not from the leader this replica follows: a deposed leader's
+		// transfer, which would compete with the leader's. Its sender gives
+		// up after a few timeouts.
 		return nil
 	}
 	r := n.incoming

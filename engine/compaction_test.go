@@ -480,7 +480,7 @@ func TestSnapshotTransferDoesNotStarveReplication(t *testing.T) {
 		t.Fatalf("the follower already holds %d commands: the transfer ended before the test could write during it", got)
 	}
 	want := c.sm(lagger%3 + 1).get()
-	waitFor(t, 30*time.Second, "the follower to catch up", func() bool {
+	waitFor(t, 60*time.Second, "the follower to catch up", func() bool {
 		return slices.Equal(c.sm(lagger).get(), want)
 	})
 }

@@ -484,3 +484,64 @@ func TestSnapshotTransferDoesNotStarveReplication(t *testing.T) {
 		return slices.Equal(c.sm(lagger).get(), want)
 	})
 }
+
+// TestLeaderChangeDuringSnapshotTransfer deposes the leader while it
+// streams a snapshot to a follower: the new leader streams its own, the
+// old one's transfer must not get in its way once the old leader is back
+// in touch, and the follower must catch up.
+func TestLeaderChangeDuringSnapshotTransfer(t *testing.T) {
+	const memory = 1
+	var logs lockedBuffer
+	c := newMemCluster(t, 3, memory, func(cfg *engine.Config) {
+		cfg.SnapshotSendBytesPerSec = 16 << 10
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: fmt.Sprint("replica-", cfg.ID), Level: hclog.Info, Output: &logs})
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("the replicas' logs:\n%s", logs.String())
+		}
+	}()
+	var old, lagger, other uint64
+	waitFor(t, 20*time.Second, "a leader", func() bool {
+		for id := uint64(1); id <= 3; id++ {
+			if c.node(id).Status().Role == "leader" {
+				old, lagger, other = id, id%3+1, (id+1)%3+1
+				return true
+			}
+		}
+		return false
+	})
+	c.net.Isolate(lagger)
+	for seq := uint64(1); seq <= 100; seq++ {
+		c.submit(lagger, 9, seq, fmt.Sprintf("%03d-%s", seq, strings.Repeat("z", 800)))
+	}
+	// Only the old leader reaches the lagger; it starts streaming.
+	c.net.Heal()
+	c.net.Cut(other, lagger)
+	c.net.Cut(lagger, other)
+	c.tamper.mu.Lock()
+	c.tamper.armed, c.tamper.corruptAt, c.tamper.dropped = true, 1<<30, 4 // record, tamper with nothing
+	c.tamper.mu.Unlock()
+	waitFor(t, 10*time.Second, "the transfer to start", func() bool {
+		c.tamper.mu.Lock()
+		defer c.tamper.mu.Unlock()
+		return len(c.tamper.offsets) > 2
+	})
+	// Depose it: the other two elect one of themselves.
+	c.net.Heal()
+	c.net.Isolate(old)
+	waitFor(t, 20*time.Second, "a new leader", func() bool {
+		return c.node(other).Status().Role == "leader" || c.node(lagger).Status().Role == "leader"
+	})
+	// The old leader is back in touch, its transfer perhaps still going.
+	c.net.Heal()
+	c.submit(0, 9, 101, "after-the-change")
+	var want []string
+	waitFor(t, 10*time.Second, "the new leader's replica to apply everything", func() bool {
+		want = c.sm(other).get()
+		return len(want) == 101
+	})
+	waitFor(t, 60*time.Second, "the lagger to catch up", func() bool {
+		return slices.Equal(c.sm(lagger).get(), want)
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -544,4 +545,114 @@ func TestLeaderChangeDuringSnapshotTransfer(t *testing.T) {
 	waitFor(t, 60*time.Second, "the lagger to catch up", func() bool {
 		return slices.Equal(c.sm(lagger).get(), want)
 	})
+}
+
+// TestSnapshotsUnderChurn writes without pause while replicas are cut
+// off, healed and restarted at random every 50 to 250 ms for five
+// seconds, with a snapshot every ten slots and a trailing window of three,
+// so that catching up by snapshot, interrupted transfers and leader
+// changes mid-transfer all happen. Once the churn stops, the replicas
+// must converge and hold every acknowledged command exactly once.
+func TestSnapshotsUnderChurn(t *testing.T) {
+	const memory = 1
+	var logs lockedBuffer
+	c := newMemCluster(t, 3, memory, func(cfg *engine.Config) {
+		cfg.SnapshotEverySlots, cfg.SnapshotTrailingSlots = 10, 3
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: fmt.Sprint("replica-", cfg.ID), Level: hclog.Info, Output: &logs})
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("the replicas' logs:\n%s", logs.String())
+		}
+	}()
+	stop := make(chan struct{})
+	var acked []string
+	var wg sync.WaitGroup
+	for w := uint64(1); w <= 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seq := uint64(1); ; seq++ {
+				payload := fmt.Sprintf("w%d-%d", w, seq)
+				for try := 0; ; try++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					n := c.node(uint64(1 + (int(seq)+try)%3))
+					if n == nil {
+						continue
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+					_, err := n.Submit(ctx, 100+w, seq, []byte(payload))
+					cancel()
+					if err == nil {
+						c.mu.Lock()
+						acked = append(acked, payload)
+						c.mu.Unlock()
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	var down uint64 // the replica stopped, if any: one at a time
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		id := uint64(1 + rng.IntN(3))
+		switch rng.IntN(5) {
+		case 0:
+			c.net.Isolate(id)
+		case 1:
+			c.net.Cut(id, uint64(1+rng.IntN(3)))
+		case 2, 3:
+			c.net.Heal()
+		case 4:
+			if down != 0 {
+				c.start(down)
+				down = 0
+			} else {
+				c.stop(id)
+				down = id
+			}
+		}
+		time.Sleep(time.Duration(50+rng.IntN(200)) * time.Millisecond)
+	}
+	c.net.Heal()
+	if down != 0 {
+		c.start(down)
+	}
+	// A last command through the healed cluster, then everyone converges.
+	close(stop)
+	wg.Wait()
+	c.submit(0, 99, 1, "the-end")
+	var want []string
+	waitFor(t, 60*time.Second, "the replicas to converge", func() bool {
+		want = c.sm(1).get()
+		return slices.Contains(want, "the-end") && slices.Equal(c.sm(2).get(), want) && slices.Equal(c.sm(3).get(), want)
+	})
+	count := map[string]int{}
+	for _, s := range want {
+		count[s]++
+		if count[s] > 1 {
+			t.Fatalf("%q applied twice", s)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range acked {
+		if count[s] != 1 {
+			t.Fatalf("acknowledged %q is not in the log", s)
+		}
+	}
+	if len(acked) < 100 {
+		t.Fatalf("only %d commands acknowledged in five seconds: the churn left too little work", len(acked))
+	}
+	installs := strings.Count(logs.String(), "installed a snapshot from the leader")
+	t.Logf("%d commands acknowledged, %d applied, %d snapshots installed from a leader", len(acked), len(want), installs)
+	if installs == 0 {
+		t.Errorf("no replica caught up by snapshot: the churn did not test it")
+	}
 }

@@ -140,8 +140,11 @@ func (n *Node) stopSendersIfFollowing() {
 func (s *snapSender) run() error {
 	n := s.n
 	m, ok, err := n.snaps.Latest()
-	if err != nil || !ok {
-		return fmt.Errorf("no snapshot to send: %v", err)
+	if err != nil {
+		return fmt.Errorf("finding the snapshot to send: %w", err)
+	}
+	if !ok {
+		return errors.New("no snapshot to send")
 	}
 	n.log.Info("sending a snapshot", "to", s.to, "slot", m.Slot, "bytes", m.Size)
 	start := time.Now()

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -55,47 +54,6 @@ var storeKinds = []struct {
 	}},
 }
 
-// textLog is the state machine: the commands applied, in order.
-type textLog struct {
-	mu  sync.Mutex
-	log []string
-}
-
-func (m *textLog) Apply(slot uint64, cmd []byte) []byte {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.log = append(m.log, string(cmd))
-	return nil
-}
-
-func (m *textLog) Snapshot(w io.Writer) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, s := range m.log {
-		if _, err := fmt.Fprintln(w, s); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *textLog) Restore(r io.Reader) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.log = nil
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		m.log = append(m.log, sc.Text())
-	}
-	return sc.Err()
-}
-
-func (m *textLog) get() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.log)
-}
-
 // memCluster runs replicas on a MemNetwork, whose links tests cut, with
 // the leader's outgoing snapshot chunks passing through a tamperer.
 type memCluster struct {
@@ -108,12 +66,12 @@ type memCluster struct {
 	mod    func(*engine.Config) // applied to every replica's config, if set
 	mu     sync.Mutex
 	nodes  map[uint64]*engine.Node
-	sms    map[uint64]*textLog
+	sms    map[uint64]*engine.LogMachine
 }
 
 func newMemCluster(t *testing.T, size, kind int, mod ...func(*engine.Config)) *memCluster {
 	c := &memCluster{t: t, dir: t.TempDir(), net: paxosnet.NewMemNetwork(), kind: kind,
-		mem: map[string]*storage.Mem{}, tamper: &tamperer{corruptAt: -1}, nodes: map[uint64]*engine.Node{}, sms: map[uint64]*textLog{}}
+		mem: map[string]*storage.Mem{}, tamper: &tamperer{corruptAt: -1}, nodes: map[uint64]*engine.Node{}, sms: map[uint64]*engine.LogMachine{}}
 	if len(mod) > 0 {
 		c.mod = mod[0]
 	}
@@ -134,7 +92,7 @@ func (c *memCluster) start(id uint64) {
 		peers[p] = "mem"
 	}
 	dir := filepath.Join(c.dir, fmt.Sprint(id))
-	sm := &textLog{}
+	sm := &engine.LogMachine{}
 	cfg := engine.Config{
 		ID: id, Peers: peers, DataDir: dir,
 		Transport:             &tamperingTransport{MemTransport: c.net.Transport(id), t: c.tamper},
@@ -165,7 +123,38 @@ func (c *memCluster) stop(id uint64) {
 	n.Close()
 }
 
-func (c *memCluster) sm(id uint64) *textLog {
+// roles waits for a leader and returns it with the two others: lagger
+// after it (the one the tests cut off), then other.
+func (c *memCluster) roles() (leader, lagger, other uint64) {
+	c.t.Helper()
+	waitFor(c.t, 20*time.Second, "a leader", func() bool {
+		for id := uint64(1); id <= 3; id++ {
+			if c.node(id).Status().Role == "leader" {
+				leader, lagger, other = id, id%3+1, (id+1)%3+1
+				return true
+			}
+		}
+		return false
+	})
+	return leader, lagger, other
+}
+
+// recordChunks has the tamperer record the offsets of the chunks sent
+// from now on, tampering with none.
+func (c *memCluster) recordChunks() {
+	c.tamper.mu.Lock()
+	defer c.tamper.mu.Unlock()
+	c.tamper.armed, c.tamper.corruptAt, c.tamper.dropped = true, 1<<30, 4
+}
+
+// chunksSent returns how many chunks were recorded.
+func (c *memCluster) chunksSent() int {
+	c.tamper.mu.Lock()
+	defer c.tamper.mu.Unlock()
+	return len(c.tamper.offsets)
+}
+
+func (c *memCluster) sm(id uint64) *engine.LogMachine {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sms[id]
@@ -207,17 +196,8 @@ func (c *memCluster) submit(lagger, client, seq uint64, payload string) {
 // walOptions makes small segments, so that compaction deletes some.
 func walOptions() wal.Options { return wal.Options{SegmentBytes: 64 << 10} }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor is the engine's polling helper.
+var waitFor = engine.WaitFor
 
 // tamperer, once armed, corrupts one snapshot chunk and then drops a
 // window of others, as a broken connection would, and records the offsets
@@ -301,16 +281,7 @@ func TestIsolatedFollowerCatchesUpBySnapshot(t *testing.T) {
 	for kind := range storeKinds {
 		t.Run(storeKinds[kind].name, func(t *testing.T) {
 			c := newMemCluster(t, 3, kind)
-			var lagger uint64 // a follower
-			waitFor(t, 20*time.Second, "a leader", func() bool {
-				for id := uint64(1); id <= 3; id++ {
-					if c.node(id).Status().Role == "leader" {
-						lagger = id%3 + 1
-						return true
-					}
-				}
-				return false
-			})
+			_, lagger, _ := c.roles()
 			c.net.Isolate(lagger)
 			for seq := uint64(1); seq <= 200; seq++ {
 				c.submit(lagger, 9, seq, fmt.Sprintf("command-%03d-%s", seq, strings.Repeat("x", 40)))
@@ -325,15 +296,15 @@ func TestIsolatedFollowerCatchesUpBySnapshot(t *testing.T) {
 			c.net.Heal()
 			var want []string
 			waitFor(t, 10*time.Second, "the other follower to apply all 200", func() bool {
-				want = c.sm(ref).get()
+				want = c.sm(ref).Entries()
 				return len(want) == 200
 			})
 			waitFor(t, 30*time.Second, "the isolated replica to catch up", func() bool {
-				return slices.Equal(c.sm(lagger).get(), want)
+				return slices.Equal(c.sm(lagger).Entries(), want)
 			})
 			c.submit(0, 9, 201, "after-the-snapshot")
 			waitFor(t, 10*time.Second, "a command after the snapshot", func() bool {
-				got := c.sm(lagger).get()
+				got := c.sm(lagger).Entries()
 				return len(got) == len(want)+1 && got[len(got)-1] == "after-the-snapshot"
 			})
 			c.tamper.mu.Lock()
@@ -353,7 +324,7 @@ func TestIsolatedFollowerCatchesUpBySnapshot(t *testing.T) {
 			c.stop(lagger)
 			c.start(lagger)
 			waitFor(t, 10*time.Second, "the restarted replica to restore", func() bool {
-				return slices.Equal(c.sm(lagger).get(), append(want, "after-the-snapshot"))
+				return slices.Equal(c.sm(lagger).Entries(), append(want, "after-the-snapshot"))
 			})
 		})
 	}
@@ -367,16 +338,7 @@ func TestIsolatedFollowerCatchesUpBySnapshot(t *testing.T) {
 func TestRestartWithSnapshotPastTheLog(t *testing.T) {
 	const memory = 1
 	c := newMemCluster(t, 3, memory)
-	var leader, lagger uint64
-	waitFor(t, 20*time.Second, "a leader", func() bool {
-		for id := uint64(1); id <= 3; id++ {
-			if c.node(id).Status().Role == "leader" {
-				leader, lagger = id, id%3+1
-				return true
-			}
-		}
-		return false
-	})
+	leader, lagger, _ := c.roles()
 	c.net.Isolate(lagger)
 	for seq := uint64(1); seq <= 100; seq++ {
 		c.submit(lagger, 9, seq, fmt.Sprintf("command-%03d", seq))
@@ -410,9 +372,9 @@ func TestRestartWithSnapshotPastTheLog(t *testing.T) {
 	}
 	c.net.Heal()
 	c.submit(lagger, 9, 101, "after-restart")
-	want := c.sm(leader).get()
+	want := c.sm(leader).Entries()
 	waitFor(t, 20*time.Second, "the restarted replica to converge", func() bool {
-		return slices.Equal(c.sm(lagger).get(), want)
+		return slices.Equal(c.sm(lagger).Entries(), want)
 	})
 }
 
@@ -449,40 +411,25 @@ func TestSnapshotTransferDoesNotStarveReplication(t *testing.T) {
 			t.Logf("the replicas' logs:\n%s", logs.String())
 		}
 	}()
-	var lagger uint64
-	waitFor(t, 20*time.Second, "a leader", func() bool {
-		for id := uint64(1); id <= 3; id++ {
-			if c.node(id).Status().Role == "leader" {
-				lagger = id%3 + 1
-				return true
-			}
-		}
-		return false
-	})
+	_, lagger, _ := c.roles()
 	c.net.Isolate(lagger)
 	for seq := uint64(1); seq <= 100; seq++ {
 		c.submit(lagger, 9, seq, fmt.Sprintf("%03d-%s", seq, strings.Repeat("y", 800)))
 	}
-	c.tamper.mu.Lock()
-	c.tamper.armed, c.tamper.corruptAt, c.tamper.dropped = true, 1<<30, 4 // record, tamper with nothing
-	c.tamper.mu.Unlock()
+	c.recordChunks()
 	c.net.Heal()
-	waitFor(t, 10*time.Second, "the transfer to start", func() bool {
-		c.tamper.mu.Lock()
-		defer c.tamper.mu.Unlock()
-		return len(c.tamper.offsets) > 0
-	})
+	waitFor(t, 10*time.Second, "the transfer to start", func() bool { return c.chunksSent() > 0 })
 	// Twenty commands through the others (which the follower, still
 	// receiving, cannot help commit).
 	for seq := uint64(101); seq <= 120; seq++ {
 		c.submit(lagger, 9, seq, fmt.Sprintf("%03d-during-the-transfer", seq))
 	}
-	if got := len(c.sm(lagger).get()); got >= 100 {
+	if got := len(c.sm(lagger).Entries()); got >= 100 {
 		t.Fatalf("the follower already holds %d commands: the transfer ended before the test could write during it", got)
 	}
-	want := c.sm(lagger%3 + 1).get()
+	want := c.sm(lagger%3 + 1).Entries()
 	waitFor(t, 60*time.Second, "the follower to catch up", func() bool {
-		return slices.Equal(c.sm(lagger).get(), want)
+		return slices.Equal(c.sm(lagger).Entries(), want)
 	})
 }
 
@@ -502,16 +449,7 @@ func TestLeaderChangeDuringSnapshotTransfer(t *testing.T) {
 			t.Logf("the replicas' logs:\n%s", logs.String())
 		}
 	}()
-	var old, lagger, other uint64
-	waitFor(t, 20*time.Second, "a leader", func() bool {
-		for id := uint64(1); id <= 3; id++ {
-			if c.node(id).Status().Role == "leader" {
-				old, lagger, other = id, id%3+1, (id+1)%3+1
-				return true
-			}
-		}
-		return false
-	})
+	old, lagger, other := c.roles()
 	c.net.Isolate(lagger)
 	for seq := uint64(1); seq <= 100; seq++ {
 		c.submit(lagger, 9, seq, fmt.Sprintf("%03d-%s", seq, strings.Repeat("z", 800)))
@@ -520,14 +458,8 @@ func TestLeaderChangeDuringSnapshotTransfer(t *testing.T) {
 	c.net.Heal()
 	c.net.Cut(other, lagger)
 	c.net.Cut(lagger, other)
-	c.tamper.mu.Lock()
-	c.tamper.armed, c.tamper.corruptAt, c.tamper.dropped = true, 1<<30, 4 // record, tamper with nothing
-	c.tamper.mu.Unlock()
-	waitFor(t, 10*time.Second, "the transfer to start", func() bool {
-		c.tamper.mu.Lock()
-		defer c.tamper.mu.Unlock()
-		return len(c.tamper.offsets) > 2
-	})
+	c.recordChunks()
+	waitFor(t, 10*time.Second, "the transfer to start", func() bool { return c.chunksSent() > 2 })
 	// Depose it: the other two elect one of themselves.
 	c.net.Heal()
 	c.net.Isolate(old)
@@ -539,11 +471,11 @@ func TestLeaderChangeDuringSnapshotTransfer(t *testing.T) {
 	c.submit(0, 9, 101, "after-the-change")
 	var want []string
 	waitFor(t, 10*time.Second, "the new leader's replica to apply everything", func() bool {
-		want = c.sm(other).get()
+		want = c.sm(other).Entries()
 		return len(want) == 101
 	})
 	waitFor(t, 60*time.Second, "the lagger to catch up", func() bool {
-		return slices.Equal(c.sm(lagger).get(), want)
+		return slices.Equal(c.sm(lagger).Entries(), want)
 	})
 }
 
@@ -630,8 +562,8 @@ func TestSnapshotsUnderChurn(t *testing.T) {
 	c.submit(0, 99, 1, "the-end")
 	var want []string
 	waitFor(t, 60*time.Second, "the replicas to converge", func() bool {
-		want = c.sm(1).get()
-		return slices.Contains(want, "the-end") && slices.Equal(c.sm(2).get(), want) && slices.Equal(c.sm(3).get(), want)
+		want = c.sm(1).Entries()
+		return slices.Contains(want, "the-end") && slices.Equal(c.sm(2).Entries(), want) && slices.Equal(c.sm(3).Entries(), want)
 	})
 	count := map[string]int{}
 	for _, s := range want {

@@ -290,20 +290,18 @@ func (n *Node) run() {
 	defer ticker.Stop()
 	recv := n.tr.Receive()
 	for {
+		// err is what stops the replica: a failed write, or a snapshot
+		// that could not be installed whole.
+		var err error
 		select {
 		case <-n.stop:
 			return
-		case err := <-n.persistErr:
-			n.fail(err)
-			return
+		case err = <-n.persistErr:
 		case <-ticker.C:
 			n.rn.Tick()
 			n.sweep()
 		case batch := <-recv:
-			if err := n.stepAll(batch); err != nil {
-				n.fail(err)
-				return
-			}
+			err = n.stepAll(batch)
 		case msgs := <-n.selfCh:
 			n.stepSelf(msgs)
 		case r := <-n.snapResults:
@@ -314,25 +312,25 @@ func (n *Node) run() {
 		// Take whatever else is waiting without blocking, so that one
 		// Ready covers all of it.
 	drain:
-		for i := 0; i < 64; i++ {
+		for i := 0; i < 64 && err == nil; i++ {
 			select {
 			case batch := <-recv:
-				if err := n.stepAll(batch); err != nil {
-					n.fail(err)
-					return
-				}
+				err = n.stepAll(batch)
 			case msgs := <-n.selfCh:
 				n.stepSelf(msgs)
 			default:
 				break drain
 			}
 		}
-		n.takeRequests()
-		if n.rn.HasReady() {
-			if err := n.handleReady(); err != nil {
-				n.fail(err)
-				return
+		if err == nil {
+			n.takeRequests()
+			if n.rn.HasReady() {
+				err = n.handleReady()
 			}
+		}
+		if err != nil {
+			n.fail(err)
+			return
 		}
 		if len(n.senders) > 0 {
 			n.stopSendersIfFollowing()

@@ -328,12 +328,18 @@ func (n *node) crashPoint(rd paxos.Ready) int {
 		return noCrash
 	}
 	at := crashBeforeSend + n.s.rng.IntN(3)
+	n.restartLater()
+	return at
+}
+
+// restartLater restarts the replica, if it is down by then, after 20 to
+// 400 ms: the time a supervisor takes to notice and restart a process.
+func (n *node) restartLater() {
 	n.s.after(n.s.between(20*Millisecond, 400*Millisecond), func() {
 		if !n.up {
 			n.restart()
 		}
 	})
-	return at
 }
 
 func (n *node) checkPromise() {
@@ -542,11 +548,7 @@ func (n *node) crashSnapshotStep() bool {
 		return false
 	}
 	n.crash()
-	n.s.after(n.s.between(20*Millisecond, 400*Millisecond), func() {
-		if !n.up {
-			n.restart()
-		}
-	})
+	n.restartLater()
 	return true
 }
 

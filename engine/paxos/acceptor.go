@@ -1,5 +1,7 @@
 package paxos
 
+import "bytes"
+
 // The acceptor: what every replica does with the messages of proposers,
 // whatever its role. Its durable state is the promised ballot and the log
 // of accepted entries; every reply that reports that state goes out with
@@ -86,14 +88,22 @@ func (n *RawNode) acceptBallot(m Message) bool {
 // chosen, and a later leader may need to learn them from here. (Persisting
 // rewrites them after the new entries, since a persisted entry replaces
 // everything after it.)
-func (n *RawNode) handleAccept(m Message) {
+//
+// An entry for a slot this acceptor holds under the same ballot but with
+// another value is a protocol violation (one ballot has one value per
+// slot; only a proposer that used a ballot twice, or a stranger, sends
+// that): the whole message is refused, never acknowledged.
+func (n *RawNode) handleAccept(m Message) error {
+	if err := n.checkOneValuePerBallot(m); err != nil {
+		return err
+	}
 	if !n.acceptBallot(m) {
-		return
+		return nil
 	}
 	if prev := m.Slot; prev > n.log.commit {
 		if pb, ok := n.log.ballotAt(prev); !ok || pb != m.Ballot {
 			n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo, Reject: true})
-			return
+			return nil
 		}
 	}
 	for _, e := range m.Entries {
@@ -101,7 +111,7 @@ func (n *RawNode) handleAccept(m Message) {
 			continue // chosen already; the value is the same
 		}
 		if cur, ok := n.log.entry(e.Slot); ok && cur.Ballot == e.Ballot {
-			continue // a duplicate: one ballot has one value per slot
+			continue // a duplicate (checkOneValuePerBallot saw the same value)
 		}
 		if e.Slot > n.log.last()+1 {
 			break // cannot happen with well-formed messages: entries are consecutive
@@ -113,12 +123,33 @@ func (n *RawNode) handleAccept(m Message) {
 	}
 	n.advanceCommit(m.Commit)
 	n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo})
+	return nil
+}
+
+// checkOneValuePerBallot refuses an Accept that offers, for a slot this
+// acceptor holds, another value under the ballot it holds there.
+func (n *RawNode) checkOneValuePerBallot(m Message) error {
+	if n.cfg.Knobs.AckConflictingValue {
+		return nil // the bug: keep ours, and acknowledge theirs
+	}
+	for _, e := range m.Entries {
+		if cur, ok := n.log.entry(e.Slot); ok && cur.Ballot == e.Ballot && !bytes.Equal(cur.Value, e.Value) {
+			return n.violation(m, e.Slot, e.Ballot)
+		}
+	}
+	return nil
 }
 
 // advanceCommit learns the leader's commit index: every slot up to it that
 // this acceptor holds under the leader's ballot holds the chosen value.
+// (Slots beyond acceptedUpTo may hold an earlier leader's values, which
+// need not be chosen: the leader's commit index says nothing about them.)
 func (n *RawNode) advanceCommit(leaderCommit uint64) {
-	if c := min(leaderCommit, n.acceptedUpTo); c > n.log.commit {
+	upTo := n.acceptedUpTo
+	if n.cfg.Knobs.CommitBeyondLeader {
+		upTo = n.log.last() // the bug
+	}
+	if c := min(leaderCommit, upTo); c > n.log.commit {
 		n.log.commit = c
 	}
 }

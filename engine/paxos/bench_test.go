@@ -16,7 +16,7 @@ func BenchmarkCore(b *testing.B) {
 			peers := []NodeID{1, 2, 3}
 			nodes := make([]*RawNode, len(peers))
 			for i, id := range peers {
-				rn, err := NewRawNode(Config{ID: id, Peers: peers, Rand: rand.New(rand.NewPCG(uint64(id), 1))})
+				rn, err := NewRawNode(Config{ID: id, Peers: peers, Incarnation: 1, Rand: rand.New(rand.NewPCG(uint64(id), 1))})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -30,6 +30,8 @@ type testNode struct {
 	// What the Readys made durable.
 	hard    HardState
 	entries []Entry // entries[i] is slot i+1
+	// lives counts starts: the durable incarnation counter.
+	lives uint64
 	// What the state machine applied, in slot order.
 	applied []Entry
 	reads   []ReadState
@@ -59,13 +61,15 @@ func (c *testCluster) node(id NodeID) *testNode { return c.nodes[id-1] }
 // start creates the RawNode of nd from its durable state; its state
 // machine starts empty and re-applies the committed log.
 func (c *testCluster) start(nd *testNode) {
+	nd.lives++
 	cfg := Config{
-		ID:        nd.id,
-		Peers:     c.peers(),
-		Rand:      rand.New(rand.NewPCG(uint64(nd.id), 42)),
-		HardState: nd.hard,
-		Entries:   slices.Clone(nd.entries),
-		Knobs:     c.knobs,
+		ID:          nd.id,
+		Peers:       c.peers(),
+		Incarnation: nd.lives,
+		Rand:        rand.New(rand.NewPCG(uint64(nd.id), 42)),
+		HardState:   nd.hard,
+		Entries:     slices.Clone(nd.entries),
+		Knobs:       c.knobs,
 	}
 	if c.cfg != nil {
 		c.cfg(&cfg)

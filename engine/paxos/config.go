@@ -51,6 +51,15 @@ type Config struct {
 	// reproducible from its seed.
 	Rand *rand.Rand
 
+	// Incarnation numbers this life of the replica. Required: it must be
+	// above the Incarnation of every earlier life of this replica, and
+	// durable before NewRawNode is called (the engine keeps a counter in
+	// the data directory and syncs it at start), and below 2^32. The ids
+	// that match replies to requests (polls, read-index requests) are drawn
+	// from it, so that a reply sent to an earlier life, delivered late, is
+	// never taken for a reply to this one.
+	Incarnation uint64
+
 	// The state to restart from: zero for a new replica. HardState and
 	// Entries come from the write-ahead log; Compacted from the latest
 	// snapshot, which covers every slot up to Compacted.Slot; Entries are
@@ -86,6 +95,32 @@ type TestingKnobs struct {
 	// CommitOnMinority lets the leader treat a slot as chosen as soon as it
 	// alone has accepted it.
 	CommitOnMinority bool
+	// ReuseBallot is the bug a review found: a candidate sends Prepare
+	// before its own promise of the new ballot is durable, becomes leader
+	// on the others' promises alone, and numbers its polls from 1 in every
+	// life, so that after a crash it can count a poll answer sent to its
+	// previous life and campaign again with the ballot it already used.
+	ReuseBallot bool
+	// AdoptLowestBallot makes phase 1 re-propose, for each slot, the value
+	// reported under the lowest ballot instead of the highest.
+	AdoptLowestBallot bool
+	// ReadBeforeRecovery lets a new leader serve reads before it has
+	// committed the slots phase 1 re-proposed.
+	ReadBeforeRecovery bool
+	// ReadWithoutQuorum confirms a read index with the leader's own
+	// answer alone.
+	ReadWithoutQuorum bool
+	// AckConflictingValue lets an acceptor that is offered a different
+	// value for a slot under the ballot it holds there keep its own and
+	// acknowledge, instead of refusing the message as a violation.
+	AckConflictingValue bool
+	// CountOwnAcceptEarly has the leader count its own acceptance of new
+	// slots before they are durable on it.
+	CountOwnAcceptEarly bool
+	// CommitBeyondLeader lets a follower take the leader's commit index
+	// for slots it holds from earlier leaders, not only those it holds
+	// from this one.
+	CommitBeyondLeader bool
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -105,6 +140,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Rand == nil {
 		return c, errors.New("paxos: Config.Rand is nil")
+	}
+	if c.Incarnation == 0 || c.Incarnation >= 1<<32 {
+		return c, fmt.Errorf("paxos: Config.Incarnation %d is not in [1, 2^32)", c.Incarnation)
+	}
+	if !c.HardState.Promised.canFollow() {
+		return c, fmt.Errorf("paxos: Config.HardState promises ballot %s, whose round cannot be exceeded", c.HardState.Promised)
 	}
 	def := func(v *int, d int, name string) error {
 		if *v == 0 {
@@ -131,6 +172,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("paxos: HeartbeatTicks (%d) must be below ElectionTicks (%d)", c.HeartbeatTicks, c.ElectionTicks)
 	}
 	for i, e := range c.Entries {
+		if !e.Ballot.canFollow() {
+			return c, fmt.Errorf("paxos: Config.Entries[%d] has ballot %s, whose round cannot be exceeded", i, e.Ballot)
+		}
 		if e.Slot != c.Compacted.Slot+1+uint64(i) {
 			return c, fmt.Errorf("paxos: Config.Entries[%d] is for slot %d, want %d", i, e.Slot, c.Compacted.Slot+1+uint64(i))
 		}

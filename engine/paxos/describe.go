@@ -45,9 +45,9 @@ func DescribeMessage(m Message) string {
 	fmt.Fprintf(&b, "%s->%s %s", m.From, m.To, m.Type)
 	switch m.Type {
 	case MsgPrePrepare:
-		fmt.Fprintf(&b, " ballot=%s commit=%d poll=%d", m.Ballot, m.Commit, m.Context)
+		fmt.Fprintf(&b, " ballot=%s commit=%d poll=%s", m.Ballot, m.Commit, describeID(m.Context))
 	case MsgPrePromise:
-		fmt.Fprintf(&b, " promised=%s commit=%d poll=%d", m.Ballot, m.Commit, m.Context)
+		fmt.Fprintf(&b, " promised=%s commit=%d poll=%s", m.Ballot, m.Commit, describeID(m.Context))
 	case MsgPrepare:
 		fmt.Fprintf(&b, " ballot=%s from=%d", m.Ballot, m.Slot)
 	case MsgPromise:
@@ -59,15 +59,15 @@ func DescribeMessage(m Message) string {
 	case MsgNack:
 		fmt.Fprintf(&b, " promised=%s", m.Ballot)
 	case MsgHeartbeat:
-		fmt.Fprintf(&b, " ballot=%s commit=%d read=%d", m.Ballot, m.Commit, m.Context)
+		fmt.Fprintf(&b, " ballot=%s commit=%d round=%d", m.Ballot, m.Commit, m.Context)
 	case MsgHeartbeatResp:
-		fmt.Fprintf(&b, " ballot=%s upto=%d read=%d", m.Ballot, m.Slot, m.Context)
+		fmt.Fprintf(&b, " ballot=%s upto=%d round=%d", m.Ballot, m.Slot, m.Context)
 	case MsgPropose:
 		fmt.Fprintf(&b, " %s", DescribeValue(m.Value))
 	case MsgReadIndex:
-		fmt.Fprintf(&b, " ctx=%d", m.Context)
+		fmt.Fprintf(&b, " id=%s", describeID(m.Context))
 	case MsgReadIndexResp:
-		fmt.Fprintf(&b, " ctx=%d index=%d", m.Context, m.Slot)
+		fmt.Fprintf(&b, " ballot=%s id=%s index=%d", m.Ballot, describeID(m.Context), m.Slot)
 	}
 	if m.Reject {
 		b.WriteString(" reject")
@@ -125,3 +125,7 @@ func DescribeReady(rd Ready, indent string) string {
 	}
 	return b.String()
 }
+
+// describeID writes a request id as incarnation.count (see
+// Config.Incarnation).
+func describeID(id uint64) string { return fmt.Sprintf("%d.%d", id>>32, id&(1<<32-1)) }

@@ -1,10 +1,18 @@
 package paxos
 
+import (
+	"bytes"
+	"fmt"
+)
+
 // Becoming leader: a poll (pre-vote), then phase 1 (Prepare/Promise).
 
 // poll is the state of a pre-candidate: who answered its MsgPrePrepare.
 type poll struct {
-	id       uint64 // Context of this poll's messages, to ignore older polls' answers
+	// id is the Context of this poll's messages, unique across the lives
+	// of this replica, so that answers to older polls, of this life or an
+	// earlier one, are ignored.
+	id       uint64
 	granted  int
 	rejected int
 	answered []bool // by peer index
@@ -26,9 +34,16 @@ type campaign struct {
 // from the others keeps polling, but never raises its ballot, so it cannot
 // disrupt the leader when it returns.
 func (n *RawNode) startPoll() {
-	id := uint64(1)
-	if n.poll != nil {
-		id = n.poll.id + 1
+	if n.maxRound >= MaxRound {
+		return // no ballot above the highest seen exists: see MaxRound
+	}
+	id := n.nextID()
+	if n.cfg.Knobs.ReuseBallot {
+		// The bug: poll ids restart at 1 in every life.
+		id = 1
+		if n.poll != nil {
+			id = n.poll.id + 1
+		}
 	}
 	n.becomeFollower(None)
 	n.role = preCandidate
@@ -71,37 +86,56 @@ func (n *RawNode) recordPollAnswer(from NodeID, granted bool) {
 }
 
 // campaign starts phase 1 with a ballot above every ballot seen. The
-// candidate promises its own ballot like any acceptor, and counts its own
-// promise only once that promise is durable (it sends it to itself after
-// persisting).
+// candidate promises its own ballot like any acceptor, and sends Prepare
+// only once that promise is durable: a proposer must remember every ballot
+// it used, across crashes, or it may use one twice with two values (the
+// ballot of a new campaign is above the promise it restarts with, so a
+// durable promise is that memory). It counts its own promise, through the
+// same path, once durable, and becomes leader only with it.
 func (n *RawNode) campaign() {
+	if n.maxRound >= MaxRound {
+		n.becomeFollower(None) // no ballot above the highest seen exists: see MaxRound
+		return
+	}
 	b := Ballot{Round: n.maxRound + 1, Node: n.id}
 	n.becomeFollower(None)
 	n.role = candidate
 	n.promise(b)
 	n.camp = &campaign{ballot: b, fromSlot: n.log.commit + 1, promised: make([]bool, len(n.peers))}
 	for _, p := range n.peers {
-		if p != n.id {
-			n.send(Message{Type: MsgPrepare, To: p, Ballot: b, Slot: n.camp.fromSlot})
+		if p == n.id {
+			continue
+		}
+		m := Message{Type: MsgPrepare, From: n.id, To: p, Ballot: b, Slot: n.camp.fromSlot}
+		if n.cfg.Knobs.ReuseBallot {
+			n.msgs = append(n.msgs, m) // the bug: out before the ballot is durable
+		} else {
+			n.msgsAfterPersist = append(n.msgsAfterPersist, m)
 		}
 	}
 	n.sendPromise(n.id, b, n.camp.fromSlot)
 }
 
 // handlePromise counts a promise and merges the entries it reports; with a
-// majority, the candidate becomes leader.
-func (n *RawNode) handlePromise(m Message) {
+// majority that includes its own durable promise, the candidate becomes
+// leader. A promise that reports, for some slot, another value under a
+// ballot another promise reported there is a protocol violation (one
+// ballot has one value per slot): it is refused whole.
+func (n *RawNode) handlePromise(m Message) error {
 	c := n.camp
 	i := n.peerIndex(m.From)
 	if c.promised[i] {
-		return
+		return nil
 	}
 	if m.Slot >= c.fromSlot {
 		// The acceptor compacted slots this candidate has not committed:
 		// their values are chosen, but neither side can report them. This
 		// replica is behind; let one that is not lead, and catch up.
 		n.becomeFollower(None)
-		return
+		return nil
+	}
+	if err := n.checkReported(m); err != nil {
+		return err
 	}
 	c.promised[i] = true
 	c.count++
@@ -113,13 +147,46 @@ func (n *RawNode) handlePromise(m Message) {
 		for len(c.best) <= k {
 			c.best = append(c.best, Entry{})
 		}
-		if c.best[k].Value == nil || c.best[k].Ballot.Less(e.Ballot) {
+		better := c.best[k].Ballot.Less(e.Ballot)
+		if n.cfg.Knobs.AdoptLowestBallot {
+			better = e.Ballot.Less(c.best[k].Ballot) // the bug
+		}
+		if c.best[k].Value == nil || better {
 			c.best[k] = e
 		}
 	}
-	if c.count >= n.quorum {
+	if c.count >= n.quorum && (c.promised[n.peerIndex(n.id)] || n.cfg.Knobs.ReuseBallot) {
 		n.becomeLeader()
 	}
+	return nil
+}
+
+// checkReported checks a promise's entries against those the campaign
+// already holds, reported or its own, for one value per (slot, ballot).
+func (n *RawNode) checkReported(m Message) error {
+	c := n.camp
+	if n.cfg.Knobs.AckConflictingValue {
+		return nil
+	}
+	for _, e := range m.Entries {
+		if e.Slot < c.fromSlot {
+			continue
+		}
+		if k := int(e.Slot - c.fromSlot); k < len(c.best) && c.best[k].Value != nil && c.best[k].Ballot == e.Ballot && !bytes.Equal(c.best[k].Value, e.Value) {
+			return n.violation(m, e.Slot, e.Ballot)
+		}
+		if own, ok := n.log.entry(e.Slot); ok && own.Ballot == e.Ballot && !bytes.Equal(own.Value, e.Value) {
+			return n.violation(m, e.Slot, e.Ballot)
+		}
+	}
+	return nil
+}
+
+// violation counts a message that reports another value for slot under
+// ballot b than this replica knows there, and describes it.
+func (n *RawNode) violation(m Message, slot uint64, b Ballot) error {
+	n.violations++
+	return fmt.Errorf("%w: %s from %s reports another value for slot %d under ballot %s than this replica holds or was told", ErrProtocolViolation, m.Type, m.From, slot, b)
 }
 
 // becomeLeader ends phase 1. For every slot from the candidate's first
@@ -135,8 +202,12 @@ func (n *RawNode) becomeLeader() {
 		e := Entry{Slot: s, Ballot: c.ballot, Value: NoopValue()}
 		k := int(s - c.fromSlot)
 		own, ok := n.log.entry(s)
+		reported := k < len(c.best) && c.best[k].Value != nil
+		if reported && ok && n.cfg.Knobs.AdoptLowestBallot && own.Ballot.Less(c.best[k].Ballot) {
+			reported = false // the bug: the lower of the two wins
+		}
 		switch {
-		case k < len(c.best) && c.best[k].Value != nil && (!ok || !c.best[k].Ballot.Less(own.Ballot)):
+		case reported && (!ok || !c.best[k].Ballot.Less(own.Ballot)) || reported && n.cfg.Knobs.AdoptLowestBallot:
 			e.Value = c.best[k].Value
 		case ok:
 			e.Value = own.Value

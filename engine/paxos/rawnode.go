@@ -14,7 +14,20 @@ var (
 	// ErrBusy means the leader holds MaxUncommittedBytes of proposals that
 	// are pending or not yet committed; try later.
 	ErrBusy = errors.New("paxos: too many uncommitted proposals")
+	// ErrProtocolViolation is wrapped by Step's error for a message that
+	// breaks the protocol in a way no correct replica can: another value
+	// for a slot under a ballot that already has one there, or a ballot
+	// round that cannot be incremented. The message is refused whole;
+	// Status counts these. A runtime should log them loudly: they mean a
+	// bug, a corrupted replica or a stranger on the network.
+	ErrProtocolViolation = errors.New("paxos: protocol violation")
 )
+
+// maxOutstandingReads bounds the read-index requests a follower remembers
+// while it waits for the leader's answers; beyond it, the oldest is
+// forgotten (its caller retries after its timeout, as after a lost
+// message).
+const maxOutstandingReads = 4096
 
 // role is what a replica is doing besides being an acceptor, which every
 // replica always is.
@@ -83,6 +96,22 @@ type RawNode struct {
 	snapshotsToSend  []NodeID
 	// prevHard is the hard state last handed out in a Ready.
 	prevHard HardState
+
+	// lastID is the last request id drawn (nextID): Incarnation<<32 plus a
+	// count, so ids never repeat across the lives of this replica.
+	lastID uint64
+	// reads are the read-index requests sent to the leader, oldest first,
+	// waiting for its answer: only an answer to one of them is taken.
+	reads []outstandingRead
+	// violations counts messages refused as protocol violations.
+	violations uint64
+}
+
+// outstandingRead is a read-index request a follower sent to its leader.
+type outstandingRead struct {
+	id      uint64 // the id on the wire
+	context uint64 // the caller's
+	lead    NodeID // the leader asked
 }
 
 // NewRawNode returns a replica in the state cfg describes.
@@ -103,6 +132,7 @@ func NewRawNode(cfg Config) (*RawNode, error) {
 		prevHard: cfg.HardState,
 	}
 	n.maxRound = n.promised.Round
+	n.lastID = cfg.Incarnation << 32
 	for _, e := range cfg.Entries {
 		n.maxRound = max(n.maxRound, e.Ballot.Round)
 	}
@@ -133,6 +163,12 @@ func (n *RawNode) peerIndex(id NodeID) int {
 	return -1
 }
 
+// nextID draws a request id, unique across the lives of this replica.
+func (n *RawNode) nextID() uint64 {
+	n.lastID++
+	return n.lastID
+}
+
 // send queues m to go out at once.
 func (n *RawNode) send(m Message) {
 	m.From = n.id
@@ -157,6 +193,11 @@ func (n *RawNode) sendAfterPersist(m Message) {
 }
 
 func (n *RawNode) becomeFollower(lead NodeID) {
+	if lead != n.lead {
+		// Answers to reads sent to the old leader will be refused (they
+		// must come from the leader followed); forget them.
+		n.reads = nil
+	}
 	n.role = follower
 	n.lead = lead
 	n.poll, n.camp, n.ldr = nil, nil, nil
@@ -169,9 +210,14 @@ func (n *RawNode) resetElectionTimer() {
 }
 
 // promise raises the promised ballot to b (a no-op if it is already b).
+// A promise never goes backwards: callers compare first, so a lower b is a
+// bug in the core, and it stops here rather than break agreement.
 func (n *RawNode) promise(b Ballot) {
 	if b == n.promised {
 		return
+	}
+	if b.Less(n.promised) {
+		panic(fmt.Sprintf("paxos: replica %s would lower its promise from %s to %s", n.id, n.promised, b))
 	}
 	n.promised = b
 	n.maxRound = max(n.maxRound, b.Round)
@@ -214,6 +260,10 @@ func (n *RawNode) Step(m Message) error {
 	if err := checkEntries(m); err != nil {
 		return err
 	}
+	if !m.Ballot.canFollow() {
+		n.violations++
+		return fmt.Errorf("%w: %s from %s: ballot round %d cannot be incremented", ErrProtocolViolation, m.Type, m.From, m.Ballot.Round)
+	}
 	n.maxRound = max(n.maxRound, m.Ballot.Round)
 	switch m.Type {
 	case MsgPrePrepare:
@@ -221,7 +271,7 @@ func (n *RawNode) Step(m Message) error {
 	case MsgPrepare:
 		n.handlePrepare(m)
 	case MsgAccept:
-		n.handleAccept(m)
+		return n.handleAccept(m)
 	case MsgHeartbeat:
 		n.handleHeartbeat(m)
 	case MsgPrePromise:
@@ -230,7 +280,7 @@ func (n *RawNode) Step(m Message) error {
 		}
 	case MsgPromise:
 		if n.role == candidate && m.Ballot == n.camp.ballot {
-			n.handlePromise(m)
+			return n.handlePromise(m)
 		}
 	case MsgAccepted:
 		if n.role == leader && m.Ballot == n.promised {
@@ -257,9 +307,7 @@ func (n *RawNode) Step(m Message) error {
 			n.ldr.reads.request(n, m.From, m.Context)
 		}
 	case MsgReadIndexResp:
-		if !m.Reject {
-			n.readStates = append(n.readStates, ReadState{Context: m.Context, Index: m.Slot})
-		}
+		n.handleReadIndexResp(m)
 	default:
 		return fmt.Errorf("paxos: unknown message type %s", m.Type)
 	}
@@ -279,6 +327,9 @@ func checkEntries(m Message) error {
 		}
 		if err := CheckValue(e.Value); err != nil {
 			return fmt.Errorf("paxos: %s from %s: slot %d: %w", m.Type, m.From, e.Slot, err)
+		}
+		if !e.Ballot.canFollow() {
+			return fmt.Errorf("%w: %s from %s: slot %d: ballot round %d cannot be incremented", ErrProtocolViolation, m.Type, m.From, e.Slot, e.Ballot.Round)
 		}
 	}
 	return nil
@@ -329,10 +380,36 @@ func (n *RawNode) ReadIndex(context uint64) error {
 		n.ldr.reads.request(n, n.id, context)
 		return nil
 	case n.lead != None:
-		n.send(Message{Type: MsgReadIndex, To: n.lead, Context: context})
+		if len(n.reads) == maxOutstandingReads {
+			n.reads = n.reads[1:]
+		}
+		id := n.nextID()
+		n.reads = append(n.reads, outstandingRead{id: id, context: context, lead: n.lead})
+		n.send(Message{Type: MsgReadIndex, To: n.lead, Context: id})
 		return nil
 	}
 	return ErrNoLeader
+}
+
+// handleReadIndexResp takes the leader's answer to a read-index request,
+// only from the leader this replica follows, under its ballot, for a
+// request it sent that leader and has not had answered. Anything else is
+// a late answer (to an earlier life, or from a deposed leader) or a
+// forgery, and serving a read on it could return stale data.
+func (n *RawNode) handleReadIndexResp(m Message) {
+	if m.From != n.lead || m.Ballot != n.promised || n.role != follower {
+		return
+	}
+	for i, r := range n.reads {
+		if r.id != m.Context || r.lead != m.From {
+			continue
+		}
+		n.reads = append(n.reads[:i], n.reads[i+1:]...)
+		if !m.Reject {
+			n.readStates = append(n.readStates, ReadState{Context: r.context, Index: m.Slot})
+		}
+		return
+	}
 }
 
 // Ready is what the replica asks its caller to do, in this order:
@@ -387,6 +464,9 @@ func (n *RawNode) Ready() Ready {
 	}
 	var rd Ready
 	hs := n.hardState()
+	if hs.Promised.Less(n.prevHard.Promised) {
+		panic(fmt.Sprintf("paxos: replica %s would persist promise %s below %s", n.id, hs.Promised, n.prevHard.Promised))
+	}
 	if hs != n.prevHard {
 		rd.HardState = &hs
 		rd.MustSync = hs.Promised != n.prevHard.Promised
@@ -398,7 +478,12 @@ func (n *RawNode) Ready() Ready {
 		if n.role == leader {
 			// The leader counts its own acceptance only once it is durable,
 			// through the same path as everyone else's.
-			n.sendAfterPersist(Message{Type: MsgAccepted, To: n.id, Ballot: n.promised, Slot: n.log.last()})
+			own := Message{Type: MsgAccepted, From: n.id, To: n.id, Ballot: n.promised, Slot: n.log.last()}
+			if n.cfg.Knobs.CountOwnAcceptEarly {
+				n.handleAccepted(own) // the bug: count it now
+			} else {
+				n.msgsAfterPersist = append(n.msgsAfterPersist, own)
+			}
 		}
 	}
 	rd.Messages, n.msgs = n.msgs, nil
@@ -426,6 +511,9 @@ type Status struct {
 	Applied      uint64
 	LastSlot     uint64
 	AcceptedUpTo uint64
+	// ProtocolViolations counts the messages refused because they break
+	// the protocol (see ErrProtocolViolation).
+	ProtocolViolations uint64
 }
 
 // Status returns the replica's current state.
@@ -433,6 +521,7 @@ func (n *RawNode) Status() Status {
 	return Status{
 		ID: n.id, Role: n.role.String(), Lead: n.lead, Promised: n.promised,
 		Commit: n.log.commit, Applied: n.log.applied, LastSlot: n.log.last(), AcceptedUpTo: n.acceptedUpTo,
+		ProtocolViolations: n.violations,
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 
 func newNode(t *testing.T, id NodeID, peers []NodeID, mod func(*Config)) *RawNode {
 	t.Helper()
-	cfg := Config{ID: id, Peers: peers, Rand: rand.New(rand.NewPCG(1, 2))}
+	cfg := Config{ID: id, Peers: peers, Incarnation: 1, Rand: rand.New(rand.NewPCG(1, 2))}
 	if mod != nil {
 		mod(&cfg)
 	}

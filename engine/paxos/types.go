@@ -45,6 +45,16 @@ func (b Ballot) Compare(o Ballot) int {
 // Less reports whether b orders before o.
 func (b Ballot) Less(o Ballot) bool { return b.Compare(o) < 0 }
 
+// MaxRound is the highest round a ballot may have: one that can still be
+// incremented. A message or a disk record with a higher round is refused;
+// without the bound, a round of 2^64-1 would make the next ballot wrap to
+// round 0, and every replica's promise go back.
+const MaxRound = math.MaxUint64 - 1
+
+// canFollow reports whether b's round can be incremented, so that b may be
+// taken from a message or from disk.
+func (b Ballot) canFollow() bool { return b.Round <= MaxRound }
+
 // IsZero reports whether b is the zero Ballot.
 func (b Ballot) IsZero() bool { return b == Ballot{} }
 
@@ -82,8 +92,10 @@ type MessageType uint8
 // commit index and confirm leadership for reads.
 const (
 	// MsgPrePrepare asks whether the receiver would promise a new ballot:
-	// Ballot is the ballot the sender would use, Commit its commit index.
-	// Nothing changes at the receiver.
+	// Ballot is the ballot the sender would use, Commit its commit index,
+	// Context the poll's id (unique across the lives of the sender, so an
+	// answer to an earlier life's poll is never counted). Nothing changes
+	// at the receiver.
 	MsgPrePrepare MessageType = iota + 1
 	// MsgPrePromise answers a MsgPrePrepare: Reject says no; Ballot is the
 	// receiver's promised ballot, so the sender can pick a higher one.
@@ -117,10 +129,12 @@ const (
 	// MsgPropose forwards a batch of commands (Value) to the leader.
 	MsgPropose
 	// MsgReadIndex asks the leader for a read index; Context names the
-	// request.
+	// request, uniquely across the lives of the sender.
 	MsgReadIndex
-	// MsgReadIndexResp gives the read index (Slot) for request Context;
-	// Reject means the leader could not serve it.
+	// MsgReadIndexResp gives the read index (Slot) for request Context,
+	// confirmed under the leader's Ballot. The requester takes it only from
+	// the leader it follows, under that leader's ballot, for a request it
+	// has outstanding.
 	MsgReadIndexResp
 )
 

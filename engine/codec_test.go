@@ -108,7 +108,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		rn, err := paxos.NewRawNode(paxos.Config{ID: 1, Peers: []paxos.NodeID{1, 2, 3}, Rand: newRand()})
+		rn, err := paxos.NewRawNode(paxos.Config{ID: 1, Peers: []paxos.NodeID{1, 2, 3}, Incarnation: 1, Rand: newRand()})
 		if err != nil {
 			t.Fatal(err)
 		}

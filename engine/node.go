@@ -103,6 +103,9 @@ type Node struct {
 	closeErr  error
 	status    atomic.Pointer[Status]
 	readCtx   atomic.Uint64
+
+	// incarnation numbers this life of the replica (see claimDataDir).
+	incarnation uint64
 }
 
 type cmdKey struct{ client, seq uint64 }
@@ -186,6 +189,9 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 func (n *Node) open() error {
 	var err error
 	var st wal.InitialState
+	if n.incarnation, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
+		return err
+	}
 	if n.wal, st, err = wal.Open(n.cfg.walDir(), n.cfg.WAL); err != nil {
 		return fmt.Errorf("engine: opening the write-ahead log: %w", err)
 	}
@@ -228,6 +234,7 @@ func (n *Node) open() error {
 		MaxMsgBytes:         n.cfg.MaxMsgBytes,
 		MaxUncommittedBytes: n.cfg.MaxUncommittedBytes,
 		Rand:                newRand(),
+		Incarnation:         n.incarnation,
 		HardState:           paxos.HardState{Promised: fromWALBallot(st.HardState.Promised), Commit: st.HardState.Commit},
 		Compacted:           paxos.Compacted{Slot: st.Compacted.Slot, Ballot: fromWALBallot(st.Compacted.Ballot)},
 		Entries:             entries,
@@ -374,7 +381,12 @@ func (n *Node) stepAll(batch []paxosnet.Inbound) error {
 		if err == nil {
 			err = n.rn.Step(m)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, paxos.ErrProtocolViolation):
+			// A message no correct replica sends: a bug, a damaged replica
+			// or a stranger. Refused whole; say so loudly.
+			n.log.Error("refused a message that breaks the protocol", "from", in.From, "error", err)
+		case err != nil:
 			n.log.Warn("dropped a message", "from", in.From, "error", err)
 		}
 	}

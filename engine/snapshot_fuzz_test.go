@@ -26,7 +26,7 @@ func newFollowerForFrames(t testing.TB) (*Node, *sentFrames, *logMachine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rn, err := paxos.NewRawNode(paxos.Config{ID: 1, Peers: []paxos.NodeID{1, 2, 3}, Rand: newRand()})
+	rn, err := paxos.NewRawNode(paxos.Config{ID: 1, Peers: []paxos.NodeID{1, 2, 3}, Incarnation: 1, Rand: newRand()})
 	if err != nil {
 		t.Fatal(err)
 	}

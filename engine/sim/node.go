@@ -104,14 +104,17 @@ func (n *node) boot() {
 		hard.Promised = paxos.Ballot{}
 	}
 	rn, err := paxos.NewRawNode(paxos.Config{
-		ID:        n.id,
-		Peers:     n.peers,
-		Rand:      rand.New(rand.NewPCG(n.s.opts.Seed, uint64(n.id)<<32|uint64(n.incarnation))),
-		HardState: hard,
-		Compacted: n.compacted,
-		Entries:   slices.Clone(n.entries),
-		Applied:   applied,
-		Knobs:     n.s.opts.Knobs,
+		ID:    n.id,
+		Peers: n.peers,
+		Rand:  rand.New(rand.NewPCG(n.s.opts.Seed, uint64(n.id)<<32|uint64(n.incarnation))),
+		// The simulated disk's life counter: incremented at every crash,
+		// so durable before the next life starts.
+		Incarnation: uint64(n.incarnation) + 1,
+		HardState:   hard,
+		Compacted:   n.compacted,
+		Entries:     slices.Clone(n.entries),
+		Applied:     applied,
+		Knobs:       n.s.opts.Knobs,
 	})
 	if err != nil {
 		n.s.fail("replica %s cannot restart: %v", n.id, err)

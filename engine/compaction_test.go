@@ -212,10 +212,11 @@ type tamperer struct {
 }
 
 // snapshotFrame mirrors the engine's transfer frame (a msgpack array of
-// 11 elements), to read offsets on the wire.
+// 12 elements), to read offsets on the wire.
 type snapshotFrame struct {
 	Kind     uint8
 	From, To uint64
+	Transfer uint64
 	Slot     uint64
 	Ballot   struct{ Round, Node uint64 }
 	Size     uint64
@@ -234,7 +235,7 @@ type tamperingTransport struct {
 }
 
 func (tt *tamperingTransport) Send(to uint64, payload []byte) {
-	if len(payload) == 0 || payload[0] != 0x9b {
+	if len(payload) == 0 || payload[0] != 0x9c {
 		tt.MemTransport.Send(to, payload)
 		return
 	}

@@ -104,11 +104,19 @@ type Node struct {
 	status    atomic.Pointer[Status]
 	readCtx   atomic.Uint64
 
-	// incarnation numbers this life of the replica (see claimDataDir).
+	// incarnation numbers this life of the replica (see claimDataDir);
+	// transfers counts the snapshot transfers it started.
 	incarnation uint64
+	transfers   atomic.Uint64
 }
 
 type cmdKey struct{ client, seq uint64 }
+
+// nextTransferID names a new snapshot transfer, uniquely across the lives
+// of this replica: the incarnation, then a count.
+func (n *Node) nextTransferID() uint64 {
+	return n.incarnation<<32 | n.transfers.Add(1)&(1<<32-1)
+}
 
 // waiter is a command waiting to be applied, and who waits for it.
 type waiter struct {

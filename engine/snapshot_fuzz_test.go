@@ -58,11 +58,16 @@ func snapshotBytes(slot uint64, lines ...string) []byte {
 
 // chunkFrames cuts data into the frames of a transfer from replica 2.
 func chunkFrames(slot uint64, data []byte, chunk int) [][]byte {
+	return transferFrames(1<<32|1, slot, data, chunk)
+}
+
+// transferFrames cuts data into the frames of transfer id from replica 2.
+func transferFrames(id, slot uint64, data []byte, chunk int) [][]byte {
 	sum := crc32.Checksum(data, castagnoli)
 	var frames [][]byte
 	for off := 0; off < len(data); off += chunk {
 		part := data[off:min(off+chunk, len(data))]
-		f := wireSnapshotFrame{Kind: snapChunk, From: 2, To: 1, Slot: slot, Ballot: wireBallot{Round: 4, Node: 2},
+		f := wireSnapshotFrame{Kind: snapChunk, From: 2, To: 1, Transfer: id, Slot: slot, Ballot: wireBallot{Round: 4, Node: 2},
 			Size: uint64(len(data)), Checksum: sum, Offset: uint64(off), Data: part,
 			DataCRC: crc32.Checksum(part, castagnoli), Done: off+chunk >= len(data)}
 		frames = append(frames, encodeMsgpack(&f))
@@ -147,5 +152,40 @@ func TestSnapshotFramesInstall(t *testing.T) {
 	}
 	if n.applied != 0 {
 		t.Fatal("a transfer with a corrupt chunk was installed")
+	}
+}
+
+// TestSnapshotTransferOfEarlierLifeIgnored: the sender restarts mid-transfer
+// and sends the same snapshot again under a new transfer id; the follower
+// starts over with it, acknowledges it under its id, and a late chunk of
+// the earlier life's transfer neither restarts nor corrupts it.
+func TestSnapshotTransferOfEarlierLifeIgnored(t *testing.T) {
+	data := snapshotBytes(40, "alpha", "beta", "gamma", "delta")
+	old, cur := transferFrames(1<<32|7, 40, data, 16), transferFrames(2<<32|1, 40, data, 16)
+	n, sent, sm := newFollowerForFrames(t)
+	step := func(fr []byte) {
+		t.Helper()
+		wf, err := decodeSnapshotFrame(fr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.handleSnapshotFrame(2, wf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(old[0])
+	step(old[1])
+	step(cur[0])
+	step(old[0]) // late, from the earlier life
+	step(old[2])
+	for _, fr := range cur[1:] {
+		step(fr)
+	}
+	if n.applied != 40 || len(sm.entries()) != 4 {
+		t.Fatalf("applied %d, state %q: the new transfer did not install", n.applied, sm.entries())
+	}
+	last, _ := decodeSnapshotFrame(sent.frames[len(sent.frames)-1])
+	if !last.Done || last.Transfer != 2<<32|1 {
+		t.Fatalf("last ack %+v: want done, for transfer %d", last, uint64(2<<32|1))
 	}
 }

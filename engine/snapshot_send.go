@@ -38,11 +38,16 @@ const (
 	snapAck   = 2
 )
 
-// wireSnapshotFrame is a transfer's frame. It is a msgpack array of 11
+// wireSnapshotFrame is a transfer's frame. It is a msgpack array of 12
 // elements, which tells it from a protocol message (10): see decodeFrame.
 type wireSnapshotFrame struct {
 	Kind     uint8
 	From, To uint64
+	// Transfer names the transfer, uniquely across the lives of the
+	// sender (see Node.nextTransferID): a follower that sees a new one
+	// starts over, and a sender takes acks only of its own, so an ack
+	// meant for a previous life's transfer never moves this one.
+	Transfer uint64
 	Slot     uint64     // the snapshot's slot
 	Ballot   wireBallot // of the entry at Slot
 	Size     uint64     // of the whole snapshot
@@ -54,8 +59,8 @@ type wireSnapshotFrame struct {
 }
 
 // snapshotFrameTag is the first byte of an encoded wireSnapshotFrame: a
-// msgpack fixarray of 11 elements.
-const snapshotFrameTag = 0x90 | 11
+// msgpack fixarray of 12 elements.
+const snapshotFrameTag = 0x90 | 12
 
 func isSnapshotFrame(b []byte) bool { return len(b) > 0 && b[0] == snapshotFrameTag }
 
@@ -84,6 +89,7 @@ type snapSendResult struct {
 type snapSender struct {
 	n    *Node
 	to   uint64
+	id   uint64 // the transfer's id
 	acks chan wireSnapshotFrame
 	quit chan struct{} // closed by the loop when this replica stops leading
 }
@@ -93,7 +99,7 @@ func (n *Node) startSnapshotSender(to uint64) {
 	if _, ok := n.senders[to]; ok {
 		return
 	}
-	s := &snapSender{n: n, to: to, acks: make(chan wireSnapshotFrame, 4*snapshotWindow), quit: make(chan struct{})}
+	s := &snapSender{n: n, to: to, id: n.nextTransferID(), acks: make(chan wireSnapshotFrame, 4*snapshotWindow), quit: make(chan struct{})}
 	n.senders[to] = s
 	n.senderWG.Add(1)
 	go func() {
@@ -180,7 +186,7 @@ func (s *snapSender) run() error {
 				}
 			}
 			f := wireSnapshotFrame{
-				Kind: snapChunk, From: n.cfg.ID, To: s.to, Slot: m.Slot,
+				Kind: snapChunk, From: n.cfg.ID, To: s.to, Transfer: s.id, Slot: m.Slot,
 				Ballot: wireBallot{m.Ballot.Round, m.Ballot.Node}, Size: uint64(m.Size), Checksum: m.Checksum,
 				Offset: sent, Data: data, DataCRC: crc32.Checksum(data, castagnoli),
 				Done: sent+uint64(len(data)) >= uint64(m.Size),
@@ -196,8 +202,8 @@ func (s *snapSender) run() error {
 			return errStopped
 		case a := <-s.acks:
 			switch {
-			case a.Slot != m.Slot:
-				// About another transfer.
+			case a.Transfer != s.id || a.Slot != m.Slot:
+				// About another transfer (perhaps of an earlier life).
 			case a.Done:
 				n.log.Info("snapshot sent", "to", s.to, "slot", m.Slot, "bytes", m.Size, "took", time.Since(start))
 				return nil
@@ -293,6 +299,7 @@ func (c *chunkSource) close() {
 // snapReceiver is a transfer a follower is receiving. The loop owns it.
 type snapReceiver struct {
 	from     uint64
+	transfer uint64
 	slot     uint64
 	ballot   storage.Ballot
 	size     uint64
@@ -317,7 +324,7 @@ func (n *Node) handleSnapshotFrame(from uint64, f wireSnapshotFrame) error {
 		}
 		return nil
 	}
-	ack := wireSnapshotFrame{Kind: snapAck, From: n.cfg.ID, To: from, Slot: f.Slot, Ballot: f.Ballot}
+	ack := wireSnapshotFrame{Kind: snapAck, From: n.cfg.ID, To: from, Transfer: f.Transfer, Slot: f.Slot, Ballot: f.Ballot}
 	reply := func() { n.tr.Send(from, encodeMsgpack(&ack)) }
 	if !n.rn.WantsSnapshot(f.Slot) {
 		// Caught up meanwhile (or a stale transfer): nothing to install.
@@ -332,7 +339,12 @@ func (n *Node) handleSnapshotFrame(from uint64, f wireSnapshotFrame) error {
 		return nil
 	}
 	r := n.incoming
-	if r == nil || r.from != from || r.slot != f.Slot {
+	if r != nil && r.from == from && f.Transfer < r.transfer {
+		// A late chunk of an older transfer from the same sender (ids grow
+		// across its lives): it must not restart the newer one.
+		return nil
+	}
+	if r == nil || r.from != from || r.transfer != f.Transfer || r.slot != f.Slot {
 		if f.Offset != 0 {
 			ack.Offset = 0 // a transfer we know nothing of: from the start
 			reply()
@@ -344,7 +356,7 @@ func (n *Node) handleSnapshotFrame(from uint64, f wireSnapshotFrame) error {
 		if err != nil {
 			return fmt.Errorf("creating a snapshot to receive: %w", err)
 		}
-		r = &snapReceiver{from: from, slot: f.Slot, ballot: b, size: f.Size, checksum: f.Checksum, w: w, h: storage.NewChecksum()}
+		r = &snapReceiver{from: from, transfer: f.Transfer, slot: f.Slot, ballot: b, size: f.Size, checksum: f.Checksum, w: w, h: storage.NewChecksum()}
 		n.incoming = r
 		n.log.Info("receiving a snapshot", "from", from, "slot", f.Slot, "bytes", f.Size)
 	}

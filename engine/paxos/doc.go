@@ -67,4 +67,33 @@
 // The split between Messages and MessagesAfterPersist is the heart of
 // safety: a Promise or Accepted sent before the state it reports is
 // durable is a promise a crash can take back. Keep it in one place.
+//
+// # Lives, late messages and strangers
+//
+// A message can arrive late, twice, or after its sender or receiver
+// crashed and restarted. The rules that make that harmless:
+//
+//   - A ballot is never used twice. A proposer must remember every ballot
+//     it used; here the memory is the durable promise: a candidate
+//     promises its own ballot and sends Prepare only in
+//     MessagesAfterPersist, after that promise is synced, and becomes
+//     leader only with its own durable promise among the majority. A new
+//     ballot is always above the promise a replica restarts with, so no
+//     life reuses an earlier life's ballot, and nothing under a ballot
+//     (Prepare, Accept, heartbeat) leaves a replica before that ballot is
+//     durable there.
+//   - Every id that matches a reply to a request is unique across lives:
+//     Config.Incarnation, durable and growing, is the high 32 bits of poll
+//     ids and read-index request ids; the runtime's snapshot transfer ids
+//     are made the same way. A reply sent to an earlier life is ignored.
+//   - One ballot has one value per slot. An acceptor offered another
+//     value for a slot under the ballot it holds there, or a candidate
+//     told two values under one ballot, refuses the message whole with
+//     ErrProtocolViolation and counts it (Status.ProtocolViolations); it
+//     never acknowledges it.
+//   - A read-index answer is taken only from the leader followed, under
+//     its ballot, for a request outstanding (at most 4096 are).
+//   - A ballot round that cannot be incremented (2^64-1) is refused, so
+//     the next ballot never wraps; a promise that would go back stops the
+//     core with a panic, an assertion no input can reach.
 package paxos

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/paxos-go/paxos/engine/paxos"
 )
 
 // identityFile is the name, in the data directory, of the file that binds
@@ -19,8 +21,8 @@ const identityFile = "REPLICA"
 
 // maxIncarnation is the number of lives a data directory may have: the
 // core draws its request ids from the incarnation, which must stay below
-// 2^32 (see paxos.Config.Incarnation).
-const maxIncarnation = 1<<32 - 1
+// paxos.MaxIncarnation (2^24).
+const maxIncarnation = paxos.MaxIncarnation - 1
 
 // identity is what the identity file holds.
 type identity struct {
@@ -71,6 +73,10 @@ func parseIdentity(path string, b []byte) (identity, error) {
 // directory, synced unless noSync) before it returns it. The core draws
 // the ids that match replies to requests from it, so a reply meant for an
 // earlier life, arriving late, is never taken for one meant for this life.
+//
+// A data directory whose log exists but whose identity file is missing is
+// refused: the file was lost or the directory made by an older version,
+// and starting the count again at 1 could repeat an earlier life's ids.
 func claimDataDir(dir, cluster string, replica uint64, noSync bool) (uint64, error) {
 	if strings.ContainsAny(cluster, "\r\n") {
 		return 0, fmt.Errorf("engine: cluster ID %q contains a line break", cluster)
@@ -83,6 +89,12 @@ func claimDataDir(dir, cluster string, replica uint64, noSync bool) (uint64, err
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if ents, _ := os.ReadDir(filepath.Join(dir, "wal")); len(ents) > 0 {
+			return 0, fmt.Errorf("engine: %s holds a write-ahead log but no %s file: it was lost, or the directory was made by an older version. "+
+				"If you know this directory is replica %d of cluster %q, write the file with an incarnation above any it used "+
+				"(printf 'cluster=%s\\nreplica=%d\\nincarnation=%d\\n' > %s); otherwise start from an empty directory",
+				dir, identityFile, replica, cluster, cluster, replica, 1<<16, path)
+		}
 	case err != nil:
 		return 0, fmt.Errorf("engine: reading %s: %w", path, err)
 	default:

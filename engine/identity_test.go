@@ -90,3 +90,19 @@ func TestDamagedIdentityFile(t *testing.T) {
 		}
 	}
 }
+
+// A data dir with a log but no identity file is refused (found by review:
+// the count started again at 1 and repeated an earlier life's ids).
+func TestLogWithoutIdentityRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wal", "0000000000000001-0000000000000001.paxos"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := claimDataDir(dir, "c1", 1, false)
+	if err == nil || !strings.Contains(err.Error(), "no "+identityFile) {
+		t.Fatalf("err = %v, want a refusal that names the missing file", err)
+	}
+}

@@ -113,9 +113,10 @@ type Node struct {
 type cmdKey struct{ client, seq uint64 }
 
 // nextTransferID names a new snapshot transfer, uniquely across the lives
-// of this replica: the incarnation, then a count.
+// of this replica: the incarnation, then a 40-bit count (a transfer takes
+// at least a round trip, so the count cannot run out within a life).
 func (n *Node) nextTransferID() uint64 {
-	return n.incarnation<<32 | n.transfers.Add(1)&(1<<32-1)
+	return n.incarnation<<40 | n.transfers.Add(1)&(1<<40-1)
 }
 
 // waiter is a command waiting to be applied, and who waits for it.

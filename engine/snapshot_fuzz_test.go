@@ -58,7 +58,7 @@ func snapshotBytes(slot uint64, lines ...string) []byte {
 
 // chunkFrames cuts data into the frames of a transfer from replica 2.
 func chunkFrames(slot uint64, data []byte, chunk int) [][]byte {
-	return transferFrames(1<<32|1, slot, data, chunk)
+	return transferFrames(1<<40|1, slot, data, chunk)
 }
 
 // transferFrames cuts data into the frames of transfer id from replica 2.
@@ -161,7 +161,7 @@ func TestSnapshotFramesInstall(t *testing.T) {
 // the earlier life's transfer neither restarts nor corrupts it.
 func TestSnapshotTransferOfEarlierLifeIgnored(t *testing.T) {
 	data := snapshotBytes(40, "alpha", "beta", "gamma", "delta")
-	old, cur := transferFrames(1<<32|7, 40, data, 16), transferFrames(2<<32|1, 40, data, 16)
+	old, cur := transferFrames(1<<40|7, 40, data, 16), transferFrames(2<<40|1, 40, data, 16)
 	n, sent, sm := newFollowerForFrames(t)
 	step := func(fr []byte) {
 		t.Helper()
@@ -185,7 +185,7 @@ func TestSnapshotTransferOfEarlierLifeIgnored(t *testing.T) {
 		t.Fatalf("applied %d, state %q: the new transfer did not install", n.applied, sm.entries())
 	}
 	last, _ := decodeSnapshotFrame(sent.frames[len(sent.frames)-1])
-	if !last.Done || last.Transfer != 2<<32|1 {
-		t.Fatalf("last ack %+v: want done, for transfer %d", last, uint64(2<<32|1))
+	if !last.Done || last.Transfer != 2<<40|1 {
+		t.Fatalf("last ack %+v: want done, for transfer %d", last, uint64(2<<40|1))
 	}
 }

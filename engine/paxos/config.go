@@ -54,7 +54,7 @@ type Config struct {
 	// Incarnation numbers this life of the replica. Required: it must be
 	// above the Incarnation of every earlier life of this replica, and
 	// durable before NewRawNode is called (the engine keeps a counter in
-	// the data directory and syncs it at start), and below 2^32. The ids
+	// the data directory and syncs it at start), and below 2^24. The ids
 	// that match replies to requests (polls, read-index requests) are drawn
 	// from it, so that a reply sent to an earlier life, delivered late, is
 	// never taken for a reply to this one.
@@ -74,6 +74,10 @@ type Config struct {
 	// simulator's checkers catch the breakage. Never set them otherwise.
 	Knobs TestingKnobs
 }
+
+// MaxIncarnation bounds Config.Incarnation: request ids are the
+// incarnation followed by a 40-bit count, in 64 bits.
+const MaxIncarnation = 1 << (64 - idBits)
 
 // Compacted says that a snapshot covers every slot up to Slot, whose entry
 // was accepted under Ballot.
@@ -141,8 +145,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Rand == nil {
 		return c, errors.New("paxos: Config.Rand is nil")
 	}
-	if c.Incarnation == 0 || c.Incarnation >= 1<<32 {
-		return c, fmt.Errorf("paxos: Config.Incarnation %d is not in [1, 2^32)", c.Incarnation)
+	if c.Incarnation == 0 || c.Incarnation >= MaxIncarnation {
+		return c, fmt.Errorf("paxos: Config.Incarnation %d is not in [1, %d)", c.Incarnation, MaxIncarnation)
 	}
 	if !c.HardState.Promised.canFollow() {
 		return c, fmt.Errorf("paxos: Config.HardState promises ballot %s, whose round cannot be exceeded", c.HardState.Promised)

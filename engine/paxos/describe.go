@@ -128,4 +128,4 @@ func DescribeReady(rd Ready, indent string) string {
 
 // describeID writes a request id as incarnation.count (see
 // Config.Incarnation).
-func describeID(id uint64) string { return fmt.Sprintf("%d.%d", id>>32, id&(1<<32-1)) }
+func describeID(id uint64) string { return fmt.Sprintf("%d.%d", id>>idBits, id&(1<<idBits-1)) }

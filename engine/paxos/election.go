@@ -37,7 +37,10 @@ func (n *RawNode) startPoll() {
 	if n.maxRound >= MaxRound {
 		return // no ballot above the highest seen exists: see MaxRound
 	}
-	id := n.nextID()
+	id, ok := n.nextID()
+	if !ok {
+		return // this life's ids are used up; see ErrIDsExhausted
+	}
 	if n.cfg.Knobs.ReuseBallot {
 		// The bug: poll ids restart at 1 in every life.
 		id = 1
@@ -133,6 +136,13 @@ func (n *RawNode) handlePromise(m Message) error {
 		// replica is behind; let one that is not lead, and catch up.
 		n.becomeFollower(None)
 		return nil
+	}
+	if len(m.Entries) > 0 && m.Entries[0].Slot != c.fromSlot {
+		// A promise reports the log from the prepared slot on (or says it
+		// compacted past it, above): anything else is malformed, and an
+		// entry far ahead would make the merge below allocate to reach it.
+		n.violations++
+		return fmt.Errorf("%w: Promise from %s reports slots from %d, not from the prepared slot %d", ErrProtocolViolation, m.From, m.Entries[0].Slot, c.fromSlot)
 	}
 	if err := n.checkReported(m); err != nil {
 		return err

@@ -200,8 +200,11 @@ func (n *RawNode) handleAccepted(m Message) {
 	if m.Reject {
 		// m.Slot is where the acceptor's run of our values ends: send from
 		// there. (A stale rejection can only make us send again.)
-		pr.match = max(pr.match, min(m.Slot, n.log.last()))
-		pr.next = max(pr.match, m.Slot) + 1
+		// (m.Slot is clamped to the log: a larger one, from a confused or
+		// hostile acceptor, must not wrap next past 2^64.)
+		hint := min(m.Slot, n.log.last())
+		pr.match = max(pr.match, hint)
+		pr.next = max(pr.match, hint) + 1
 		if pr.match >= n.log.compacted.Slot {
 			pr.snapshotting, pr.snapshotSent = false, false
 		}

@@ -23,11 +23,20 @@ var (
 	ErrProtocolViolation = errors.New("paxos: protocol violation")
 )
 
-// maxOutstandingReads bounds the read-index requests a follower remembers
-// while it waits for the leader's answers; beyond it, the oldest is
-// forgotten (its caller retries after its timeout, as after a lost
-// message).
-const maxOutstandingReads = 4096
+// maxFollowerReads bounds the reads a follower holds while it waits for
+// its leader's read index; beyond it, ReadIndex returns ErrBusy, so that
+// the newest reads fail fast and the ones waiting still complete.
+const maxFollowerReads = 4096
+
+// idBits is how many low bits of a request id count requests within one
+// life; the incarnation takes the bits above (see Config.Incarnation).
+const idBits = 40
+
+// ErrIDsExhausted is returned by ReadIndex when this life of the replica
+// has drawn every request id it has (2^40: a follower draws one per round
+// trip to its leader, not one per read). Restart the replica: its next
+// life draws from a fresh range.
+var ErrIDsExhausted = errors.New("paxos: request ids of this incarnation exhausted; restart the replica")
 
 // role is what a replica is doing besides being an acceptor, which every
 // replica always is.
@@ -97,21 +106,13 @@ type RawNode struct {
 	// prevHard is the hard state last handed out in a Ready.
 	prevHard HardState
 
-	// lastID is the last request id drawn (nextID): Incarnation<<32 plus a
-	// count, so ids never repeat across the lives of this replica.
+	// lastID is the last request id drawn (nextID): Incarnation<<idBits
+	// plus a count, so ids never repeat across the lives of this replica.
 	lastID uint64
-	// reads are the read-index requests sent to the leader, oldest first,
-	// waiting for its answer: only an answer to one of them is taken.
-	reads []outstandingRead
+	// freads are this follower's reads waiting for the leader's read index.
+	freads followerReads
 	// violations counts messages refused as protocol violations.
 	violations uint64
-}
-
-// outstandingRead is a read-index request a follower sent to its leader.
-type outstandingRead struct {
-	id      uint64 // the id on the wire
-	context uint64 // the caller's
-	lead    NodeID // the leader asked
 }
 
 // NewRawNode returns a replica in the state cfg describes.
@@ -132,7 +133,7 @@ func NewRawNode(cfg Config) (*RawNode, error) {
 		prevHard: cfg.HardState,
 	}
 	n.maxRound = n.promised.Round
-	n.lastID = cfg.Incarnation << 32
+	n.lastID = cfg.Incarnation << idBits
 	for _, e := range cfg.Entries {
 		n.maxRound = max(n.maxRound, e.Ballot.Round)
 	}
@@ -163,10 +164,15 @@ func (n *RawNode) peerIndex(id NodeID) int {
 	return -1
 }
 
-// nextID draws a request id, unique across the lives of this replica.
-func (n *RawNode) nextID() uint64 {
+// nextID draws a request id, unique across the lives of this replica. It
+// reports false once this life's ids are used up: a count that carried
+// into the incarnation bits would repeat the next life's ids.
+func (n *RawNode) nextID() (uint64, bool) {
+	if n.lastID&(1<<idBits-1) == 1<<idBits-1 {
+		return 0, false
+	}
 	n.lastID++
-	return n.lastID
+	return n.lastID, true
 }
 
 // send queues m to go out at once.
@@ -195,8 +201,9 @@ func (n *RawNode) sendAfterPersist(m Message) {
 func (n *RawNode) becomeFollower(lead NodeID) {
 	if lead != n.lead {
 		// Answers to reads sent to the old leader will be refused (they
-		// must come from the leader followed); forget them.
-		n.reads = nil
+		// must come from the leader followed); forget them. Their callers
+		// retry, as after a lost message.
+		n.freads = followerReads{}
 	}
 	n.role = follower
 	n.lead = lead
@@ -231,8 +238,10 @@ func (n *RawNode) Tick() {
 		return
 	}
 	n.electionElapsed++
-	// A replica alone in its cluster has nobody to wait for.
-	if n.electionElapsed >= n.electionTimeout || len(n.peers) == 1 {
+	n.freads.tick(n)
+	// A replica alone in its cluster has nobody to wait for (but a
+	// candidate waits for its own promise to be durable).
+	if n.electionElapsed >= n.electionTimeout || len(n.peers) == 1 && n.role == follower {
 		n.startPoll()
 	}
 }
@@ -380,36 +389,9 @@ func (n *RawNode) ReadIndex(context uint64) error {
 		n.ldr.reads.request(n, n.id, context)
 		return nil
 	case n.lead != None:
-		if len(n.reads) == maxOutstandingReads {
-			n.reads = n.reads[1:]
-		}
-		id := n.nextID()
-		n.reads = append(n.reads, outstandingRead{id: id, context: context, lead: n.lead})
-		n.send(Message{Type: MsgReadIndex, To: n.lead, Context: id})
-		return nil
+		return n.freads.add(n, context)
 	}
 	return ErrNoLeader
-}
-
-// handleReadIndexResp takes the leader's answer to a read-index request,
-// only from the leader this replica follows, under its ballot, for a
-// request it sent that leader and has not had answered. Anything else is
-// a late answer (to an earlier life, or from a deposed leader) or a
-// forgery, and serving a read on it could return stale data.
-func (n *RawNode) handleReadIndexResp(m Message) {
-	if m.From != n.lead || m.Ballot != n.promised || n.role != follower {
-		return
-	}
-	for i, r := range n.reads {
-		if r.id != m.Context || r.lead != m.From {
-			continue
-		}
-		n.reads = append(n.reads[:i], n.reads[i+1:]...)
-		if !m.Reject {
-			n.readStates = append(n.readStates, ReadState{Context: r.context, Index: m.Slot})
-		}
-		return
-	}
 }
 
 // Ready is what the replica asks its caller to do, in this order:

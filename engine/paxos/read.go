@@ -96,3 +96,93 @@ func (q *readQueue) confirm(n *RawNode) {
 	}
 	q.pending = q.pending[k:]
 }
+
+// followerReads are a follower's reads waiting for its leader's read
+// index. One request is in flight at a time; reads that arrive meanwhile
+// wait and go together in the next one, once the first is answered. (They
+// cannot share the request in flight: its confirmation may predate them.)
+// So a follower draws one request id per round trip, not per read, and the
+// reads it holds are bounded by maxFollowerReads, not by a count of
+// requests that may never be answered.
+type followerReads struct {
+	// inflight is the request sent, if any: its id, the leader asked, the
+	// callers' contexts, and the ticks it has waited.
+	inflight *readBatch
+	// waiting are the contexts of reads that arrived since.
+	waiting []uint64
+}
+
+type readBatch struct {
+	id       uint64
+	lead     NodeID
+	contexts []uint64
+	age      int
+}
+
+// add registers a read for context with the leader n follows.
+func (f *followerReads) add(n *RawNode, context uint64) error {
+	held := len(f.waiting)
+	if f.inflight != nil {
+		held += len(f.inflight.contexts)
+	}
+	if held >= maxFollowerReads {
+		return ErrBusy
+	}
+	f.waiting = append(f.waiting, context)
+	if f.inflight == nil {
+		return f.send(n)
+	}
+	return nil
+}
+
+// send sends the waiting reads to the leader as one request.
+func (f *followerReads) send(n *RawNode) error {
+	id, ok := n.nextID()
+	if !ok {
+		f.waiting = nil
+		return ErrIDsExhausted
+	}
+	f.inflight = &readBatch{id: id, lead: n.lead, contexts: f.waiting}
+	f.waiting = nil
+	n.send(Message{Type: MsgReadIndex, To: n.lead, Context: id})
+	return nil
+}
+
+// tick resends a request unanswered for an election timeout (it or its
+// answer was lost) with the reads that waited behind it, under a new id:
+// a new request, confirmed after all of them arrived.
+func (f *followerReads) tick(n *RawNode) {
+	if f.inflight == nil {
+		return
+	}
+	if f.inflight.age++; f.inflight.age < n.cfg.ElectionTicks {
+		return
+	}
+	f.waiting = append(f.inflight.contexts, f.waiting...)
+	f.inflight = nil
+	if n.lead != None {
+		_ = f.send(n) // on ErrIDsExhausted the reads are dropped; callers retry
+	}
+}
+
+// handleReadIndexResp takes the leader's answer to the request in flight:
+// only from the leader this replica follows, under its ballot, for that
+// request. Anything else is a late answer (to an earlier request or life,
+// or from a deposed leader) or a forgery, and serving a read on it could
+// return stale data.
+func (n *RawNode) handleReadIndexResp(m Message) {
+	f := &n.freads
+	b := f.inflight
+	if b == nil || m.From != n.lead || m.Ballot != n.promised || n.role != follower || b.id != m.Context || b.lead != m.From {
+		return
+	}
+	f.inflight = nil
+	if !m.Reject {
+		for _, ctx := range b.contexts {
+			n.readStates = append(n.readStates, ReadState{Context: ctx, Index: m.Slot})
+		}
+	}
+	if len(f.waiting) > 0 {
+		_ = f.send(n) // on ErrIDsExhausted the reads are dropped; callers retry
+	}
+}

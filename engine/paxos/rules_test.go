@@ -148,7 +148,10 @@ func TestCandidateAdoptsHighestBallotValue(t *testing.T) {
 	}
 }
 
-func TestHolesBecomeNoops(t *testing.T) {
+// A promise reports the acceptor's log from the prepared slot on, and logs
+// have no holes; one that skips slots is malformed and is refused, not
+// merged (before, its hole became a no-op).
+func TestPromiseWithHoleRefused(t *testing.T) {
 	rn := newNode(t, 1, []NodeID{1, 2, 3}, nil)
 	rn.startPoll()
 	rn.Step(Message{Type: MsgPrePromise, From: 2, To: 1, Context: rn.poll.id})
@@ -157,13 +160,9 @@ func TestHolesBecomeNoops(t *testing.T) {
 	rn.Advance(rd)
 	self, _ := findMsg(rd.MessagesAfterPersist, MsgPromise, 1)
 	rn.Step(self)
-	// Acceptor 2 reports slot 2 but not slot 1 (it compacted nothing: a
-	// hole only a buggy or lossy log could have; the leader must still
-	// propose something there).
-	rn.Step(Message{Type: MsgPromise, From: 2, To: 1, Ballot: b, Entries: []Entry{{Slot: 2, Ballot: Ballot{Round: 1, Node: 2}, Value: cmd(1, 1, "x")}}})
-	rd = rn.Ready()
-	if len(rd.Entries) != 2 || !IsNoop(rd.Entries[0].Value) || DescribeValue(rd.Entries[1].Value) != "[1.1:x]" {
-		t.Fatalf("want slot 1 no-op and slot 2 re-proposed: %s", DescribeReady(rd, ""))
+	err := rn.Step(Message{Type: MsgPromise, From: 2, To: 1, Ballot: b, Entries: []Entry{{Slot: 2, Ballot: Ballot{Round: 1, Node: 2}, Value: cmd(1, 1, "x")}}})
+	if !errors.Is(err, ErrProtocolViolation) || rn.IsLeader() {
+		t.Fatalf("a promise with a hole: err = %v, leader %v", err, rn.IsLeader())
 	}
 }
 

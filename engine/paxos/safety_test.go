@@ -255,7 +255,7 @@ func TestPollAnswerToEarlierLifeIgnored(t *testing.T) {
 
 // Incarnation is required, and bounded.
 func TestIncarnationRequired(t *testing.T) {
-	for _, inc := range []uint64{0, 1 << 32} {
+	for _, inc := range []uint64{0, MaxIncarnation} {
 		_, err := NewRawNode(Config{ID: 1, Peers: []NodeID{1}, Incarnation: inc, Rand: newNode(t, 1, []NodeID{1}, nil).rng})
 		if err == nil {
 			t.Errorf("Incarnation %d accepted", inc)
@@ -361,15 +361,151 @@ func TestReadIndexRespOnlyForOutstandingRequest(t *testing.T) {
 	}
 }
 
-// The requests a follower remembers are bounded; the oldest go first.
-func TestOutstandingReadsBounded(t *testing.T) {
+// A follower holds a bounded number of reads; beyond it, the newest fail
+// fast with ErrBusy and those held still complete.
+func TestFollowerReadsBounded(t *testing.T) {
+	b := Ballot{Round: 1, Node: 2}
 	rn := newNode(t, 1, []NodeID{1, 2, 3}, nil)
-	rn.Step(Message{Type: MsgHeartbeat, From: 2, To: 1, Ballot: Ballot{Round: 1, Node: 2}})
-	for i := 0; i < maxOutstandingReads+10; i++ {
-		rn.ReadIndex(uint64(i))
+	rn.Step(Message{Type: MsgHeartbeat, From: 2, To: 1, Ballot: b})
+	rn.Ready()
+	for i := 0; i < maxFollowerReads; i++ {
+		if err := rn.ReadIndex(uint64(i)); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
 	}
-	if len(rn.reads) != maxOutstandingReads || rn.reads[0].context != 10 {
-		t.Fatalf("%d reads remembered, the oldest for context %d", len(rn.reads), rn.reads[0].context)
+	if err := rn.ReadIndex(99999); !errors.Is(err, ErrBusy) {
+		t.Fatalf("read beyond the bound: err = %v, want ErrBusy", err)
+	}
+	req, _ := findMsg(rn.Ready().Messages, MsgReadIndex, 2)
+	rn.Step(Message{Type: MsgReadIndexResp, From: 2, To: 1, Ballot: b, Context: req.Context, Slot: 3})
+	rd := rn.Ready()
+	if len(rd.ReadStates) != 1 || rd.ReadStates[0].Context != 0 {
+		t.Fatalf("the first request answered %d reads: %+v", len(rd.ReadStates), rd.ReadStates)
+	}
+	// The reads that waited behind it go in one request, answered at once.
+	next, ok := findMsg(rd.Messages, MsgReadIndex, 2)
+	if !ok || next.Context == req.Context {
+		t.Fatalf("the waiting reads were not sent in a new request: %s", DescribeReady(rd, ""))
+	}
+	rn.Step(Message{Type: MsgReadIndexResp, From: 2, To: 1, Ballot: b, Context: next.Context, Slot: 4})
+	if got := len(rn.Ready().ReadStates); got != maxFollowerReads-1 {
+		t.Fatalf("the second request answered %d reads, want %d", got, maxFollowerReads-1)
+	}
+}
+
+// A read arriving while a request is in flight waits for the next request:
+// the leader's confirmation of the first may predate it. A request with no
+// answer for an election timeout is sent again, with the reads behind it,
+// under a new id; the late answer to the old one is then ignored.
+func TestFollowerReadsBatchAndResend(t *testing.T) {
+	b := Ballot{Round: 1, Node: 2}
+	rn := newNode(t, 1, []NodeID{1, 2, 3}, nil)
+	rn.Step(Message{Type: MsgHeartbeat, From: 2, To: 1, Ballot: b})
+	rn.Ready()
+	rn.ReadIndex(1)
+	first, _ := findMsg(rn.Ready().Messages, MsgReadIndex, 2)
+	rn.ReadIndex(2)
+	if _, ok := findMsg(rn.Ready().Messages, MsgReadIndex, 2); ok {
+		t.Fatal("a second request while one is in flight")
+	}
+	var again Message
+	for i := 0; i < rn.cfg.ElectionTicks; i++ {
+		rn.Step(Message{Type: MsgHeartbeat, From: 2, To: 1, Ballot: b}) // the leader lives on
+		rn.Tick()
+		if m, ok := findMsg(rn.Ready().Messages, MsgReadIndex, 2); ok {
+			again = m
+		}
+	}
+	if again.Context == 0 || again.Context == first.Context {
+		t.Fatalf("the unanswered request was not resent under a new id (first %d, again %d)", first.Context, again.Context)
+	}
+	rn.Step(Message{Type: MsgReadIndexResp, From: 2, To: 1, Ballot: b, Context: first.Context, Slot: 1})
+	if rd := rn.Ready(); len(rd.ReadStates) > 0 {
+		t.Fatalf("the late answer to the abandoned request was taken: %+v", rd.ReadStates)
+	}
+	rn.Step(Message{Type: MsgReadIndexResp, From: 2, To: 1, Ballot: b, Context: again.Context, Slot: 2})
+	if rd := rn.Ready(); len(rd.ReadStates) != 2 {
+		t.Fatalf("the resent request answered %+v, want both reads", rd.ReadStates)
+	}
+}
+
+// Request ids never carry into the next life's range: when this life's
+// count is used up, ReadIndex refuses instead (found by review: after 2^32
+// reads, a late answer to the previous life matched a new read).
+func TestRequestIDsNeverCarryIntoNextLife(t *testing.T) {
+	b := Ballot{Round: 1, Node: 2}
+	rn := newNode(t, 1, []NodeID{1, 2, 3}, nil)
+	rn.Step(Message{Type: MsgHeartbeat, From: 2, To: 1, Ballot: b})
+	rn.Ready()
+	rn.lastID = 1<<idBits | (1<<idBits - 2) // one id left in life 1
+	if err := rn.ReadIndex(1); err != nil {
+		t.Fatalf("the last id: %v", err)
+	}
+	req, _ := findMsg(rn.Ready().Messages, MsgReadIndex, 2)
+	if req.Context>>idBits != 1 {
+		t.Fatalf("id %s is outside life 1", describeID(req.Context))
+	}
+	rn.Step(Message{Type: MsgReadIndexResp, From: 2, To: 1, Ballot: b, Context: req.Context, Slot: 1})
+	rn.Ready()
+	if err := rn.ReadIndex(2); !errors.Is(err, ErrIDsExhausted) {
+		t.Fatalf("past the last id: err = %v, want ErrIDsExhausted", err)
+	}
+	if rn.lastID>>idBits != 1 {
+		t.Fatalf("the count carried into life %d", rn.lastID>>idBits)
+	}
+}
+
+// A promise's entries start at the prepared slot; one far ahead is refused
+// (found by review: it panicked the candidate or made it allocate to reach
+// the slot).
+func TestPromiseFromFarSlotRefused(t *testing.T) {
+	for _, slot := range []uint64{1 << 40, 1<<63 + 1, 5} {
+		rn := newNode(t, 1, []NodeID{1, 2, 3}, nil)
+		rn.campaign()
+		b := rn.camp.ballot
+		err := rn.Step(Message{Type: MsgPromise, From: 2, To: 1, Ballot: b, Entries: []Entry{{Slot: slot, Ballot: b, Value: cmd(1, 1, "x")}}})
+		if !errors.Is(err, ErrProtocolViolation) {
+			t.Errorf("entry at slot %d: err = %v, want ErrProtocolViolation", slot, err)
+		}
+	}
+}
+
+// A rejection hinting a slot past the log does not wrap the leader's next
+// slot (found by review: next became 0 and the leader asked for a snapshot
+// it did not have, for ever).
+func TestRejectHintPastLogClamped(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	rn := c.elect(1)
+	c.propose(1, 1, 1, "x")
+	c.stabilize()
+	rn.Step(Message{Type: MsgAccepted, From: 2, To: 1, Ballot: rn.Status().Promised, Slot: math.MaxUint64, Reject: true})
+	pr := rn.ldr.progress[rn.peerIndex(2)]
+	if pr.next <= pr.match || pr.next > rn.log.last()+1 {
+		t.Fatalf("after the hint: match %d next %d (log ends at %d)", pr.match, pr.next, rn.log.last())
+	}
+	if rd := rn.Ready(); len(rd.SendSnapshots) > 0 {
+		t.Fatalf("asked for a snapshot with nothing compacted: %v", rd.SendSnapshots)
+	}
+}
+
+// A replica alone in its cluster waits for its own promise to be durable
+// instead of polling again every tick (found by review: with a disk slower
+// than a tick it raised its ballot for ever and never led).
+func TestSingleReplicaWaitsForItsPromise(t *testing.T) {
+	rn := newNode(t, 1, []NodeID{1}, nil)
+	rn.Tick()
+	rd := rn.Ready()
+	own, ok := findMsg(rd.MessagesAfterPersist, MsgPromise, 1)
+	if !ok {
+		t.Fatalf("no promise to itself: %s", DescribeReady(rd, ""))
+	}
+	for i := 0; i < 3; i++ {
+		rn.Tick() // the write is slow
+	}
+	rn.Ready()
+	rn.Step(own)
+	if !rn.IsLeader() {
+		t.Fatalf("a single replica did not lead once its promise was durable: %+v", rn.Status())
 	}
 }
 

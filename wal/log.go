@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -126,6 +127,13 @@ type Log struct {
 	mu   sync.Mutex
 	cond sync.Cond // broadcast when a flush ends
 	err  error     // sticky: ErrClosed or a *failedError
+
+	// failed is set, with err, when an I/O error has closed the log. The
+	// writer checks it before every write, sync, truncate, create and
+	// rename, so that an operation already under way when another one
+	// failed (a flush while a compaction's directory sync fails, the
+	// background preparation of the next segment) does nothing more.
+	failed atomic.Bool
 
 	// Group commit is run by the callers of Wait. Each save gets the next
 	// ticket (issued) and waits in queue. Whoever finds no flush in
@@ -326,7 +334,13 @@ func (l *Log) Wait(t Ticket) error {
 	defer l.mu.Unlock()
 	for {
 		switch {
-		case l.durable >= t.n || (!t.sync && l.written >= t.n):
+		case l.durable >= t.n:
+			return nil // synced before anything failed
+		case l.failed.Load():
+			// A batch that was written but not synced when the log failed
+			// is not acknowledged: whether it reached the disk is unknown.
+			return l.err
+		case !t.sync && l.written >= t.n:
 			return nil
 		case l.err != nil:
 			return l.err
@@ -388,8 +402,15 @@ func (l *Log) flush() {
 	clear(group) // drop the callers' batches
 	l.spare = group[:0]
 	l.flushing = false
+	if err == nil && l.failed.Load() {
+		// Another operation (a compaction's deletions) failed while this
+		// group was being written: nothing is acknowledged after a failure.
+		err = l.err
+	}
 	if err != nil {
 		l.fail(err)
+		clear(l.queue) // never written: their Waits return the error
+		l.queue = l.queue[:0]
 	} else {
 		l.applyEffects(effects)
 		l.written = last
@@ -400,12 +421,38 @@ func (l *Log) flush() {
 	l.cond.Broadcast()
 }
 
-// fail closes the log after an I/O error.
+// fail closes the log after an I/O error. It is called with l.mu held.
+// From then on nothing is written, synced or acknowledged: Enqueue, Wait,
+// Save and Compact return the error, and Close writes nothing.
 func (l *Log) fail(err error) {
-	if l.err == nil || l.err == ErrClosed {
+	if !l.failed.Load() {
 		l.err = &failedError{cause: err}
+		l.failed.Store(true)
 		l.log.Error("write-ahead log failed; it accepts no more writes", "error", err)
 	}
+}
+
+// errFailed is returned by the writer when it finds the log failed before
+// an operation: the operation is not attempted.
+var errFailed = errors.New("wal: the log failed during this operation")
+
+// alive returns errFailed once the log has failed. The writer calls it
+// before every mutating file operation.
+func (l *Log) alive() error {
+	if l.failed.Load() {
+		return errFailed
+	}
+	return nil
+}
+
+// failNow closes the log after an I/O error outside a flush (deleting
+// compacted segments) and returns the sticky error.
+func (l *Log) failNow(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fail(err)
+	l.cond.Broadcast()
+	return l.err
 }
 
 // applyEffects makes a written group visible to readers.
@@ -462,15 +509,26 @@ func (l *Log) deleteCompacted() error {
 	}
 	l.segMu.Unlock()
 	for _, s := range victims {
+		if err := l.alive(); err != nil {
+			return l.failNow(err)
+		}
 		if err := l.fs.Remove(s.name); err != nil {
 			// The file stays; it holds only compacted entries, and the next
 			// Open replays it harmlessly. Later segments are not deleted
-			// before it, or the log would have a hole in its seqs.
-			return fmt.Errorf("wal: deleting %s: %w", s.name, err)
+			// before it, or the log would have a hole in its seqs. The log
+			// fails like after any I/O error: the state of the directory
+			// is no longer known.
+			return l.failNow(fmt.Errorf("wal: deleting %s: %w", s.name, err))
 		}
 		l.log.Debug("deleted compacted segment", "file", s.name)
 	}
-	return l.syncDir()
+	// The durability point of the deletions. If it fails, which deletions
+	// are durable is unknown, and, as after a failed fdatasync, the log
+	// accepts nothing more.
+	if err := l.syncDir(); err != nil {
+		return l.failNow(err)
+	}
+	return nil
 }
 
 // Entries returns copies of the entries for slots [lo, hi), stopping early
@@ -588,17 +646,23 @@ func (l *Log) State() InitialState {
 	return l.initialState()
 }
 
-// Close waits for writes in progress, then closes the files and releases
-// the directory lock. It writes nothing. Saves after Close return ErrClosed.
+// Close writes what is queued, unless the log has failed, waits for the
+// write in progress, then closes the files and releases the directory
+// lock. After a failure it writes nothing and returns the failure. Saves
+// after Close return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	for l.flushing || len(l.queue) > 0 {
+	for l.flushing || (len(l.queue) > 0 && l.err == nil) {
 		if !l.flushing {
 			l.flush()
 			continue
 		}
 		l.cond.Wait()
 	}
+	// After a failure the queue is never written; its Waits return the
+	// failure.
+	clear(l.queue)
+	l.queue = l.queue[:0]
 	if l.err == ErrClosed {
 		l.mu.Unlock()
 		return nil
@@ -626,6 +690,9 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) sync(f File) error {
+	if err := l.alive(); err != nil {
+		return err
+	}
 	if l.opts.NoSync {
 		return nil
 	}
@@ -638,6 +705,9 @@ func (l *Log) sync(f File) error {
 }
 
 func (l *Log) syncDir() error {
+	if err := l.alive(); err != nil {
+		return err
+	}
 	if l.opts.NoSync {
 		return nil
 	}

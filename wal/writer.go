@@ -69,7 +69,7 @@ func (w *writer) writeGroup(l *Log, group []queued) (effects []effect, synced bo
 		// Roll when an overwrite reaches back before the tail segment, or
 		// when the batch would take the tail past SegmentBytes.
 		if rollAt < w.tail.firstSlot || (end > w.tailStart && end+estimate(q) > l.opts.SegmentBytes) {
-			if err := w.write(start); err != nil {
+			if err := w.write(l, start); err != nil {
 				return nil, false, err
 			}
 			seg, err := w.roll(l, rollAt)
@@ -81,7 +81,7 @@ func (w *writer) writeGroup(l *Log, group []queued) (effects []effect, synced bo
 		}
 		w.encode(q, start)
 	}
-	if err := w.write(start); err != nil {
+	if err := w.write(l, start); err != nil {
 		return nil, false, err
 	}
 	if syncNeeded {
@@ -136,9 +136,12 @@ func (w *writer) encode(q queued, start int64) {
 }
 
 // write writes w.buf to the tail at start.
-func (w *writer) write(start int64) error {
+func (w *writer) write(l *Log, start int64) error {
 	if len(w.buf) == 0 {
 		return nil
+	}
+	if err := l.alive(); err != nil {
+		return err
 	}
 	if _, err := w.tail.f.WriteAt(w.buf, start); err != nil {
 		return fmt.Errorf("wal: writing %s: %w", w.tail.name, err)
@@ -167,6 +170,10 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 		return nil, err
 	}
 	if w.tail != nil {
+		if err := l.alive(); err != nil {
+			f.Close()
+			return nil, err
+		}
 		if err := w.tail.f.Truncate(w.off); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("wal: sealing %s: %w", w.tail.name, err)
@@ -185,6 +192,10 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 		n++
 	}
 	buf = w.enc.appendRecord(buf, seq, typeCommit, &commitBody{Records: n})
+	if err := l.alive(); err != nil {
+		f.Close()
+		return nil, err
+	}
 	if _, err := f.WriteAt(buf, 0); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("wal: writing %s: %w", tempName(seq), err)
@@ -192,6 +203,10 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 	if err := l.sync(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("wal: fdatasync %s: %w", tempName(seq), err)
+	}
+	if err := l.alive(); err != nil {
+		f.Close()
+		return nil, err
 	}
 	if err := l.fs.Rename(tempName(seq), seg.name); err != nil {
 		f.Close()
@@ -265,6 +280,9 @@ var zeros = make([]byte, 1<<20)
 
 func createZeroed(l *Log, seq uint64, stop <-chan struct{}) (File, error) {
 	name := tempName(seq)
+	if err := l.alive(); err != nil {
+		return nil, err
+	}
 	f, err := l.fs.Create(name)
 	if err != nil {
 		return nil, fmt.Errorf("wal: creating %s: %w", name, err)
@@ -275,6 +293,10 @@ func createZeroed(l *Log, seq uint64, stop <-chan struct{}) (File, error) {
 			f.Close()
 			return nil, errPreallocStopped
 		default:
+		}
+		if err := l.alive(); err != nil {
+			f.Close()
+			return nil, err
 		}
 		n := min(int64(len(zeros)), l.opts.SegmentBytes-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {

@@ -159,13 +159,18 @@ func TestDamageBeforeSyncedDataIsAnError(t *testing.T) {
 	}
 }
 
+var debugCrash = false
+
 var crashSeeds = flag.Int("wal.crashseeds", 1000, "number of seeds TestCrashProperty runs")
 
-// TestCrashProperty runs random workloads on MemFS, cuts the power at a
-// random file operation, and checks what recovery finds: every Save that
-// returned nil (and was synced) is there, and nothing that was never saved
-// is. Precisely, the log must match the state after some prefix of the
-// operations that contains every acknowledged one.
+// TestCrashProperty runs random workloads on MemFS over several process
+// lives. Each life stops at a random file operation, by a process crash
+// (unsynced data stays visible to the next life but is not durable) or a
+// power loss (only synced data and directory changes survive, plus random
+// unsynced parts, torn). Recovery must find every Save that returned nil
+// (and was synced), also across a process crash followed by a power loss,
+// and nothing that was never saved. Precisely, the log must match the state
+// after some prefix of the operations that contains every acknowledged one.
 func TestCrashProperty(t *testing.T) {
 	for seed := 0; seed < *crashSeeds; seed++ {
 		if err := crashRun(uint64(seed)); err != nil {
@@ -182,58 +187,81 @@ func crashRun(seed uint64) error {
 	if err != nil {
 		return err
 	}
-	// history[i] is the state after i operations; durable is the length of
-	// the longest prefix of operations that must survive.
+	// history[i] is the state after i operations of this life (history[0]
+	// is what Open recovered, durable since Open syncs what it recovers);
+	// durable is the length of the longest prefix of operations that must
+	// survive.
 	history := []*model{newModel()}
-	durable := 0
-	ops := 0
-	crashAt := rng.IntN(400) + 1
-	fs.SetFault(func(FaultOp, string) error {
-		if ops++; ops >= crashAt {
-			return errors.New("power cut")
-		}
-		return nil
-	})
-	for i := 0; i < 200; i++ {
-		m := history[len(history)-1].clone()
-		var err error
-		synced := true
-		if r := rng.IntN(15); r == 0 && m.last > m.compacted.Slot {
-			c := Compacted{Slot: m.compacted.Slot + rng.Uint64N(m.last-m.compacted.Slot) + 1, Ballot: Ballot{Round: 7}}
-			m.compact(c)
-			err = l.Compact(c)
-			if err != nil && !errors.Is(err, ErrClosed) {
-				// Deleting a segment failed after the compaction record
-				// was synced: the operation itself is durable.
-				history = append(history, m)
+	lives := rng.IntN(4) + 1
+	var events []string
+	for life := 0; ; life++ {
+		durable := 0
+		ops := 0
+		crashAt := rng.IntN(400) + 1
+		fs.SetFault(func(op FaultOp, name string) error {
+			if debugCrash {
+				fmt.Println("life", life, "op", ops+1, op, name)
+			}
+			if ops++; ops >= crashAt {
+				return errors.New("crash")
+			}
+			return nil
+		})
+		for i := 0; i < 200; i++ {
+			m := history[len(history)-1].clone()
+			var err error
+			synced := true
+			if r := rng.IntN(15); r == 0 && m.last > m.compacted.Slot {
+				c := Compacted{Slot: m.compacted.Slot + rng.Uint64N(m.last-m.compacted.Slot) + 1, Ballot: Ballot{Round: 7}}
+				m.compact(c)
+				err = l.Compact(c)
+			} else {
+				b := randomBatch(rng, m, 200)
+				m.save(b)
+				synced = rng.IntN(4) > 0
+				err = l.Save(b, synced)
+			}
+			history = append(history, m)
+			if debugCrash {
+				fmt.Println("life", life, "state", len(history)-1, "last", m.last, "compacted", m.compacted.Slot, "err", err, "synced", synced)
+			}
+			if err != nil {
+				break // the process is dying
+			}
+			if synced {
 				durable = len(history) - 1
+			}
+		}
+		l.Close()
+		event := "process crash"
+		if life == lives || rng.IntN(2) == 0 {
+			event = "power loss"
+			fs.PowerLoss(rng)
+		} else {
+			fs.Crash()
+		}
+		events = append(events, fmt.Sprintf("%s at op %d", event, crashAt))
+		l, _, err = Open("", Options{FS: fs, SegmentBytes: opts.SegmentBytes, inlinePrealloc: true})
+		if err != nil {
+			return fmt.Errorf("Open after %v: %w", events, err)
+		}
+		var found *model
+		for i := len(history) - 1; i >= durable; i-- {
+			if history[i].equal(l) {
+				found = history[i]
 				break
 			}
-		} else {
-			b := randomBatch(rng, m, 200)
-			m.save(b)
-			synced = rng.IntN(4) > 0
-			err = l.Save(b, synced)
 		}
-		history = append(history, m)
-		if err != nil {
-			break // the power is out
+		if found == nil {
+			err := fmt.Errorf("after %v the log matches none of states %d..%d (the acknowledged ones start at %d): %v",
+				events, durable, len(history)-1, durable, history[durable].check(l))
+			l.Close()
+			return err
 		}
-		if synced {
-			durable = len(history) - 1
-		}
-	}
-	l.Close()
-	fs.Crash(rng)
-	l, _, err = Open("", Options{FS: fs, SegmentBytes: opts.SegmentBytes, inlinePrealloc: true})
-	if err != nil {
-		return fmt.Errorf("Open after the crash (at op %d): %w", crashAt, err)
-	}
-	defer l.Close()
-	for i := len(history) - 1; i >= durable; i-- {
-		if history[i].equal(l) {
+		if life == lives {
 			// Recovered; the log must take new writes on top.
-			next := history[i].clone()
+			defer l.Close()
+			next := found.clone()
 			b := randomBatch(rng, next, 100)
 			next.save(b)
 			if err := l.Save(b, true); err != nil {
@@ -241,7 +269,58 @@ func crashRun(seed uint64) error {
 			}
 			return next.check(l)
 		}
+		if debugCrash {
+			fmt.Println("life", life, "recovered", found.last, "compacted", found.compacted.Slot)
+		}
+		history = []*model{found.clone()}
 	}
-	return fmt.Errorf("after a crash at op %d the log matches none of states %d..%d (the acknowledged ones start at %d): %v",
-		crashAt, durable, len(history)-1, durable, history[durable].check(l))
+}
+
+// TestEmptySegmentAfterAFailedWrite: a roll for an overwrite creates a
+// segment whose first slot is the overwritten one, and then the write of the
+// batch fails and the process dies. The next life recovers the log without
+// that batch, so the new, empty tail starts below the next slot. Entries
+// appended to it must not depend on the segments before it: once a
+// compaction has deleted those, the log must still open.
+func TestEmptySegmentAfterAFailedWrite(t *testing.T) {
+	fs := NewMemFS()
+	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
+	l := mustOpen(t, fs, opts)
+	m := newModel()
+	for s := uint64(1); len(l.st.segs) < 2; s += 5 {
+		appendEntries(t, l, m, s, s+4)
+	}
+	tail := l.st.segs[1]
+	renamed := false
+	fs.SetFault(func(op FaultOp, name string) error {
+		switch {
+		case op == OpRename:
+			renamed = true
+		case op == OpWrite && renamed:
+			return errors.New("crash")
+		}
+		return nil
+	})
+	over := tail.firstSlot - 2
+	if err := l.Save(Batch{Entries: []Entry{{Slot: over, Value: []byte("lost")}}}, true); err == nil {
+		t.Fatal("the overwrite was saved despite the crash")
+	}
+	l.Close()
+	fs.Crash()
+	l = mustOpen(t, fs, opts)
+	if err := m.check(l); err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, l, m, m.last+1, m.last+3)
+	c := Compacted{Slot: m.last - 1, Ballot: Ballot{Round: 1, Node: 1}}
+	if err := l.Compact(c); err != nil {
+		t.Fatal(err)
+	}
+	m.compact(c)
+	l.Close()
+	l = mustOpen(t, fs, opts)
+	defer l.Close()
+	if err := m.check(l); err != nil {
+		t.Fatal(err)
+	}
 }

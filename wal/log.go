@@ -242,6 +242,7 @@ func (l *Log) recover() error {
 	l.w.tail, l.w.nextSeq = tail, tail.seq+1
 	l.w.hard, l.w.compacted, l.w.last = l.st.hard, l.st.compacted, l.st.last
 	l.w.off = r.reports[len(r.reports)-1].End
+	l.w.tailHasEntries = r.reports[len(r.reports)-1].Entries > 0
 	if r.torn != nil {
 		l.log.Warn("cutting off the torn tail of an interrupted write",
 			"file", r.torn.File, "offset", r.torn.Offset, "stopped_at", r.torn.StopOffset, "reason", r.torn.Reason)

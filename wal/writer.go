@@ -15,6 +15,9 @@ type writer struct {
 	// holds batches of its own.
 	off, synced, tailStart int64
 	nextSeq                uint64
+	// tailHasEntries is set once the tail holds an entry record. The first
+	// entry of a segment must be for its firstSlot (see writeGroup).
+	tailHasEntries bool
 
 	// The log's state as of the last batch encoded, which may not be
 	// durable yet: what a new segment copies, and where a roll starts.
@@ -67,8 +70,16 @@ func (w *writer) writeGroup(l *Log, group []queued) (effects []effect, synced bo
 			rollAt = q.batch.Entries[0].Slot
 		}
 		// Roll when an overwrite reaches back before the tail segment, or
-		// when the batch would take the tail past SegmentBytes.
-		if rollAt < w.tail.firstSlot || (end > w.tailStart && end+estimate(q) > l.opts.SegmentBytes) {
+		// when the batch would take the tail past SegmentBytes, or when the
+		// tail has no entry yet and this one is not for its firstSlot. The
+		// last happens when the batch that a roll was made for was never
+		// written (the process died): a segment whose entries started above
+		// its firstSlot would need the segment before it for the slots in
+		// between, and once a compaction had deleted that one, replay
+		// would find a hole.
+		hasEntries := q.batch != nil && len(q.batch.Entries) > 0
+		if rollAt < w.tail.firstSlot || (end > w.tailStart && end+estimate(q) > l.opts.SegmentBytes) ||
+			(hasEntries && !w.tailHasEntries && rollAt != w.tail.firstSlot) {
 			if err := w.write(l, start); err != nil {
 				return nil, false, err
 			}
@@ -129,6 +140,7 @@ func (w *writer) encode(q queued, start int64) {
 			w.buf = w.enc.appendRecord(w.buf, seq, typeEntry, e)
 			w.effects = append(w.effects, effect{kind: effectEntry, seg: w.tail, slot: e.Slot, off: off})
 			w.last = e.Slot
+			w.tailHasEntries = true
 			n++
 		}
 	}
@@ -217,7 +229,7 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 		return nil, err
 	}
 	l.log.Debug("new segment", "file", seg.name)
-	w.tail, w.nextSeq = seg, seq+1
+	w.tail, w.nextSeq, w.tailHasEntries = seg, seq+1, false
 	w.off, w.synced, w.tailStart = int64(len(buf)), int64(len(buf)), int64(len(buf))
 	w.startPrealloc(l)
 	return seg, nil

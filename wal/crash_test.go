@@ -324,3 +324,53 @@ func TestEmptySegmentAfterAFailedWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCrashBetweenRenameAndDirSync: the process dies after renaming a new
+// segment into place and before syncing the directory. The next process
+// sees the new name (the kernel still has it), appends to that segment and
+// acknowledges; then the power fails, which may undo the rename. Every
+// acknowledged entry must still be there after that, or Open must fail:
+// Open has to make the directory durable before it acknowledges anything.
+func TestCrashBetweenRenameAndDirSync(t *testing.T) {
+	fs := NewMemFS()
+	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
+	l := mustOpen(t, fs, opts)
+	m := newModel()
+	renamed := false
+	fs.SetFault(func(op FaultOp, name string) error {
+		switch {
+		case op == OpRename:
+			renamed = true
+		case op == OpSyncDir && renamed:
+			return errors.New("the process is killed")
+		}
+		return nil
+	})
+	var err error
+	for s := uint64(1); err == nil; s += 5 {
+		b := Batch{}
+		for i := s; i < s+5; i++ {
+			b.Entries = append(b.Entries, Entry{Slot: i, Ballot: Ballot{Round: 1, Node: 1}, Value: value(i)})
+		}
+		if err = l.Save(b, true); err == nil {
+			m.save(b)
+		}
+	}
+	l.Close()
+	fs.Crash()
+
+	l = mustOpen(t, fs, opts)
+	next := m.clone()
+	appendEntries(t, l, next, m.last+1, m.last+2) // acknowledged
+	l.Close()
+	fs.PowerLoss(nil)
+
+	l, _, err = Open("", Options{FS: fs, SegmentBytes: opts.SegmentBytes, inlinePrealloc: true})
+	if err != nil {
+		return // refusing to open is safe; losing acknowledged entries is not
+	}
+	defer l.Close()
+	if err := next.check(l); err != nil {
+		t.Fatalf("after the power loss: %v", err)
+	}
+}

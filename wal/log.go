@@ -259,10 +259,15 @@ func (l *Log) recover() error {
 	}
 	l.w.synced = l.w.off
 	l.w.tailStart = l.w.off
-	if len(r.temps) > 0 {
-		if err := l.syncDir(); err != nil {
-			return err
-		}
+	// The directory as this process sees it may hold changes that the
+	// process before it made and never synced: a segment renamed into place
+	// just before a crash, the deletions of a compaction, the removal of the
+	// leftover temporary files above. Appending to a segment whose name is
+	// not durable would acknowledge entries that a power loss then takes
+	// away with the rename. So the directory is synced, always, before
+	// anything is acknowledged.
+	if err := l.syncDir(); err != nil {
+		return err
 	}
 	l.w.startPrealloc(l)
 	return nil

@@ -2,6 +2,8 @@ package wal
 
 import (
 	"errors"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -202,5 +204,53 @@ func TestOpen(t *testing.T) {
 			// The log must take a write and keep it.
 			appendEntries(t, l, nil, st.LastSlot+1, st.LastSlot+1)
 		})
+	}
+}
+
+// TestOpenSyncsNewDirectories: Open on a path whose parents do not exist
+// yet creates them, and must sync the parent of each new directory and the
+// log directory itself, or a power loss could remove the log with its
+// acknowledged entries.
+func TestOpenSyncsNewDirectories(t *testing.T) {
+	root := t.TempDir()
+	var synced []string
+	defer func(orig func(string) error) { syncDirPath = orig }(syncDirPath)
+	orig := syncDirPath
+	syncDirPath = func(dir string) error {
+		synced = append(synced, dir)
+		return orig(dir)
+	}
+	dir := filepath.Join(root, "a", "b", "wal")
+	l, _, err := Open(dir, Options{SegmentBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, want := range []string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b"), dir} {
+		if !slices.Contains(synced, want) {
+			t.Errorf("%s was not synced; synced: %v", want, synced)
+		}
+	}
+}
+
+// TestOpenSyncsTheDirectory: Open syncs the log directory even when it has
+// nothing to clean up, because the process before may have renamed or
+// deleted files without syncing it.
+func TestOpenSyncsTheDirectory(t *testing.T) {
+	fs := NewMemFS()
+	l := mustOpen(t, fs, Options{SegmentBytes: 4096, inlinePrealloc: true})
+	appendEntries(t, l, nil, 1, 3)
+	l.Close()
+	syncs := 0
+	fs.SetFault(func(op FaultOp, name string) error {
+		if op == OpSyncDir {
+			syncs++
+		}
+		return nil
+	})
+	l = mustOpen(t, fs, Options{SegmentBytes: 4096, inlinePrealloc: true})
+	l.Close()
+	if syncs == 0 {
+		t.Fatal("Open did not sync the directory")
 	}
 }

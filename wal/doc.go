@@ -23,8 +23,9 @@
 // # Segment layout
 //
 //	+----------------+  offset 0
-//	| header         |  32 bytes: magic "PXWL", version 1, seq, firstSlot,
-//	+----------------+  crc32c of the first 28 bytes (diagram in format.go)
+//	| header         |  32 bytes: magic "PXWL", version 2, seq, firstSlot,
+//	+----------------+  MaxRecordBytes, crc32c of the first 28 bytes
+//	|                |  (diagram in format.go)
 //	| first batch    |  HardState, Compacted (if any), Commit: a copy of the
 //	+----------------+  log's state when the segment was created
 //	| batch          |  [HardState] [Compacted] [Entry ...] Commit
@@ -44,8 +45,12 @@
 // Little-endian; every record starts on an 8-byte boundary, so its header
 // never straddles a sector. The CRC-32C covers type and body and starts
 // from the low 32 bits of the segment's seq, so stale bytes from another
-// segment never validate. A length above MaxRecordBytes is refused before
-// anything is allocated for it. Bodies are msgpack arrays:
+// segment never validate. A length above the MaxRecordBytes that the
+// segment's header names is refused before anything is read for it. That
+// limit is the writer's, recorded per segment, so that a log reopened with a
+// smaller MaxRecordBytes still reads back what it acknowledged. Version 1
+// segments (which did not record it) are read with the largest limit a log
+// accepts (512 MiB). Bodies are msgpack arrays:
 //
 //	type 1 Entry      [slot, [round, node], value]    replaces slots >= slot
 //	type 2 HardState  [[round, node], commit]         the last one wins

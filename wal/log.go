@@ -21,6 +21,8 @@ const (
 	maxSegmentBytes = 1 << 30
 	// maxBatchBytes bounds the encoded size of one Save.
 	maxBatchBytes = 1 << 30
+	// minRecordLimit is the smallest MaxRecordBytes accepted.
+	minRecordLimit = 64
 	// slowSync is how long an fdatasync may take before it is logged.
 	slowSync = time.Second
 )
@@ -32,9 +34,10 @@ type Options struct {
 	// Default DefaultSegmentBytes (64 MiB); at most 1 GiB.
 	SegmentBytes int64
 	// MaxRecordBytes bounds one record (an entry's value plus about 40
-	// bytes). Save refuses larger entries, and recovery treats a larger
-	// length field as damage without allocating it. Default
-	// DefaultMaxRecordBytes (16 MiB).
+	// bytes). Save refuses larger entries. Each segment records the limit
+	// it was written with, and recovery reads it with that limit, not this
+	// one, treating a larger length field as damage without allocating it.
+	// Default DefaultMaxRecordBytes (16 MiB).
 	MaxRecordBytes int
 	// NoSync skips every fdatasync and directory sync. Nothing the log
 	// writes is then durable: it exists for tests and benchmarks only.
@@ -62,8 +65,8 @@ func (o Options) withDefaults(dir string) (Options, error) {
 	if o.SegmentBytes < 4096 || o.SegmentBytes > maxSegmentBytes {
 		return o, fmt.Errorf("wal: SegmentBytes %d is outside [4096, %d]", o.SegmentBytes, maxSegmentBytes)
 	}
-	if o.MaxRecordBytes < 64 || o.MaxRecordBytes > maxBatchBytes/2 {
-		return o, fmt.Errorf("wal: MaxRecordBytes %d is outside [64, %d]", o.MaxRecordBytes, maxBatchBytes/2)
+	if o.MaxRecordBytes < minRecordLimit || o.MaxRecordBytes > maxRecordLimit {
+		return o, fmt.Errorf("wal: MaxRecordBytes %d is outside [%d, %d]", o.MaxRecordBytes, minRecordLimit, maxRecordLimit)
 	}
 	if o.FS == nil {
 		if dir == "" {
@@ -218,7 +221,7 @@ func (l *Log) initialState() InitialState {
 
 // recover replays the directory and prepares the tail for appending.
 func (l *Log) recover() error {
-	r, err := replay(l.fs, l.opts.MaxRecordBytes, true)
+	r, err := replay(l.fs, true)
 	if err != nil {
 		return err // replay closed what it opened
 	}
@@ -601,7 +604,7 @@ func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 		}
 		for k := i; k < j; k++ {
 			off := int64(locs[k].off)
-			t, body, _, err := decodeRecord(buf[off-start:], seg.seq, l.opts.MaxRecordBytes)
+			t, body, _, err := decodeRecord(buf[off-start:], seg.seq, seg.maxRecordBytes)
 			if err == nil && t != typeEntry {
 				err = fmt.Errorf("a %s record where an entry was indexed", t)
 			}

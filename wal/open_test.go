@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -19,7 +20,7 @@ type segmentBuilder struct {
 
 func newSegment(seq, firstSlot uint64) *segmentBuilder {
 	b := &segmentBuilder{seq: seq, firstSlot: firstSlot, enc: newBodyEncoder()}
-	b.buf = segmentHeader{seq: seq, firstSlot: firstSlot}.appendTo(nil)
+	b.buf = segmentHeader{seq: seq, firstSlot: firstSlot, maxRecordBytes: DefaultMaxRecordBytes}.appendTo(nil)
 	return b.hard(HardState{}).commit()
 }
 
@@ -163,7 +164,7 @@ func TestOpen(t *testing.T) {
 		},
 		{
 			name:     "segment without its first batch",
-			files:    files{segmentName(1, 1): segmentHeader{seq: 1, firstSlot: 1}.appendTo(nil)},
+			files:    files{segmentName(1, 1): segmentHeader{seq: 1, firstSlot: 1, maxRecordBytes: DefaultMaxRecordBytes}.appendTo(nil)},
 			wantErr:  "first batch",
 			wantFile: segmentName(1, 1),
 		},
@@ -253,4 +254,42 @@ func TestOpenSyncsTheDirectory(t *testing.T) {
 	if syncs == 0 {
 		t.Fatal("Open did not sync the directory")
 	}
+}
+
+// TestSmallerRecordLimitOnReopen writes records under a large MaxRecordBytes
+// and reopens (and inspects) the log with a smaller one: each segment is
+// read with the limit it was written with, so nothing acknowledged may be
+// cut off as a torn tail or reported as damage.
+func TestSmallerRecordLimitOnReopen(t *testing.T) {
+	fs := NewMemFS()
+	l := mustOpen(t, fs, Options{SegmentBytes: 1 << 20, MaxRecordBytes: 256 << 10, inlinePrealloc: true})
+	m := newModel()
+	for s := uint64(1); s <= 4; s++ {
+		b := Batch{Entries: []Entry{{Slot: s, Ballot: Ballot{Round: 1, Node: 1}, Value: bytes.Repeat([]byte{byte(s)}, 100<<10)}}}
+		if err := l.Save(b, true); err != nil {
+			t.Fatal(err)
+		}
+		m.save(b)
+	}
+	l.Close()
+	small := Options{FS: fs, SegmentBytes: 1 << 20, MaxRecordBytes: 4096, inlinePrealloc: true}
+	rep, err := Inspect("", small)
+	if err != nil {
+		t.Fatalf("Inspect with a smaller limit: %v", err)
+	}
+	if rep.Torn != nil || rep.State.LastSlot != 4 {
+		t.Fatalf("Inspect with a smaller limit: last slot %d, torn tail %+v; want slot 4 and no torn tail", rep.State.LastSlot, rep.Torn)
+	}
+	l, _, err = Open("", small)
+	if err != nil {
+		t.Fatalf("Open with a smaller limit: %v", err)
+	}
+	if err := m.check(l); err != nil {
+		t.Fatalf("Open with a smaller limit: %v", err)
+	}
+	// New entries are held to the new limit.
+	if err := l.Save(Batch{Entries: []Entry{{Slot: 5, Value: make([]byte, 8192)}}}, true); err == nil {
+		t.Error("Save accepted an entry above the new limit")
+	}
+	l.Close()
 }

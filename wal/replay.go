@@ -72,9 +72,10 @@ type replayed struct {
 }
 
 // replay reads every segment of the log in fs and rebuilds its state,
-// without changing anything on disk. Segments are opened, and stay open in
+// without changing anything on disk. Each segment is read with the record
+// limit its header names, not the one the reader is configured with. Segments are opened, and stay open in
 // the returned state, when keepOpen is set; otherwise they are closed.
-func replay(fs FS, maxRecordBytes int, keepOpen bool) (r *replayed, err error) {
+func replay(fs FS, keepOpen bool) (r *replayed, err error) {
 	names, err := fs.List()
 	if err != nil {
 		return nil, fmt.Errorf("wal: listing the log directory: %w", err)
@@ -129,7 +130,7 @@ func replay(fs FS, maxRecordBytes int, keepOpen bool) (r *replayed, err error) {
 			return r, fmt.Errorf("wal: reading %s: %w", fd.name, err)
 		}
 		sealed := i < len(segs)-1
-		rep, err := r.replaySegment(seg, data, sealed, maxRecordBytes, dec)
+		rep, err := r.replaySegment(seg, data, sealed, dec)
 		if err != nil {
 			return r, err
 		}
@@ -161,7 +162,7 @@ func readAll(f File) ([]byte, error) {
 // replaySegment applies the complete batches of one segment to r.st. A
 // sealed segment must be whole; the tail may end in a torn batch, which is
 // recorded in r.torn unless it hides synced data.
-func (r *replayed) replaySegment(seg *segment, data []byte, sealed bool, maxRecordBytes int, dec *bodyDecoder) (SegmentReport, error) {
+func (r *replayed) replaySegment(seg *segment, data []byte, sealed bool, dec *bodyDecoder) (SegmentReport, error) {
 	rep := SegmentReport{Name: seg.name, Seq: seg.seq, FirstSlot: seg.firstSlot, Size: int64(len(data)), Sealed: sealed}
 	hdr, err := parseSegmentHeader(data)
 	if err != nil {
@@ -171,6 +172,9 @@ func (r *replayed) replaySegment(seg *segment, data []byte, sealed bool, maxReco
 		return rep, corruptf(seg.name, 0, "header says seq %d, first slot %d; the file name says seq %d, first slot %d",
 			hdr.seq, hdr.firstSlot, seg.seq, seg.firstSlot)
 	}
+	// The segment is read with the limit it was written with.
+	seg.maxRecordBytes = hdr.recordLimit()
+	maxRecordBytes := seg.maxRecordBytes
 	apply := func(batch []parsedRecord) error {
 		for _, rec := range batch {
 			switch rec.typ {

@@ -8,6 +8,9 @@ type segment struct {
 	seq       uint64
 	firstSlot uint64
 	f         File
+	// maxRecordBytes is the record limit the segment was written with (see
+	// segmentHeader.recordLimit): what its records are read with.
+	maxRecordBytes int
 
 	// base is the slot of the entry at offs[0], and offs holds the offsets
 	// of the segment's live entry records in slot order. An entry is live

@@ -195,8 +195,8 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 			return nil, fmt.Errorf("wal: sealing %s: fdatasync: %w", w.tail.name, err)
 		}
 	}
-	seg := &segment{name: segmentName(seq, firstSlot), seq: seq, firstSlot: firstSlot, f: f}
-	buf := segmentHeader{seq: seq, firstSlot: firstSlot}.appendTo(nil)
+	seg := &segment{name: segmentName(seq, firstSlot), seq: seq, firstSlot: firstSlot, f: f, maxRecordBytes: l.opts.MaxRecordBytes}
+	buf := segmentHeader{seq: seq, firstSlot: firstSlot, maxRecordBytes: uint32(l.opts.MaxRecordBytes)}.appendTo(nil)
 	buf = w.enc.appendRecord(buf, seq, typeHardState, &w.hard)
 	n := uint32(1)
 	if w.compacted != (Compacted{}) {

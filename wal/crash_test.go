@@ -88,8 +88,13 @@ func (f *tornFixture) reopen(t *testing.T, data []byte) (*model, error) {
 
 // TestTornWriteMatrix damages the last batch of the tail segment at every
 // byte offset and every 512-byte sector, as a crash in the middle of its
-// write (or a disk that loses part of it) would. Recovery must give back the
-// state before the batch; the batch was never complete on disk.
+// write would: the write stopped at some byte (the rest is still the
+// pre-written zeros), the file was cut, or a sector never reached the disk
+// though later ones did. Recovery must give back the state before the
+// batch; the batch was never complete on disk. A byte of the batch that is
+// there but wrong is not a torn write but damage to a batch that may have
+// been acknowledged: Open must refuse, naming the file and an offset in the
+// batch.
 func TestTornWriteMatrix(t *testing.T) {
 	f := newTornFixture(t)
 	if f.end-f.start < 3*512 {
@@ -112,6 +117,7 @@ func TestTornWriteMatrix(t *testing.T) {
 			t.Fatalf("%s: recovered the state with the last batch: %v; without it: %v", what, m == f.after, m == f.before)
 		}
 	}
+	garbled := 0
 	for off := f.start; off < f.end; off++ {
 		// The write stopped at off: the rest is still pre-written zeros.
 		data := append([]byte(nil), f.data...)
@@ -121,10 +127,15 @@ func TestTornWriteMatrix(t *testing.T) {
 		// The file itself ends at off.
 		check(fmt.Sprintf("file cut at byte %d", off), append([]byte(nil), f.data[:off]...))
 
-		// One byte of the batch is wrong.
+		// One byte of the batch is wrong: damage.
 		data = append([]byte(nil), f.data...)
 		data[off] ^= 0x5a
-		check(fmt.Sprintf("byte %d garbled", off), data)
+		_, err := f.reopen(t, data)
+		var ce *CorruptError
+		if !errors.As(err, &ce) || ce.File != f.tail || ce.Offset < int64(f.start) || ce.Offset >= int64(f.end) {
+			t.Fatalf("byte %d garbled: %v; want a CorruptError naming %s at an offset in [%d, %d)", off, err, f.tail, f.start, f.end)
+		}
+		garbled++
 	}
 	for sector := f.start / 512; sector*512 < f.end; sector++ {
 		// One sector of the write never reached the disk, though later
@@ -134,6 +145,7 @@ func TestTornWriteMatrix(t *testing.T) {
 		clear(data[lo:hi])
 		check(fmt.Sprintf("sector %d zeroed", sector), data)
 	}
+	t.Logf("last batch of %d bytes: every prefix, cut and lost sector recovered; all %d garbled bytes reported as damage", f.end-f.start, garbled)
 }
 
 // TestDamageBeforeSyncedDataIsAnError damages a batch that is followed by

@@ -101,14 +101,73 @@
 // sealed segment (any but the last) was synced before its successor
 // existed, so it must read back whole: any damage is an error naming the
 // file and byte offset (ErrCorrupt). In the tail, reading stops at zeros or
-// at the first record that does not read back; what follows the last
-// complete batch is an interrupted write, unless a valid commit record
-// further on says bytes beyond that point had been synced, in which case
-// acknowledged data is damaged and Open fails. An interrupted write is cut
-// off: the rest of the file is zeroed (so stale bytes can never be read as
-// records later) and synced, and the cut is logged. Open also syncs the
-// tail, because what it read may have been written but not yet synced by
-// the process that stopped. Nothing is ever repaired silently.
+// at the first record that does not read back, and what follows the last
+// complete batch is judged by the rule below: an interrupted write is cut
+// off (the rest of the file is zeroed, so that stale bytes can never be
+// read as records later, and synced), and the cut is logged; anything else
+// is ErrCorrupt. Open also syncs the tail, because what it read may have
+// been written but not yet synced by the process that stopped, and the
+// directory, because that process may have renamed a segment into place or
+// deleted compacted ones without syncing it: nothing is acknowledged on top
+// of a file name that a power loss could still take away. Nothing is ever
+// repaired silently.
+//
+// Replay reads each segment through a 64 KiB window: records that fit are
+// decoded from it, larger entries are checksummed through it and their
+// values skipped, never held. Open's memory is that window, the batch being
+// read and the index of the entries (4 bytes each), whatever the segment
+// size: about 3 MiB for a full 64 MiB segment of 4 KiB entries, where
+// reading whole segments took over 64 MiB (BenchmarkOpen64MiB).
+//
+// # Torn writes and damage
+//
+// Only the tail's unsynced bytes can be torn: everything before the last
+// fdatasync is durable, and a sealed segment was synced whole. The space a
+// write goes to always holds zeros before it (segments are pre-written with
+// zeros and synced, and Open zeroes and syncs whatever follows a cut), so a
+// write interrupted by a crash leaves, in place of the bytes that did not
+// reach the disk, zeros or nothing (a file that ends early). It leaves them
+// in sectors, not bytes: the page cache writes pages back in any order, and
+// a disk writes the sectors of a page in any order, so any of the write's
+// 512-byte sectors may be missing while later ones are there; and a sector
+// being written when the power goes may be left with a prefix of its new
+// bytes and zeros after.
+//
+// So after the last complete batch, a record that does not read back is
+// taken for a torn write only if the zeros explain it:
+//
+//   - in-order tear: from some byte inside the record (by its length field)
+//     to the end of the file everything is zero, or the file ends inside
+//     the record, and no valid commit record follows it anywhere; or
+//   - lost sector: some 512-byte sector that the record covers is zero from
+//     the record's start (or the sector's) to the sector's end, and that
+//     sector lies before the next valid commit record after the damage.
+//
+// A record whose bytes are all there, non-zero, and fail their checksum,
+// followed by more data, is damage: a batch that was written and synced,
+// then changed, which Open reports as ErrCorrupt with the file and offset,
+// never cuts. So is a record whose checksum is right but whose padding is
+// not zero, or whose type is unknown, or whose length is above the
+// segment's record limit or, for a record that is not an entry, above 64
+// bytes: a tear can only put zeros in place of bytes, which makes a length
+// smaller, never larger. And so is any damage after which a valid commit
+// record says that bytes past the last complete batch had been synced.
+// This is etcd's rule (a torn record has an all-zero sector) extended to a
+// sector torn in the middle, and tightened so that the zeros must be in
+// the damaged record, not in the free space after the batch that a damaged
+// length field reaches.
+//
+// What it cannot tell apart, and treats as torn: a synced batch whose
+// sector was later lost (read back as zeros) or cut off by a lost file
+// size; damage to a record that holds 512 zero bytes of its own on a sector
+// boundary (a value with a run of zeros); damage to the last record of the
+// tail when that record's last body byte is zero (a commit record ends in
+// its record count, zero only for an empty batch). What it refuses, though
+// it may be a tear: a sector torn in the middle followed by later sectors
+// that were written (a disk without atomic sector writes, whose page cache
+// also wrote back out of order), and a disk that writes garbage, not the
+// old bytes, into a sector it tears. Those make Open fail with ErrCorrupt
+// rather than guess: refusing can be undone by an operator, cutting cannot.
 //
 // Assumptions: the file system does not make a rename durable before the
 // file's synced data, and a write that is synced reads back as written

@@ -252,7 +252,7 @@ func (l *Log) recover() error {
 	}
 	// Zero whatever follows the last complete batch, so that stale bytes
 	// can never be read as records later.
-	if err := zeroFrom(tail.f, r.tailData, l.w.off); err != nil {
+	if err := zeroRange(tail.f, l.w.off, r.zeroEnd); err != nil {
 		return fmt.Errorf("wal: zeroing the tail of %s: %w", tail.name, err)
 	}
 	// What was read back may have been written but never synced by the
@@ -276,17 +276,16 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// zeroFrom overwrites with zeros every non-zero byte of data after off.
-func zeroFrom(f File, data []byte, off int64) error {
-	end := int64(len(data))
-	for end > off && data[end-1] == 0 {
-		end--
+// zeroRange overwrites [from, to) with zeros.
+func zeroRange(f File, from, to int64) error {
+	for from < to {
+		n := min(int64(len(zeros)), to-from)
+		if _, err := f.WriteAt(zeros[:n], from); err != nil {
+			return err
+		}
+		from += n
 	}
-	if end <= off {
-		return nil
-	}
-	_, err := f.WriteAt(make([]byte, end-off), off)
-	return err
+	return nil
 }
 
 // Save writes b and returns once it is on disk: with sync set, after one

@@ -154,6 +154,9 @@ func replay(fs FS, keepOpen bool) (r *replayed, err error) {
 	}
 	if len(segs) > 0 {
 		if err := r.st.checkComplete(); err != nil {
+			if ce, ok := err.(*CorruptError); ok {
+				return r, ce
+			}
 			return r, corruptf(segs[0].name, 0, "%v", err)
 		}
 	}

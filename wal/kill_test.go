@@ -30,8 +30,8 @@ func killValue(life, slot uint64) []byte {
 // killHelper is the child process of TestKill9: it opens the log in dir,
 // with the real file system and the background preparation of segments,
 // and appends until it is killed, printing every acknowledged save as
-// "ack <first> <last> <life>" once Save has returned, and every
-// acknowledged compaction as "compact <slot>".
+// "ack <first> <last> <life>" once Save has returned, and every compaction
+// as "compact <slot>" before it starts.
 func killHelper(dir string) int {
 	life, _ := strconv.ParseUint(os.Getenv("WAL_KILL_HELPER_LIFE"), 10, 64)
 	l, st, err := Open(dir, Options{SegmentBytes: 64 << 10})
@@ -45,11 +45,13 @@ func killHelper(dir string) int {
 	for i := 0; ; i++ {
 		if i%50 == 49 && next > st.FirstSlot+200 {
 			c := Compacted{Slot: next - 100, Ballot: Ballot{Round: life, Node: 1}}
+			// Announced first: from here on the slots up to c.Slot may be
+			// gone, whether or not Compact returns before the kill.
+			fmt.Printf("compact %d\n", c.Slot)
 			if err := l.Compact(c); err != nil {
 				fmt.Fprintln(os.Stderr, "helper: Compact:", err)
 				return 2
 			}
-			fmt.Printf("compact %d\n", c.Slot)
 			continue
 		}
 		var b Batch
@@ -141,6 +143,9 @@ func TestKill9(t *testing.T) {
 		l, st, err := Open(dir, Options{SegmentBytes: 64 << 10})
 		if err != nil {
 			t.Fatalf("round %d: Open after kill -9: %v", round, err)
+		}
+		if st.Compacted.Slot > compacted {
+			t.Errorf("round %d: the log is compacted up to slot %d; the helper asked for %d at most", round, st.Compacted.Slot, compacted)
 		}
 		for s := range acked {
 			if s <= compacted {

@@ -106,7 +106,10 @@
 //
 // Recovery (Open). Segments are sorted by seq, which must have no gaps,
 // and each header must match its file name. Segments are replayed in
-// order; each must start no later than the slot after the log so far. A
+// order; each must start no later than the slot after the log so far,
+// unless a compaction record read later covers the slots in between (a
+// crash while compacted segments were being deleted can leave such a
+// gap). A
 // sealed segment (any but the last) was synced before its successor
 // existed, so it must read back whole: any damage is an error naming the
 // file and byte offset (ErrCorrupt). In the tail, reading stops at zeros or

@@ -20,9 +20,17 @@ const (
 	// recordHeaderSize is the crc32c and length fields in front of a record.
 	recordHeaderSize = 8
 
-	// formatVersion is written into every segment header. Open refuses a
-	// segment of any other version rather than guess at its layout.
-	formatVersion = 1
+	// formatVersion is written into every new segment header. Version 2
+	// added the MaxRecordBytes that the segment was written with; version 1
+	// segments are still read (see segmentHeader.recordLimit). Open refuses
+	// a segment of any other version rather than guess at its layout.
+	formatVersion = 2
+
+	// maxRecordLimit is the largest MaxRecordBytes a log accepts. A version
+	// 1 segment does not say what limit it was written with, so it is read
+	// with this one: a length field is still bounded, and replay streams
+	// records, so a large length costs reading, not memory.
+	maxRecordLimit = maxBatchBytes / 2
 
 	segmentSuffix = ".paxos"
 	tempSuffix    = ".paxos.tmp"
@@ -66,20 +74,35 @@ func (t recordType) String() string {
 
 // Segment header, little-endian, 32 bytes:
 //
-//	0        4     5     6        8                16               24        28        32
-//	+--------+-----+-----+--------+----------------+----------------+---------+---------+
-//	| magic  | ver |flags| rsvd   | seq            | firstSlot      | rsvd    | crc32c  |
-//	| "PXWL" | 1   | 0   | 0      | u64            | u64            | u32 = 0 | of 0:28 |
-//	+--------+-----+-----+--------+----------------+----------------+---------+---------+
+//	0        4     5     6        8                16               24          28        32
+//	+--------+-----+-----+--------+----------------+----------------+-----------+---------+
+//	| magic  | ver |flags| rsvd   | seq            | firstSlot      | maxRecord | crc32c  |
+//	| "PXWL" | 2   | 0   | 0      | u64            | u64            | u32       | of 0:28 |
+//	+--------+-----+-----+--------+----------------+----------------+-----------+---------+
 //
 // seq is unique and strictly increasing across the segments of one log;
 // firstSlot is the slot of the first entry the segment holds (or would hold).
 // Both are repeated in the file name, and Open checks that they agree.
+// maxRecord is the Options.MaxRecordBytes the segment was written with: the
+// limit its records are read with, whatever the reader is configured with,
+// so that reopening with a smaller limit cannot turn acknowledged records
+// into "damage" or a "torn tail". Version 1 headers have zero there.
 
 // segmentHeader is the decoded form of a segment header.
 type segmentHeader struct {
 	seq       uint64
 	firstSlot uint64
+	// maxRecordBytes is the limit the segment was written with; 0 in a
+	// version 1 header, which did not record it.
+	maxRecordBytes uint32
+}
+
+// recordLimit is the largest record length field the segment can hold.
+func (h segmentHeader) recordLimit() int {
+	if h.maxRecordBytes == 0 {
+		return maxRecordLimit
+	}
+	return int(h.maxRecordBytes)
 }
 
 func (h segmentHeader) appendTo(b []byte) []byte {
@@ -88,7 +111,7 @@ func (h segmentHeader) appendTo(b []byte) []byte {
 	b = append(b, formatVersion, 0, 0, 0)
 	b = binary.LittleEndian.AppendUint64(b, h.seq)
 	b = binary.LittleEndian.AppendUint64(b, h.firstSlot)
-	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, h.maxRecordBytes)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:start+28], castagnoli))
 }
 
@@ -102,13 +125,22 @@ func parseSegmentHeader(b []byte) (segmentHeader, error) {
 	if got, want := binary.LittleEndian.Uint32(b[28:32]), crc32.Checksum(b[0:28], castagnoli); got != want {
 		return segmentHeader{}, fmt.Errorf("header checksum %08x, want %08x", got, want)
 	}
-	if b[4] != formatVersion {
-		return segmentHeader{}, fmt.Errorf("format version %d, this build reads version %d", b[4], formatVersion)
-	}
-	return segmentHeader{
+	h := segmentHeader{
 		seq:       binary.LittleEndian.Uint64(b[8:16]),
 		firstSlot: binary.LittleEndian.Uint64(b[16:24]),
-	}, nil
+	}
+	switch b[4] {
+	case 1:
+		// No record limit was written: see recordLimit.
+	case 2:
+		h.maxRecordBytes = binary.LittleEndian.Uint32(b[24:28])
+		if h.maxRecordBytes < minRecordLimit || h.maxRecordBytes > maxRecordLimit {
+			return segmentHeader{}, fmt.Errorf("record limit %d is outside [%d, %d]", h.maxRecordBytes, minRecordLimit, maxRecordLimit)
+		}
+	default:
+		return segmentHeader{}, fmt.Errorf("format version %d, this build reads versions 1 and %d", b[4], formatVersion)
+	}
+	return h, nil
 }
 
 // segmentName is the file name of a segment: <seq:016x>-<firstSlot:016x>.paxos.

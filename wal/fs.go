@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -54,11 +55,38 @@ type osFS struct{ dir string }
 
 func (fs osFS) path(name string) string { return filepath.Join(fs.dir, name) }
 
+// Lock creates the directory, and any missing parent, durably: the
+// directory entry of each new directory is synced in its parent, or a power
+// loss could take away the whole log, acknowledged entries and all.
 func (fs osFS) Lock() (io.Closer, error) {
-	if err := os.MkdirAll(fs.dir, 0o755); err != nil {
+	dir, err := filepath.Abs(fs.dir)
+	if err != nil {
 		return nil, err
 	}
-	return lockDir(fs.dir)
+	// The directories MkdirAll will create, deepest first.
+	var created []string
+	for d := dir; ; {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		created = append(created, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// Sync the parent of each new directory, outermost first. (The log
+	// directory's own entries are synced by Open.)
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := syncDirPath(filepath.Dir(created[i])); err != nil {
+			return nil, fmt.Errorf("wal: syncing %s after creating %s: %w", filepath.Dir(created[i]), created[i], err)
+		}
+	}
+	return lockDir(dir)
 }
 
 func (fs osFS) List() ([]string, error) {
@@ -98,8 +126,13 @@ func (fs osFS) Rename(oldName, newName string) error {
 
 func (fs osFS) Remove(name string) error { return os.Remove(fs.path(name)) }
 
-func (fs osFS) SyncDir() error {
-	d, err := os.Open(fs.dir)
+func (fs osFS) SyncDir() error { return syncDirPath(fs.dir) }
+
+// syncDirPath fsyncs a directory, making the creation, renaming and removal
+// of its entries durable. It is a variable so that tests can see which
+// directories are synced.
+var syncDirPath = func(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}

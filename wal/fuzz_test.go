@@ -62,7 +62,7 @@ func FuzzDecode(f *testing.F) {
 		// and, read as [type, length, body...] triples framed with valid
 		// checksums (which random bytes almost never have), as records
 		// whose bodies the fuzzer chooses: both replayed into a log state.
-		head := append(segmentHeader{seq: 1, firstSlot: 1}.appendTo(nil), one(typeHardState, &HardState{})...)
+		head := append(segmentHeader{seq: 1, firstSlot: 1, maxRecordBytes: DefaultMaxRecordBytes}.appendTo(nil), one(typeHardState, &HardState{})...)
 		head = append(head, one(typeCommit, &commitBody{Records: 1})...)
 		framed := append([]byte(nil), head...)
 		for rest := data; len(rest) >= 2; {
@@ -73,7 +73,7 @@ func FuzzDecode(f *testing.F) {
 		for _, seg := range [][]byte{append(head, data...), framed} {
 			fs := NewMemFS()
 			fs.WriteFile(segmentName(1, 1), seg)
-			r, err := replay(fs, maxRecord, false)
+			r, err := replay(fs, false)
 			if err == nil && r.st.last > r.st.compacted.Slot {
 				if _, _, ok := r.st.locate(r.st.last); !ok {
 					t.Fatalf("replay accepted a log whose last slot %d has no entry", r.st.last)

@@ -77,9 +77,19 @@ func TestGoldenFormat(t *testing.T) {
 	}
 }
 
-// TestGoldenReadsBack opens a copy of the golden directory with the real
-// file system: this build must read what the pinned format holds.
+// TestGoldenReadsBack opens a copy of the golden directories with the real
+// file system: this build must read what the pinned formats hold, the
+// current one and version 1 (whose header has no record limit).
 func TestGoldenReadsBack(t *testing.T) {
+	for _, dir := range []string{goldenDir, goldenV1Dir} {
+		t.Run(filepath.Base(dir), func(t *testing.T) { goldenReadsBack(t, dir) })
+	}
+}
+
+// goldenV1Dir holds the golden log as format version 1 wrote it.
+const goldenV1Dir = "testdata/golden-v1"
+
+func goldenReadsBack(t *testing.T, goldenDir string) {
 	_, m := goldenLog(t)
 	dir := t.TempDir()
 	names, err := OSFS(goldenDir).List()

@@ -21,7 +21,7 @@ func Inspect(dir string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := replay(opts.FS, opts.MaxRecordBytes, false)
+	r, err := replay(opts.FS, false)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,6 +21,8 @@ const (
 	maxSegmentBytes = 1 << 30
 	// maxBatchBytes bounds the encoded size of one Save.
 	maxBatchBytes = 1 << 30
+	// minRecordLimit is the smallest MaxRecordBytes accepted.
+	minRecordLimit = 64
 	// slowSync is how long an fdatasync may take before it is logged.
 	slowSync = time.Second
 )
@@ -31,9 +34,10 @@ type Options struct {
 	// Default DefaultSegmentBytes (64 MiB); at most 1 GiB.
 	SegmentBytes int64
 	// MaxRecordBytes bounds one record (an entry's value plus about 40
-	// bytes). Save refuses larger entries, and recovery treats a larger
-	// length field as damage without allocating it. Default
-	// DefaultMaxRecordBytes (16 MiB).
+	// bytes). Save refuses larger entries. Each segment records the limit
+	// it was written with, and recovery reads it with that limit, not this
+	// one, treating a larger length field as damage without allocating it.
+	// Default DefaultMaxRecordBytes (16 MiB).
 	MaxRecordBytes int
 	// NoSync skips every fdatasync and directory sync. Nothing the log
 	// writes is then durable: it exists for tests and benchmarks only.
@@ -61,8 +65,8 @@ func (o Options) withDefaults(dir string) (Options, error) {
 	if o.SegmentBytes < 4096 || o.SegmentBytes > maxSegmentBytes {
 		return o, fmt.Errorf("wal: SegmentBytes %d is outside [4096, %d]", o.SegmentBytes, maxSegmentBytes)
 	}
-	if o.MaxRecordBytes < 64 || o.MaxRecordBytes > maxBatchBytes/2 {
-		return o, fmt.Errorf("wal: MaxRecordBytes %d is outside [64, %d]", o.MaxRecordBytes, maxBatchBytes/2)
+	if o.MaxRecordBytes < minRecordLimit || o.MaxRecordBytes > maxRecordLimit {
+		return o, fmt.Errorf("wal: MaxRecordBytes %d is outside [%d, %d]", o.MaxRecordBytes, minRecordLimit, maxRecordLimit)
 	}
 	if o.FS == nil {
 		if dir == "" {
@@ -126,6 +130,13 @@ type Log struct {
 	mu   sync.Mutex
 	cond sync.Cond // broadcast when a flush ends
 	err  error     // sticky: ErrClosed or a *failedError
+
+	// failed is set, with err, when an I/O error has closed the log. The
+	// writer checks it before every write, sync, truncate, create and
+	// rename, so that an operation already under way when another one
+	// failed (a flush while a compaction's directory sync fails, the
+	// background preparation of the next segment) does nothing more.
+	failed atomic.Bool
 
 	// Group commit is run by the callers of Wait. Each save gets the next
 	// ticket (issued) and waits in queue. Whoever finds no flush in
@@ -210,7 +221,7 @@ func (l *Log) initialState() InitialState {
 
 // recover replays the directory and prepares the tail for appending.
 func (l *Log) recover() error {
-	r, err := replay(l.fs, l.opts.MaxRecordBytes, true)
+	r, err := replay(l.fs, true)
 	if err != nil {
 		return err // replay closed what it opened
 	}
@@ -234,13 +245,14 @@ func (l *Log) recover() error {
 	l.w.tail, l.w.nextSeq = tail, tail.seq+1
 	l.w.hard, l.w.compacted, l.w.last = l.st.hard, l.st.compacted, l.st.last
 	l.w.off = r.reports[len(r.reports)-1].End
+	l.w.tailHasEntries = r.reports[len(r.reports)-1].Entries > 0
 	if r.torn != nil {
 		l.log.Warn("cutting off the torn tail of an interrupted write",
 			"file", r.torn.File, "offset", r.torn.Offset, "stopped_at", r.torn.StopOffset, "reason", r.torn.Reason)
 	}
 	// Zero whatever follows the last complete batch, so that stale bytes
 	// can never be read as records later.
-	if err := zeroFrom(tail.f, r.tailData, l.w.off); err != nil {
+	if err := zeroRange(tail.f, l.w.off, r.zeroEnd); err != nil {
 		return fmt.Errorf("wal: zeroing the tail of %s: %w", tail.name, err)
 	}
 	// What was read back may have been written but never synced by the
@@ -250,26 +262,30 @@ func (l *Log) recover() error {
 	}
 	l.w.synced = l.w.off
 	l.w.tailStart = l.w.off
-	if len(r.temps) > 0 {
-		if err := l.syncDir(); err != nil {
-			return err
-		}
+	// The directory as this process sees it may hold changes that the
+	// process before it made and never synced: a segment renamed into place
+	// just before a crash, the deletions of a compaction, the removal of the
+	// leftover temporary files above. Appending to a segment whose name is
+	// not durable would acknowledge entries that a power loss then takes
+	// away with the rename. So the directory is synced, always, before
+	// anything is acknowledged.
+	if err := l.syncDir(); err != nil {
+		return err
 	}
 	l.w.startPrealloc(l)
 	return nil
 }
 
-// zeroFrom overwrites with zeros every non-zero byte of data after off.
-func zeroFrom(f File, data []byte, off int64) error {
-	end := int64(len(data))
-	for end > off && data[end-1] == 0 {
-		end--
+// zeroRange overwrites [from, to) with zeros.
+func zeroRange(f File, from, to int64) error {
+	for from < to {
+		n := min(int64(len(zeros)), to-from)
+		if _, err := f.WriteAt(zeros[:n], from); err != nil {
+			return err
+		}
+		from += n
 	}
-	if end <= off {
-		return nil
-	}
-	_, err := f.WriteAt(make([]byte, end-off), off)
-	return err
+	return nil
 }
 
 // Save writes b and returns once it is on disk: with sync set, after one
@@ -326,7 +342,13 @@ func (l *Log) Wait(t Ticket) error {
 	defer l.mu.Unlock()
 	for {
 		switch {
-		case l.durable >= t.n || (!t.sync && l.written >= t.n):
+		case l.durable >= t.n:
+			return nil // synced before anything failed
+		case l.failed.Load():
+			// A batch that was written but not synced when the log failed
+			// is not acknowledged: whether it reached the disk is unknown.
+			return l.err
+		case !t.sync && l.written >= t.n:
 			return nil
 		case l.err != nil:
 			return l.err
@@ -388,8 +410,15 @@ func (l *Log) flush() {
 	clear(group) // drop the callers' batches
 	l.spare = group[:0]
 	l.flushing = false
+	if err == nil && l.failed.Load() {
+		// Another operation (a compaction's deletions) failed while this
+		// group was being written: nothing is acknowledged after a failure.
+		err = l.err
+	}
 	if err != nil {
 		l.fail(err)
+		clear(l.queue) // never written: their Waits return the error
+		l.queue = l.queue[:0]
 	} else {
 		l.applyEffects(effects)
 		l.written = last
@@ -400,12 +429,38 @@ func (l *Log) flush() {
 	l.cond.Broadcast()
 }
 
-// fail closes the log after an I/O error.
+// fail closes the log after an I/O error. It is called with l.mu held.
+// From then on nothing is written, synced or acknowledged: Enqueue, Wait,
+// Save and Compact return the error, and Close writes nothing.
 func (l *Log) fail(err error) {
-	if l.err == nil || l.err == ErrClosed {
+	if !l.failed.Load() {
 		l.err = &failedError{cause: err}
+		l.failed.Store(true)
 		l.log.Error("write-ahead log failed; it accepts no more writes", "error", err)
 	}
+}
+
+// errFailed is returned by the writer when it finds the log failed before
+// an operation: the operation is not attempted.
+var errFailed = errors.New("wal: the log failed during this operation")
+
+// alive returns errFailed once the log has failed. The writer calls it
+// before every mutating file operation.
+func (l *Log) alive() error {
+	if l.failed.Load() {
+		return errFailed
+	}
+	return nil
+}
+
+// failNow closes the log after an I/O error outside a flush (deleting
+// compacted segments) and returns the sticky error.
+func (l *Log) failNow(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fail(err)
+	l.cond.Broadcast()
+	return l.err
 }
 
 // applyEffects makes a written group visible to readers.
@@ -462,15 +517,26 @@ func (l *Log) deleteCompacted() error {
 	}
 	l.segMu.Unlock()
 	for _, s := range victims {
+		if err := l.alive(); err != nil {
+			return l.failNow(err)
+		}
 		if err := l.fs.Remove(s.name); err != nil {
 			// The file stays; it holds only compacted entries, and the next
 			// Open replays it harmlessly. Later segments are not deleted
-			// before it, or the log would have a hole in its seqs.
-			return fmt.Errorf("wal: deleting %s: %w", s.name, err)
+			// before it, or the log would have a hole in its seqs. The log
+			// fails like after any I/O error: the state of the directory
+			// is no longer known.
+			return l.failNow(fmt.Errorf("wal: deleting %s: %w", s.name, err))
 		}
 		l.log.Debug("deleted compacted segment", "file", s.name)
 	}
-	return l.syncDir()
+	// The durability point of the deletions. If it fails, which deletions
+	// are durable is unknown, and, as after a failed fdatasync, the log
+	// accepts nothing more.
+	if err := l.syncDir(); err != nil {
+		return l.failNow(err)
+	}
+	return nil
 }
 
 // Entries returns copies of the entries for slots [lo, hi), stopping early
@@ -537,7 +603,7 @@ func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 		}
 		for k := i; k < j; k++ {
 			off := int64(locs[k].off)
-			t, body, _, err := decodeRecord(buf[off-start:], seg.seq, l.opts.MaxRecordBytes)
+			t, body, _, err := decodeRecord(buf[off-start:], seg.seq, seg.maxRecordBytes)
 			if err == nil && t != typeEntry {
 				err = fmt.Errorf("a %s record where an entry was indexed", t)
 			}
@@ -588,17 +654,23 @@ func (l *Log) State() InitialState {
 	return l.initialState()
 }
 
-// Close waits for writes in progress, then closes the files and releases
-// the directory lock. It writes nothing. Saves after Close return ErrClosed.
+// Close writes what is queued, unless the log has failed, waits for the
+// write in progress, then closes the files and releases the directory
+// lock. After a failure it writes nothing and returns the failure. Saves
+// after Close return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	for l.flushing || len(l.queue) > 0 {
+	for l.flushing || (len(l.queue) > 0 && l.err == nil) {
 		if !l.flushing {
 			l.flush()
 			continue
 		}
 		l.cond.Wait()
 	}
+	// After a failure the queue is never written; its Waits return the
+	// failure.
+	clear(l.queue)
+	l.queue = l.queue[:0]
 	if l.err == ErrClosed {
 		l.mu.Unlock()
 		return nil
@@ -626,6 +698,9 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) sync(f File) error {
+	if err := l.alive(); err != nil {
+		return err
+	}
 	if l.opts.NoSync {
 		return nil
 	}
@@ -638,6 +713,9 @@ func (l *Log) sync(f File) error {
 }
 
 func (l *Log) syncDir() error {
+	if err := l.alive(); err != nil {
+		return err
+	}
 	if l.opts.NoSync {
 		return nil
 	}

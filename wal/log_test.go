@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(killHelperEnv); dir != "" {
+		os.Exit(killHelper(dir))
+	}
 	goleak.VerifyTestMain(m)
 }
 

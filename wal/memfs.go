@@ -12,13 +12,24 @@ import (
 
 // MemFS is an in-memory FS for crash tests. It remembers, for every file and
 // for the directory, what was made durable (by File.Sync and FS.SyncDir) and
-// what was only written. Crash throws away what was not durable, optionally
-// keeping a random part of it torn at any byte, the way a power cut leaves a
-// real disk. It is safe for concurrent use.
+// what was only written, and models two events:
+//
+//   - Crash, a process crash: the process's open files stop working and its
+//     lock is released, but everything it wrote, synced or not, and every
+//     directory change it made stay visible to the next process, as the
+//     kernel's page cache keeps them. None of it becomes durable by
+//     surviving: a later power loss still drops what nobody synced.
+//   - PowerLoss: only what was synced survives: file contents as of their
+//     last Sync, and the directory as of its last SyncDir. Optionally, some
+//     unsynced writes and directory changes reach the disk too, as they may
+//     on a real one (see PowerLoss).
+//
+// Any number of process lives may pass between power losses. It is safe for
+// concurrent use.
 type MemFS struct {
 	mu sync.Mutex
-	// epoch increases at every Crash; files opened before it fail after it,
-	// as a crashed process's descriptors would.
+	// epoch increases at every Crash and PowerLoss; files opened before it
+	// fail after it, as a crashed process's descriptors would.
 	epoch   int
 	names   map[string]*memInode // the namespace as the running process sees it
 	durable map[string]*memInode // the namespace as of the last SyncDir
@@ -41,7 +52,8 @@ const (
 	OpSyncDir  FaultOp = "syncdir"
 )
 
-// ErrCrashed is returned by a MemFS file opened before the last Crash.
+// ErrCrashed is returned by a MemFS file opened before the last Crash or
+// PowerLoss.
 var ErrCrashed = errors.New("wal: memfs: file belongs to a crashed process")
 
 type memInode struct {
@@ -87,14 +99,37 @@ func (m *MemFS) check(op FaultOp, name string) error {
 	return nil
 }
 
-// Crash simulates a power cut followed by a restart. With a nil rng only
-// durable state survives. Otherwise every file also keeps a random prefix of
-// its unsynced writes, the last of them torn at a random byte (and, one time
-// in four, with random bytes where the torn part should be), and the
-// directory keeps a random prefix of its unsynced changes. Files opened
-// before the crash stop working, the lock is released and the fault hook is
-// removed.
-func (m *MemFS) Crash(rng *rand.Rand) {
+// Crash simulates the crash of the process using the file system: files it
+// had open fail with ErrCrashed, its lock is released and the fault hook is
+// removed. Nothing is lost, and nothing becomes durable: unsynced data and
+// directory changes stay visible, and stay unsynced until someone syncs
+// them or a PowerLoss drops them.
+func (m *MemFS) Crash() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.endProcess()
+}
+
+func (m *MemFS) endProcess() {
+	m.epoch++
+	m.locked = false
+	m.fault = nil
+}
+
+// PowerLoss simulates a power cut followed by a restart; it also ends the
+// running process, as Crash does. With a nil rng only durable state
+// survives: each file as of its last Sync, the directory as of its last
+// SyncDir. Otherwise some unsynced changes survive as well, in one of the
+// ways a disk that has lost power can be found:
+//
+//   - in order: a random prefix of each file's unsynced writes, the last of
+//     them torn at a random byte (what follows the tear keeps its old
+//     content, a torn sector being partly written, never scrambled);
+//   - out of order: of the 512-byte sectors that unsynced writes changed,
+//     a random subset, each whole.
+//
+// and the directory keeps a random prefix of its unsynced changes.
+func (m *MemFS) PowerLoss(rng *rand.Rand) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	names := make(map[string]*memInode, len(m.durable))
@@ -116,7 +151,7 @@ func (m *MemFS) Crash(rng *rand.Rand) {
 	for _, ino := range names {
 		if !seen[ino] {
 			seen[ino] = true
-			ino.crash(rng)
+			ino.powerLoss(rng)
 		}
 	}
 	m.names = names
@@ -125,25 +160,42 @@ func (m *MemFS) Crash(rng *rand.Rand) {
 		m.durable[name] = ino
 	}
 	m.dirOps = nil
-	m.epoch++
-	m.locked = false
-	m.fault = nil
+	m.endProcess()
 }
 
-func (ino *memInode) crash(rng *rand.Rand) {
+// sectorSize is the unit in which PowerLoss keeps unsynced data out of
+// order.
+const sectorSize = 512
+
+func (ino *memInode) powerLoss(rng *rand.Rand) {
 	data := append([]byte(nil), ino.synced...)
-	if rng != nil && len(ino.unsynced) > 0 {
+	truncated := false
+	for _, w := range ino.unsynced {
+		truncated = truncated || w.data == nil
+	}
+	switch {
+	case rng == nil || len(ino.unsynced) == 0:
+	case !truncated && rng.IntN(2) == 0:
+		// Out of order: whole sectors of the unsynced result.
+		for off := 0; off < len(ino.data); off += sectorSize {
+			end := min(off+sectorSize, len(ino.data))
+			if rng.IntN(2) == 0 {
+				continue
+			}
+			if end > len(data) {
+				data = append(data, make([]byte, end-len(data))...)
+			}
+			copy(data[off:end], ino.data[off:end])
+		}
+	default:
 		keep := rng.IntN(len(ino.unsynced) + 1)
 		for i, w := range ino.unsynced[:keep] {
-			if i == keep-1 && w.data != nil && len(w.data) > 0 && rng.IntN(2) == 0 {
+			if i == keep-1 && len(w.data) > 0 && rng.IntN(2) == 0 {
 				// Tear the last kept write at a random byte.
-				torn := append([]byte(nil), w.data[:rng.IntN(len(w.data))]...)
-				if rng.IntN(4) == 0 {
-					for j := range torn {
-						torn[j] = byte(rng.Uint32())
-					}
+				w = memWrite{off: w.off, data: w.data[:rng.IntN(len(w.data))]}
+				if len(w.data) == 0 {
+					continue
 				}
-				w = memWrite{off: w.off, data: torn}
 			}
 			data = w.apply(data)
 		}

@@ -1,7 +1,10 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,7 +20,7 @@ type segmentBuilder struct {
 
 func newSegment(seq, firstSlot uint64) *segmentBuilder {
 	b := &segmentBuilder{seq: seq, firstSlot: firstSlot, enc: newBodyEncoder()}
-	b.buf = segmentHeader{seq: seq, firstSlot: firstSlot}.appendTo(nil)
+	b.buf = segmentHeader{seq: seq, firstSlot: firstSlot, maxRecordBytes: DefaultMaxRecordBytes}.appendTo(nil)
 	return b.hard(HardState{}).commit()
 }
 
@@ -161,7 +164,7 @@ func TestOpen(t *testing.T) {
 		},
 		{
 			name:     "segment without its first batch",
-			files:    files{segmentName(1, 1): segmentHeader{seq: 1, firstSlot: 1}.appendTo(nil)},
+			files:    files{segmentName(1, 1): segmentHeader{seq: 1, firstSlot: 1, maxRecordBytes: DefaultMaxRecordBytes}.appendTo(nil)},
 			wantErr:  "first batch",
 			wantFile: segmentName(1, 1),
 		},
@@ -203,4 +206,90 @@ func TestOpen(t *testing.T) {
 			appendEntries(t, l, nil, st.LastSlot+1, st.LastSlot+1)
 		})
 	}
+}
+
+// TestOpenSyncsNewDirectories: Open on a path whose parents do not exist
+// yet creates them, and must sync the parent of each new directory and the
+// log directory itself, or a power loss could remove the log with its
+// acknowledged entries.
+func TestOpenSyncsNewDirectories(t *testing.T) {
+	root := t.TempDir()
+	var synced []string
+	defer func(orig func(string) error) { syncDirPath = orig }(syncDirPath)
+	orig := syncDirPath
+	syncDirPath = func(dir string) error {
+		synced = append(synced, dir)
+		return orig(dir)
+	}
+	dir := filepath.Join(root, "a", "b", "wal")
+	l, _, err := Open(dir, Options{SegmentBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, want := range []string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b"), dir} {
+		if !slices.Contains(synced, want) {
+			t.Errorf("%s was not synced; synced: %v", want, synced)
+		}
+	}
+}
+
+// TestOpenSyncsTheDirectory: Open syncs the log directory even when it has
+// nothing to clean up, because the process before may have renamed or
+// deleted files without syncing it.
+func TestOpenSyncsTheDirectory(t *testing.T) {
+	fs := NewMemFS()
+	l := mustOpen(t, fs, Options{SegmentBytes: 4096, inlinePrealloc: true})
+	appendEntries(t, l, nil, 1, 3)
+	l.Close()
+	syncs := 0
+	fs.SetFault(func(op FaultOp, name string) error {
+		if op == OpSyncDir {
+			syncs++
+		}
+		return nil
+	})
+	l = mustOpen(t, fs, Options{SegmentBytes: 4096, inlinePrealloc: true})
+	l.Close()
+	if syncs == 0 {
+		t.Fatal("Open did not sync the directory")
+	}
+}
+
+// TestSmallerRecordLimitOnReopen writes records under a large MaxRecordBytes
+// and reopens (and inspects) the log with a smaller one: each segment is
+// read with the limit it was written with, so nothing acknowledged may be
+// cut off as a torn tail or reported as damage.
+func TestSmallerRecordLimitOnReopen(t *testing.T) {
+	fs := NewMemFS()
+	l := mustOpen(t, fs, Options{SegmentBytes: 1 << 20, MaxRecordBytes: 256 << 10, inlinePrealloc: true})
+	m := newModel()
+	for s := uint64(1); s <= 4; s++ {
+		b := Batch{Entries: []Entry{{Slot: s, Ballot: Ballot{Round: 1, Node: 1}, Value: bytes.Repeat([]byte{byte(s)}, 100<<10)}}}
+		if err := l.Save(b, true); err != nil {
+			t.Fatal(err)
+		}
+		m.save(b)
+	}
+	l.Close()
+	small := Options{FS: fs, SegmentBytes: 1 << 20, MaxRecordBytes: 4096, inlinePrealloc: true}
+	rep, err := Inspect("", small)
+	if err != nil {
+		t.Fatalf("Inspect with a smaller limit: %v", err)
+	}
+	if rep.Torn != nil || rep.State.LastSlot != 4 {
+		t.Fatalf("Inspect with a smaller limit: last slot %d, torn tail %+v; want slot 4 and no torn tail", rep.State.LastSlot, rep.Torn)
+	}
+	l, _, err = Open("", small)
+	if err != nil {
+		t.Fatalf("Open with a smaller limit: %v", err)
+	}
+	if err := m.check(l); err != nil {
+		t.Fatalf("Open with a smaller limit: %v", err)
+	}
+	// New entries are held to the new limit.
+	if err := l.Save(Batch{Entries: []Entry{{Slot: 5, Value: make([]byte, 8192)}}}, true); err == nil {
+		t.Error("Save accepted an entry above the new limit")
+	}
+	l.Close()
 }

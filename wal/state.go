@@ -1,6 +1,9 @@
 package wal
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // segment is one segment file of an open log.
 type segment struct {
@@ -8,6 +11,9 @@ type segment struct {
 	seq       uint64
 	firstSlot uint64
 	f         File
+	// maxRecordBytes is the record limit the segment was written with (see
+	// segmentHeader.recordLimit): what its records are read with.
+	maxRecordBytes int
 
 	// base is the slot of the entry at offs[0], and offs holds the offsets
 	// of the segment's live entry records in slot order. An entry is live
@@ -46,8 +52,25 @@ type logState struct {
 	// last is the slot of the last entry, or the compacted slot when that is
 	// higher, or origin-1 when the log holds nothing.
 	// Invariant: entries exist for every slot in (max(compacted.Slot,
-	// origin-1), last].
+	// origin-1), last], but for the holes below, during a replay.
 	last uint64
+
+	// holes are ranges of slots that no segment holds, met during a replay
+	// between one segment and the next. A crash in the middle of deleting
+	// compacted segments (oldest first) leaves a suffix of the segments;
+	// when overwrites made their first slots go down and up, a surviving
+	// segment can start above the end of the one before it. That is
+	// harmless if a later compaction record covers the hole (or a later
+	// overwrite replaces it), which replay only knows once it has read on;
+	// checkComplete fails on any hole left.
+	holes []hole
+}
+
+// hole is a range of slots [first, last] that no segment holds, met before
+// the segment named seg.
+type hole struct {
+	first, last uint64
+	seg         string
 }
 
 // firstSlot is the first slot the log can return an entry for.
@@ -62,7 +85,10 @@ func (st *logState) addSegment(seg *segment) error {
 		st.origin = seg.firstSlot
 		st.last = seg.firstSlot - 1
 	} else if seg.firstSlot > st.last+1 {
-		return fmt.Errorf("segment starts at slot %d but the log before it ends at slot %d: slots are missing", seg.firstSlot, st.last)
+		// Only a replay can meet this: the writer starts every segment at
+		// or below last+1.
+		st.holes = append(st.holes, hole{first: st.last + 1, last: seg.firstSlot - 1, seg: seg.name})
+		st.last = seg.firstSlot - 1
 	}
 	if seg.firstSlot <= st.compacted.Slot {
 		return fmt.Errorf("segment starts at slot %d, at or below the compacted slot %d", seg.firstSlot, st.compacted.Slot)
@@ -104,6 +130,8 @@ func (st *logState) applyEntry(seg *segment, slot uint64, off uint32) {
 			s.offs = s.offs[:slot-s.base]
 		}
 	}
+	// Slots from slot on are replaced: a hole there is gone.
+	st.holes = slices.DeleteFunc(st.holes, func(h hole) bool { return h.first >= slot })
 	if len(seg.offs) == 0 {
 		seg.base = slot
 	}
@@ -124,6 +152,7 @@ func (st *logState) checkCompacted(c Compacted) error {
 // last entry (a snapshot from elsewhere), the log continues at c.Slot+1.
 func (st *logState) applyCompacted(c Compacted) {
 	st.compacted = c
+	st.holes = slices.DeleteFunc(st.holes, func(h hole) bool { return h.last <= c.Slot })
 	for _, s := range st.segs {
 		switch {
 		case s.liveEnd() <= c.Slot+1:
@@ -138,10 +167,16 @@ func (st *logState) applyCompacted(c Compacted) {
 }
 
 // checkComplete reports whether the log has a hole between the compaction
-// point and its oldest segment, which only missing files can cause.
+// point and its oldest segment, or between two segments, that no compaction
+// covers: only missing files can cause one.
 func (st *logState) checkComplete() error {
 	if st.origin > st.compacted.Slot+1 {
 		return fmt.Errorf("the oldest segment starts at slot %d but the log is only compacted up to slot %d: slots are missing", st.origin, st.compacted.Slot)
+	}
+	if len(st.holes) > 0 {
+		h := st.holes[0]
+		return &CorruptError{File: h.seg, Reason: fmt.Sprintf("segment starts at slot %d but the log before it ends at slot %d, and the log is only compacted up to slot %d: slots are missing",
+			h.last+1, h.first-1, st.compacted.Slot)}
 	}
 	return nil
 }

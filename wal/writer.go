@@ -15,6 +15,9 @@ type writer struct {
 	// holds batches of its own.
 	off, synced, tailStart int64
 	nextSeq                uint64
+	// tailHasEntries is set once the tail holds an entry record. The first
+	// entry of a segment must be for its firstSlot (see writeGroup).
+	tailHasEntries bool
 
 	// The log's state as of the last batch encoded, which may not be
 	// durable yet: what a new segment copies, and where a roll starts.
@@ -67,9 +70,17 @@ func (w *writer) writeGroup(l *Log, group []queued) (effects []effect, synced bo
 			rollAt = q.batch.Entries[0].Slot
 		}
 		// Roll when an overwrite reaches back before the tail segment, or
-		// when the batch would take the tail past SegmentBytes.
-		if rollAt < w.tail.firstSlot || (end > w.tailStart && end+estimate(q) > l.opts.SegmentBytes) {
-			if err := w.write(start); err != nil {
+		// when the batch would take the tail past SegmentBytes, or when the
+		// tail has no entry yet and this one is not for its firstSlot. The
+		// last happens when the batch that a roll was made for was never
+		// written (the process died): a segment whose entries started above
+		// its firstSlot would need the segment before it for the slots in
+		// between, and once a compaction had deleted that one, replay
+		// would find a hole.
+		hasEntries := q.batch != nil && len(q.batch.Entries) > 0
+		if rollAt < w.tail.firstSlot || (end > w.tailStart && end+estimate(q) > l.opts.SegmentBytes) ||
+			(hasEntries && !w.tailHasEntries && rollAt != w.tail.firstSlot) {
+			if err := w.write(l, start); err != nil {
 				return nil, false, err
 			}
 			seg, err := w.roll(l, rollAt)
@@ -81,7 +92,7 @@ func (w *writer) writeGroup(l *Log, group []queued) (effects []effect, synced bo
 		}
 		w.encode(q, start)
 	}
-	if err := w.write(start); err != nil {
+	if err := w.write(l, start); err != nil {
 		return nil, false, err
 	}
 	if syncNeeded {
@@ -129,6 +140,7 @@ func (w *writer) encode(q queued, start int64) {
 			w.buf = w.enc.appendRecord(w.buf, seq, typeEntry, e)
 			w.effects = append(w.effects, effect{kind: effectEntry, seg: w.tail, slot: e.Slot, off: off})
 			w.last = e.Slot
+			w.tailHasEntries = true
 			n++
 		}
 	}
@@ -136,9 +148,12 @@ func (w *writer) encode(q queued, start int64) {
 }
 
 // write writes w.buf to the tail at start.
-func (w *writer) write(start int64) error {
+func (w *writer) write(l *Log, start int64) error {
 	if len(w.buf) == 0 {
 		return nil
+	}
+	if err := l.alive(); err != nil {
+		return err
 	}
 	if _, err := w.tail.f.WriteAt(w.buf, start); err != nil {
 		return fmt.Errorf("wal: writing %s: %w", w.tail.name, err)
@@ -167,6 +182,10 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 		return nil, err
 	}
 	if w.tail != nil {
+		if err := l.alive(); err != nil {
+			f.Close()
+			return nil, err
+		}
 		if err := w.tail.f.Truncate(w.off); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("wal: sealing %s: %w", w.tail.name, err)
@@ -176,8 +195,8 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 			return nil, fmt.Errorf("wal: sealing %s: fdatasync: %w", w.tail.name, err)
 		}
 	}
-	seg := &segment{name: segmentName(seq, firstSlot), seq: seq, firstSlot: firstSlot, f: f}
-	buf := segmentHeader{seq: seq, firstSlot: firstSlot}.appendTo(nil)
+	seg := &segment{name: segmentName(seq, firstSlot), seq: seq, firstSlot: firstSlot, f: f, maxRecordBytes: l.opts.MaxRecordBytes}
+	buf := segmentHeader{seq: seq, firstSlot: firstSlot, maxRecordBytes: uint32(l.opts.MaxRecordBytes)}.appendTo(nil)
 	buf = w.enc.appendRecord(buf, seq, typeHardState, &w.hard)
 	n := uint32(1)
 	if w.compacted != (Compacted{}) {
@@ -185,6 +204,10 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 		n++
 	}
 	buf = w.enc.appendRecord(buf, seq, typeCommit, &commitBody{Records: n})
+	if err := l.alive(); err != nil {
+		f.Close()
+		return nil, err
+	}
 	if _, err := f.WriteAt(buf, 0); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("wal: writing %s: %w", tempName(seq), err)
@@ -192,6 +215,10 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 	if err := l.sync(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("wal: fdatasync %s: %w", tempName(seq), err)
+	}
+	if err := l.alive(); err != nil {
+		f.Close()
+		return nil, err
 	}
 	if err := l.fs.Rename(tempName(seq), seg.name); err != nil {
 		f.Close()
@@ -202,7 +229,7 @@ func (w *writer) roll(l *Log, firstSlot uint64) (*segment, error) {
 		return nil, err
 	}
 	l.log.Debug("new segment", "file", seg.name)
-	w.tail, w.nextSeq = seg, seq+1
+	w.tail, w.nextSeq, w.tailHasEntries = seg, seq+1, false
 	w.off, w.synced, w.tailStart = int64(len(buf)), int64(len(buf)), int64(len(buf))
 	w.startPrealloc(l)
 	return seg, nil
@@ -265,6 +292,9 @@ var zeros = make([]byte, 1<<20)
 
 func createZeroed(l *Log, seq uint64, stop <-chan struct{}) (File, error) {
 	name := tempName(seq)
+	if err := l.alive(); err != nil {
+		return nil, err
+	}
 	f, err := l.fs.Create(name)
 	if err != nil {
 		return nil, fmt.Errorf("wal: creating %s: %w", name, err)
@@ -275,6 +305,10 @@ func createZeroed(l *Log, seq uint64, stop <-chan struct{}) (File, error) {
 			f.Close()
 			return nil, errPreallocStopped
 		default:
+		}
+		if err := l.alive(); err != nil {
+			f.Close()
+			return nil, err
 		}
 		n := min(int64(len(zeros)), l.opts.SegmentBytes-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {

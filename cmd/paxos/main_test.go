@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/paxos-go/paxos/wal"
 )
 
 const golden = "../../wal/testdata/golden"
@@ -91,5 +93,73 @@ func TestBadCommandLines(t *testing.T) {
 	}
 	if code, out, _ := runCLI("--help"); code != 0 || !strings.Contains(out, "Usage: paxos") {
 		t.Errorf("--help: exit %d, stdout %q", code, out)
+	}
+}
+
+// TestWALToolsFindTheLogInADataDir: given a replica's data directory, both
+// commands look in its wal/ subdirectory, as the engine lays it out.
+func TestWALToolsFindTheLogInADataDir(t *testing.T) {
+	data := t.TempDir()
+	logDir := filepath.Join(data, "wal")
+	if err := os.Mkdir(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := os.ReadDir(golden)
+	for _, n := range names {
+		b, _ := os.ReadFile(filepath.Join(golden, n.Name()))
+		if err := os.WriteFile(filepath.Join(logDir, n.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := runCLI("wal", "verify", data)
+	if code != 0 || !strings.Contains(out, logDir+": sound: 1 segments") || !strings.Contains(out, "slots 2..4") {
+		t.Fatalf("verify: exit %d, stdout %q, stderr %q; want %s sound with slots 2..4", code, out, errOut, logDir)
+	}
+	code, out, errOut = runCLI("wal", "dump", data)
+	if code != 0 || !strings.Contains(out, "log:        "+logDir) || !strings.Contains(out, "0000000000000001-0000000000000001.paxos") {
+		t.Fatalf("dump: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestWALToolsRefuseAnEmptyDir: a directory with no segments is not a
+// sound log but a wrong path or a lost log.
+func TestWALToolsRefuseAnEmptyDir(t *testing.T) {
+	empty := t.TempDir()
+	withEmptyWAL := t.TempDir()
+	if err := os.Mkdir(filepath.Join(withEmptyWAL, "wal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{empty, withEmptyWAL} {
+		for _, cmd := range []string{"verify", "dump"} {
+			code, out, errOut := runCLI("wal", cmd, dir)
+			if code != 1 || strings.Contains(out, "sound") || !strings.Contains(errOut, "no log segments") {
+				t.Errorf("wal %s %s: exit %d, stdout %q, stderr %q; want exit 1 and no log segments", cmd, dir, code, out, errOut)
+			}
+		}
+	}
+}
+
+// TestWALVerifyUsesTheWritersRecordLimit: a log written with a
+// MaxRecordBytes above the default holds a record larger than the default
+// limit; verify (which is given no limit) must read it with the limit the
+// segment records, not report it as damage or an interrupted write.
+func TestWALVerifyUsesTheWritersRecordLimit(t *testing.T) {
+	dir := t.TempDir()
+	l, _, err := wal.Open(dir, wal.Options{SegmentBytes: 20 << 20, MaxRecordBytes: 18 << 20, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, wal.DefaultMaxRecordBytes+(1<<20))
+	for s := uint64(1); s <= 2; s++ {
+		if err := l.Save(wal.Batch{Entries: []wal.Entry{{Slot: s, Value: big[:len(big)-int(s)]}}}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI("wal", "verify", dir)
+	if code != 0 || !strings.Contains(out, "slots 1..2") || strings.Contains(out, "interrupted") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want a sound log with slots 1..2", code, out, errOut)
 	}
 }

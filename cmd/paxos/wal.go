@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/paxos-go/paxos/wal"
@@ -14,37 +16,68 @@ type walCmd struct {
 }
 
 type walDumpCmd struct {
-	Dir string `arg:"" type:"existingdir" help:"The log directory."`
+	Dir string `arg:"" type:"existingdir" help:"The log directory, or a replica's data directory (its wal/ subdirectory is used)."`
 }
 
 type walVerifyCmd struct {
-	Dir string `arg:"" type:"existingdir" help:"The log directory."`
+	Dir string `arg:"" type:"existingdir" help:"The log directory, or a replica's data directory (its wal/ subdirectory is used)."`
 }
 
 // Run prints what the log holds. Nothing is written to the directory.
 func (c *walDumpCmd) Run(g *globals) error {
-	rep, err := wal.Inspect(c.Dir, wal.Options{Logger: g.log})
+	dir, rep, err := inspectLog(c.Dir, g)
 	if err != nil {
 		return err
 	}
-	printReport(g.out, c.Dir, rep)
+	printReport(g.out, dir, rep)
 	return nil
 }
 
 // Run checks the log without writing to it.
 func (c *walVerifyCmd) Run(g *globals) error {
-	rep, err := wal.Inspect(c.Dir, wal.Options{Logger: g.log})
+	dir, rep, err := inspectLog(c.Dir, g)
 	if err != nil {
 		return err
 	}
 	st := rep.State
 	fmt.Fprintf(g.out, "%s: sound: %d segments, slots %s, promised %s, commit %d\n",
-		c.Dir, len(rep.Segments), slotRange(st.FirstSlot, st.LastSlot), ballot(st.HardState.Promised), st.HardState.Commit)
+		dir, len(rep.Segments), slotRange(st.FirstSlot, st.LastSlot), ballot(st.HardState.Promised), st.HardState.Commit)
 	if rep.Torn != nil {
 		fmt.Fprintf(g.out, "note: %s ends in an interrupted write at byte %d (%s); opening the log cuts it off\n",
 			rep.Torn.File, rep.Torn.Offset, rep.Torn.Reason)
 	}
 	return nil
+}
+
+// inspectLog finds the log that dir names and inspects it. dir may be the
+// log directory itself or a replica's data directory, whose log is in its
+// wal/ subdirectory (engine.Config.DataDir). A directory with no segment is
+// an error: a log always has one once opened, so "sound, 0 segments" would
+// only hide a wrong path or a lost log.
+func inspectLog(dir string, g *globals) (string, *wal.Report, error) {
+	if !hasSegments(dir) {
+		if sub := filepath.Join(dir, "wal"); isDir(sub) {
+			dir = sub
+		}
+	}
+	rep, err := wal.Inspect(dir, wal.Options{Logger: g.log})
+	if err != nil {
+		return dir, nil, err
+	}
+	if len(rep.Segments) == 0 {
+		return dir, nil, fmt.Errorf("%s holds no log segments (*.paxos): not a write-ahead log, nor a data directory with one in wal/", dir)
+	}
+	return dir, rep, nil
+}
+
+func hasSegments(dir string) bool {
+	names, _ := filepath.Glob(filepath.Join(dir, "*.paxos"))
+	return len(names) > 0
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 func printReport(w io.Writer, dir string, rep *wal.Report) {

@@ -54,8 +54,10 @@ func (n *Node) Snapshot(ctx context.Context) (storage.Meta, error) {
 }
 
 // maybeSnapshot runs the snapshot policy (see Config) after a Ready is
-// done. A snapshot that fails to write is logged and tried again at the
-// next threshold; a log that fails to compact stops the replica.
+// done. A snapshot that fails to write (the state machine failed, say) is
+// logged and tried again at the next threshold; a log that fails to
+// compact, or a snapshot store that failed (storage.ErrFailed), stops the
+// replica.
 func (n *Node) maybeSnapshot() error {
 	if n.cfg.DisableAutoSnapshots || n.applied <= n.lastSnapSlot {
 		return nil
@@ -64,8 +66,7 @@ func (n *Node) maybeSnapshot() error {
 		return nil
 	}
 	_, err := n.snapshotAndCompact()
-	var fatal fatalError
-	if errors.As(err, &fatal) {
+	if isFatal(err) {
 		return err
 	}
 	if err != nil {
@@ -85,10 +86,10 @@ func (n *Node) maybeSnapshot() error {
 func (n *Node) snapshotAndCompact() (storage.Meta, error) {
 	m, err := n.writeSnapshot()
 	if err != nil {
-		return m, err
+		return m, stopOnStoreFailure(err)
 	}
 	if _, err := storage.Verify(n.snaps, m.Slot); err != nil {
-		return m, fmt.Errorf("engine: the snapshot just written does not verify: %w", err)
+		return m, stopOnStoreFailure(fmt.Errorf("engine: the snapshot just written does not verify: %w", err))
 	}
 	n.lastSnapSlot, n.bytesSinceSnap = m.Slot, 0
 	if m.Slot > n.cfg.SnapshotTrailingSlots {
@@ -105,6 +106,24 @@ func (n *Node) snapshotAndCompact() (storage.Meta, error) {
 	}
 	n.pruneSnapshots()
 	return m, nil
+}
+
+// stopOnStoreFailure makes err fatal to the replica if the snapshot
+// store failed (storage.ErrFailed): the store then refuses every call
+// until it is reopened, so the replica stops, with the cause, as on a
+// failed fsync of its log; once the cause is gone (the disk has room), a
+// restart reopens the store and finds what it had committed.
+func stopOnStoreFailure(err error) error {
+	if errors.Is(err, storage.ErrFailed) && !isFatal(err) {
+		return fatalError{err}
+	}
+	return err
+}
+
+// isFatal reports whether err stops the replica.
+func isFatal(err error) bool {
+	var fatal fatalError
+	return errors.As(err, &fatal)
 }
 
 // compactWAL records compaction point c in the log, synced, and deletes

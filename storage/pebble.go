@@ -28,12 +28,24 @@ import (
 // most chunks without metadata, which Open deletes. Pruning deletes the
 // metadata first (synced), then the chunks.
 //
+// Pebble reports some failures (a commit that cannot be written: a full
+// disk, an I/O error) through its logger's Fatalf, after which its commit
+// pipeline is stuck. The store records the first such failure and from
+// then on refuses every call with an error matching ErrFailed; the call
+// in progress returns it too. What was durable before is intact, and
+// reopening the store (restarting the replica, once the disk has room)
+// recovers it. A failure that strikes while another goroutine is inside a
+// write may leave that write blocked inside Pebble: the engine writes from
+// one goroutine only.
+//
 // (Only snapshots live here. The consensus log is the WAL's alone: keeping
 // it in Pebble too would write it twice and sync it twice.)
 type Pebble struct {
-	db    *pebble.DB
-	chunk int
-	mu    sync.Mutex // serialises Prune with itself
+	db       *pebble.DB
+	chunk    int
+	readOnly bool
+	fail     *failure
+	mu       sync.Mutex // serialises Prune with itself
 }
 
 // PebbleOptions configure OpenPebble.
@@ -62,37 +74,113 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
+	fail := &failure{}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FS:                 opts.FS,
-		Logger:             pebbleLogger{opts.Logger},
+		Logger:             pebbleLogger{l: opts.Logger, fail: fail},
+		EventListener:      eventListener(opts.Logger),
 		FormatMajorVersion: pebble.FormatNewest,
 		ReadOnly:           opts.ReadOnly,
 		ErrorIfNotExists:   opts.ReadOnly,
 	})
+	if err == nil {
+		err = fail.get()
+	}
 	if err != nil {
+		if db != nil {
+			db.Close()
+		}
 		return nil, fmt.Errorf("storage: opening the snapshot store in %s: %w", dir, err)
 	}
-	p := &Pebble{db: db, chunk: opts.ChunkBytes}
+	p := &Pebble{db: db, chunk: opts.ChunkBytes, readOnly: opts.ReadOnly, fail: fail}
 	if opts.ReadOnly {
 		return p, nil
 	}
 	if err := p.deleteOrphans(); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("storage: opening the snapshot store in %s: %w", dir, err)
 	}
 	return p, nil
 }
 
-// pebbleLogger sends Pebble's messages to hclog; Pebble's Fatalf must not
-// return, so it panics after logging.
-type pebbleLogger struct{ l hclog.Logger }
+// failure is the first fatal error Pebble reported, if any.
+type failure struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *failure) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *failure) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// pebbleLogger sends Pebble's messages to hclog. Fatalf records the
+// failure, which the store then returns from every call, instead of
+// ending the process: a full disk under the snapshot store is the
+// replica's to handle (it stops, with the cause), not a panic.
+type pebbleLogger struct {
+	l    hclog.Logger
+	fail *failure
+}
 
 func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debug(fmt.Sprintf(format, args...)) }
 func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf(format, args...)) }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg)
-	panic("pebble: " + msg)
+	err := &failedError{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if cause, ok := a.(error); ok {
+			err.cause = cause // so that errors.Is(err, syscall.ENOSPC) says why
+			break
+		}
+	}
+	p.l.Error("the snapshot store failed; it refuses every call until reopened", "error", err.msg)
+	p.fail.set(err)
+}
+
+// failedError is the failure Pebble reported: it matches ErrFailed, and
+// the error Pebble gave as its cause, if any.
+type failedError struct {
+	msg   string
+	cause error
+}
+
+func (e *failedError) Error() string        { return ErrFailed.Error() + ": " + e.msg }
+func (e *failedError) Unwrap() error        { return e.cause }
+func (e *failedError) Is(target error) bool { return target == ErrFailed }
+
+// eventListener logs Pebble's background errors, and reports damage it
+// finds in its files as an error of the read that found it, rather than
+// through Fatalf (Pebble's default): one rotten file is not a reason to
+// refuse writes.
+func eventListener(l hclog.Logger) *pebble.EventListener {
+	return &pebble.EventListener{
+		BackgroundError: func(err error) { l.Warn("background error in the snapshot store", "error", err) },
+		DataCorruption: func(info pebble.DataCorruptionInfo) {
+			l.Error("damage in a file of the snapshot store", "info", info.String())
+		},
+	}
+}
+
+// check returns the store's failure, if it failed.
+func (p *Pebble) check() error { return p.fail.get() }
+
+// after returns err, or the store's failure if Pebble reported one
+// during the call that returned err: Pebble then returns nil from the
+// commit that failed.
+func (p *Pebble) after(err error) error {
+	if ferr := p.check(); ferr != nil {
+		return ferr
+	}
+	return err
 }
 
 func metaKey(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("m/"), slot) }
@@ -124,6 +212,11 @@ func decodeMeta(b []byte) (Meta, error) {
 		Size:     int64(binary.BigEndian.Uint64(b[25:])),
 		Checksum: binary.BigEndian.Uint32(b[33:]),
 	}, nil
+}
+
+// deleteRange deletes every key starting with prefix.
+func (p *Pebble) deleteRange(prefix []byte, opts *pebble.WriteOptions) error {
+	return p.after(p.db.DeleteRange(prefix, prefixEnd(prefix), opts))
 }
 
 // prefixEnd is the first key after every key starting with prefix.
@@ -162,7 +255,7 @@ func (p *Pebble) deleteOrphans() error {
 		return err
 	}
 	for _, slot := range orphans {
-		if err := p.db.DeleteRange(dataPrefix(slot), prefixEnd(dataPrefix(slot)), pebble.Sync); err != nil {
+		if err := p.deleteRange(dataPrefix(slot), pebble.Sync); err != nil {
 			return err
 		}
 	}
@@ -171,12 +264,23 @@ func (p *Pebble) deleteOrphans() error {
 
 // Create implements SnapshotStore.
 func (p *Pebble) Create(slot uint64, ballot Ballot) (Writer, error) {
+	if err := p.writable(); err != nil {
+		return nil, err
+	}
 	// Chunks of an earlier, interrupted attempt at this slot would mix
 	// with ours: clear them first.
-	if err := p.db.DeleteRange(dataPrefix(slot), prefixEnd(dataPrefix(slot)), pebble.NoSync); err != nil {
+	if err := p.deleteRange(dataPrefix(slot), pebble.NoSync); err != nil {
 		return nil, err
 	}
 	return &pebbleWriter{p: p, meta: Meta{Slot: slot, Ballot: ballot}, h: NewChecksum(), buf: make([]byte, 0, p.chunk)}, nil
+}
+
+// writable returns why the store takes no writes, if it does not.
+func (p *Pebble) writable() error {
+	if p.readOnly {
+		return errors.New("storage: the snapshot store is open read-only")
+	}
+	return p.check()
 }
 
 type pebbleWriter struct {
@@ -193,6 +297,9 @@ func (w *pebbleWriter) Write(b []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("storage: write to a finished snapshot")
 	}
+	if w.err == nil {
+		w.err = w.p.check()
+	}
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -205,7 +312,8 @@ func (w *pebbleWriter) Write(b []byte) (int, error) {
 		b = b[k:]
 		if len(w.buf) == w.p.chunk {
 			// Not synced: the final, synced batch makes it durable.
-			if w.err = w.p.db.Set(chunkKey(w.meta.Slot, w.next), w.buf, pebble.NoSync); w.err != nil {
+			if err := w.p.after(w.p.db.Set(chunkKey(w.meta.Slot, w.next), w.buf, pebble.NoSync)); err != nil {
+				w.err = fmt.Errorf("storage: writing the snapshot of slot %d: %w", w.meta.Slot, err)
 				return 0, w.err
 			}
 			w.next++
@@ -220,6 +328,9 @@ func (w *pebbleWriter) Commit() (Meta, error) {
 		return Meta{}, errors.New("storage: snapshot already finished")
 	}
 	w.done = true
+	if w.err == nil {
+		w.err = w.p.check()
+	}
 	if w.err != nil {
 		return Meta{}, w.err
 	}
@@ -231,8 +342,10 @@ func (w *pebbleWriter) Commit() (Meta, error) {
 	}
 	b.Set(metaKey(w.meta.Slot), encodeMeta(w.meta), nil)
 	// The durability point of the snapshot: act on it only after this
-	// synced commit returns (a commit is visible before it is durable).
-	if err := b.Commit(pebble.Sync); err != nil {
+	// synced commit returns (a commit is visible before it is durable),
+	// and only if Pebble reported no failure meanwhile (then the commit
+	// returns nil, having failed).
+	if err := w.p.after(b.Commit(pebble.Sync)); err != nil {
 		return Meta{}, fmt.Errorf("storage: committing the snapshot of slot %d: %w", w.meta.Slot, err)
 	}
 	return w.meta, nil
@@ -243,11 +356,19 @@ func (w *pebbleWriter) Abort() error {
 		return nil
 	}
 	w.done = true
-	return w.p.db.DeleteRange(dataPrefix(w.meta.Slot), prefixEnd(dataPrefix(w.meta.Slot)), pebble.NoSync)
+	if w.p.check() != nil {
+		return nil // nothing more can be written; reopening cleans up
+	}
+	// Not synced: whatever survives a crash is an orphan, which
+	// OpenPebble deletes.
+	return w.p.deleteRange(dataPrefix(w.meta.Slot), pebble.NoSync)
 }
 
 // List implements SnapshotStore.
 func (p *Pebble) List() ([]Meta, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
 	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
 	if err != nil {
 		return nil, err
@@ -271,6 +392,9 @@ func (p *Pebble) List() ([]Meta, error) {
 
 // Latest implements SnapshotStore.
 func (p *Pebble) Latest() (Meta, bool, error) {
+	if err := p.check(); err != nil {
+		return Meta{}, false, err
+	}
 	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
 	if err != nil {
 		return Meta{}, false, err
@@ -292,6 +416,9 @@ func (p *Pebble) Latest() (Meta, bool, error) {
 // Open implements SnapshotStore. The reader sees the snapshot as of Open,
 // whatever is written or pruned meanwhile.
 func (p *Pebble) Open(slot uint64) (io.ReadCloser, Meta, error) {
+	if err := p.check(); err != nil {
+		return nil, Meta{}, err
+	}
 	snap := p.db.NewSnapshot()
 	v, closer, err := snap.Get(metaKey(slot))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -365,6 +492,9 @@ func (r *pebbleReader) Close() error {
 
 // Prune implements SnapshotStore.
 func (p *Pebble) Prune(keep int) error {
+	if err := p.writable(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l, err := p.List()
@@ -375,15 +505,18 @@ func (p *Pebble) Prune(keep int) error {
 		slot := l[i].Slot
 		// Metadata first, synced: from then on the snapshot does not exist,
 		// and a crash leaves only orphan chunks, which Open deletes.
-		if err := p.db.Delete(metaKey(slot), pebble.Sync); err != nil {
-			return err
+		if err := p.after(p.db.Delete(metaKey(slot), pebble.Sync)); err != nil {
+			return fmt.Errorf("storage: pruning the snapshot of slot %d: %w", slot, err)
 		}
-		if err := p.db.DeleteRange(dataPrefix(slot), prefixEnd(dataPrefix(slot)), pebble.NoSync); err != nil {
-			return err
+		if err := p.deleteRange(dataPrefix(slot), pebble.NoSync); err != nil {
+			return fmt.Errorf("storage: pruning the snapshot of slot %d: %w", slot, err)
 		}
 	}
 	return nil
 }
 
-// Close implements SnapshotStore.
-func (p *Pebble) Close() error { return p.db.Close() }
+// Close implements SnapshotStore. After a failure it still releases the
+// store, and returns the failure.
+func (p *Pebble) Close() error {
+	return errors.Join(p.check(), p.db.Close())
+}

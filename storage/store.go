@@ -72,6 +72,12 @@ var (
 	// ErrChecksum is matched by errors from reading a snapshot whose bytes
 	// do not match its size or checksum.
 	ErrChecksum = errors.New("storage: snapshot checksum mismatch")
+	// ErrFailed is matched by the errors of a store that failed in a way
+	// it cannot recover from while open (the disk is full, a write or an
+	// fsync failed where the store cannot tell what reached the disk): it
+	// refuses every further call. What it had committed is intact, and
+	// reopening it once the cause is gone recovers that.
+	ErrFailed = errors.New("storage: the snapshot store failed")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

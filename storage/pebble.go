@@ -191,7 +191,10 @@ func chunkKey(slot uint64, n uint32) []byte {
 	return binary.BigEndian.AppendUint32(append(dataPrefix(slot), '/'), n)
 }
 
-const metaVersion = 1
+const (
+	metaVersion = 1
+	metaLen     = 1 + 8 + 8 + 8 + 8 + 4
+)
 
 func encodeMeta(m Meta) []byte {
 	b := []byte{metaVersion}
@@ -202,16 +205,42 @@ func encodeMeta(m Meta) []byte {
 	return binary.BigEndian.AppendUint32(b, m.Checksum)
 }
 
-func decodeMeta(b []byte) (Meta, error) {
-	if len(b) != 37 || b[0] != metaVersion {
-		return Meta{}, fmt.Errorf("storage: snapshot metadata of %d bytes, version %d", len(b), b[0])
+// decodeMeta decodes the metadata stored under the key of slot. Whatever
+// b holds, it returns an error naming the snapshot rather than panic.
+func decodeMeta(slot uint64, b []byte) (Meta, error) {
+	bad := func(format string, args ...any) (Meta, error) {
+		return Meta{}, fmt.Errorf("%w: the metadata of the snapshot of slot %d %s", ErrCorrupt, slot, fmt.Sprintf(format, args...))
 	}
-	return Meta{
+	switch {
+	case len(b) == 0:
+		return bad("is empty")
+	case b[0] != metaVersion:
+		return bad("is of unknown version %d", b[0])
+	case len(b) != metaLen:
+		return bad("is %d bytes long, not %d", len(b), metaLen)
+	}
+	m := Meta{
 		Slot:     binary.BigEndian.Uint64(b[1:]),
 		Ballot:   Ballot{Round: binary.BigEndian.Uint64(b[9:]), Node: binary.BigEndian.Uint64(b[17:])},
 		Size:     int64(binary.BigEndian.Uint64(b[25:])),
 		Checksum: binary.BigEndian.Uint32(b[33:]),
-	}, nil
+	}
+	if m.Slot != slot {
+		return bad("names slot %d", m.Slot)
+	}
+	if m.Size < 0 {
+		return bad("records a size of %d bytes", m.Size)
+	}
+	return m, nil
+}
+
+// metaSlot returns the slot of a metadata key, or false for a key of
+// another shape.
+func metaSlot(key []byte) (uint64, bool) {
+	if len(key) != 10 || !bytes.HasPrefix(key, []byte("m/")) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(key[2:]), true
 }
 
 // deleteRange deletes every key starting with prefix.
@@ -232,14 +261,22 @@ func prefixEnd(prefix []byte) []byte {
 
 // deleteOrphans deletes the chunks of snapshots whose metadata was never
 // written (a crash while writing) or already deleted (a crash while
-// pruning).
+// pruning), and keys in the chunks' space of no shape the store writes.
+// The chunks of a slot whose metadata is damaged are kept: List and Open
+// report the damage, naming the snapshot.
 func (p *Pebble) deleteOrphans() error {
 	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("d/"), UpperBound: []byte("d0")})
 	if err != nil {
 		return err
 	}
 	var orphans []uint64
+	var garbage [][]byte
 	for it.First(); it.Valid(); {
+		if len(it.Key()) != 15 || it.Key()[10] != '/' {
+			garbage = append(garbage, append([]byte(nil), it.Key()...))
+			it.Next()
+			continue
+		}
 		slot := binary.BigEndian.Uint64(it.Key()[2:10])
 		if _, closer, err := p.db.Get(metaKey(slot)); err == nil {
 			closer.Close()
@@ -256,6 +293,11 @@ func (p *Pebble) deleteOrphans() error {
 	}
 	for _, slot := range orphans {
 		if err := p.deleteRange(dataPrefix(slot), pebble.Sync); err != nil {
+			return err
+		}
+	}
+	for _, key := range garbage {
+		if err := p.after(p.db.Delete(key, pebble.Sync)); err != nil {
 			return err
 		}
 	}
@@ -375,12 +417,17 @@ func (p *Pebble) List() ([]Meta, error) {
 	}
 	var l []Meta
 	for it.First(); it.Valid(); it.Next() {
+		slot, ok := metaSlot(it.Key())
+		if !ok {
+			it.Close()
+			return nil, fmt.Errorf("%w: a metadata key of %d bytes, %x", ErrCorrupt, len(it.Key()), it.Key())
+		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
-			return nil, err
+			return nil, fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, err)
 		}
-		m, err := decodeMeta(v)
+		m, err := decodeMeta(slot, v)
 		if err != nil {
 			it.Close()
 			return nil, err
@@ -402,9 +449,15 @@ func (p *Pebble) Latest() (Meta, bool, error) {
 	var m Meta
 	ok := it.Last()
 	if ok {
+		slot, good := metaSlot(it.Key())
 		var v []byte
-		if v, err = it.ValueAndErr(); err == nil {
-			m, err = decodeMeta(v)
+		switch {
+		case !good:
+			err = fmt.Errorf("%w: a metadata key of %d bytes, %x", ErrCorrupt, len(it.Key()), it.Key())
+		default:
+			if v, err = it.ValueAndErr(); err == nil {
+				m, err = decodeMeta(slot, v)
+			}
 		}
 	}
 	if err = errors.Join(err, it.Error(), it.Close()); err != nil {
@@ -427,9 +480,9 @@ func (p *Pebble) Open(slot uint64) (io.ReadCloser, Meta, error) {
 	}
 	if err != nil {
 		snap.Close()
-		return nil, Meta{}, err
+		return nil, Meta{}, fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, p.after(err))
 	}
-	m, err := decodeMeta(v)
+	m, err := decodeMeta(slot, v)
 	closer.Close()
 	if err != nil {
 		snap.Close()

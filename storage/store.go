@@ -72,6 +72,9 @@ var (
 	// ErrChecksum is matched by errors from reading a snapshot whose bytes
 	// do not match its size or checksum.
 	ErrChecksum = errors.New("storage: snapshot checksum mismatch")
+	// ErrCorrupt is matched by errors about a store's own records of its
+	// snapshots (their metadata) that are damaged.
+	ErrCorrupt = errors.New("storage: snapshot store damaged")
 	// ErrFailed is matched by the errors of a store that failed in a way
 	// it cannot recover from while open (the disk is full, a write or an
 	// fsync failed where the store cannot tell what reached the disk): it

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -12,12 +13,12 @@ import (
 )
 
 func validMeta(slot uint64) []byte {
-	return encodeMeta(Meta{Slot: slot, Ballot: Ballot{Round: 3, Node: 1}, Size: 5000, Checksum: 0xdeadbeef})
+	return encodeMeta(storedMeta{Meta: Meta{Slot: slot, Ballot: Ballot{Round: 3, Node: 1}, Size: 5000, Checksum: 0xdeadbeef}, gen: 7})
 }
 
-// v1Meta is metadata of version 1, whatever its fields.
+// v1Meta is metadata as the first version of the store wrote it.
 func v1Meta(slot uint64, size int64, sum uint32) []byte {
-	b := []byte{metaVersion}
+	b := []byte{metaV1}
 	b = append(b, bytes.Repeat([]byte{0}, 36)...)
 	putUint64(b[1:], slot)
 	putUint64(b[9:], 3)
@@ -36,16 +37,16 @@ func putUint64(b []byte, v uint64) {
 // FuzzDecodeMeta: whatever bytes are stored as metadata, decodeMeta
 // returns an error naming the snapshot and matching ErrCorrupt, or
 // metadata of the slot it was read for, which encodes back to the same
-// bytes.
+// bytes (version 2).
 func FuzzDecodeMeta(f *testing.F) {
 	f.Add(uint64(9), []byte{})
-	f.Add(uint64(9), []byte{metaVersion})
+	f.Add(uint64(9), []byte{metaV2})
 	f.Add(uint64(9), validMeta(9))
-	f.Add(uint64(9), validMeta(9)[:metaLen-1])
+	f.Add(uint64(9), validMeta(9)[:metaV2Len-1])
 	f.Add(uint64(9), validMeta(10))
 	f.Add(uint64(9), v1Meta(9, 10, 1))
 	f.Add(uint64(9), v1Meta(9, -1, 1))
-	f.Add(uint64(9), bytes.Repeat([]byte{0xff}, metaLen))
+	f.Add(uint64(9), bytes.Repeat([]byte{0xff}, metaV2Len))
 	f.Fuzz(func(t *testing.T, slot uint64, b []byte) {
 		m, err := decodeMeta(slot, b)
 		if err != nil {
@@ -57,7 +58,7 @@ func FuzzDecodeMeta(f *testing.F) {
 		if m.Slot != slot || m.Size < 0 {
 			t.Fatalf("decodeMeta(%d, %x) = %+v", slot, b, m)
 		}
-		if !bytes.Equal(encodeMeta(m), b) {
+		if b[0] == metaV2 && !bytes.Equal(encodeMeta(m), b) {
 			t.Fatalf("decodeMeta(%d, %x) = %+v, which encodes to %x", slot, b, m, encodeMeta(m))
 		}
 	})
@@ -71,9 +72,10 @@ func FuzzDecodeMeta(f *testing.F) {
 func TestDamagedMetadata(t *testing.T) {
 	for name, v := range map[string][]byte{
 		"empty":         {},
-		"one byte":      {metaVersion},
+		"one byte":      {metaV2},
 		"truncated":     validMeta(9)[:20],
 		"too long":      append(validMeta(9), 0),
+		"flipped bit":   func() []byte { b := validMeta(9); b[12] ^= 1; return b }(),
 		"other slot":    validMeta(10),
 		"version 200":   append([]byte{200}, validMeta(9)[1:]...),
 		"negative size": v1Meta(9, -1, 0),
@@ -115,6 +117,42 @@ func TestDamagedMetadata(t *testing.T) {
 	}
 }
 
+// TestReadsVersion1: a store written by the first version (metadata
+// version 1, chunks under d/) reads back, and a snapshot committed at
+// its slot replaces it in the new layout, leaving no chunk of the old.
+func TestReadsVersion1(t *testing.T) {
+	s, err := OpenPebble("snaps", PebbleOptions{FS: vfs.NewMem(), ChunkBytes: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := []byte(strings.Repeat("v1 state ", 30))
+	for i := 0; i*100 < len(old); i++ {
+		if err := s.db.Set(chunkKey(4, 0, uint32(i)), old[i*100:min(len(old), i*100+100)], pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Set(metaKey(4), v1Meta(4, int64(len(old)), crc32c(old)), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if got := readSnapshot(t, s, 4); !bytes.Equal(got, old) {
+		t.Fatalf("the version 1 snapshot reads back %q", got)
+	}
+	fresh := []byte("v2 state")
+	writeSnapshot(t, s, 4, fresh)
+	if got := readSnapshot(t, s, 4); !bytes.Equal(got, fresh) {
+		t.Fatalf("the replacement reads back %q", got)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("d/"), UpperBound: []byte("d0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if it.First() {
+		t.Fatalf("a chunk of the replaced version 1 snapshot is left: %x", it.Key())
+	}
+}
+
 func writeSnapshot(t *testing.T, s SnapshotStore, slot uint64, data []byte) Meta {
 	t.Helper()
 	w, err := s.Create(slot, Ballot{Round: 1})
@@ -129,4 +167,18 @@ func writeSnapshot(t *testing.T, s SnapshotStore, slot uint64, data []byte) Meta
 		t.Fatal(err)
 	}
 	return m
+}
+
+func readSnapshot(t *testing.T, s SnapshotStore, slot uint64) []byte {
+	t.Helper()
+	r, _, err := s.Open(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -16,17 +17,30 @@ import (
 
 // Pebble keeps snapshots in a Pebble database, in chunks:
 //
-//	d/<slot:be64>/<chunk:be32>  up to ChunkBytes of the snapshot's bytes
-//	m/<slot:be64>               metadata: version 1, slot, round, node,
-//	                            size, checksum (fixed-width, big-endian)
+//	c/<slot:be64><gen:be64><chunk:be32>  up to ChunkBytes of the bytes of
+//	                                     generation gen of the snapshot
+//	m/<slot:be64>                        metadata: version 2, slot, round,
+//	                                     node, size, checksum, gen, and a
+//	                                     CRC-32C of those (big-endian)
+//
+// Every writer gets a generation of its own, unique in the store, and
+// writes its chunks under it: a snapshot being written never touches the
+// chunks of another, committed or not, even at the same slot.
 //
 // Writing: each full chunk is committed in its own batch without sync; the
-// last chunk and the metadata go in one final batch, synced. Pebble's log
-// is written in order, so when that synced commit returns every earlier
-// chunk is durable too, and the metadata key, which is what makes a
-// snapshot exist, is written last: a crash at any point before leaves at
-// most chunks without metadata, which Open deletes. Pruning deletes the
-// metadata first (synced), then the chunks.
+// last chunk, the metadata and the deletion of the chunks of the
+// generation the metadata replaces (if the slot had a committed snapshot)
+// go in one final batch, synced. Pebble's log is written in order, so when
+// that synced commit returns every earlier chunk is durable too, and the
+// metadata key, which is what makes a snapshot exist, is written last: a
+// crash at any point before leaves at most chunks that no metadata names,
+// which OpenPebble deletes, and the snapshot committed before at the slot,
+// if any, whole. Pruning deletes the metadata first (synced), then the
+// chunks.
+//
+// A store written by an earlier version (metadata version 1, chunks under
+// d/<slot:be64>/<chunk:be32>) is read as it is; new snapshots replace its
+// snapshots in the new layout.
 //
 // Pebble reports some failures (a commit that cannot be written: a full
 // disk, an I/O error) through its logger's Fatalf, after which its commit
@@ -45,7 +59,11 @@ type Pebble struct {
 	chunk    int
 	readOnly bool
 	fail     *failure
-	mu       sync.Mutex // serialises Prune with itself
+	gen      atomic.Uint64 // the last generation handed out
+	// mu serialises the metadata swaps of Commit with each other and with
+	// Prune: each reads the metadata it replaces or deletes, and acts on
+	// the generation it names.
+	mu sync.Mutex
 }
 
 // PebbleOptions configure OpenPebble.
@@ -183,47 +201,84 @@ func (p *Pebble) after(err error) error {
 	return err
 }
 
-func metaKey(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("m/"), slot) }
-
-func dataPrefix(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("d/"), slot) }
-
-func chunkKey(slot uint64, n uint32) []byte {
-	return binary.BigEndian.AppendUint32(append(dataPrefix(slot), '/'), n)
-}
-
 const (
-	metaVersion = 1
-	metaLen     = 1 + 8 + 8 + 8 + 8 + 4
+	metaV1 = 1
+	metaV2 = 2
+	// metaV1Len and metaV2Len are the lengths of the metadata versions.
+	metaV1Len = 1 + 8 + 8 + 8 + 8 + 4
+	metaV2Len = metaV1Len + 8 + 4
 )
 
-func encodeMeta(m Meta) []byte {
-	b := []byte{metaVersion}
+// storedMeta is a snapshot's metadata as stored: the generation its
+// chunks are under (0 for version 1, whose chunks are under d/).
+type storedMeta struct {
+	Meta
+	gen uint64
+}
+
+func metaKey(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("m/"), slot) }
+
+// slotPrefix is the prefix of every chunk of every generation at slot.
+func slotPrefix(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("c/"), slot) }
+
+// genPrefix is the prefix of the chunks of generation gen at slot; for
+// gen 0, of a version 1 snapshot's.
+func genPrefix(slot, gen uint64) []byte {
+	if gen == 0 {
+		return binary.BigEndian.AppendUint64([]byte("d/"), slot)
+	}
+	return binary.BigEndian.AppendUint64(slotPrefix(slot), gen)
+}
+
+func chunkKey(slot, gen uint64, n uint32) []byte {
+	if gen == 0 {
+		return binary.BigEndian.AppendUint32(append(genPrefix(slot, 0), '/'), n)
+	}
+	return binary.BigEndian.AppendUint32(genPrefix(slot, gen), n)
+}
+
+func encodeMeta(m storedMeta) []byte {
+	b := []byte{metaV2}
 	b = binary.BigEndian.AppendUint64(b, m.Slot)
 	b = binary.BigEndian.AppendUint64(b, m.Ballot.Round)
 	b = binary.BigEndian.AppendUint64(b, m.Ballot.Node)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Size))
-	return binary.BigEndian.AppendUint32(b, m.Checksum)
+	b = binary.BigEndian.AppendUint32(b, m.Checksum)
+	b = binary.BigEndian.AppendUint64(b, m.gen)
+	return binary.BigEndian.AppendUint32(b, crc32c(b))
 }
 
 // decodeMeta decodes the metadata stored under the key of slot. Whatever
 // b holds, it returns an error naming the snapshot rather than panic.
-func decodeMeta(slot uint64, b []byte) (Meta, error) {
-	bad := func(format string, args ...any) (Meta, error) {
-		return Meta{}, fmt.Errorf("%w: the metadata of the snapshot of slot %d %s", ErrCorrupt, slot, fmt.Sprintf(format, args...))
+func decodeMeta(slot uint64, b []byte) (storedMeta, error) {
+	bad := func(format string, args ...any) (storedMeta, error) {
+		return storedMeta{}, fmt.Errorf("%w: the metadata of the snapshot of slot %d %s", ErrCorrupt, slot, fmt.Sprintf(format, args...))
+	}
+	if len(b) == 0 {
+		return bad("is empty")
 	}
 	switch {
-	case len(b) == 0:
-		return bad("is empty")
-	case b[0] != metaVersion:
+	case b[0] == metaV1 && len(b) == metaV1Len:
+	case b[0] == metaV2 && len(b) == metaV2Len:
+		if sum, want := crc32c(b[:metaV2Len-4]), binary.BigEndian.Uint32(b[metaV2Len-4:]); sum != want {
+			return bad("has checksum %08x, %08x recorded", sum, want)
+		}
+	case b[0] == metaV1 || b[0] == metaV2:
+		return bad("is %d bytes long, not %d, for version %d", len(b), map[byte]int{metaV1: metaV1Len, metaV2: metaV2Len}[b[0]], b[0])
+	default:
 		return bad("is of unknown version %d", b[0])
-	case len(b) != metaLen:
-		return bad("is %d bytes long, not %d", len(b), metaLen)
 	}
-	m := Meta{
+	m := storedMeta{Meta: Meta{
 		Slot:     binary.BigEndian.Uint64(b[1:]),
 		Ballot:   Ballot{Round: binary.BigEndian.Uint64(b[9:]), Node: binary.BigEndian.Uint64(b[17:])},
 		Size:     int64(binary.BigEndian.Uint64(b[25:])),
 		Checksum: binary.BigEndian.Uint32(b[33:]),
+	}}
+	if b[0] == metaV2 {
+		m.gen = binary.BigEndian.Uint64(b[37:])
+		if m.gen == 0 {
+			return bad("names generation 0")
+		}
 	}
 	if m.Slot != slot {
 		return bad("names slot %d", m.Slot)
@@ -234,6 +289,12 @@ func decodeMeta(slot uint64, b []byte) (Meta, error) {
 	return m, nil
 }
 
+func crc32c(b []byte) uint32 {
+	h := NewChecksum()
+	h.Write(b)
+	return h.Sum32()
+}
+
 // metaSlot returns the slot of a metadata key, or false for a key of
 // another shape.
 func metaSlot(key []byte) (uint64, bool) {
@@ -241,11 +302,6 @@ func metaSlot(key []byte) (uint64, bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(key[2:]), true
-}
-
-// deleteRange deletes every key starting with prefix.
-func (p *Pebble) deleteRange(prefix []byte, opts *pebble.WriteOptions) error {
-	return p.after(p.db.DeleteRange(prefix, prefixEnd(prefix), opts))
 }
 
 // prefixEnd is the first key after every key starting with prefix.
@@ -259,62 +315,150 @@ func prefixEnd(prefix []byte) []byte {
 	return nil
 }
 
-// deleteOrphans deletes the chunks of snapshots whose metadata was never
-// written (a crash while writing) or already deleted (a crash while
-// pruning), and keys in the chunks' space of no shape the store writes.
-// The chunks of a slot whose metadata is damaged are kept: List and Open
-// report the damage, naming the snapshot.
+// deleteRange deletes every key starting with prefix.
+func (p *Pebble) deleteRange(prefix []byte, opts *pebble.WriteOptions) error {
+	return p.after(p.db.DeleteRange(prefix, prefixEnd(prefix), opts))
+}
+
+// metas returns the stored metadata of every snapshot, by slot.
+func (p *Pebble) metas(r pebble.Reader) ([]storedMeta, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
+	if err != nil {
+		return nil, err
+	}
+	var l []storedMeta
+	for it.First(); it.Valid(); it.Next() {
+		slot, ok := metaSlot(it.Key())
+		if !ok {
+			it.Close()
+			return nil, fmt.Errorf("%w: a metadata key of %d bytes, %x", ErrCorrupt, len(it.Key()), it.Key())
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return nil, fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, err)
+		}
+		m, err := decodeMeta(slot, v)
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		l = append(l, m)
+	}
+	return l, errors.Join(it.Error(), it.Close())
+}
+
+// deleteOrphans deletes the chunks that no metadata names: those of
+// snapshots never committed (a crash while writing, or an Abort whose
+// deletion was not synced), replaced by a newer generation, or pruned
+// (a crash while pruning). Keys of no shape the store writes, in the
+// chunk key spaces, are deleted too. It also sets the generation counter
+// past every generation in the store.
+//
+// Damaged metadata does not stop it: the chunks of its slot are kept
+// (which generation it named cannot be told), and List and Open report
+// the damage, naming the snapshot.
 func (p *Pebble) deleteOrphans() error {
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("d/"), UpperBound: []byte("d0")})
+	const unknown = ^uint64(0)
+	live := map[uint64]uint64{} // slot -> generation, or unknown
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
 	if err != nil {
 		return err
 	}
-	var orphans []uint64
-	var garbage [][]byte
-	for it.First(); it.Valid(); {
-		if len(it.Key()) != 15 || it.Key()[10] != '/' {
-			garbage = append(garbage, append([]byte(nil), it.Key()...))
-			it.Next()
-			continue
+	for it.First(); it.Valid(); it.Next() {
+		slot, ok := metaSlot(it.Key())
+		if !ok {
+			continue // List reports it
 		}
-		slot := binary.BigEndian.Uint64(it.Key()[2:10])
-		if _, closer, err := p.db.Get(metaKey(slot)); err == nil {
-			closer.Close()
-		} else if errors.Is(err, pebble.ErrNotFound) {
-			orphans = append(orphans, slot)
-		} else {
+		v, err := it.ValueAndErr()
+		if err != nil {
 			it.Close()
-			return err
+			return fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, err)
 		}
-		it.SeekGE(prefixEnd(dataPrefix(slot)))
+		live[slot] = unknown
+		if m, err := decodeMeta(slot, v); err == nil {
+			live[m.Slot] = m.gen
+			p.gen.Store(max(p.gen.Load(), m.gen))
+		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return err
 	}
-	for _, slot := range orphans {
-		if err := p.deleteRange(dataPrefix(slot), pebble.Sync); err != nil {
+	type orphan struct {
+		key    []byte
+		prefix bool // key is a prefix: delete every key under it
+	}
+	var orphans []orphan
+	for _, space := range []struct {
+		lo, hi string
+		// parse returns the slot and generation of a chunk key, and the
+		// length of the prefix its generation's chunks share.
+		parse func(key []byte) (slot, gen uint64, prefixLen int, ok bool)
+	}{
+		{"d/", "d0", func(k []byte) (uint64, uint64, int, bool) {
+			if len(k) != 15 || k[10] != '/' {
+				return 0, 0, 0, false
+			}
+			return binary.BigEndian.Uint64(k[2:]), 0, 10, true
+		}},
+		{"c/", "c0", func(k []byte) (uint64, uint64, int, bool) {
+			if len(k) != 22 {
+				return 0, 0, 0, false
+			}
+			gen := binary.BigEndian.Uint64(k[10:])
+			return binary.BigEndian.Uint64(k[2:]), gen, 18, gen != 0
+		}},
+	} {
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte(space.lo), UpperBound: []byte(space.hi)})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); {
+			key := it.Key()
+			slot, gen, plen, ok := space.parse(key)
+			if !ok {
+				orphans = append(orphans, orphan{key: append([]byte(nil), key...)})
+				it.Next()
+				continue
+			}
+			p.gen.Store(max(p.gen.Load(), gen))
+			prefix := append([]byte(nil), key[:plen]...)
+			if g, committed := live[slot]; !committed || (g != gen && g != unknown) {
+				orphans = append(orphans, orphan{key: prefix, prefix: true})
+			}
+			it.SeekGE(prefixEnd(prefix))
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
 			return err
 		}
 	}
-	for _, key := range garbage {
-		if err := p.after(p.db.Delete(key, pebble.Sync)); err != nil {
-			return err
+	for _, o := range orphans {
+		var err error
+		if o.prefix {
+			err = p.deleteRange(o.key, pebble.Sync)
+		} else {
+			err = p.after(p.db.Delete(o.key, pebble.Sync))
+		}
+		if err != nil {
+			return fmt.Errorf("storage: deleting the chunks of an unfinished snapshot: %w", err)
 		}
 	}
 	return nil
 }
 
-// Create implements SnapshotStore.
+// Create implements SnapshotStore. The new snapshot's chunks go under a
+// generation of their own: a committed snapshot at the same slot stays
+// whole until this one's Commit replaces it, in one synced batch.
 func (p *Pebble) Create(slot uint64, ballot Ballot) (Writer, error) {
 	if err := p.writable(); err != nil {
 		return nil, err
 	}
-	// Chunks of an earlier, interrupted attempt at this slot would mix
-	// with ours: clear them first.
-	if err := p.deleteRange(dataPrefix(slot), pebble.NoSync); err != nil {
-		return nil, err
+	gen := p.gen.Add(1)
+	if gen == 0 {
+		// Past 2^64 generations: only damage could bring the counter here.
+		return nil, fmt.Errorf("%w: no generation left for a new snapshot", ErrCorrupt)
 	}
-	return &pebbleWriter{p: p, meta: Meta{Slot: slot, Ballot: ballot}, h: NewChecksum(), buf: make([]byte, 0, p.chunk)}, nil
+	return &pebbleWriter{p: p, gen: gen, meta: Meta{Slot: slot, Ballot: ballot}, h: NewChecksum(), buf: make([]byte, 0, p.chunk)}, nil
 }
 
 // writable returns why the store takes no writes, if it does not.
@@ -327,6 +471,7 @@ func (p *Pebble) writable() error {
 
 type pebbleWriter struct {
 	p    *Pebble
+	gen  uint64
 	meta Meta
 	h    hash.Hash32
 	buf  []byte
@@ -354,7 +499,7 @@ func (w *pebbleWriter) Write(b []byte) (int, error) {
 		b = b[k:]
 		if len(w.buf) == w.p.chunk {
 			// Not synced: the final, synced batch makes it durable.
-			if err := w.p.after(w.p.db.Set(chunkKey(w.meta.Slot, w.next), w.buf, pebble.NoSync)); err != nil {
+			if err := w.p.after(w.p.db.Set(chunkKey(w.meta.Slot, w.gen, w.next), w.buf, pebble.NoSync)); err != nil {
 				w.err = fmt.Errorf("storage: writing the snapshot of slot %d: %w", w.meta.Slot, err)
 				return 0, w.err
 			}
@@ -374,20 +519,43 @@ func (w *pebbleWriter) Commit() (Meta, error) {
 		w.err = w.p.check()
 	}
 	if w.err != nil {
+		w.discard()
 		return Meta{}, w.err
 	}
 	w.meta.Checksum = w.h.Sum32()
-	b := w.p.db.NewBatch()
+	p := w.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.db.NewBatch()
 	defer b.Close()
 	if len(w.buf) > 0 {
-		b.Set(chunkKey(w.meta.Slot, w.next), w.buf, nil)
+		b.Set(chunkKey(w.meta.Slot, w.gen, w.next), w.buf, nil)
 	}
-	b.Set(metaKey(w.meta.Slot), encodeMeta(w.meta), nil)
+	b.Set(metaKey(w.meta.Slot), encodeMeta(storedMeta{Meta: w.meta, gen: w.gen}), nil)
+	// The snapshot this one replaces at the slot, if any: its chunks go
+	// in the same batch as the metadata that stops naming them.
+	v, closer, err := p.db.Get(metaKey(w.meta.Slot))
+	switch {
+	case err == nil:
+		old, derr := decodeMeta(w.meta.Slot, v)
+		closer.Close()
+		if derr != nil {
+			// Unreadable metadata names no chunks we could tell: replace
+			// it, and leave whatever it named to deleteOrphans.
+			break
+		}
+		prefix := genPrefix(old.Slot, old.gen)
+		b.DeleteRange(prefix, prefixEnd(prefix), nil)
+	case !errors.Is(err, pebble.ErrNotFound):
+		w.discard()
+		return Meta{}, fmt.Errorf("storage: committing the snapshot of slot %d: %w", w.meta.Slot, p.after(err))
+	}
 	// The durability point of the snapshot: act on it only after this
 	// synced commit returns (a commit is visible before it is durable),
 	// and only if Pebble reported no failure meanwhile (then the commit
 	// returns nil, having failed).
-	if err := w.p.after(b.Commit(pebble.Sync)); err != nil {
+	if err := p.after(b.Commit(pebble.Sync)); err != nil {
+		w.discard()
 		return Meta{}, fmt.Errorf("storage: committing the snapshot of slot %d: %w", w.meta.Slot, err)
 	}
 	return w.meta, nil
@@ -398,12 +566,16 @@ func (w *pebbleWriter) Abort() error {
 		return nil
 	}
 	w.done = true
+	return w.discard()
+}
+
+// discard deletes the writer's chunks, without sync: whatever survives a
+// crash is an orphan, which OpenPebble deletes.
+func (w *pebbleWriter) discard() error {
 	if w.p.check() != nil {
 		return nil // nothing more can be written; reopening cleans up
 	}
-	// Not synced: whatever survives a crash is an orphan, which
-	// OpenPebble deletes.
-	return w.p.deleteRange(dataPrefix(w.meta.Slot), pebble.NoSync)
+	return w.p.deleteRange(genPrefix(w.meta.Slot, w.gen), pebble.NoSync)
 }
 
 // List implements SnapshotStore.
@@ -411,30 +583,15 @@ func (p *Pebble) List() ([]Meta, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
+	metas, err := p.metas(p.db)
 	if err != nil {
-		return nil, err
+		return nil, p.after(err)
 	}
-	var l []Meta
-	for it.First(); it.Valid(); it.Next() {
-		slot, ok := metaSlot(it.Key())
-		if !ok {
-			it.Close()
-			return nil, fmt.Errorf("%w: a metadata key of %d bytes, %x", ErrCorrupt, len(it.Key()), it.Key())
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return nil, fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, err)
-		}
-		m, err := decodeMeta(slot, v)
-		if err != nil {
-			it.Close()
-			return nil, err
-		}
-		l = append(l, m)
+	l := make([]Meta, len(metas))
+	for i, m := range metas {
+		l[i] = m.Meta
 	}
-	return l, errors.Join(it.Error(), it.Close())
+	return l, nil
 }
 
 // Latest implements SnapshotStore.
@@ -444,9 +601,9 @@ func (p *Pebble) Latest() (Meta, bool, error) {
 	}
 	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
 	if err != nil {
-		return Meta{}, false, err
+		return Meta{}, false, p.after(err)
 	}
-	var m Meta
+	var m storedMeta
 	ok := it.Last()
 	if ok {
 		slot, good := metaSlot(it.Key())
@@ -461,9 +618,9 @@ func (p *Pebble) Latest() (Meta, bool, error) {
 		}
 	}
 	if err = errors.Join(err, it.Error(), it.Close()); err != nil {
-		return Meta{}, false, err
+		return Meta{}, false, p.after(err)
 	}
-	return m, ok, nil
+	return m.Meta, ok, nil
 }
 
 // Open implements SnapshotStore. The reader sees the snapshot as of Open,
@@ -488,14 +645,15 @@ func (p *Pebble) Open(slot uint64) (io.ReadCloser, Meta, error) {
 		snap.Close()
 		return nil, Meta{}, err
 	}
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: dataPrefix(slot), UpperBound: prefixEnd(dataPrefix(slot))})
+	prefix := genPrefix(slot, m.gen)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		snap.Close()
-		return nil, Meta{}, err
+		return nil, Meta{}, p.after(err)
 	}
-	r := &pebbleReader{snap: snap, it: it, slot: slot}
+	r := &pebbleReader{snap: snap, it: it, slot: slot, gen: m.gen}
 	r.valid = it.First()
-	return &verifyingCloser{Reader: VerifyingReader(r, m), c: r}, m, nil
+	return &verifyingCloser{Reader: VerifyingReader(r, m.Meta), c: r}, m.Meta, nil
 }
 
 type verifyingCloser struct {
@@ -510,6 +668,7 @@ type pebbleReader struct {
 	snap  *pebble.Snapshot
 	it    *pebble.Iterator
 	slot  uint64
+	gen   uint64
 	next  uint32
 	cur   []byte
 	valid bool
@@ -519,16 +678,16 @@ func (r *pebbleReader) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {
 		if !r.valid {
 			if err := r.it.Error(); err != nil {
-				return 0, err
+				return 0, fmt.Errorf("storage: reading the snapshot of slot %d: %w", r.slot, err)
 			}
 			return 0, io.EOF
 		}
-		if !bytes.Equal(r.it.Key(), chunkKey(r.slot, r.next)) {
-			return 0, fmt.Errorf("%w: chunk %d of slot %d is missing", ErrChecksum, r.next, r.slot)
+		if !bytes.Equal(r.it.Key(), chunkKey(r.slot, r.gen, r.next)) {
+			return 0, fmt.Errorf("%w: snapshot of slot %d: chunk %d is missing", ErrChecksum, r.slot, r.next)
 		}
 		v, err := r.it.ValueAndErr()
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("storage: reading the snapshot of slot %d: %w", r.slot, err)
 		}
 		r.cur = append(r.cur[:0], v...) // v is only valid until the iterator moves
 		r.next++
@@ -550,19 +709,19 @@ func (p *Pebble) Prune(keep int) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	l, err := p.List()
+	metas, err := p.metas(p.db)
 	if err != nil {
-		return err
+		return p.after(err)
 	}
-	for i := 0; i < len(l)-keep; i++ {
-		slot := l[i].Slot
+	for i := 0; i < len(metas)-keep; i++ {
+		m := metas[i]
 		// Metadata first, synced: from then on the snapshot does not exist,
-		// and a crash leaves only orphan chunks, which Open deletes.
-		if err := p.after(p.db.Delete(metaKey(slot), pebble.Sync)); err != nil {
-			return fmt.Errorf("storage: pruning the snapshot of slot %d: %w", slot, err)
+		// and a crash leaves only orphan chunks, which OpenPebble deletes.
+		if err := p.after(p.db.Delete(metaKey(m.Slot), pebble.Sync)); err != nil {
+			return fmt.Errorf("storage: pruning the snapshot of slot %d: %w", m.Slot, err)
 		}
-		if err := p.deleteRange(dataPrefix(slot), pebble.NoSync); err != nil {
-			return fmt.Errorf("storage: pruning the snapshot of slot %d: %w", slot, err)
+		if err := p.deleteRange(genPrefix(m.Slot, m.gen), pebble.NoSync); err != nil {
+			return fmt.Errorf("storage: pruning the snapshot of slot %d: %w", m.Slot, err)
 		}
 	}
 	return nil

@@ -58,9 +58,18 @@ func TestSnapshotLsCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The store's chunk key: "d/" slot "/" chunk number, big-endian.
-	key := binary.BigEndian.AppendUint64([]byte("d/"), 20)
-	key = binary.BigEndian.AppendUint32(append(key, '/'), 0)
+	// The store's chunk keys of slot 20 start with "c/" and the slot,
+	// big-endian (see storage.Pebble): rot the first.
+	prefix := binary.BigEndian.AppendUint64([]byte("c/"), 20)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: binary.BigEndian.AppendUint64([]byte("c/"), 21)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !it.First() {
+		t.Fatal("no chunk of slot 20 in the store")
+	}
+	key := append([]byte(nil), it.Key()...)
+	it.Close()
 	if err := db.Set(key, []byte(strings.Repeat("rot!! ", 20)), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}

@@ -83,13 +83,28 @@ func (n *Node) maybeSnapshot() error {
 // the store does not show it; between it and the compaction, the log
 // still holds everything; the compaction record is synced before any
 // segment is deleted (wal.Log.Compact).
+//
+// A committed snapshot of the last applied slot that verifies is the
+// state a new one would hold: it is kept, and nothing is written (a
+// second snapshot of the slot could only put the first at risk).
 func (n *Node) snapshotAndCompact() (storage.Meta, error) {
-	m, err := n.writeSnapshot()
-	if err != nil {
-		return m, stopOnStoreFailure(err)
-	}
-	if _, err := storage.Verify(n.snaps, m.Slot); err != nil {
-		return m, stopOnStoreFailure(fmt.Errorf("engine: the snapshot just written does not verify: %w", err))
+	m, err := storage.Verify(n.snaps, n.applied)
+	switch {
+	case err == nil:
+		n.log.Debug("a snapshot of the last applied slot exists; not writing another", "slot", m.Slot)
+	case n.applied != 0 && !errors.Is(err, storage.ErrNotFound):
+		if errors.Is(err, storage.ErrFailed) {
+			return m, fatalError{err}
+		}
+		n.log.Warn("the snapshot of the last applied slot does not verify; writing it again", "slot", n.applied, "error", err)
+		fallthrough
+	default:
+		if m, err = n.writeSnapshot(); err != nil {
+			return m, stopOnStoreFailure(err)
+		}
+		if _, err := storage.Verify(n.snaps, m.Slot); err != nil {
+			return m, stopOnStoreFailure(fmt.Errorf("engine: the snapshot just written does not verify: %w", err))
+		}
 	}
 	n.lastSnapSlot, n.bytesSinceSnap = m.Slot, 0
 	if m.Slot > n.cfg.SnapshotTrailingSlots {

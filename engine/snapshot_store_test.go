@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +17,23 @@ import (
 
 	"github.com/paxos-go/paxos/storage"
 )
+
+// flakyMachine is a logMachine whose Snapshot fails, after writing part of
+// the state, while fail is set. It counts the calls.
+type flakyMachine struct {
+	logMachine
+	fail  atomic.Bool
+	calls atomic.Int64
+}
+
+func (m *flakyMachine) Snapshot(w io.Writer) error {
+	m.calls.Add(1)
+	if m.fail.Load() {
+		io.WriteString(w, "half of the state")
+		return errors.New("the state machine failed to snapshot")
+	}
+	return m.logMachine.Snapshot(w)
+}
 
 // startSingle starts a one-replica cluster in dir with a compacting
 // snapshot policy driven by hand, and waits for it to lead.
@@ -35,6 +55,51 @@ func startSingle(t *testing.T, dir string, sm StateMachine, mod func(*Config)) *
 	}
 	waitFor(t, 10*time.Second, "leadership", func() bool { return n.Status().Role == "leader" })
 	return n
+}
+
+// TestSecondSnapshotAtTheSameSlot takes a snapshot, which compacts the
+// log, then asks for another with nothing applied in between while the
+// state machine would fail to snapshot. The engine must not write a
+// second snapshot of the slot (it could only put the first at risk, in a
+// store less careful than ours): it returns the first, without asking the
+// state machine. And the first must survive: the replica restarts from
+// it. (Before, the second Create deleted the first snapshot's chunks
+// while its metadata stayed, and the restart failed with "the log is
+// compacted up to slot 29, but no usable snapshot covers it".)
+func TestSecondSnapshotAtTheSameSlot(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sm := &flakyMachine{}
+	n := startSingle(t, dir, sm, nil)
+	for seq := uint64(1); seq <= 30; seq++ {
+		if _, err := n.Submit(ctx, 1, seq, []byte(fmt.Sprint("command-", seq))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := n.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm.fail.Store(true)
+	second, err := n.Snapshot(ctx)
+	if err != nil || second != first {
+		t.Errorf("a second snapshot at slot %d: %+v, %v; want the first, %+v", first.Slot, second, err, first)
+	}
+	if calls := sm.calls.Load(); calls != 1 {
+		t.Errorf("the state machine was asked for %d snapshots of slot %d, want 1", calls, first.Slot)
+	}
+	want := sm.entries()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	restored := &logMachine{}
+	n = startSingle(t, dir, restored, nil)
+	defer n.Close()
+	if got := restored.entries(); !slices.Equal(got, want) {
+		t.Fatalf("restarted with %d entries, want the %d snapshotted", len(got), len(want))
+	}
 }
 
 // FullDisk is a disk in memory for a Pebble snapshot store, on which

@@ -339,7 +339,9 @@ func (n *Node) run() {
 			}
 		}
 		if err == nil {
-			n.takeRequests()
+			err = n.takeRequests()
+		}
+		if err == nil {
 			if n.rn.HasReady() {
 				err = n.handleReady()
 			}
@@ -402,8 +404,11 @@ func (n *Node) stepAll(batch []paxosnet.Inbound) error {
 	return nil
 }
 
-// takeRequests hands the core the commands and reads that callers queued.
-func (n *Node) takeRequests() {
+// takeRequests hands the core the commands and reads that callers
+// queued, and takes the snapshots asked for. It returns an error only
+// when the replica cannot go on (a snapshot's compaction of the log, or
+// the snapshot store, failed): the caller that asked gets it too.
+func (n *Node) takeRequests() error {
 	n.mu.Lock()
 	hold := n.holdBatch()
 	batch, reads, snaps := n.batch, n.reads, n.snapReqs
@@ -428,10 +433,17 @@ func (n *Node) takeRequests() {
 	for _, r := range reads {
 		n.startRead(r)
 	}
-	for _, reply := range snaps {
+	for i, reply := range snaps {
 		m, err := n.snapshotAndCompact()
 		reply <- snapshotResult{m, err}
+		if isFatal(err) {
+			for _, r := range snaps[i+1:] {
+				r <- snapshotResult{err: fmt.Errorf("%w: %w", ErrClosed, err)}
+			}
+			return err
+		}
 	}
+	return nil
 }
 
 // batchDelay is the longest a leader holds commands back to fill a batch.

@@ -54,8 +54,10 @@ func (n *Node) Snapshot(ctx context.Context) (storage.Meta, error) {
 }
 
 // maybeSnapshot runs the snapshot policy (see Config) after a Ready is
-// done. A snapshot that fails to write is logged and tried again at the
-// next threshold; a log that fails to compact stops the replica.
+// done. A snapshot that fails to write (the state machine failed, say) is
+// logged and tried again at the next threshold; a log that fails to
+// compact, or a snapshot store that failed (storage.ErrFailed), stops the
+// replica.
 func (n *Node) maybeSnapshot() error {
 	if n.cfg.DisableAutoSnapshots || n.applied <= n.lastSnapSlot {
 		return nil
@@ -64,8 +66,7 @@ func (n *Node) maybeSnapshot() error {
 		return nil
 	}
 	_, err := n.snapshotAndCompact()
-	var fatal fatalError
-	if errors.As(err, &fatal) {
+	if isFatal(err) {
 		return err
 	}
 	if err != nil {
@@ -82,13 +83,28 @@ func (n *Node) maybeSnapshot() error {
 // the store does not show it; between it and the compaction, the log
 // still holds everything; the compaction record is synced before any
 // segment is deleted (wal.Log.Compact).
+//
+// A committed snapshot of the last applied slot that verifies is the
+// state a new one would hold: it is kept, and nothing is written (a
+// second snapshot of the slot could only put the first at risk).
 func (n *Node) snapshotAndCompact() (storage.Meta, error) {
-	m, err := n.writeSnapshot()
-	if err != nil {
-		return m, err
-	}
-	if _, err := storage.Verify(n.snaps, m.Slot); err != nil {
-		return m, fmt.Errorf("engine: the snapshot just written does not verify: %w", err)
+	m, err := storage.Verify(n.snaps, n.applied)
+	switch {
+	case err == nil:
+		n.log.Debug("a snapshot of the last applied slot exists; not writing another", "slot", m.Slot)
+	case n.applied != 0 && !errors.Is(err, storage.ErrNotFound):
+		if errors.Is(err, storage.ErrFailed) {
+			return m, fatalError{err}
+		}
+		n.log.Warn("the snapshot of the last applied slot does not verify; writing it again", "slot", n.applied, "error", err)
+		fallthrough
+	default:
+		if m, err = n.writeSnapshot(); err != nil {
+			return m, stopOnStoreFailure(err)
+		}
+		if _, err := storage.Verify(n.snaps, m.Slot); err != nil {
+			return m, stopOnStoreFailure(fmt.Errorf("engine: the snapshot just written does not verify: %w", err))
+		}
 	}
 	n.lastSnapSlot, n.bytesSinceSnap = m.Slot, 0
 	if m.Slot > n.cfg.SnapshotTrailingSlots {
@@ -105,6 +121,24 @@ func (n *Node) snapshotAndCompact() (storage.Meta, error) {
 	}
 	n.pruneSnapshots()
 	return m, nil
+}
+
+// stopOnStoreFailure makes err fatal to the replica if the snapshot
+// store failed (storage.ErrFailed): the store then refuses every call
+// until it is reopened, so the replica stops, with the cause, as on a
+// failed fsync of its log; once the cause is gone (the disk has room), a
+// restart reopens the store and finds what it had committed.
+func stopOnStoreFailure(err error) error {
+	if errors.Is(err, storage.ErrFailed) && !isFatal(err) {
+		return fatalError{err}
+	}
+	return err
+}
+
+// isFatal reports whether err stops the replica.
+func isFatal(err error) bool {
+	var fatal fatalError
+	return errors.As(err, &fatal)
 }
 
 // compactWAL records compaction point c in the log, synced, and deletes

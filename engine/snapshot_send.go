@@ -354,7 +354,7 @@ func (n *Node) handleSnapshotFrame(from uint64, f wireSnapshotFrame) error {
 		b := storage.Ballot{Round: f.Ballot.Round, Node: f.Ballot.Node}
 		w, err := n.snaps.Create(f.Slot, b)
 		if err != nil {
-			return fmt.Errorf("creating a snapshot to receive: %w", err)
+			return stopOnStoreFailure(fmt.Errorf("creating a snapshot to receive: %w", err))
 		}
 		r = &snapReceiver{from: from, transfer: f.Transfer, slot: f.Slot, ballot: b, size: f.Size, checksum: f.Checksum, w: w, h: storage.NewChecksum()}
 		n.incoming = r
@@ -370,7 +370,7 @@ func (n *Node) handleSnapshotFrame(from uint64, f wireSnapshotFrame) error {
 	default:
 		if _, err := r.w.Write(f.Data); err != nil {
 			n.abortIncoming()
-			return fmt.Errorf("writing a received snapshot: %w", err)
+			return stopOnStoreFailure(fmt.Errorf("writing a received snapshot: %w", err))
 		}
 		r.h.Write(f.Data)
 		r.next += uint64(len(f.Data))
@@ -398,7 +398,7 @@ func (n *Node) finishIncoming(ack wireSnapshotFrame) error {
 	// Commit makes the snapshot durable before anything refers to it.
 	m, err := r.w.Commit()
 	if err != nil {
-		return fmt.Errorf("committing a received snapshot: %w", err)
+		return stopOnStoreFailure(fmt.Errorf("committing a received snapshot: %w", err))
 	}
 	if err := n.installSnapshot(m); err != nil {
 		// The state machine may be half restored: the replica must stop.

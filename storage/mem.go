@@ -106,13 +106,3 @@ func (s *Mem) Prune(keep int) error {
 
 // Close implements SnapshotStore.
 func (s *Mem) Close() error { return nil }
-
-// Corrupt flips a byte of a stored snapshot, for tests of verification.
-func (s *Mem) Corrupt(slot uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sn, ok := s.snaps[slot]; ok && len(sn.data) > 0 {
-		sn.data = append([]byte(nil), sn.data...)
-		sn.data[len(sn.data)/2] ^= 0xff
-	}
-}

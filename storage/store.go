@@ -17,6 +17,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"strings"
 )
 
 // Ballot is the ballot of the entry at a snapshot's slot.
@@ -72,6 +73,15 @@ var (
 	// ErrChecksum is matched by errors from reading a snapshot whose bytes
 	// do not match its size or checksum.
 	ErrChecksum = errors.New("storage: snapshot checksum mismatch")
+	// ErrCorrupt is matched by errors about a store's own records of its
+	// snapshots (their metadata) that are damaged.
+	ErrCorrupt = errors.New("storage: snapshot store damaged")
+	// ErrFailed is matched by the errors of a store that failed in a way
+	// it cannot recover from while open (the disk is full, a write or an
+	// fsync failed where the store cannot tell what reached the disk): it
+	// refuses every further call. What it had committed is intact, and
+	// reopening it once the cause is gone recovers that.
+	ErrFailed = errors.New("storage: the snapshot store failed")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -88,14 +98,19 @@ func Verify(s SnapshotStore, slot uint64) (Meta, error) {
 	}
 	defer r.Close()
 	if _, err := io.Copy(io.Discard, r); err != nil {
-		return m, fmt.Errorf("storage: snapshot of slot %d: %w", slot, err)
+		if !strings.Contains(err.Error(), fmt.Sprintf("slot %d", slot)) {
+			// A store's reader that does not say which snapshot it read.
+			err = fmt.Errorf("storage: snapshot of slot %d: %w", slot, err)
+		}
+		return m, err
 	}
 	return m, nil
 }
 
 // VerifyingReader wraps the reader of a snapshot's bytes: its last Read
-// (the one that returns io.EOF) returns an error matching ErrChecksum
-// instead if the bytes read do not match m. Stores use it in Open.
+// (the one that returns io.EOF) returns an error matching ErrChecksum,
+// naming the snapshot's slot, instead if the bytes read do not match m.
+// Stores use it in Open.
 func VerifyingReader(r io.Reader, m Meta) io.Reader {
 	return &verifyingReader{r: r, m: m, h: NewChecksum()}
 }
@@ -112,14 +127,14 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	v.n += int64(n)
 	if v.n > v.m.Size {
-		return n, fmt.Errorf("%w: more than the %d bytes recorded", ErrChecksum, v.m.Size)
+		return n, fmt.Errorf("%w: snapshot of slot %d: more than the %d bytes recorded", ErrChecksum, v.m.Slot, v.m.Size)
 	}
 	if err == io.EOF {
 		if v.n != v.m.Size {
-			return n, fmt.Errorf("%w: %d bytes, %d recorded", ErrChecksum, v.n, v.m.Size)
+			return n, fmt.Errorf("%w: snapshot of slot %d: %d bytes, %d recorded", ErrChecksum, v.m.Slot, v.n, v.m.Size)
 		}
 		if sum := v.h.Sum32(); sum != v.m.Checksum {
-			return n, fmt.Errorf("%w: checksum %08x, %08x recorded", ErrChecksum, sum, v.m.Checksum)
+			return n, fmt.Errorf("%w: snapshot of slot %d: checksum %08x, %08x recorded", ErrChecksum, v.m.Slot, sum, v.m.Checksum)
 		}
 	}
 	return n, err

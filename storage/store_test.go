@@ -1,7 +1,6 @@
 package storage_test
 
 import (
-	"errors"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -13,26 +12,44 @@ import (
 )
 
 func TestMem(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.SnapshotStore { return storage.NewMem() })
-}
-
-func TestPebble(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) storage.SnapshotStore {
-		s, err := storage.OpenPebble(t.TempDir(), storage.PebbleOptions{ChunkBytes: 64 << 10})
-		if err != nil {
-			t.Fatal(err)
+	storagetest.Run(t, func(t *testing.T) storagetest.Subject {
+		// The memory store stands for a disk that outlives the process:
+		// reopened, and after a crash, it is the same store.
+		s := storage.NewMem()
+		same := func() (storage.SnapshotStore, error) { return s, nil }
+		return storagetest.Subject{
+			Store:   s,
+			Reopen:  same,
+			Crash:   func(storage.SnapshotStore) (storage.SnapshotStore, error) { return same() },
+			Corrupt: func(_ storage.SnapshotStore, slot uint64) error { return storage.CorruptMem(s, slot) },
 		}
-		return s
 	})
 }
 
-func TestMemDetectsCorruption(t *testing.T) {
-	s := storage.NewMem()
-	storagetest.Write(t, s, 3, storagetest.Data(3, 1000))
-	s.Corrupt(3)
-	if _, err := storage.Verify(s, 3); !errors.Is(err, storage.ErrChecksum) {
-		t.Fatalf("Verify of a corrupted snapshot: %v, want ErrChecksum", err)
-	}
+// TestPebble runs the contract on a crashable file system in memory: a
+// crash keeps what was synced, and nothing else.
+func TestPebble(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storagetest.Subject {
+		fs := vfs.NewCrashableMem()
+		open := func() (storage.SnapshotStore, error) {
+			return storage.OpenPebble("snaps", storage.PebbleOptions{FS: fs, ChunkBytes: 64 << 10})
+		}
+		s, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return storagetest.Subject{
+			Store:  s,
+			Reopen: open,
+			Crash: func(storage.SnapshotStore) (storage.SnapshotStore, error) {
+				fs = fs.CrashClone(vfs.CrashCloneCfg{})
+				return open()
+			},
+			Corrupt: func(s storage.SnapshotStore, slot uint64) error {
+				return storage.CorruptPebble(s.(*storage.Pebble), slot)
+			},
+		}
+	})
 }
 
 // TestPebbleCrashWhileWriting cuts the power in the middle of writing a

@@ -4,7 +4,7 @@
 //	paxos bench              write throughput and latency, as a table, JSON or plot
 //	paxos wal dump <dir>     segments, record counts, slot ranges, hard state
 //	paxos wal verify <dir>   exit 0 on a sound log, 1 naming file and offset
-//	paxos snapshot ls <dir>  snapshots with slot, size and checksum status
+//	paxos snapshot ls <dir>  snapshots with slot, size and checksum status (--copy beside a running replica)
 package main
 
 import (

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	stdnet "net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,7 +20,12 @@ import (
 	paxosnet "github.com/paxos-go/paxos/net"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(engineKillHelperEnv); dir != "" {
+		os.Exit(engineKillHelper(dir))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // trivialMachine is the state machine of the benchmarks: it only counts.
 type trivialMachine struct{ n uint64 }

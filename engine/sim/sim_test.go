@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,8 +18,9 @@ import (
 )
 
 var (
-	flagSeeds = flag.Int("sim.seeds", 1000, "number of seeds TestSimulation runs (0 to N-1)")
-	flagSeed  = flag.Int64("sim.seed", -1, "run only this seed, with a trace")
+	flagSeeds = flag.Int("sim.seeds", 1000, "number of seeds TestSimulation runs (from -sim.start on)")
+	flagStart = flag.Uint64("sim.start", 0, "first seed TestSimulation runs: a soak away from the CI seeds runs new ones")
+	flagSeed  = flag.String("sim.seed", "", "run only this seed, with a trace")
 )
 
 // optionsFor maps a seed to a run: the profiles and cluster sizes cycle, so
@@ -65,8 +67,12 @@ func report(t *testing.T, opts Options, err error) {
 // the faults heal, that every request completes and no acknowledged put is
 // lost.
 func TestSimulation(t *testing.T) {
-	if *flagSeed >= 0 {
-		opts := optionsFor(uint64(*flagSeed))
+	if *flagSeed != "" {
+		seed, err := strconv.ParseUint(*flagSeed, 10, 64)
+		if err != nil {
+			t.Fatalf("-sim.seed: %v", err)
+		}
+		opts := optionsFor(seed)
 		opts.Trace, opts.TraceLines = true, 1<<30
 		res := Run(opts)
 		for _, line := range res.Trace {
@@ -99,8 +105,8 @@ func TestSimulation(t *testing.T) {
 		}()
 	}
 	go func() {
-		for seed := 0; seed < *flagSeeds; seed++ {
-			seeds <- uint64(seed)
+		for i := 0; i < *flagSeeds; i++ {
+			seeds <- *flagStart + uint64(i)
 		}
 		close(seeds)
 		wg.Wait()
@@ -126,8 +132,8 @@ func TestSimulation(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d seeds %v: %d events, %d slots committed, %d client operations, %d elections, %d crashes, %d messages dropped, %d snapshots, %d installed from a leader",
-		*flagSeeds, byProfile, total.Events, total.Commits, total.Ops, total.Elections, total.Crashes, total.Dropped, total.Snapshots, total.Installs)
+	t.Logf("%d seeds from %d %v: %d events, %d slots committed, %d client operations, %d elections, %d crashes, %d messages dropped, %d snapshots, %d installed from a leader",
+		*flagSeeds, *flagStart, byProfile, total.Events, total.Commits, total.Ops, total.Elections, total.Crashes, total.Dropped, total.Snapshots, total.Installs)
 	if total.Snapshots == 0 || total.Installs == 0 {
 		t.Errorf("the runs took %d snapshots and installed %d: snapshots and catch-up went untested", total.Snapshots, total.Installs)
 	}

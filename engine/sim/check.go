@@ -55,7 +55,7 @@ func (c *checker) persisted(n *node, ents []paxos.Entry) {
 		if first, ok := c.chosen[e.Slot]; !ok {
 			c.chosen[e.Slot] = e.Value
 		} else if !bytes.Equal(first, e.Value) {
-			c.s.fail("slot %d: %s chosen under ballot %s, but %s was chosen there before: two values chosen",
+			c.s.fail(Safety, "slot %d: %s chosen under ballot %s, but %s was chosen there before: two values chosen",
 				e.Slot, paxos.DescribeValue(e.Value), e.Ballot, paxos.DescribeValue(first))
 			return
 		}
@@ -67,28 +67,29 @@ func (c *checker) persisted(n *node, ents []paxos.Entry) {
 func (c *checker) applied(n *node, e paxos.Entry) {
 	chosen, ok := c.chosen[e.Slot]
 	if !ok {
-		c.s.fail("replica %s applied slot %d (%s), which no majority has durably accepted", n.id, e.Slot, paxos.DescribeValue(e.Value))
+		c.s.fail(Safety, "replica %s applied slot %d (%s), which no majority has durably accepted", n.id, e.Slot, paxos.DescribeValue(e.Value))
 		return
 	}
 	if !bytes.Equal(chosen, e.Value) {
-		c.s.fail("replica %s applied %s at slot %d, but %s was chosen there", n.id, paxos.DescribeValue(e.Value), e.Slot, paxos.DescribeValue(chosen))
+		c.s.fail(Safety, "replica %s applied %s at slot %d, but %s was chosen there", n.id, paxos.DescribeValue(e.Value), e.Slot, paxos.DescribeValue(chosen))
 		return
 	}
 	if h, ok := c.history[e.Slot]; !ok {
 		c.history[e.Slot] = e.Value
 		c.s.stats.Commits++
 	} else if !bytes.Equal(h, e.Value) {
-		c.s.fail("replica %s applied %s at slot %d, where others applied %s", n.id, paxos.DescribeValue(e.Value), e.Slot, paxos.DescribeValue(h))
+		c.s.fail(Safety, "replica %s applied %s at slot %d, where others applied %s", n.id, paxos.DescribeValue(e.Value), e.Slot, paxos.DescribeValue(h))
 	}
 }
 
 // finalCheck runs once the replicas have caught up: they all hold the same
 // log, and every put a client saw acknowledged is in it exactly once.
-func (s *Sim) finalCheck() error {
+func (s *Sim) finalCheck() {
 	ref := s.nodes[0].chat
 	for _, n := range s.nodes[1:] {
 		if got := n.chat.get(); got != ref.get() {
-			return fmt.Errorf("after catching up, replica %s holds %q but replica %s holds %q", n.id, got, s.nodes[0].id, ref.get())
+			s.fail(Safety, "after catching up, replica %s holds %q but replica %s holds %q", n.id, got, s.nodes[0].id, ref.get())
+			return
 		}
 	}
 	count := map[string]int{}
@@ -99,14 +100,15 @@ func (s *Sim) finalCheck() error {
 		for _, text := range c.acked {
 			switch count[text] {
 			case 0:
-				return fmt.Errorf("client %d's put %q was acknowledged but is not in the log: an acknowledged command was lost", c.id, text)
+				s.fail(Safety, "client %d's put %q was acknowledged but is not in the log: an acknowledged command was lost", c.id, text)
+				return
 			case 1:
 			default:
-				return fmt.Errorf("client %d's put %q is in the log %d times", c.id, text, count[text])
+				s.fail(Safety, "client %d's put %q is in the log %d times", c.id, text, count[text])
+				return
 			}
 		}
 	}
-	return nil
 }
 
 // describeReadyShort describes a Ready on one line, for the trace.

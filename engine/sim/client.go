@@ -32,7 +32,7 @@ func (c *chat) execute(n *node, payload []byte) []byte {
 	case strings.HasPrefix(p, "P "):
 		text := p[2:]
 		if c.seen[text] {
-			n.s.fail("replica %s executed %q twice: exactly-once broken", n.id, text)
+			n.s.fail(Safety, "replica %s executed %q twice: exactly-once broken", n.id, text)
 		}
 		c.seen[text] = true
 		c.log = append(c.log, text)
@@ -40,7 +40,7 @@ func (c *chat) execute(n *node, payload []byte) []byte {
 	case p == "G":
 		return []byte(c.get())
 	}
-	n.s.fail("replica %s: unknown command %q", n.id, p)
+	n.s.fail(Other, "replica %s: unknown command %q", n.id, p)
 	return nil
 }
 
@@ -130,7 +130,7 @@ func (c *client) reply(r *request, rep reply) {
 		c.s.tracef("client %d: %s: %v", c.id, r.describe(), rep.err)
 		switch rep.err.Error() {
 		case "stale", "expired":
-			c.s.fail("client %d command %d answered %v", c.id, r.cmd.Seq, rep.err)
+			c.s.fail(Other, "client %d command %d answered %v", c.id, r.cmd.Seq, rep.err)
 			return
 		}
 		attempt := r.attempt
@@ -146,7 +146,7 @@ func (c *client) reply(r *request, rep reply) {
 	out := chatmodel.Output{Log: string(rep.resp)}
 	if r.input.Put {
 		if string(rep.resp) != "ok" {
-			c.s.fail("client %d put %q answered %q", c.id, r.input.Text, rep.resp)
+			c.s.fail(Other, "client %d put %q answered %q", c.id, r.input.Text, rep.resp)
 			return
 		}
 		c.acked = append(c.acked, r.input.Text)

@@ -114,7 +114,7 @@ func (n *node) boot() {
 		Knobs:     n.s.opts.Knobs,
 	})
 	if err != nil {
-		n.s.fail("replica %s cannot restart: %v", n.id, err)
+		n.s.fail(Other, "replica %s cannot restart: %v", n.id, err)
 		return
 	}
 	n.rn = rn
@@ -126,7 +126,7 @@ func (n *node) boot() {
 	n.readIndex = nil
 	n.promisedNow = rn.Status().Promised
 	if n.promisedNow.Less(n.promisedSent) {
-		n.s.fail("replica %s restarted with promise %s, below the %s it had promised in a message: a promise went backwards",
+		n.s.fail(Safety, "replica %s restarted with promise %s, below the %s it had promised in a message: a promise went backwards",
 			n.id, n.promisedNow, n.promisedSent)
 	}
 }
@@ -225,7 +225,7 @@ func (n *node) loop() {
 	}
 	for _, m := range inbox {
 		if err := n.rn.Step(m); err != nil {
-			n.s.fail("replica %s refused %s: %v", n.id, paxos.DescribeMessage(m), err)
+			n.s.fail(Refused, "replica %s refused %s: %v", n.id, paxos.DescribeMessage(m), err)
 		}
 	}
 	for i := 0; i < ticks; i++ {
@@ -345,7 +345,7 @@ func (n *node) restartLater() {
 func (n *node) checkPromise() {
 	p := n.rn.Status().Promised
 	if p.Less(n.promisedNow) {
-		n.s.fail("replica %s promise went from %s back to %s", n.id, n.promisedNow, p)
+		n.s.fail(Safety, "replica %s promise went from %s back to %s", n.id, n.promisedNow, p)
 	}
 	n.promisedNow = p
 }
@@ -379,7 +379,7 @@ func (n *node) persisted(rd paxos.Ready, crashAt int) {
 	if len(ents) > 0 {
 		first, base := ents[0].Slot, n.compacted.Slot
 		if first > base+uint64(len(n.entries))+1 {
-			n.s.fail("replica %s persisted slot %d after slot %d: a hole", n.id, first, base+uint64(len(n.entries)))
+			n.s.fail(Other, "replica %s persisted slot %d after slot %d: a hole", n.id, first, base+uint64(len(n.entries)))
 			return
 		}
 		n.entries = append(n.entries[:first-base-1], ents...)
@@ -428,7 +428,7 @@ func (n *node) propose(r *request) {
 	}
 	if err := n.rn.Propose(paxos.AppendCommand(nil, r.cmd)); err != nil {
 		if !errors.Is(err, paxos.ErrNoLeader) && !errors.Is(err, paxos.ErrBusy) {
-			n.s.fail("replica %s: Propose: %v", n.id, err)
+			n.s.fail(Other, "replica %s: Propose: %v", n.id, err)
 		}
 		r.client.reply(r, reply{err: err})
 		return
@@ -465,7 +465,7 @@ func (n *node) apply(e paxos.Entry) {
 		}
 	})
 	if err != nil {
-		n.s.fail("replica %s cannot apply slot %d: %v", n.id, e.Slot, err)
+		n.s.fail(Other, "replica %s cannot apply slot %d: %v", n.id, e.Slot, err)
 	}
 }
 
@@ -520,7 +520,7 @@ func (n *node) maybeSnapshot() bool {
 	}
 	c, err := n.rn.Compact(min(n.snap.slot-keep, applied))
 	if err != nil {
-		n.s.fail("replica %s: %v", n.id, err)
+		n.s.fail(Other, "replica %s: %v", n.id, err)
 		return true
 	}
 	n.compactDisk(c)
@@ -571,7 +571,7 @@ func (n *node) compactDisk(c paxos.Compacted) {
 func (n *node) restore(sn *snapshot) {
 	table, err := session.Read(sn.sessions)
 	if err != nil {
-		n.s.fail("replica %s: restoring the sessions of snapshot %d: %v", n.id, sn.slot, err)
+		n.s.fail(Other, "replica %s: restoring the sessions of snapshot %d: %v", n.id, sn.slot, err)
 		return
 	}
 	n.sessions = table
@@ -632,7 +632,7 @@ func (n *node) installSnapshot(sn *snapshot) bool {
 	n.compactDisk(c)
 	n.restore(sn)
 	if !n.rn.InstallSnapshot(c) {
-		n.s.fail("replica %s: the core refused a snapshot it wanted", n.id)
+		n.s.fail(Other, "replica %s: the core refused a snapshot it wanted", n.id)
 		return true
 	}
 	n.s.stats.Installs++

@@ -93,10 +93,43 @@ type Options struct {
 	TraceLines int
 }
 
+// Kind says what sort of check a violation failed. A test that breaks the
+// protocol on purpose counts the breakage as caught only by a Safety
+// violation: a liveness timeout or a refused message may come from a
+// broken simulator or a slow run as well as from a broken protocol.
+type Kind int
+
+// The kinds of violation.
+const (
+	// NoViolation is the Kind of a run that passed.
+	NoViolation Kind = iota
+	// Safety: two values chosen for a slot, a replica applied a value not
+	// chosen (so replicas applied different histories), a command executed
+	// twice, an acknowledged put lost or duplicated, a promise reported in
+	// a message and then forgotten, or replicas that hold different states
+	// once caught up.
+	Safety
+	// Liveness: requests still outstanding, or replicas not caught up, a
+	// bounded time after the faults healed.
+	Liveness
+	// Refused: the core returned an error for a message it was given.
+	Refused
+	// Other: anything else that should not happen (the core refused a
+	// restart state, a snapshot or a compaction; a session table error; a
+	// client answered with something it did not ask for).
+	Other
+)
+
+func (k Kind) String() string {
+	return [...]string{"none", "safety", "liveness", "refused", "other"}[k]
+}
+
 // Result is what a run found.
 type Result struct {
-	// Err is the first violation of an invariant, or nil.
-	Err error
+	// Err is the first violation of an invariant, or nil, and Kind what
+	// sort of check it failed.
+	Err  error
+	Kind Kind
 	// Trace is the tail of the trace, if Options.Trace was set.
 	Trace []string
 	// History is the clients' history, for a linearizability check.
@@ -128,6 +161,7 @@ type Sim struct {
 	check   checker
 	stats   Stats
 	err     error
+	kind    Kind
 	healed  bool
 	trace   []string
 	nextCtx uint64
@@ -138,10 +172,11 @@ func Run(opts Options) Result {
 	s := newSim(opts)
 	s.run()
 	if s.err == nil {
-		s.err = s.finalCheck()
+		s.finalCheck()
 	}
 	s.stats.SimTime = s.now
-	res := Result{Err: s.err, Stats: s.stats, Trace: s.trace}
+	res := Result{Err: s.err, Kind: s.kind, Stats: s.stats, Trace: s.trace}
+
 	for _, c := range s.clients {
 		res.History = append(res.History, c.history...)
 	}
@@ -203,11 +238,13 @@ func (s *Sim) tracef(format string, args ...any) {
 	}
 }
 
-// fail records the first violation; the run stops at once.
-func (s *Sim) fail(format string, args ...any) {
+// fail records the first violation, of the given kind; the run stops at
+// once.
+func (s *Sim) fail(kind Kind, format string, args ...any) {
 	if s.err == nil {
 		s.err = fmt.Errorf("at %.3fms: %s", float64(s.now)/1000, fmt.Sprintf(format, args...))
-		s.tracef("VIOLATION: %v", s.err)
+		s.kind = kind
+		s.tracef("VIOLATION (%s): %v", kind, s.err)
 	}
 }
 
@@ -241,10 +278,10 @@ func (s *Sim) run() {
 			}
 		}
 		if len(waiting) > 0 {
-			s.fail("liveness: %.0fms after the faults healed, requests are still outstanding: %s",
+			s.fail(Liveness, "liveness: %.0fms after the faults healed, requests are still outstanding: %s",
 				float64(s.opts.LivenessTime)/1000, strings.Join(waiting, ", "))
 		} else if !s.caughtUp() {
-			s.fail("liveness: %.0fms after the faults healed, the replicas have not caught up: %s",
+			s.fail(Liveness, "liveness: %.0fms after the faults healed, the replicas have not caught up: %s",
 				float64(s.opts.LivenessTime)/1000, s.describeReplicas())
 		}
 	}

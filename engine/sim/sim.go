@@ -74,6 +74,11 @@ type Options struct {
 	// StaleReads serves reads from a replica's state at once, without a
 	// read index: more deliberate bugs the checkers must catch.
 	ForgetPromise, SkipSessionCheck, StaleReads bool
+	// SkipPromiseCheck turns off the check that a restarted replica still
+	// holds the highest promise it reported in a message, so that a test
+	// can show that forgetting a promise is also caught where it does harm
+	// (two values chosen, a value applied that was not chosen).
+	SkipPromiseCheck bool
 	// Pipelined runs replicas as the engine's runtime does: a replica keeps
 	// stepping while its writes are queued, applies committed entries at
 	// once, and sends the replies that wait for a write when it completes.

@@ -383,7 +383,7 @@ func (n *node) persisted(rd paxos.Ready, crashAt int) {
 			return
 		}
 		n.entries = append(n.entries[:first-base-1], ents...)
-		n.s.check.persisted(n, ents)
+		n.s.check.persisted(n.id, ents)
 	}
 	if crashAt == crashAfterPersist {
 		n.crash()
@@ -442,7 +442,7 @@ func (n *node) apply(e paxos.Entry) {
 	if e.Slot <= n.chat.applied {
 		return // covered by the snapshot it restarted from
 	}
-	n.s.check.applied(n, e)
+	n.s.check.applied(n.id, e)
 	if n.s.err != nil {
 		return
 	}

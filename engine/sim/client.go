@@ -111,7 +111,9 @@ func (c *client) send(r *request) {
 	}
 	n := c.s.nodes[c.s.rng.IntN(len(c.s.nodes))]
 	attempt := r.attempt
-	c.s.tracef("client %d try %d of %s at %s", c.id, attempt, r.describe(), n.id)
+	if c.s.opts.Trace {
+		c.s.tracef("client %d try %d of %s at %s", c.id, attempt, r.describe(), n.id)
+	}
 	c.s.after(c.s.between(50, 500), func() { n.submit(r) })
 	c.s.after(clientTimeout, func() {
 		if c.req == r && r.attempt == attempt {
@@ -127,7 +129,9 @@ func (c *client) reply(r *request, rep reply) {
 		return // a late answer to a request already completed
 	}
 	if rep.err != nil {
-		c.s.tracef("client %d: %s: %v", c.id, r.describe(), rep.err)
+		if c.s.opts.Trace {
+			c.s.tracef("client %d: %s: %v", c.id, r.describe(), rep.err)
+		}
 		switch rep.err.Error() {
 		case "stale", "expired":
 			c.s.fail(Other, "client %d command %d answered %v", c.id, r.cmd.Seq, rep.err)
@@ -152,7 +156,9 @@ func (c *client) reply(r *request, rep reply) {
 		c.acked = append(c.acked, r.input.Text)
 	}
 	c.history = append(c.history, porcupine.Operation{ClientId: c.id, Input: r.input, Call: r.call, Output: out, Return: c.s.now})
-	c.s.tracef("client %d done: %s", c.id, r.describe())
+	if c.s.opts.Trace {
+		c.s.tracef("client %d done: %s", c.id, r.describe())
+	}
 	c.s.after(c.s.between(0, 10*Millisecond), c.issue)
 }
 

@@ -36,7 +36,9 @@ func (nw *network) send(m paxos.Message) {
 	if !nw.reliable {
 		if nw.cutOff(m.From, m.To) || s.rng.Float64() < p.Drop {
 			s.stats.Dropped++
-			s.tracef("drop %s", paxos.DescribeMessage(m))
+			if s.opts.Trace {
+				s.tracef("drop %s", paxos.DescribeMessage(m))
+			}
 			return
 		}
 		if s.rng.Float64() < p.Dup {

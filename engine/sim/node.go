@@ -254,7 +254,9 @@ func (n *node) loop() {
 			n.s.tracef("%s leads with ballot %s", n.id, n.rn.Status().Promised)
 		}
 	}
-	n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
+	if n.s.opts.Trace {
+		n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
+	}
 	crashAt := n.crashPoint(rd)
 	if crashAt == crashBeforeSend {
 		n.crash()

@@ -50,9 +50,38 @@ func (nw *network) send(m paxos.Message) {
 		if !nw.reliable && s.rng.Float64() < p.Late {
 			d = s.between(p.MaxDelay, 20*p.MaxDelay)
 		}
-		to := s.nodes[m.To-1]
-		s.after(d, func() { to.receive(m) })
+		stale := !nw.reliable && p.Stale > 0 && s.rng.Float64() < p.Stale
+		if stale {
+			d = s.between(p.MaxDelay, p.StaleMax)
+		}
+		nw.deliverAfter(d, m, stale)
 	}
+}
+
+// deliverAfter delivers m to its destination after d. The destination's
+// life at send time goes with it, so that a stale delivery can tell
+// whether it reaches a later life.
+func (nw *network) deliverAfter(d Time, m paxos.Message, stale bool) {
+	s := nw.s
+	to := s.nodes[m.To-1]
+	sentTo := to.life()
+	sentAt := s.now
+	s.after(d, func() {
+		if !to.up {
+			return
+		}
+		if stale {
+			s.stats.Stale++
+			later := to.life() != sentTo
+			if later {
+				s.stats.StaleAcrossRestart++
+			}
+			if s.opts.Trace {
+				s.tracef("stale %s, sent %.3fms ago (to a later life: %v)", paxos.DescribeMessage(m), float64(s.now-sentAt)/1000, later)
+			}
+		}
+		to.receive(m)
+	})
 }
 
 // cutOff reports whether the link from one replica to another is cut.
@@ -96,6 +125,9 @@ func (s *Sim) scheduleFaults() {
 	}
 	if p.Pauses {
 		actions = append(actions, s.pauseOne)
+	}
+	if p.CrashEvery > 0 {
+		s.crashOften(p.CrashEvery)
 	}
 	if len(actions) == 0 {
 		return
@@ -277,6 +309,20 @@ func (s *Sim) crashLeader() {
 			})
 		}
 	})
+}
+
+// crashOften crashes a random replica about every interval until the
+// faults heal, besides the other fault actions.
+func (s *Sim) crashOften(interval Time) {
+	var next func()
+	next = func() {
+		if s.healed {
+			return
+		}
+		s.crashOne()
+		s.after(s.between(interval/2, 3*interval/2), next)
+	}
+	s.after(s.between(interval/2, 3*interval/2), next)
 }
 
 // pauseOne stops a random replica for 20 to 500 ms.

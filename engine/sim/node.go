@@ -27,13 +27,15 @@ type node struct {
 	// counts them and lastPersist is when the last one completes.
 	pendingPersists int
 	lastPersist     Time
-	incarnation     int // increases at every crash; stale persists are ignored
-	inbox           []paxos.Message
-	ticks           int
-	requests        []*request
-	wakePending     bool
-	leading         bool // as of the last Ready, for counting elections
-	skew            float64
+	// incarnation increases at every crash; events scheduled for an earlier
+	// incarnation (ticks, persists, wake-ups) are ignored.
+	incarnation int
+	inbox       []paxos.Message
+	ticks       int
+	requests    []*request
+	wakePending bool
+	leading     bool // as of the last Ready, for counting elections
+	skew        float64
 
 	// The fake disk: what completed persists wrote, the compaction point
 	// and the latest snapshot. entries[i] is slot compacted.Slot+1+i.
@@ -183,6 +185,18 @@ func (n *node) resume() {
 	n.s.tracef("resume %s", n.id)
 	n.paused = false
 	n.wake()
+}
+
+// life numbers the replica's lives and the gaps between them:
+// 2*incarnation while it runs, 2*incarnation+1 while it is down. A message
+// stamped with its destination's number at send time and delivered to a
+// running replica whose number differs reached a later life than the one
+// it was sent to (or, sent to a replica that was down, the next life).
+func (n *node) life() int {
+	if n.up {
+		return 2 * n.incarnation
+	}
+	return 2*n.incarnation + 1
 }
 
 // receive takes a message off the network.

@@ -22,6 +22,8 @@ const (
 	// tickInterval is a replica's tick: with ElectionTicks 10, the election
 	// timeout is 100 to 200 ms.
 	tickInterval = 10 * Millisecond
+	// electionTimeout is the longest election timeout.
+	electionTimeout = 2 * paxos.DefaultElectionTicks * tickInterval
 )
 
 // Profile is a family of faults.
@@ -37,8 +39,16 @@ type Profile struct {
 	// IsolateLeader cuts off whichever replica leads.
 	Partitions, OneWay, Flap, IsolateLeader bool
 	// Crashes kills replicas (losing what they had not persisted) and
-	// restarts them later.
-	Crashes bool
+	// restarts them later; CrashEvery, if not zero, also crashes a random
+	// replica about that often.
+	Crashes    bool
+	CrashEvery Time
+	// Stale is the chance that a message is held back and delivered up to
+	// StaleMax late: after its sender or its receiver may have crashed and
+	// restarted, so that it reaches a later life of its destination, which
+	// must not mistake it for an answer to something it asked itself.
+	Stale    float64
+	StaleMax Time
 	// Skew is the largest relative error of a replica's clock rate, and
 	// Pauses stops replicas for a while (a GC pause, a stalled VM).
 	Skew   float64
@@ -53,7 +63,14 @@ var Profiles = []Profile{
 	{Name: "crashes", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Crashes: true},
 	{Name: "clocks", MinDelay: 100, MaxDelay: 2 * Millisecond, Skew: 0.3, Pauses: true},
 	{Name: "chaos", Drop: 0.05, Dup: 0.03, Late: 0.03, MinDelay: 100, MaxDelay: 5 * Millisecond,
-		Partitions: true, OneWay: true, Flap: true, IsolateLeader: true, Crashes: true, Skew: 0.2, Pauses: true},
+		Partitions: true, OneWay: true, Flap: true, IsolateLeader: true, Crashes: true, Skew: 0.2, Pauses: true,
+		Stale: 0.01, StaleMax: 10 * electionTimeout},
+	// Messages from a previous life: a twentieth of the messages arrive up
+	// to ten election timeouts late, while replicas crash and restart all
+	// the time, so that answers and requests of a replica's earlier life
+	// reach its next one.
+	{Name: "stale", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond,
+		Crashes: true, CrashEvery: 250 * Millisecond, Stale: 0.05, StaleMax: 10 * electionTimeout},
 }
 
 // Options configure one simulation run.
@@ -148,7 +165,28 @@ type Stats struct {
 	// Snapshots counts snapshots taken, Installs those installed from a
 	// leader.
 	Snapshots, Installs int
-	SimTime             Time
+	// Stale counts messages delivered late on purpose (Profile.Stale) to a
+	// running replica, and StaleAcrossRestart those of them that reached a
+	// later life of their destination than the one they were sent to.
+	Stale, StaleAcrossRestart int
+	SimTime                   Time
+}
+
+// Add adds o's counts to s.
+func (s *Stats) Add(o Stats) {
+	s.Events += o.Events
+	s.Messages += o.Messages
+	s.Dropped += o.Dropped
+	s.Commits += o.Commits
+	s.Ops += o.Ops
+	s.Retries += o.Retries
+	s.Crashes += o.Crashes
+	s.Elections += o.Elections
+	s.Snapshots += o.Snapshots
+	s.Installs += o.Installs
+	s.Stale += o.Stale
+	s.StaleAcrossRestart += o.StaleAcrossRestart
+	s.SimTime += o.SimTime
 }
 
 // Sim is one simulation run: replicas of the real core, a fake network, a

@@ -117,23 +117,17 @@ func TestSimulation(t *testing.T) {
 	failures := 0
 	for o := range results {
 		byProfile[o.opts.Profile.Name]++
-		s := o.res.Stats
-		total.Events += s.Events
-		total.Commits += s.Commits
-		total.Ops += s.Ops
-		total.Crashes += s.Crashes
-		total.Elections += s.Elections
-		total.Dropped += s.Dropped
-		total.Snapshots += s.Snapshots
-		total.Installs += s.Installs
+		total.Add(o.res.Stats)
 		if o.res.Err != nil {
 			if failures++; failures <= 3 {
 				report(t, o.opts, o.res)
 			}
 		}
 	}
-	t.Logf("%d seeds from %d %v: %d events, %d slots committed, %d client operations, %d elections, %d crashes, %d messages dropped, %d snapshots, %d installed from a leader",
-		*flagSeeds, *flagStart, byProfile, total.Events, total.Commits, total.Ops, total.Elections, total.Crashes, total.Dropped, total.Snapshots, total.Installs)
+	t.Logf("%d seeds from %d %v: %d events, %d slots committed, %d client operations, %d elections, %d crashes, %d messages dropped, "+
+		"%d stale deliveries (%d to a later life), %d snapshots, %d installed from a leader",
+		*flagSeeds, *flagStart, byProfile, total.Events, total.Commits, total.Ops, total.Elections, total.Crashes, total.Dropped,
+		total.Stale, total.StaleAcrossRestart, total.Snapshots, total.Installs)
 	if total.Snapshots == 0 || total.Installs == 0 {
 		t.Errorf("the runs took %d snapshots and installed %d: snapshots and catch-up went untested", total.Snapshots, total.Installs)
 	}

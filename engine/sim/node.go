@@ -23,10 +23,9 @@ type node struct {
 	// busy is set between Ready and Advance, while a persist is under way;
 	// input waits in inbox, ticks and requests meanwhile.
 	busy bool
-	// With Options.Pipelined, persists queue instead: pendingPersists
-	// counts them and lastPersist is when the last one completes.
-	pendingPersists int
-	lastPersist     Time
+	// writes are the persists under way, oldest first: one at most, or,
+	// with Options.Pipelined, as many as the replica queued.
+	writes []*write
 	// incarnation increases at every crash; events scheduled for an earlier
 	// incarnation (ticks, persists, wake-ups) are ignored.
 	incarnation int
@@ -120,7 +119,7 @@ func (n *node) boot() {
 	}
 	n.rn = rn
 	n.up, n.busy, n.paused, n.leading = true, false, false, false
-	n.pendingPersists, n.lastPersist = 0, 0
+	n.writes = nil
 	n.inbox, n.ticks, n.requests, n.offered = nil, 0, nil, nil
 	n.waiting = map[[2]uint64]*request{}
 	n.reads = map[uint64]*request{}
@@ -160,11 +159,12 @@ func (n *node) scheduleTick() {
 	})
 }
 
-// crash loses everything but the disk: memory, the persist under way,
-// the messages and requests waiting.
+// crash loses everything but the disk: memory, the messages and requests
+// waiting, and the writes under way that had not reached the disk.
 func (n *node) crash() {
 	n.s.tracef("crash %s", n.id)
 	n.s.stats.Crashes++
+	n.settleWrites()
 	n.up = false
 	n.incarnation++
 }
@@ -261,8 +261,9 @@ func (n *node) loop() {
 		return
 	}
 	rd := n.rn.Ready()
+	newLeader := false
 	if leading := n.rn.IsLeader(); leading != n.leading {
-		n.leading = leading
+		n.leading, newLeader = leading, leading
 		if leading {
 			n.s.stats.Elections++
 			n.s.tracef("%s leads with ballot %s", n.id, n.rn.Status().Promised)
@@ -271,39 +272,32 @@ func (n *node) loop() {
 	if n.s.opts.Trace {
 		n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
 	}
-	crashAt := n.crashPoint(rd)
+	crashAt := n.crashPoint(rd, newLeader)
 	if crashAt == crashBeforeSend {
-		n.crash()
+		n.crashAndRestart()
 		return
 	}
 	for _, m := range rd.Messages {
 		n.send(m)
 	}
-	inc := n.incarnation
-	if !n.s.opts.Pipelined {
-		// The persist takes the disk's time; until it completes, the
-		// replica takes no input. If it crashes meanwhile, the write is
-		// lost.
-		n.busy = true
-		n.s.after(n.s.between(50, 1000), func() {
-			if n.incarnation == inc && n.up {
-				n.persisted(rd, crashAt)
+	w := n.queueWrite(rd, crashAt)
+	if crashAt == crashDuringPersist {
+		inc := n.incarnation
+		n.s.at(n.s.between(n.s.now, w.done-1), func() {
+			if n.incarnation == inc && n.up && !n.s.healed {
+				n.crashAndRestart()
 			}
 		})
+	}
+	if !n.s.opts.Pipelined {
+		// The persist takes the disk's time; until it completes, the
+		// replica takes no input.
+		n.busy = true
 		return
 	}
 	// The engine's runtime: the write is queued, in order, and the replica
 	// goes on; committed entries are applied at once; the replies that
 	// wait for the write go out when it completes.
-	done := max(n.s.now+n.s.between(50, 1000), n.lastPersist+1)
-	n.lastPersist = done
-	n.pendingPersists++
-	n.s.at(done, func() {
-		if n.incarnation == inc && n.up {
-			n.pendingPersists--
-			n.persisted(rd, crashAt)
-		}
-	})
 	n.applyReady(rd)
 	n.rn.Advance(rd)
 	n.sendSnapshots(rd)
@@ -332,28 +326,45 @@ func (n *node) applyReady(rd paxos.Ready) {
 const (
 	noCrash = iota
 	crashBeforeSend
-	crashAfterPersist // the write is durable, no reply has gone out
-	crashAfterReplies // the replies are out, nothing applied
+	crashDuringPersist // the messages are out, the write under way
+	crashAfterPersist  // the write is durable, no reply has gone out
+	crashAfterReplies  // the replies are out, nothing applied
 )
 
 // crashPoint decides whether this Ready ends in a crash, and where. In the
-// profiles with crashes, a leader that has just learned slots are chosen
-// is the favourite victim: it dies before anyone else learns it, and the
-// next leader must find those slots in phase 1.
-func (n *node) crashPoint(rd paxos.Ready) int {
+// profiles with crashes, three moments are favourite victims. A leader
+// that has just learned slots are chosen dies before anyone else learns
+// it, and the next leader must find those slots in phase 1. A replica that
+// has just raised its promise to its own ballot (a candidate starting
+// phase 1), or has just become leader, dies with its Prepares or Accepts
+// on the wire and its promise or its first entries maybe not yet durable:
+// its next life must not reuse the ballot its previous life proposed
+// with, and late answers to that life must not count.
+func (n *node) crashPoint(rd paxos.Ready, newLeader bool) int {
 	if !n.s.opts.Profile.Crashes || n.s.healed {
 		return noCrash
 	}
 	chance := 0.002
-	if n.rn.IsLeader() && rd.HardState != nil && rd.HardState.Commit > n.hard.Commit {
+	switch hs := rd.HardState; {
+	case n.rn.IsLeader() && hs != nil && hs.Commit > n.hard.Commit:
 		chance = 0.03
+	case newLeader:
+		chance = 0.05
+	case !n.rn.IsLeader() && hs != nil && hs.Promised.Node == n.id && rd.MustSync:
+		chance = 0.05
 	}
 	if n.s.rng.Float64() >= chance {
 		return noCrash
 	}
-	at := crashBeforeSend + n.s.rng.IntN(3)
+	return crashBeforeSend + n.s.rng.IntN(4)
+}
+
+// crashAndRestart crashes the replica and has it restarted later. A
+// planted crash schedules the restart when it happens, not when it is
+// planted: the write it waits for may take longer than the restart delay.
+func (n *node) crashAndRestart() {
+	n.crash()
 	n.restartLater()
-	return at
 }
 
 // restartLater restarts the replica, if it is down by then, after 20 to
@@ -380,9 +391,80 @@ func (n *node) send(m paxos.Message) {
 	n.s.net.send(m)
 }
 
-// persisted finishes a Ready once its write is durable: the rest of the
-// Ready in the order the core asks for.
-func (n *node) persisted(rd paxos.Ready, crashAt int) {
+// write is a Ready's persist under way: its HardState and Entries, which
+// the WAL writes as one batch.
+type write struct {
+	rd      paxos.Ready
+	crashAt int  // where the Ready's planted crash comes, if any
+	done    Time // when the write completes, unless the replica crashes first
+}
+
+// queueWrite starts rd's write. It completes 50 to 1000 us later, and
+// after the writes queued before it: the WAL writes batches in order.
+func (n *node) queueWrite(rd paxos.Ready, crashAt int) *write {
+	d := n.s.between(50, 1000)
+	if p := n.s.opts.Profile.SlowDisk; p > 0 && !n.s.healed && n.s.rng.Float64() < p {
+		d = n.s.between(5*Millisecond, 50*Millisecond)
+	}
+	done := n.s.now + d
+	if k := len(n.writes); k > 0 {
+		done = max(done, n.writes[k-1].done+1)
+	}
+	w := &write{rd: rd, crashAt: crashAt, done: done}
+	n.writes = append(n.writes, w)
+	inc := n.incarnation
+	n.s.at(done, func() {
+		if n.incarnation == inc && n.up {
+			n.writeDone(w)
+		}
+	})
+	return w
+}
+
+// writeDone completes the oldest write under way, w. In the profiles with
+// fsync errors, the write may fail instead: the replica stops at once, as
+// the engine does, since it cannot know what reached the disk. No reply
+// that waits for this write or a later one goes out, nothing more is
+// applied, and a supervisor restarts it later with whatever the disk holds
+// (see settleWrites).
+func (n *node) writeDone(w *write) {
+	if p := n.s.opts.Profile.FsyncErrors; p > 0 && !n.s.healed && n.s.rng.Float64() < p {
+		n.s.stats.FsyncErrors++
+		n.s.tracef("%s: fsync error", n.id)
+		n.crashAndRestart()
+		return
+	}
+	n.writes = n.writes[1:]
+	n.persisted(w.rd, w.crashAt)
+}
+
+// settleWrites decides, at a crash, what became of the writes under way.
+// The WAL writes each Ready as one batch ending in a commit record, and at
+// replay drops a torn batch whole, so a write is never half there: it
+// survives whole or is lost whole. The disk takes them in order, so the
+// survivors are a prefix: the first few may have reached the platter
+// although the process never learned it (no reply that waits for them
+// went out), the rest are lost. Surviving entries are durable acceptances
+// like any other, for the checker.
+func (n *node) settleWrites() {
+	k := 0
+	if len(n.writes) > 0 {
+		k = n.s.rng.IntN(len(n.writes) + 1)
+	}
+	for _, w := range n.writes[:k] {
+		n.writeDisk(w.rd)
+	}
+	n.s.stats.TornWrites += k
+	n.s.stats.LostWrites += len(n.writes) - k
+	if k > 0 || len(n.writes) > 0 {
+		n.s.tracef("%s: %d of %d writes under way survive the crash", n.id, k, len(n.writes))
+	}
+	n.writes = nil
+}
+
+// writeDisk puts a Ready's HardState and Entries on the fake disk. It
+// reports false (after failing the run) if the entries would leave a hole.
+func (n *node) writeDisk(rd paxos.Ready) bool {
 	if rd.HardState != nil {
 		n.hard = *rd.HardState
 	}
@@ -396,20 +478,29 @@ func (n *node) persisted(rd paxos.Ready, crashAt int) {
 		first, base := ents[0].Slot, n.compacted.Slot
 		if first > base+uint64(len(n.entries))+1 {
 			n.s.fail(Other, "replica %s persisted slot %d after slot %d: a hole", n.id, first, base+uint64(len(n.entries)))
-			return
+			return false
 		}
 		n.entries = append(n.entries[:first-base-1], ents...)
 		n.s.check.persisted(n.id, ents)
 	}
+	return true
+}
+
+// persisted finishes a Ready once its write is durable: the rest of the
+// Ready in the order the core asks for.
+func (n *node) persisted(rd paxos.Ready, crashAt int) {
+	if !n.writeDisk(rd) {
+		return
+	}
 	if crashAt == crashAfterPersist {
-		n.crash()
+		n.crashAndRestart()
 		return
 	}
 	for _, m := range rd.MessagesAfterPersist {
 		n.send(m)
 	}
 	if crashAt == crashAfterReplies {
-		n.crash()
+		n.crashAndRestart()
 		return
 	}
 	if n.s.opts.Pipelined {
@@ -563,8 +654,7 @@ func (n *node) crashSnapshotStep() bool {
 	if !n.s.opts.Profile.Crashes || n.s.healed || n.s.rng.Float64() >= 0.05 {
 		return false
 	}
-	n.crash()
-	n.restartLater()
+	n.crashAndRestart()
 	return true
 }
 

@@ -38,11 +38,18 @@ type Profile struct {
 	// directed links; Flap turns a partition on and off quickly;
 	// IsolateLeader cuts off whichever replica leads.
 	Partitions, OneWay, Flap, IsolateLeader bool
-	// Crashes kills replicas (losing what they had not persisted) and
-	// restarts them later; CrashEvery, if not zero, also crashes a random
-	// replica about that often.
-	Crashes    bool
-	CrashEvery Time
+	// Crashes kills replicas and restarts them later; of the writes a
+	// replica had under way, a random prefix survives, the rest is lost.
+	// CrashEvery, if not zero, also crashes a random replica about that
+	// often. FsyncErrors is the chance that a write fails, which stops the
+	// replica as a crash does. SlowDisk is the chance that a write takes
+	// 5 to 50 ms instead of at most 1 ms (an fsync latency spike): in the
+	// pipelined runtime, a replica goes on meanwhile, and whatever it
+	// sends that does not wait for the write may be all that survives it.
+	Crashes     bool
+	CrashEvery  Time
+	FsyncErrors float64
+	SlowDisk    float64
 	// Stale is the chance that a message is held back and delivered up to
 	// StaleMax late: after its sender or its receiver may have crashed and
 	// restarted, so that it reaches a later life of its destination, which
@@ -60,17 +67,17 @@ var Profiles = []Profile{
 	{Name: "calm", MinDelay: 100, MaxDelay: 2 * Millisecond},
 	{Name: "lossy", Drop: 0.1, Dup: 0.05, Late: 0.05, MinDelay: 100, MaxDelay: 5 * Millisecond},
 	{Name: "partitions", Drop: 0.01, Late: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Partitions: true, OneWay: true, Flap: true, IsolateLeader: true},
-	{Name: "crashes", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Crashes: true},
+	{Name: "crashes", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Crashes: true, FsyncErrors: 0.001, SlowDisk: 0.02},
 	{Name: "clocks", MinDelay: 100, MaxDelay: 2 * Millisecond, Skew: 0.3, Pauses: true},
 	{Name: "chaos", Drop: 0.05, Dup: 0.03, Late: 0.03, MinDelay: 100, MaxDelay: 5 * Millisecond,
-		Partitions: true, OneWay: true, Flap: true, IsolateLeader: true, Crashes: true, Skew: 0.2, Pauses: true,
+		Partitions: true, OneWay: true, Flap: true, IsolateLeader: true, Crashes: true, FsyncErrors: 0.001, SlowDisk: 0.02, Skew: 0.2, Pauses: true,
 		Stale: 0.01, StaleMax: 10 * electionTimeout},
 	// Messages from a previous life: a twentieth of the messages arrive up
 	// to ten election timeouts late, while replicas crash and restart all
 	// the time, so that answers and requests of a replica's earlier life
 	// reach its next one.
 	{Name: "stale", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond,
-		Crashes: true, CrashEvery: 250 * Millisecond, Stale: 0.05, StaleMax: 10 * electionTimeout},
+		Crashes: true, CrashEvery: 250 * Millisecond, FsyncErrors: 0.001, SlowDisk: 0.05, Stale: 0.05, StaleMax: 10 * electionTimeout},
 }
 
 // Options configure one simulation run.
@@ -169,7 +176,11 @@ type Stats struct {
 	// running replica, and StaleAcrossRestart those of them that reached a
 	// later life of their destination than the one they were sent to.
 	Stale, StaleAcrossRestart int
-	SimTime                   Time
+	// TornWrites counts writes that survived a crash without completing
+	// (the process never learned they did), LostWrites those lost, and
+	// FsyncErrors the writes that failed.
+	TornWrites, LostWrites, FsyncErrors int
+	SimTime                             Time
 }
 
 // Add adds o's counts to s.
@@ -186,6 +197,9 @@ func (s *Stats) Add(o Stats) {
 	s.Installs += o.Installs
 	s.Stale += o.Stale
 	s.StaleAcrossRestart += o.StaleAcrossRestart
+	s.TornWrites += o.TornWrites
+	s.LostWrites += o.LostWrites
+	s.FsyncErrors += o.FsyncErrors
 	s.SimTime += o.SimTime
 }
 
@@ -348,7 +362,7 @@ func (s *Sim) caughtUp() bool {
 	var commit uint64
 	for i, n := range s.nodes {
 		st := n.rn.Status()
-		if !n.up || n.busy || n.pendingPersists > 0 || st.Applied != st.Commit || (i > 0 && st.Commit != commit) {
+		if !n.up || n.busy || len(n.writes) > 0 || st.Applied != st.Commit || (i > 0 && st.Commit != commit) {
 			return false
 		}
 		commit = st.Commit

@@ -125,9 +125,9 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	t.Logf("%d seeds from %d %v: %d events, %d slots committed, %d client operations, %d elections, %d crashes, %d messages dropped, "+
-		"%d stale deliveries (%d to a later life), %d snapshots, %d installed from a leader",
+		"%d stale deliveries (%d to a later life), %d writes survived a crash unfinished, %d lost, %d fsync errors, %d snapshots, %d installed from a leader",
 		*flagSeeds, *flagStart, byProfile, total.Events, total.Commits, total.Ops, total.Elections, total.Crashes, total.Dropped,
-		total.Stale, total.StaleAcrossRestart, total.Snapshots, total.Installs)
+		total.Stale, total.StaleAcrossRestart, total.TornWrites, total.LostWrites, total.FsyncErrors, total.Snapshots, total.Installs)
 	if total.Snapshots == 0 || total.Installs == 0 {
 		t.Errorf("the runs took %d snapshots and installed %d: snapshots and catch-up went untested", total.Snapshots, total.Installs)
 	}

@@ -58,30 +58,67 @@ func (nw *network) send(m paxos.Message) {
 	}
 }
 
-// deliverAfter delivers m to its destination after d. The destination's
-// life at send time goes with it, so that a stale delivery can tell
-// whether it reaches a later life.
+// deliverAfter delivers m to its destination after d; a message for a
+// replica that is down then is lost. A stale message for a replica that
+// is down is held instead, until the replica restarts: a transport keeps
+// a peer's queue while it cannot connect and drains it on reconnecting, so
+// what a replica's earlier life was sent reaches the next one.
 func (nw *network) deliverAfter(d Time, m paxos.Message, stale bool) {
 	s := nw.s
 	to := s.nodes[m.To-1]
-	sentTo := to.life()
-	sentAt := s.now
+	if !stale {
+		s.after(d, func() { to.receive(m) })
+		return
+	}
+	sm := staleMessage{m: m, sentTo: to.life(), sentAt: s.now}
 	s.after(d, func() {
-		if !to.up {
-			return
+		if to.up {
+			nw.deliverStale(sm)
+		} else {
+			to.held = append(to.held, sm)
 		}
-		if stale {
-			s.stats.Stale++
-			later := to.life() != sentTo
-			if later {
-				s.stats.StaleAcrossRestart++
-			}
-			if s.opts.Trace {
-				s.tracef("stale %s, sent %.3fms ago (to a later life: %v)", paxos.DescribeMessage(m), float64(s.now-sentAt)/1000, later)
-			}
-		}
-		to.receive(m)
 	})
+}
+
+// staleMessage is a message held back on purpose, with its destination's
+// life and the time when it was sent.
+type staleMessage struct {
+	m      paxos.Message
+	sentTo int
+	sentAt Time
+}
+
+// deliverStale delivers a stale message to its running destination,
+// counting whether it reached a later life than the one it was sent to.
+func (nw *network) deliverStale(sm staleMessage) {
+	s := nw.s
+	to := s.nodes[sm.m.To-1]
+	s.stats.Stale++
+	later := to.life() != sm.sentTo
+	if later {
+		s.stats.StaleAcrossRestart++
+	}
+	if s.opts.Trace {
+		s.tracef("stale %s, sent %.3fms ago (to a later life: %v)", paxos.DescribeMessage(sm.m), float64(s.now-sm.sentAt)/1000, later)
+	}
+	to.receive(sm.m)
+}
+
+// releaseHeld delivers the stale messages held for replica n while it was
+// down, 0 to 20 ms after it restarted (the senders reconnect), in the
+// order they were held. Those that find it down again are lost.
+func (nw *network) releaseHeld(n *node) {
+	held := n.held
+	n.held = nil
+	at := nw.s.now
+	for _, sm := range held {
+		at += nw.s.between(0, 2*tickInterval/Time(len(held)))
+		nw.s.at(at, func() {
+			if n.up {
+				nw.deliverStale(sm)
+			}
+		})
+	}
 }
 
 // cutOff reports whether the link from one replica to another is cut.

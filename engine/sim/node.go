@@ -30,6 +30,9 @@ type node struct {
 	// incarnation (ticks, persists, wake-ups) are ignored.
 	incarnation int
 	inbox       []paxos.Message
+	// held are stale messages that came due while the replica was down,
+	// for its next life (see network.deliverAfter).
+	held        []staleMessage
 	ticks       int
 	requests    []*request
 	wakePending bool
@@ -174,6 +177,7 @@ func (n *node) restart() {
 	n.boot()
 	n.scheduleTick()
 	n.wake()
+	n.s.net.releaseHeld(n)
 }
 
 func (n *node) pause() {

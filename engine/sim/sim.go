@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/anishathalye/porcupine"
@@ -161,8 +162,10 @@ type Result struct {
 	Kind Kind
 	// Trace is the tail of the trace, if Options.Trace was set.
 	Trace []string
-	// History is the clients' history, for a linearizability check.
+	// History is the clients' history, for a linearizability check, and
+	// Final the log the replicas converged on (nil if the run failed).
 	History []porcupine.Operation
+	Final   []string
 	Stats   Stats
 }
 
@@ -233,6 +236,9 @@ func Run(opts Options) Result {
 	}
 	s.stats.SimTime = s.now
 	res := Result{Err: s.err, Kind: s.kind, Stats: s.stats, Trace: s.trace}
+	if s.err == nil {
+		res.Final = slices.Clone(s.nodes[0].chat.log)
+	}
 
 	for _, c := range s.clients {
 		res.History = append(res.History, c.history...)

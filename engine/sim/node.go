@@ -265,14 +265,7 @@ func (n *node) loop() {
 		return
 	}
 	rd := n.rn.Ready()
-	newLeader := false
-	if leading := n.rn.IsLeader(); leading != n.leading {
-		n.leading, newLeader = leading, leading
-		if leading {
-			n.s.stats.Elections++
-			n.s.tracef("%s leads with ballot %s", n.id, n.rn.Status().Promised)
-		}
-	}
+	newLeader := n.noteLeadership()
 	if n.s.opts.Trace {
 		n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
 	}
@@ -286,12 +279,7 @@ func (n *node) loop() {
 	}
 	w := n.queueWrite(rd, crashAt)
 	if crashAt == crashDuringPersist {
-		inc := n.incarnation
-		n.s.at(n.s.between(n.s.now, w.done-1), func() {
-			if n.incarnation == inc && n.up && !n.s.healed {
-				n.crashAndRestart()
-			}
-		})
+		n.crashBefore(w.done)
 	}
 	if !n.s.opts.Pipelined {
 		// The persist takes the disk's time; until it completes, the
@@ -309,6 +297,33 @@ func (n *node) loop() {
 		return // crashed
 	}
 	n.wake()
+}
+
+// noteLeadership counts elections, and reports whether the replica has
+// just become leader.
+func (n *node) noteLeadership() bool {
+	leading := n.rn.IsLeader()
+	if leading == n.leading {
+		return false
+	}
+	n.leading = leading
+	if leading {
+		n.s.stats.Elections++
+		n.s.tracef("%s leads with ballot %s", n.id, n.rn.Status().Promised)
+	}
+	return leading
+}
+
+// crashBefore crashes the replica at a random moment before t, when the
+// write it has just queued completes: its messages are out, the write is
+// under way. Nothing happens if it crashed meanwhile or the faults healed.
+func (n *node) crashBefore(t Time) {
+	inc := n.incarnation
+	n.s.at(n.s.between(n.s.now, t-1), func() {
+		if n.incarnation == inc && n.up && !n.s.healed {
+			n.crashAndRestart()
+		}
+	})
 }
 
 // applyReady applies a Ready's committed entries and takes its read

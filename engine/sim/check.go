@@ -1,94 +1,138 @@
 package sim
 
 import (
-	"bytes"
 	"fmt"
+	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/paxos-go/paxos/engine/paxos"
 )
 
 // checker holds the global oracles, checked as the run goes.
+//
+// Paxos defines "chosen" over time: a value is chosen for a slot once a
+// majority of acceptors have durably accepted one proposal (ballot, value)
+// for it, whatever they accept later. A replica that accepted the value
+// under ballot 30.1 and then, when a new leader adopted it in phase 1,
+// re-accepted it under 31.4 still counts for 30.1. So the checker keeps,
+// per slot, every proposal any replica ever durably accepted and who
+// accepted it, never only what each replica holds now: at the instant a
+// replica applies a chosen value, the majority that chose it may be split
+// between the old and the new ballot.
 type checker struct {
-	s *Sim
-	// votes[slot][i] is what replica i durably holds for slot: the ballot
-	// and value of its accepted entry.
-	votes map[uint64][]vote
-	// chosen[slot] is the first value a majority of replicas durably
-	// accepted under one ballot: Paxos's "chosen". No other value may ever
-	// be chosen for that slot.
-	chosen map[uint64][]byte
-	// history[slot] is the value the first replica applied there; every
-	// replica's applied sequence must be a prefix of this one history.
-	history map[uint64][]byte
+	s      *Sim
+	quorum int
+	// slots holds what is known of every slot any replica accepted. It
+	// grows with the run (a few thousand slots at most), which is cheap
+	// enough not to prune.
+	slots map[uint64]*slotRecord
 }
 
-type vote struct {
+// slotRecord is the history of one slot across the run.
+type slotRecord struct {
+	// accepted[p] is the set of replicas (bit id-1) that ever durably
+	// accepted proposal p.
+	accepted map[proposal]uint64
+	// chosen is the first proposal that a majority accepted; no proposal
+	// with another value may ever reach a majority. It is nil until then.
+	chosen *proposal
+	// applied is set once a replica applied the slot, to count commits.
+	applied bool
+}
+
+// proposal is a (ballot, value) pair, the unit Paxos counts acceptances
+// of. The value is held as a string to be a map key.
+type proposal struct {
 	ballot paxos.Ballot
-	value  []byte
+	value  string
 }
 
 func newChecker(s *Sim) checker {
-	return checker{s: s, votes: map[uint64][]vote{}, chosen: map[uint64][]byte{}, history: map[uint64][]byte{}}
+	if s.opts.Nodes > 64 {
+		panic("sim: the checker counts at most 64 replicas")
+	}
+	return checker{s: s, quorum: s.opts.Nodes/2 + 1, slots: map[uint64]*slotRecord{}}
 }
 
-// persisted notes entries that became durable at replica n, and checks
-// that no slot ever has two chosen values.
-func (c *checker) persisted(n *node, ents []paxos.Entry) {
-	quorum := len(c.s.nodes)/2 + 1
+func (c *checker) slot(slot uint64) *slotRecord {
+	rec := c.slots[slot]
+	if rec == nil {
+		rec = &slotRecord{accepted: map[proposal]uint64{}}
+		c.slots[slot] = rec
+	}
+	return rec
+}
+
+// persisted notes entries that became durable at replica id: each is an
+// acceptance of its (ballot, value). It checks that no slot ever has two
+// chosen values.
+func (c *checker) persisted(id paxos.NodeID, ents []paxos.Entry) {
 	for _, e := range ents {
-		vs := c.votes[e.Slot]
-		if vs == nil {
-			vs = make([]vote, len(c.s.nodes))
-			c.votes[e.Slot] = vs
-		}
-		vs[n.id-1] = vote{ballot: e.Ballot, value: e.Value}
-		same := 0
-		for _, v := range vs {
-			if v.ballot == e.Ballot && v.value != nil && bytes.Equal(v.value, e.Value) {
-				same++
-			}
-		}
-		if same < quorum {
+		rec := c.slot(e.Slot)
+		p := proposal{ballot: e.Ballot, value: string(e.Value)}
+		rec.accepted[p] |= 1 << (id - 1)
+		if bits.OnesCount64(rec.accepted[p]) < c.quorum {
 			continue
 		}
-		if first, ok := c.chosen[e.Slot]; !ok {
-			c.chosen[e.Slot] = e.Value
-		} else if !bytes.Equal(first, e.Value) {
-			c.s.fail("slot %d: %s chosen under ballot %s, but %s was chosen there before: two values chosen",
-				e.Slot, paxos.DescribeValue(e.Value), e.Ballot, paxos.DescribeValue(first))
+		switch {
+		case rec.chosen == nil:
+			rec.chosen = &p
+		case rec.chosen.value != p.value:
+			c.s.fail(Safety, "slot %d: %s chosen under ballot %s, but %s was chosen there before under %s: two values chosen (%s)",
+				e.Slot, paxos.DescribeValue(e.Value), e.Ballot, paxos.DescribeValue([]byte(rec.chosen.value)), rec.chosen.ballot, rec.describe())
 			return
 		}
 	}
 }
 
-// applied checks a slot a replica applies: it must be chosen, and be what
-// every other replica applied there.
-func (c *checker) applied(n *node, e paxos.Entry) {
-	chosen, ok := c.chosen[e.Slot]
-	if !ok {
-		c.s.fail("replica %s applied slot %d (%s), which no majority has durably accepted", n.id, e.Slot, paxos.DescribeValue(e.Value))
+// applied checks a slot replica id applies: it must hold the value chosen
+// there. Since that never changes, every replica applies one history.
+func (c *checker) applied(id paxos.NodeID, e paxos.Entry) {
+	rec := c.slots[e.Slot]
+	switch {
+	case rec == nil || rec.chosen == nil:
+		c.s.fail(Safety, "replica %s applied slot %d (%s), which no majority ever durably accepted under one ballot (%s)",
+			id, e.Slot, paxos.DescribeValue(e.Value), rec.describe())
+		return
+	case rec.chosen.value != string(e.Value):
+		c.s.fail(Safety, "replica %s applied %s at slot %d, but %s was chosen there under %s (%s)",
+			id, paxos.DescribeValue(e.Value), e.Slot, paxos.DescribeValue([]byte(rec.chosen.value)), rec.chosen.ballot, rec.describe())
 		return
 	}
-	if !bytes.Equal(chosen, e.Value) {
-		c.s.fail("replica %s applied %s at slot %d, but %s was chosen there", n.id, paxos.DescribeValue(e.Value), e.Slot, paxos.DescribeValue(chosen))
-		return
-	}
-	if h, ok := c.history[e.Slot]; !ok {
-		c.history[e.Slot] = e.Value
+	if !rec.applied {
+		rec.applied = true
 		c.s.stats.Commits++
-	} else if !bytes.Equal(h, e.Value) {
-		c.s.fail("replica %s applied %s at slot %d, where others applied %s", n.id, paxos.DescribeValue(e.Value), e.Slot, paxos.DescribeValue(h))
 	}
+}
+
+// describe lists who accepted what in a slot, for a failure message.
+func (rec *slotRecord) describe() string {
+	if rec == nil || len(rec.accepted) == 0 {
+		return "no acceptances"
+	}
+	var parts []string
+	for p, set := range rec.accepted {
+		var who []string
+		for i := 0; i < 64; i++ {
+			if set&(1<<i) != 0 {
+				who = append(who, fmt.Sprint(i+1))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s under %s by %s", paxos.DescribeValue([]byte(p.value)), p.ballot, strings.Join(who, ",")))
+	}
+	slices.Sort(parts) // map order is random; the message must replay
+	return "accepted: " + strings.Join(parts, "; ")
 }
 
 // finalCheck runs once the replicas have caught up: they all hold the same
 // log, and every put a client saw acknowledged is in it exactly once.
-func (s *Sim) finalCheck() error {
+func (s *Sim) finalCheck() {
 	ref := s.nodes[0].chat
 	for _, n := range s.nodes[1:] {
 		if got := n.chat.get(); got != ref.get() {
-			return fmt.Errorf("after catching up, replica %s holds %q but replica %s holds %q", n.id, got, s.nodes[0].id, ref.get())
+			s.fail(Safety, "after catching up, replica %s holds %q but replica %s holds %q", n.id, got, s.nodes[0].id, ref.get())
+			return
 		}
 	}
 	count := map[string]int{}
@@ -99,14 +143,15 @@ func (s *Sim) finalCheck() error {
 		for _, text := range c.acked {
 			switch count[text] {
 			case 0:
-				return fmt.Errorf("client %d's put %q was acknowledged but is not in the log: an acknowledged command was lost", c.id, text)
+				s.fail(Safety, "client %d's put %q was acknowledged but is not in the log: an acknowledged command was lost", c.id, text)
+				return
 			case 1:
 			default:
-				return fmt.Errorf("client %d's put %q is in the log %d times", c.id, text, count[text])
+				s.fail(Safety, "client %d's put %q is in the log %d times", c.id, text, count[text])
+				return
 			}
 		}
 	}
-	return nil
 }
 
 // describeReadyShort describes a Ready on one line, for the trace.

@@ -32,7 +32,7 @@ func (c *chat) execute(n *node, payload []byte) []byte {
 	case strings.HasPrefix(p, "P "):
 		text := p[2:]
 		if c.seen[text] {
-			n.s.fail("replica %s executed %q twice: exactly-once broken", n.id, text)
+			n.s.fail(Safety, "replica %s executed %q twice: exactly-once broken", n.id, text)
 		}
 		c.seen[text] = true
 		c.log = append(c.log, text)
@@ -40,7 +40,7 @@ func (c *chat) execute(n *node, payload []byte) []byte {
 	case p == "G":
 		return []byte(c.get())
 	}
-	n.s.fail("replica %s: unknown command %q", n.id, p)
+	n.s.fail(Other, "replica %s: unknown command %q", n.id, p)
 	return nil
 }
 
@@ -111,7 +111,9 @@ func (c *client) send(r *request) {
 	}
 	n := c.s.nodes[c.s.rng.IntN(len(c.s.nodes))]
 	attempt := r.attempt
-	c.s.tracef("client %d try %d of %s at %s", c.id, attempt, r.describe(), n.id)
+	if c.s.opts.Trace {
+		c.s.tracef("client %d try %d of %s at %s", c.id, attempt, r.describe(), n.id)
+	}
 	c.s.after(c.s.between(50, 500), func() { n.submit(r) })
 	c.s.after(clientTimeout, func() {
 		if c.req == r && r.attempt == attempt {
@@ -127,10 +129,12 @@ func (c *client) reply(r *request, rep reply) {
 		return // a late answer to a request already completed
 	}
 	if rep.err != nil {
-		c.s.tracef("client %d: %s: %v", c.id, r.describe(), rep.err)
+		if c.s.opts.Trace {
+			c.s.tracef("client %d: %s: %v", c.id, r.describe(), rep.err)
+		}
 		switch rep.err.Error() {
 		case "stale", "expired":
-			c.s.fail("client %d command %d answered %v", c.id, r.cmd.Seq, rep.err)
+			c.s.fail(Other, "client %d command %d answered %v", c.id, r.cmd.Seq, rep.err)
 			return
 		}
 		attempt := r.attempt
@@ -146,13 +150,15 @@ func (c *client) reply(r *request, rep reply) {
 	out := chatmodel.Output{Log: string(rep.resp)}
 	if r.input.Put {
 		if string(rep.resp) != "ok" {
-			c.s.fail("client %d put %q answered %q", c.id, r.input.Text, rep.resp)
+			c.s.fail(Other, "client %d put %q answered %q", c.id, r.input.Text, rep.resp)
 			return
 		}
 		c.acked = append(c.acked, r.input.Text)
 	}
 	c.history = append(c.history, porcupine.Operation{ClientId: c.id, Input: r.input, Call: r.call, Output: out, Return: c.s.now})
-	c.s.tracef("client %d done: %s", c.id, r.describe())
+	if c.s.opts.Trace {
+		c.s.tracef("client %d done: %s", c.id, r.describe())
+	}
 	c.s.after(c.s.between(0, 10*Millisecond), c.issue)
 }
 

@@ -2,27 +2,54 @@
 // protocol of engine/paxos. It runs 3, 5 or 7 replicas of the real core in
 // one goroutine with a fake network (per-message delay, loss, duplication,
 // reordering; symmetric, one-way and flapping partitions; leader
-// isolation), a fake clock (per-replica rate skew, pauses), fake disks that
-// keep only completed writes (a crash loses the write under way), crashes
-// and restarts at random points, and clients that retry with the same
-// (ClientID, Seq) until they are answered. Everything random comes from one
-// seed, so a seed replays exactly.
+// isolation; stale messages), a fake clock (per-replica rate skew,
+// pauses), fake disks, crashes and restarts at random points, and clients
+// that retry with the same (ClientID, Seq) until they are answered.
+// Everything random comes from one seed, so a seed replays exactly.
 //
-// After every step it checks: no slot ever has two chosen values (a value
-// is chosen when a majority of replicas durably hold it under one ballot);
-// replicas apply only chosen values, and every replica's applied sequence
-// is a prefix of one history; no command executes twice; a replica's
-// promise never goes backwards, within a run or across a restart. After
-// the faults heal, every outstanding request must complete within a bounded
-// simulated time, the replicas must converge, and every put a client saw
-// acknowledged must be in the log exactly once. Client histories of some
-// runs are checked for linearizability with porcupine.
+// The faults that matter most for safety:
 //
-// The tests run at least 300 seeds across the fault profiles:
+//   - Stale messages (the stale profile, and a little in chaos): a share
+//     of the messages is held back for up to ten election timeouts. One
+//     that comes due while its destination is down waits for its next life
+//     and arrives just after the restart, as a transport's queue drains on
+//     reconnecting. The stale profile also crashes a replica every few
+//     hundred milliseconds, so that answers sent to a replica's previous
+//     life, and Accepts of long-deposed leaders, reach its next one.
+//   - Disk faults (the profiles with crashes): at a crash, of the writes
+//     under way (several in the pipelined runtime), a random prefix
+//     survives whole and the rest is lost, since the WAL writes each Ready
+//     as one batch with a commit record, drops a torn batch whole at
+//     replay, and the disk takes batches in order. An fsync error stops the
+//     replica at once, as a crash does. Slow writes (5 to 50 ms) let a
+//     pipelined replica act long before its state is durable.
+//   - Crashes planted at points of the runtime loop: before sending, during
+//     the write, after the write, after the replies; a leader that has just
+//     learned a commit, a candidate that has just raised its promise and a
+//     new leader are favourite victims.
 //
-//	go test ./engine/sim                                  # the CI budget
-//	go test ./engine/sim -run 'TestSimulation$' -sim.seeds=20000   # a soak
-//	go test ./engine/sim -run 'TestSimulation$' -sim.seed=42 -v    # replay one seed, with its trace
+// Checked after every step, as safety: no slot ever has two chosen values,
+// where a value is chosen once a majority of replicas has durably accepted
+// one (ballot, value) proposal for it at some time, whatever they accepted
+// later (the checker keeps every acceptance of the run); replicas apply
+// only the chosen values, so one history; no command executes twice; a
+// restarted replica still holds every promise it reported in a message
+// (Options.SkipPromiseCheck turns this one off). After the faults heal,
+// as liveness: every outstanding request completes within a bounded
+// simulated time and the replicas catch up; then, as safety, they hold the
+// same state and every put a client saw acknowledged is in it exactly
+// once. Every run that passes has its client history checked for
+// linearizability with porcupine, against the chat room's specification
+// guided by the final log. Result.Kind says which kind of check a failure
+// failed (Safety, Liveness, Refused, Other): a deliberate bug counts as
+// caught only by a safety check or a porcupine verdict.
 //
-// A failure prints the replay command and the tail of the seed's trace.
+// The tests run 1,000 seeds across the fault profiles:
+//
+//	go test ./engine/sim                                                         # the CI budget
+//	go test ./engine/sim -run 'TestSimulation$' -sim.start=2000000 -sim.seeds=20000  # a soak, away from the CI seeds
+//	go test ./engine/sim -run 'TestSimulation$' -sim.seed=42 -v                  # replay one seed, with its trace
+//
+// A failure prints its kind, the replay command and the tail of the seed's
+// trace.
 package sim

@@ -36,7 +36,9 @@ func (nw *network) send(m paxos.Message) {
 	if !nw.reliable {
 		if nw.cutOff(m.From, m.To) || s.rng.Float64() < p.Drop {
 			s.stats.Dropped++
-			s.tracef("drop %s", paxos.DescribeMessage(m))
+			if s.opts.Trace {
+				s.tracef("drop %s", paxos.DescribeMessage(m))
+			}
 			return
 		}
 		if s.rng.Float64() < p.Dup {
@@ -48,8 +50,74 @@ func (nw *network) send(m paxos.Message) {
 		if !nw.reliable && s.rng.Float64() < p.Late {
 			d = s.between(p.MaxDelay, 20*p.MaxDelay)
 		}
-		to := s.nodes[m.To-1]
+		stale := !nw.reliable && p.Stale > 0 && s.rng.Float64() < p.Stale
+		if stale {
+			d = s.between(p.MaxDelay, p.StaleMax)
+		}
+		nw.deliverAfter(d, m, stale)
+	}
+}
+
+// deliverAfter delivers m to its destination after d; a message for a
+// replica that is down then is lost. A stale message for a replica that
+// is down is held instead, until the replica restarts: a transport keeps
+// a peer's queue while it cannot connect and drains it on reconnecting, so
+// what a replica's earlier life was sent reaches the next one.
+func (nw *network) deliverAfter(d Time, m paxos.Message, stale bool) {
+	s := nw.s
+	to := s.nodes[m.To-1]
+	if !stale {
 		s.after(d, func() { to.receive(m) })
+		return
+	}
+	sm := staleMessage{m: m, sentTo: to.life(), sentAt: s.now}
+	s.after(d, func() {
+		if to.up {
+			nw.deliverStale(sm)
+		} else {
+			to.held = append(to.held, sm)
+		}
+	})
+}
+
+// staleMessage is a message held back on purpose, with its destination's
+// life and the time when it was sent.
+type staleMessage struct {
+	m      paxos.Message
+	sentTo int
+	sentAt Time
+}
+
+// deliverStale delivers a stale message to its running destination,
+// counting whether it reached a later life than the one it was sent to.
+func (nw *network) deliverStale(sm staleMessage) {
+	s := nw.s
+	to := s.nodes[sm.m.To-1]
+	s.stats.Stale++
+	later := to.life() != sm.sentTo
+	if later {
+		s.stats.StaleAcrossRestart++
+	}
+	if s.opts.Trace {
+		s.tracef("stale %s, sent %.3fms ago (to a later life: %v)", paxos.DescribeMessage(sm.m), float64(s.now-sm.sentAt)/1000, later)
+	}
+	to.receive(sm.m)
+}
+
+// releaseHeld delivers the stale messages held for replica n while it was
+// down, 0 to 20 ms after it restarted (the senders reconnect), in the
+// order they were held. Those that find it down again are lost.
+func (nw *network) releaseHeld(n *node) {
+	held := n.held
+	n.held = nil
+	at := nw.s.now
+	for _, sm := range held {
+		at += nw.s.between(0, 2*tickInterval/Time(len(held)))
+		nw.s.at(at, func() {
+			if n.up {
+				nw.deliverStale(sm)
+			}
+		})
 	}
 }
 
@@ -94,6 +162,9 @@ func (s *Sim) scheduleFaults() {
 	}
 	if p.Pauses {
 		actions = append(actions, s.pauseOne)
+	}
+	if p.CrashEvery > 0 {
+		s.crashOften(p.CrashEvery)
 	}
 	if len(actions) == 0 {
 		return
@@ -275,6 +346,20 @@ func (s *Sim) crashLeader() {
 			})
 		}
 	})
+}
+
+// crashOften crashes a random replica about every interval until the
+// faults heal, besides the other fault actions.
+func (s *Sim) crashOften(interval Time) {
+	var next func()
+	next = func() {
+		if s.healed {
+			return
+		}
+		s.crashOne()
+		s.after(s.between(interval/2, 3*interval/2), next)
+	}
+	s.after(s.between(interval/2, 3*interval/2), next)
 }
 
 // pauseOne stops a random replica for 20 to 500 ms.

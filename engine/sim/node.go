@@ -23,17 +23,21 @@ type node struct {
 	// busy is set between Ready and Advance, while a persist is under way;
 	// input waits in inbox, ticks and requests meanwhile.
 	busy bool
-	// With Options.Pipelined, persists queue instead: pendingPersists
-	// counts them and lastPersist is when the last one completes.
-	pendingPersists int
-	lastPersist     Time
-	incarnation     int // increases at every crash; stale persists are ignored
-	inbox           []paxos.Message
-	ticks           int
-	requests        []*request
-	wakePending     bool
-	leading         bool // as of the last Ready, for counting elections
-	skew            float64
+	// writes are the persists under way, oldest first: one at most, or,
+	// with Options.Pipelined, as many as the replica queued.
+	writes []*write
+	// incarnation increases at every crash; events scheduled for an earlier
+	// incarnation (ticks, persists, wake-ups) are ignored.
+	incarnation int
+	inbox       []paxos.Message
+	// held are stale messages that came due while the replica was down,
+	// for its next life (see network.deliverAfter).
+	held        []staleMessage
+	ticks       int
+	requests    []*request
+	wakePending bool
+	leading     bool // as of the last Ready, for counting elections
+	skew        float64
 
 	// The fake disk: what completed persists wrote, the compaction point
 	// and the latest snapshot. entries[i] is slot compacted.Slot+1+i.
@@ -60,7 +64,6 @@ type node struct {
 	// promisedSent is the highest ballot this replica ever reported as
 	// promised in a message, across incarnations.
 	promisedSent paxos.Ballot
-	promisedNow  paxos.Ballot // this incarnation's, to check it only grows
 }
 
 type readWait struct {
@@ -117,20 +120,30 @@ func (n *node) boot() {
 		Knobs:       n.s.opts.Knobs,
 	})
 	if err != nil {
-		n.s.fail("replica %s cannot restart: %v", n.id, err)
+		n.s.fail(Other, "replica %s cannot restart: %v", n.id, err)
 		return
 	}
 	n.rn = rn
 	n.up, n.busy, n.paused, n.leading = true, false, false, false
-	n.pendingPersists, n.lastPersist = 0, 0
+	n.writes = nil
 	n.inbox, n.ticks, n.requests, n.offered = nil, 0, nil, nil
 	n.waiting = map[[2]uint64]*request{}
 	n.reads = map[uint64]*request{}
 	n.readIndex = nil
-	n.promisedNow = rn.Status().Promised
-	if n.promisedNow.Less(n.promisedSent) {
-		n.s.fail("replica %s restarted with promise %s, below the %s it had promised in a message: a promise went backwards",
-			n.id, n.promisedNow, n.promisedSent)
+	n.checkPromise()
+}
+
+// checkPromise checks, at a restart, that the replica did not forget a
+// promise it reported in a message in an earlier life: its promise must
+// be at least the highest ballot it ever reported. (Within one life the
+// core never lowers its promise, and asserts so itself.)
+func (n *node) checkPromise() {
+	if n.s.opts.SkipPromiseCheck {
+		return
+	}
+	if p := n.rn.Status().Promised; p.Less(n.promisedSent) {
+		n.s.fail(Safety, "replica %s restarted with promise %s, below the %s it had promised in a message: a promise went backwards",
+			n.id, p, n.promisedSent)
 	}
 }
 
@@ -152,11 +165,12 @@ func (n *node) scheduleTick() {
 	})
 }
 
-// crash loses everything but the disk: memory, the persist under way,
-// the messages and requests waiting.
+// crash loses everything but the disk: memory, the messages and requests
+// waiting, and the writes under way that had not reached the disk.
 func (n *node) crash() {
 	n.s.tracef("crash %s", n.id)
 	n.s.stats.Crashes++
+	n.settleWrites()
 	n.up = false
 	n.incarnation++
 }
@@ -166,6 +180,7 @@ func (n *node) restart() {
 	n.boot()
 	n.scheduleTick()
 	n.wake()
+	n.s.net.releaseHeld(n)
 }
 
 func (n *node) pause() {
@@ -177,6 +192,18 @@ func (n *node) resume() {
 	n.s.tracef("resume %s", n.id)
 	n.paused = false
 	n.wake()
+}
+
+// life numbers the replica's lives and the gaps between them:
+// 2*incarnation while it runs, 2*incarnation+1 while it is down. A message
+// stamped with its destination's number at send time and delivered to a
+// running replica whose number differs reached a later life than the one
+// it was sent to (or, sent to a replica that was down, the next life).
+func (n *node) life() int {
+	if n.up {
+		return 2 * n.incarnation
+	}
+	return 2*n.incarnation + 1
 }
 
 // receive takes a message off the network.
@@ -228,7 +255,7 @@ func (n *node) loop() {
 	}
 	for _, m := range inbox {
 		if err := n.rn.Step(m); err != nil {
-			n.s.fail("replica %s refused %s: %v", n.id, paxos.DescribeMessage(m), err)
+			n.s.fail(Refused, "replica %s refused %s: %v", n.id, paxos.DescribeMessage(m), err)
 		}
 	}
 	for i := 0; i < ticks; i++ {
@@ -241,48 +268,31 @@ func (n *node) loop() {
 		return
 	}
 	rd := n.rn.Ready()
-	if leading := n.rn.IsLeader(); leading != n.leading {
-		n.leading = leading
-		if leading {
-			n.s.stats.Elections++
-			n.s.tracef("%s leads with ballot %s", n.id, n.rn.Status().Promised)
-		}
+	newLeader := n.noteLeadership()
+	if n.s.opts.Trace {
+		n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
 	}
-	n.checkPromise()
-	n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
-	crashAt := n.crashPoint(rd)
+	crashAt := n.crashPoint(rd, newLeader)
 	if crashAt == crashBeforeSend {
-		n.crash()
+		n.crashAndRestart()
 		return
 	}
 	for _, m := range rd.Messages {
 		n.send(m)
 	}
-	inc := n.incarnation
+	w := n.queueWrite(rd, crashAt)
+	if crashAt == crashDuringPersist {
+		n.crashBefore(w.done)
+	}
 	if !n.s.opts.Pipelined {
 		// The persist takes the disk's time; until it completes, the
-		// replica takes no input. If it crashes meanwhile, the write is
-		// lost.
+		// replica takes no input.
 		n.busy = true
-		n.s.after(n.s.between(50, 1000), func() {
-			if n.incarnation == inc && n.up {
-				n.persisted(rd, crashAt)
-			}
-		})
 		return
 	}
 	// The engine's runtime: the write is queued, in order, and the replica
 	// goes on; committed entries are applied at once; the replies that
 	// wait for the write go out when it completes.
-	done := max(n.s.now+n.s.between(50, 1000), n.lastPersist+1)
-	n.lastPersist = done
-	n.pendingPersists++
-	n.s.at(done, func() {
-		if n.incarnation == inc && n.up {
-			n.pendingPersists--
-			n.persisted(rd, crashAt)
-		}
-	})
 	n.applyReady(rd)
 	n.rn.Advance(rd)
 	n.sendSnapshots(rd)
@@ -290,6 +300,33 @@ func (n *node) loop() {
 		return // crashed
 	}
 	n.wake()
+}
+
+// noteLeadership counts elections, and reports whether the replica has
+// just become leader.
+func (n *node) noteLeadership() bool {
+	leading := n.rn.IsLeader()
+	if leading == n.leading {
+		return false
+	}
+	n.leading = leading
+	if leading {
+		n.s.stats.Elections++
+		n.s.tracef("%s leads with ballot %s", n.id, n.rn.Status().Promised)
+	}
+	return leading
+}
+
+// crashBefore crashes the replica at a random moment before t, when the
+// write it has just queued completes: its messages are out, the write is
+// under way. Nothing happens if it crashed meanwhile or the faults healed.
+func (n *node) crashBefore(t Time) {
+	inc := n.incarnation
+	n.s.at(n.s.between(n.s.now, t-1), func() {
+		if n.incarnation == inc && n.up && !n.s.healed {
+			n.crashAndRestart()
+		}
+	})
 }
 
 // applyReady applies a Ready's committed entries and takes its read
@@ -311,28 +348,45 @@ func (n *node) applyReady(rd paxos.Ready) {
 const (
 	noCrash = iota
 	crashBeforeSend
-	crashAfterPersist // the write is durable, no reply has gone out
-	crashAfterReplies // the replies are out, nothing applied
+	crashDuringPersist // the messages are out, the write under way
+	crashAfterPersist  // the write is durable, no reply has gone out
+	crashAfterReplies  // the replies are out, nothing applied
 )
 
 // crashPoint decides whether this Ready ends in a crash, and where. In the
-// profiles with crashes, a leader that has just learned slots are chosen
-// is the favourite victim: it dies before anyone else learns it, and the
-// next leader must find those slots in phase 1.
-func (n *node) crashPoint(rd paxos.Ready) int {
+// profiles with crashes, three moments are favourite victims. A leader
+// that has just learned slots are chosen dies before anyone else learns
+// it, and the next leader must find those slots in phase 1. A replica that
+// has just raised its promise to its own ballot (a candidate starting
+// phase 1), or has just become leader, dies with its Prepares or Accepts
+// on the wire and its promise or its first entries maybe not yet durable:
+// its next life must not reuse the ballot its previous life proposed
+// with, and late answers to that life must not count.
+func (n *node) crashPoint(rd paxos.Ready, newLeader bool) int {
 	if !n.s.opts.Profile.Crashes || n.s.healed {
 		return noCrash
 	}
 	chance := 0.002
-	if n.rn.IsLeader() && rd.HardState != nil && rd.HardState.Commit > n.hard.Commit {
+	switch hs := rd.HardState; {
+	case n.rn.IsLeader() && hs != nil && hs.Commit > n.hard.Commit:
 		chance = 0.03
+	case newLeader:
+		chance = 0.05
+	case !n.rn.IsLeader() && hs != nil && hs.Promised.Node == n.id && rd.MustSync:
+		chance = 0.05
 	}
 	if n.s.rng.Float64() >= chance {
 		return noCrash
 	}
-	at := crashBeforeSend + n.s.rng.IntN(3)
+	return crashBeforeSend + n.s.rng.IntN(4)
+}
+
+// crashAndRestart crashes the replica and has it restarted later. A
+// planted crash schedules the restart when it happens, not when it is
+// planted: the write it waits for may take longer than the restart delay.
+func (n *node) crashAndRestart() {
+	n.crash()
 	n.restartLater()
-	return at
 }
 
 // restartLater restarts the replica, if it is down by then, after 20 to
@@ -343,14 +397,6 @@ func (n *node) restartLater() {
 			n.restart()
 		}
 	})
-}
-
-func (n *node) checkPromise() {
-	p := n.rn.Status().Promised
-	if p.Less(n.promisedNow) {
-		n.s.fail("replica %s promise went from %s back to %s", n.id, n.promisedNow, p)
-	}
-	n.promisedNow = p
 }
 
 func (n *node) send(m paxos.Message) {
@@ -367,9 +413,80 @@ func (n *node) send(m paxos.Message) {
 	n.s.net.send(m)
 }
 
-// persisted finishes a Ready once its write is durable: the rest of the
-// Ready in the order the core asks for.
-func (n *node) persisted(rd paxos.Ready, crashAt int) {
+// write is a Ready's persist under way: its HardState and Entries, which
+// the WAL writes as one batch.
+type write struct {
+	rd      paxos.Ready
+	crashAt int  // where the Ready's planted crash comes, if any
+	done    Time // when the write completes, unless the replica crashes first
+}
+
+// queueWrite starts rd's write. It completes 50 to 1000 us later, and
+// after the writes queued before it: the WAL writes batches in order.
+func (n *node) queueWrite(rd paxos.Ready, crashAt int) *write {
+	d := n.s.between(50, 1000)
+	if p := n.s.opts.Profile.SlowDisk; p > 0 && !n.s.healed && n.s.rng.Float64() < p {
+		d = n.s.between(5*Millisecond, 50*Millisecond)
+	}
+	done := n.s.now + d
+	if k := len(n.writes); k > 0 {
+		done = max(done, n.writes[k-1].done+1)
+	}
+	w := &write{rd: rd, crashAt: crashAt, done: done}
+	n.writes = append(n.writes, w)
+	inc := n.incarnation
+	n.s.at(done, func() {
+		if n.incarnation == inc && n.up {
+			n.writeDone(w)
+		}
+	})
+	return w
+}
+
+// writeDone completes the oldest write under way, w. In the profiles with
+// fsync errors, the write may fail instead: the replica stops at once, as
+// the engine does, since it cannot know what reached the disk. No reply
+// that waits for this write or a later one goes out, nothing more is
+// applied, and a supervisor restarts it later with whatever the disk holds
+// (see settleWrites).
+func (n *node) writeDone(w *write) {
+	if p := n.s.opts.Profile.FsyncErrors; p > 0 && !n.s.healed && n.s.rng.Float64() < p {
+		n.s.stats.FsyncErrors++
+		n.s.tracef("%s: fsync error", n.id)
+		n.crashAndRestart()
+		return
+	}
+	n.writes = n.writes[1:]
+	n.persisted(w.rd, w.crashAt)
+}
+
+// settleWrites decides, at a crash, what became of the writes under way.
+// The WAL writes each Ready as one batch ending in a commit record, and at
+// replay drops a torn batch whole, so a write is never half there: it
+// survives whole or is lost whole. The disk takes them in order, so the
+// survivors are a prefix: the first few may have reached the platter
+// although the process never learned it (no reply that waits for them
+// went out), the rest are lost. Surviving entries are durable acceptances
+// like any other, for the checker.
+func (n *node) settleWrites() {
+	k := 0
+	if len(n.writes) > 0 {
+		k = n.s.rng.IntN(len(n.writes) + 1)
+	}
+	for _, w := range n.writes[:k] {
+		n.writeDisk(w.rd)
+	}
+	n.s.stats.TornWrites += k
+	n.s.stats.LostWrites += len(n.writes) - k
+	if k > 0 || len(n.writes) > 0 {
+		n.s.tracef("%s: %d of %d writes under way survive the crash", n.id, k, len(n.writes))
+	}
+	n.writes = nil
+}
+
+// writeDisk puts a Ready's HardState and Entries on the fake disk. It
+// reports false (after failing the run) if the entries would leave a hole.
+func (n *node) writeDisk(rd paxos.Ready) bool {
 	if rd.HardState != nil {
 		n.hard = *rd.HardState
 	}
@@ -382,21 +499,30 @@ func (n *node) persisted(rd paxos.Ready, crashAt int) {
 	if len(ents) > 0 {
 		first, base := ents[0].Slot, n.compacted.Slot
 		if first > base+uint64(len(n.entries))+1 {
-			n.s.fail("replica %s persisted slot %d after slot %d: a hole", n.id, first, base+uint64(len(n.entries)))
-			return
+			n.s.fail(Other, "replica %s persisted slot %d after slot %d: a hole", n.id, first, base+uint64(len(n.entries)))
+			return false
 		}
 		n.entries = append(n.entries[:first-base-1], ents...)
-		n.s.check.persisted(n, ents)
+		n.s.check.persisted(n.id, ents)
+	}
+	return true
+}
+
+// persisted finishes a Ready once its write is durable: the rest of the
+// Ready in the order the core asks for.
+func (n *node) persisted(rd paxos.Ready, crashAt int) {
+	if !n.writeDisk(rd) {
+		return
 	}
 	if crashAt == crashAfterPersist {
-		n.crash()
+		n.crashAndRestart()
 		return
 	}
 	for _, m := range rd.MessagesAfterPersist {
 		n.send(m)
 	}
 	if crashAt == crashAfterReplies {
-		n.crash()
+		n.crashAndRestart()
 		return
 	}
 	if n.s.opts.Pipelined {
@@ -431,7 +557,7 @@ func (n *node) propose(r *request) {
 	}
 	if err := n.rn.Propose(paxos.AppendCommand(nil, r.cmd)); err != nil {
 		if !errors.Is(err, paxos.ErrNoLeader) && !errors.Is(err, paxos.ErrBusy) {
-			n.s.fail("replica %s: Propose: %v", n.id, err)
+			n.s.fail(Other, "replica %s: Propose: %v", n.id, err)
 		}
 		r.client.reply(r, reply{err: err})
 		return
@@ -445,7 +571,7 @@ func (n *node) apply(e paxos.Entry) {
 	if e.Slot <= n.chat.applied {
 		return // covered by the snapshot it restarted from
 	}
-	n.s.check.applied(n, e)
+	n.s.check.applied(n.id, e)
 	if n.s.err != nil {
 		return
 	}
@@ -468,7 +594,7 @@ func (n *node) apply(e paxos.Entry) {
 		}
 	})
 	if err != nil {
-		n.s.fail("replica %s cannot apply slot %d: %v", n.id, e.Slot, err)
+		n.s.fail(Other, "replica %s cannot apply slot %d: %v", n.id, e.Slot, err)
 	}
 }
 
@@ -523,7 +649,7 @@ func (n *node) maybeSnapshot() bool {
 	}
 	c, err := n.rn.Compact(min(n.snap.slot-keep, applied))
 	if err != nil {
-		n.s.fail("replica %s: %v", n.id, err)
+		n.s.fail(Other, "replica %s: %v", n.id, err)
 		return true
 	}
 	n.compactDisk(c)
@@ -550,8 +676,7 @@ func (n *node) crashSnapshotStep() bool {
 	if !n.s.opts.Profile.Crashes || n.s.healed || n.s.rng.Float64() >= 0.05 {
 		return false
 	}
-	n.crash()
-	n.restartLater()
+	n.crashAndRestart()
 	return true
 }
 
@@ -574,7 +699,7 @@ func (n *node) compactDisk(c paxos.Compacted) {
 func (n *node) restore(sn *snapshot) {
 	table, err := session.Read(sn.sessions)
 	if err != nil {
-		n.s.fail("replica %s: restoring the sessions of snapshot %d: %v", n.id, sn.slot, err)
+		n.s.fail(Other, "replica %s: restoring the sessions of snapshot %d: %v", n.id, sn.slot, err)
 		return
 	}
 	n.sessions = table
@@ -635,7 +760,7 @@ func (n *node) installSnapshot(sn *snapshot) bool {
 	n.compactDisk(c)
 	n.restore(sn)
 	if !n.rn.InstallSnapshot(c) {
-		n.s.fail("replica %s: the core refused a snapshot it wanted", n.id)
+		n.s.fail(Other, "replica %s: the core refused a snapshot it wanted", n.id)
 		return true
 	}
 	n.s.stats.Installs++

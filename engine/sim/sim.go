@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/anishathalye/porcupine"
@@ -22,6 +23,8 @@ const (
 	// tickInterval is a replica's tick: with ElectionTicks 10, the election
 	// timeout is 100 to 200 ms.
 	tickInterval = 10 * Millisecond
+	// electionTimeout is the longest election timeout.
+	electionTimeout = 2 * paxos.DefaultElectionTicks * tickInterval
 )
 
 // Profile is a family of faults.
@@ -36,9 +39,24 @@ type Profile struct {
 	// directed links; Flap turns a partition on and off quickly;
 	// IsolateLeader cuts off whichever replica leads.
 	Partitions, OneWay, Flap, IsolateLeader bool
-	// Crashes kills replicas (losing what they had not persisted) and
-	// restarts them later.
-	Crashes bool
+	// Crashes kills replicas and restarts them later; of the writes a
+	// replica had under way, a random prefix survives, the rest is lost.
+	// CrashEvery, if not zero, also crashes a random replica about that
+	// often. FsyncErrors is the chance that a write fails, which stops the
+	// replica as a crash does. SlowDisk is the chance that a write takes
+	// 5 to 50 ms instead of at most 1 ms (an fsync latency spike): in the
+	// pipelined runtime, a replica goes on meanwhile, and whatever it
+	// sends that does not wait for the write may be all that survives it.
+	Crashes     bool
+	CrashEvery  Time
+	FsyncErrors float64
+	SlowDisk    float64
+	// Stale is the chance that a message is held back and delivered up to
+	// StaleMax late: after its sender or its receiver may have crashed and
+	// restarted, so that it reaches a later life of its destination, which
+	// must not mistake it for an answer to something it asked itself.
+	Stale    float64
+	StaleMax Time
 	// Skew is the largest relative error of a replica's clock rate, and
 	// Pauses stops replicas for a while (a GC pause, a stalled VM).
 	Skew   float64
@@ -50,10 +68,17 @@ var Profiles = []Profile{
 	{Name: "calm", MinDelay: 100, MaxDelay: 2 * Millisecond},
 	{Name: "lossy", Drop: 0.1, Dup: 0.05, Late: 0.05, MinDelay: 100, MaxDelay: 5 * Millisecond},
 	{Name: "partitions", Drop: 0.01, Late: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Partitions: true, OneWay: true, Flap: true, IsolateLeader: true},
-	{Name: "crashes", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Crashes: true},
+	{Name: "crashes", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond, Crashes: true, FsyncErrors: 0.001, SlowDisk: 0.02},
 	{Name: "clocks", MinDelay: 100, MaxDelay: 2 * Millisecond, Skew: 0.3, Pauses: true},
 	{Name: "chaos", Drop: 0.05, Dup: 0.03, Late: 0.03, MinDelay: 100, MaxDelay: 5 * Millisecond,
-		Partitions: true, OneWay: true, Flap: true, IsolateLeader: true, Crashes: true, Skew: 0.2, Pauses: true},
+		Partitions: true, OneWay: true, Flap: true, IsolateLeader: true, Crashes: true, FsyncErrors: 0.001, SlowDisk: 0.02, Skew: 0.2, Pauses: true,
+		Stale: 0.01, StaleMax: 10 * electionTimeout},
+	// Messages from a previous life: a twentieth of the messages arrive up
+	// to ten election timeouts late, while replicas crash and restart all
+	// the time, so that answers and requests of a replica's earlier life
+	// reach its next one.
+	{Name: "stale", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond,
+		Crashes: true, CrashEvery: 250 * Millisecond, FsyncErrors: 0.001, SlowDisk: 0.05, Stale: 0.05, StaleMax: 10 * electionTimeout},
 }
 
 // Options configure one simulation run.
@@ -74,6 +99,11 @@ type Options struct {
 	// StaleReads serves reads from a replica's state at once, without a
 	// read index: more deliberate bugs the checkers must catch.
 	ForgetPromise, SkipSessionCheck, StaleReads bool
+	// SkipPromiseCheck turns off the check that a restarted replica still
+	// holds the highest promise it reported in a message, so that a test
+	// can show that forgetting a promise is also caught where it does harm
+	// (two values chosen, a value applied that was not chosen).
+	SkipPromiseCheck bool
 	// Pipelined runs replicas as the engine's runtime does: a replica keeps
 	// stepping while its writes are queued, applies committed entries at
 	// once, and sends the replies that wait for a write when it completes.
@@ -93,14 +123,49 @@ type Options struct {
 	TraceLines int
 }
 
+// Kind says what sort of check a violation failed. A test that breaks the
+// protocol on purpose counts the breakage as caught only by a Safety
+// violation: a liveness timeout or a refused message may come from a
+// broken simulator or a slow run as well as from a broken protocol.
+type Kind int
+
+// The kinds of violation.
+const (
+	// NoViolation is the Kind of a run that passed.
+	NoViolation Kind = iota
+	// Safety: two values chosen for a slot, a replica applied a value not
+	// chosen (so replicas applied different histories), a command executed
+	// twice, an acknowledged put lost or duplicated, a promise reported in
+	// a message and then forgotten, or replicas that hold different states
+	// once caught up.
+	Safety
+	// Liveness: requests still outstanding, or replicas not caught up, a
+	// bounded time after the faults healed.
+	Liveness
+	// Refused: the core returned an error for a message it was given.
+	Refused
+	// Other: anything else that should not happen (the core refused a
+	// restart state, a snapshot or a compaction; a session table error; a
+	// client answered with something it did not ask for).
+	Other
+)
+
+func (k Kind) String() string {
+	return [...]string{"none", "safety", "liveness", "refused", "other"}[k]
+}
+
 // Result is what a run found.
 type Result struct {
-	// Err is the first violation of an invariant, or nil.
-	Err error
+	// Err is the first violation of an invariant, or nil, and Kind what
+	// sort of check it failed.
+	Err  error
+	Kind Kind
 	// Trace is the tail of the trace, if Options.Trace was set.
 	Trace []string
-	// History is the clients' history, for a linearizability check.
+	// History is the clients' history, for a linearizability check, and
+	// Final the log the replicas converged on (nil if the run failed).
 	History []porcupine.Operation
+	Final   []string
 	Stats   Stats
 }
 
@@ -110,7 +175,35 @@ type Stats struct {
 	// Snapshots counts snapshots taken, Installs those installed from a
 	// leader.
 	Snapshots, Installs int
-	SimTime             Time
+	// Stale counts messages delivered late on purpose (Profile.Stale) to a
+	// running replica, and StaleAcrossRestart those of them that reached a
+	// later life of their destination than the one they were sent to.
+	Stale, StaleAcrossRestart int
+	// TornWrites counts writes that survived a crash without completing
+	// (the process never learned they did), LostWrites those lost, and
+	// FsyncErrors the writes that failed.
+	TornWrites, LostWrites, FsyncErrors int
+	SimTime                             Time
+}
+
+// Add adds o's counts to s.
+func (s *Stats) Add(o Stats) {
+	s.Events += o.Events
+	s.Messages += o.Messages
+	s.Dropped += o.Dropped
+	s.Commits += o.Commits
+	s.Ops += o.Ops
+	s.Retries += o.Retries
+	s.Crashes += o.Crashes
+	s.Elections += o.Elections
+	s.Snapshots += o.Snapshots
+	s.Installs += o.Installs
+	s.Stale += o.Stale
+	s.StaleAcrossRestart += o.StaleAcrossRestart
+	s.TornWrites += o.TornWrites
+	s.LostWrites += o.LostWrites
+	s.FsyncErrors += o.FsyncErrors
+	s.SimTime += o.SimTime
 }
 
 // Sim is one simulation run: replicas of the real core, a fake network, a
@@ -128,6 +221,7 @@ type Sim struct {
 	check   checker
 	stats   Stats
 	err     error
+	kind    Kind
 	healed  bool
 	trace   []string
 	nextCtx uint64
@@ -138,10 +232,14 @@ func Run(opts Options) Result {
 	s := newSim(opts)
 	s.run()
 	if s.err == nil {
-		s.err = s.finalCheck()
+		s.finalCheck()
 	}
 	s.stats.SimTime = s.now
-	res := Result{Err: s.err, Stats: s.stats, Trace: s.trace}
+	res := Result{Err: s.err, Kind: s.kind, Stats: s.stats, Trace: s.trace}
+	if s.err == nil {
+		res.Final = slices.Clone(s.nodes[0].chat.log)
+	}
+
 	for _, c := range s.clients {
 		res.History = append(res.History, c.history...)
 	}
@@ -191,7 +289,10 @@ func (s *Sim) at(t Time, fn func()) {
 
 func (s *Sim) after(d Time, fn func()) { s.at(s.now+d, fn) }
 
-// tracef records a line of trace, when tracing.
+// tracef records a line of trace, when tracing. Arguments that are costly
+// to build (descriptions of messages, Readies, requests) are built only
+// under "if s.opts.Trace": the untraced runs are the many, and describing
+// every Ready for nothing took a fifth of their time.
 func (s *Sim) tracef(format string, args ...any) {
 	if !s.opts.Trace {
 		return
@@ -203,11 +304,13 @@ func (s *Sim) tracef(format string, args ...any) {
 	}
 }
 
-// fail records the first violation; the run stops at once.
-func (s *Sim) fail(format string, args ...any) {
+// fail records the first violation, of the given kind; the run stops at
+// once.
+func (s *Sim) fail(kind Kind, format string, args ...any) {
 	if s.err == nil {
 		s.err = fmt.Errorf("at %.3fms: %s", float64(s.now)/1000, fmt.Sprintf(format, args...))
-		s.tracef("VIOLATION: %v", s.err)
+		s.kind = kind
+		s.tracef("VIOLATION (%s): %v", kind, s.err)
 	}
 }
 
@@ -241,10 +344,10 @@ func (s *Sim) run() {
 			}
 		}
 		if len(waiting) > 0 {
-			s.fail("liveness: %.0fms after the faults healed, requests are still outstanding: %s",
+			s.fail(Liveness, "liveness: %.0fms after the faults healed, requests are still outstanding: %s",
 				float64(s.opts.LivenessTime)/1000, strings.Join(waiting, ", "))
 		} else if !s.caughtUp() {
-			s.fail("liveness: %.0fms after the faults healed, the replicas have not caught up: %s",
+			s.fail(Liveness, "liveness: %.0fms after the faults healed, the replicas have not caught up: %s",
 				float64(s.opts.LivenessTime)/1000, s.describeReplicas())
 		}
 	}
@@ -265,7 +368,7 @@ func (s *Sim) caughtUp() bool {
 	var commit uint64
 	for i, n := range s.nodes {
 		st := n.rn.Status()
-		if !n.up || n.busy || n.pendingPersists > 0 || st.Applied != st.Commit || (i > 0 && st.Commit != commit) {
+		if !n.up || n.busy || len(n.writes) > 0 || st.Applied != st.Commit || (i > 0 && st.Commit != commit) {
 			return false
 		}
 		commit = st.Commit

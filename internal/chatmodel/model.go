@@ -25,22 +25,97 @@ type Output struct {
 // Join renders a log the way Output holds it.
 func Join(messages []string) string { return strings.Join(messages, ",") }
 
+// State is the model's state: the joined log, held as its length and a
+// hash instead of the string. Porcupine steps and compares states many
+// times over for every operation; with the string itself, each put
+// copied the whole log and each comparison read it, which made histories
+// of a few thousand operations time out. A get's output is hashed the
+// same way, and only when its length matches, so most wrong guesses cost
+// nothing. FNV-1a is a streaming hash: appending ",text" continues it
+// from the log's hash, as if the joined string had been hashed whole.
+type State struct {
+	// Messages is how many messages the log holds and Bytes the length of
+	// the joined string.
+	Messages, Bytes int
+	// Hash is the FNV-1a hash of the joined string.
+	Hash uint64
+	// tail is the log itself, newest message first, shared between the
+	// states porcupine explores: a put costs one small allocation. It is
+	// only read to describe a state, never to compare one.
+	tail *message
+}
+
+type message struct {
+	text string
+	prev *message
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvAppend(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// Put returns the state after text is appended.
+func (st State) Put(text string) State {
+	if st.Messages > 0 {
+		st.Hash = fnvAppend(st.Hash, ",")
+		st.Bytes++
+	}
+	st.Hash = fnvAppend(st.Hash, text)
+	st.Bytes += len(text)
+	st.Messages++
+	st.tail = &message{text: text, prev: st.tail}
+	return st
+}
+
+// Holds reports whether log, a joined log, is the one st stands for (up
+// to a collision of 64-bit hashes).
+func (st State) Holds(log string) bool {
+	return len(log) == st.Bytes && fnvAppend(fnvOffset, log) == st.Hash
+}
+
+// Log returns the messages of the log, oldest first.
+func (st State) Log() []string {
+	log := make([]string, st.Messages)
+	for i, m := len(log)-1, st.tail; m != nil; i, m = i-1, m.prev {
+		log[i] = m.text
+	}
+	return log
+}
+
+// Equal reports whether two states stand for the same log (up to a
+// collision of 64-bit hashes).
+func (st State) Equal(o State) bool {
+	return st.Messages == o.Messages && st.Bytes == o.Bytes && st.Hash == o.Hash
+}
+
+func (st State) String() string { return "[" + strings.Join(st.Log(), ", ") + "]" }
+
+// Empty is the state of the empty log.
+var Empty = State{Hash: fnvOffset}
+
 // Model is the specification.
 var Model = porcupine.Model{
-	Init: func() any { return "" },
+	Init: func() any { return Empty },
 	Step: func(state, input, output any) (bool, any) {
-		log := state.(string)
+		st := state.(State)
 		in, _ := input.(Input)
-		out, _ := output.(Output)
 		if in.Put {
-			if log == "" {
-				return true, in.Text
-			}
-			return true, log + "," + in.Text
+			return true, st.Put(in.Text)
 		}
-		return out.Log == log, log
+		out, _ := output.(Output)
+		return st.Holds(out.Log), st
 	},
-	Equal: func(a, b any) bool { return a.(string) == b.(string) },
+	Equal: func(a, b any) bool { return a.(State).Equal(b.(State)) },
+	Hash:  func(state any) uint64 { return state.(State).Hash },
 	DescribeOperation: func(input, output any) string {
 		in, _ := input.(Input)
 		out, _ := output.(Output)
@@ -49,9 +124,7 @@ var Model = porcupine.Model{
 		}
 		return "get -> [" + out.Log + "]"
 	},
-	DescribeState: func(state any) string {
-		return "[" + strings.ReplaceAll(state.(string), ",", ", ") + "]"
-	},
+	DescribeState: func(state any) string { return state.(State).String() },
 }
 
 // Guided returns the specification constrained by the log all replicas
@@ -67,37 +140,21 @@ func Guided(final []string) porcupine.Model {
 		pos[m] = i
 	}
 	m := Model
-	m.Init = func() any { return guided{} }
 	m.Step = func(state, input, output any) (bool, any) {
-		st := state.(guided)
+		st := state.(State)
 		in, _ := input.(Input)
-		out, _ := output.(Output)
 		if !in.Put {
-			return out.Log == st.log, st
+			out, _ := output.(Output)
+			return st.Holds(out.Log), st
 		}
 		if i, ok := pos[in.Text]; ok {
-			if i != st.n {
+			if i != st.Messages {
 				return false, st
 			}
-		} else if st.n < len(final) {
+		} else if st.Messages < len(final) {
 			return false, st
 		}
-		if st.log == "" {
-			st.log = in.Text
-		} else {
-			st.log += "," + in.Text
-		}
-		st.n++
-		return true, st
-	}
-	m.Equal = func(a, b any) bool { return a.(guided) == b.(guided) }
-	m.DescribeState = func(state any) string {
-		return "[" + strings.ReplaceAll(state.(guided).log, ",", ", ") + "]"
+		return true, st.Put(in.Text)
 	}
 	return m
-}
-
-type guided struct {
-	log string
-	n   int
 }

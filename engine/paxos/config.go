@@ -99,11 +99,14 @@ type TestingKnobs struct {
 	// CommitOnMinority lets the leader treat a slot as chosen as soon as it
 	// alone has accepted it.
 	CommitOnMinority bool
-	// ReuseBallot is the bug a review found: a candidate sends Prepare
-	// before its own promise of the new ballot is durable, becomes leader
-	// on the others' promises alone, and numbers its polls from 1 in every
-	// life, so that after a crash it can count a poll answer sent to its
-	// previous life and campaign again with the ballot it already used.
+	// ReuseBallot is the bug a review found: a proposer that does not
+	// remember its ballots durably. A candidate sends Prepare before its
+	// own promise of the new ballot is durable, becomes leader on the
+	// others' promises alone, numbers its polls from 1 in every life (so
+	// it can count a poll answer sent to its previous life), and picks its
+	// ballot from what it remembers, not from the promises its poll
+	// answers report: after a crash that lost its promise, it campaigns
+	// again with the ballot it already used.
 	ReuseBallot bool
 	// AdoptLowestBallot makes phase 1 re-propose, for each slot, the value
 	// reported under the lowest ballot instead of the highest.

@@ -9,11 +9,11 @@
 //
 // The faults that matter most for safety:
 //
-//   - Stale messages (the stale profile, and a little in chaos): a share
-//     of the messages is held back for up to ten election timeouts. One
-//     that comes due while its destination is down waits for its next life
-//     and arrives just after the restart, as a transport's queue drains on
-//     reconnecting. The stale profile also crashes a replica every few
+//   - Stale messages (a tenth of them in the stale profile, a little in
+//     chaos): a share of the messages is held back for up to ten election
+//     timeouts. One that comes due while its destination is down waits for
+//     its next life and arrives just after the restart, as a transport's
+//     queue drains on reconnecting. The stale profile also crashes a replica every few
 //     hundred milliseconds, so that answers sent to a replica's previous
 //     life, and Accepts of long-deposed leaders, reach its next one.
 //   - Disk faults (the profiles with crashes): at a crash, of the writes

@@ -73,12 +73,12 @@ var Profiles = []Profile{
 	{Name: "chaos", Drop: 0.05, Dup: 0.03, Late: 0.03, MinDelay: 100, MaxDelay: 5 * Millisecond,
 		Partitions: true, OneWay: true, Flap: true, IsolateLeader: true, Crashes: true, FsyncErrors: 0.001, SlowDisk: 0.02, Skew: 0.2, Pauses: true,
 		Stale: 0.01, StaleMax: 10 * electionTimeout},
-	// Messages from a previous life: a twentieth of the messages arrive up
-	// to ten election timeouts late, while replicas crash and restart all
-	// the time, so that answers and requests of a replica's earlier life
-	// reach its next one.
+	// Messages from a previous life: a tenth of the messages arrive up to
+	// ten election timeouts late, while replicas crash and restart all the
+	// time, so that answers and requests of a replica's earlier life reach
+	// its next one.
 	{Name: "stale", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond,
-		Crashes: true, CrashEvery: 250 * Millisecond, FsyncErrors: 0.001, SlowDisk: 0.05, Stale: 0.05, StaleMax: 10 * electionTimeout},
+		Crashes: true, CrashEvery: 250 * Millisecond, FsyncErrors: 0.001, SlowDisk: 0.05, Stale: 0.10, StaleMax: 10 * electionTimeout},
 }
 
 // Options configure one simulation run.

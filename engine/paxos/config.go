@@ -104,9 +104,9 @@ type TestingKnobs struct {
 	// own promise of the new ballot is durable, becomes leader on the
 	// others' promises alone, numbers its polls from 1 in every life (so
 	// it can count a poll answer sent to its previous life), and picks its
-	// ballot from what it remembers, not from the promises its poll
-	// answers report: after a crash that lost its promise, it campaigns
-	// again with the ballot it already used.
+	// ballot from what it remembers, not from the ballots that answers to
+	// its polls and Prepares report: after a crash that lost its promise,
+	// it campaigns again with the ballot it already used.
 	ReuseBallot bool
 	// AdoptLowestBallot makes phase 1 re-propose, for each slot, the value
 	// reported under the lowest ballot instead of the highest.

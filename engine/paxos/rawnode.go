@@ -273,7 +273,7 @@ func (n *RawNode) Step(m Message) error {
 		n.violations++
 		return fmt.Errorf("%w: %s from %s: ballot round %d cannot be incremented", ErrProtocolViolation, m.Type, m.From, m.Ballot.Round)
 	}
-	if !(n.cfg.Knobs.ReuseBallot && m.Type == MsgPrePromise) {
+	if !(n.cfg.Knobs.ReuseBallot && (m.Type == MsgPrePromise || m.Type == MsgPromise)) {
 		n.maxRound = max(n.maxRound, m.Ballot.Round)
 	}
 	switch m.Type {

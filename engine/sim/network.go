@@ -67,7 +67,15 @@ func (nw *network) deliverAfter(d Time, m paxos.Message, stale bool) {
 	s := nw.s
 	to := s.nodes[m.To-1]
 	if !stale {
-		s.after(d, func() { to.receive(m) })
+		s.after(d, func() {
+			if !to.up && s.opts.Profile.Rebirth && !nw.reliable {
+				// The sender's queue for a peer it cannot reach keeps it
+				// until the peer is back.
+				to.held = append(to.held, staleMessage{m: m, sentTo: to.life(), sentAt: s.now - d})
+				return
+			}
+			to.receive(m)
+		})
 		return
 	}
 	sm := staleMessage{m: m, sentTo: to.life(), sentAt: s.now}

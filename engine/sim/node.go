@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 
@@ -255,7 +256,10 @@ func (n *node) loop() {
 	}
 	for _, m := range inbox {
 		if err := n.rn.Step(m); err != nil {
-			n.s.fail(Refused, "replica %s refused %s: %v", n.id, paxos.DescribeMessage(m), err)
+			// The run goes on: a refusal is the core defending itself, and
+			// the safety checks judge whether the defence held. A run with
+			// a refusal and no other violation still fails, as Refused.
+			n.s.refused(fmt.Sprintf("replica %s refused %s: %v", n.id, paxos.DescribeMessage(m), err))
 		}
 	}
 	for i := 0; i < ticks; i++ {
@@ -273,16 +277,29 @@ func (n *node) loop() {
 		n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
 	}
 	crashAt := n.crashPoint(rd, newLeader)
+	reborn := n.rebirthVictim(rd, newLeader)
+	if reborn {
+		crashAt = crashDuringPersist
+	}
 	if crashAt == crashBeforeSend {
 		n.crashAndRestart()
 		return
 	}
-	for _, m := range rd.Messages {
-		n.send(m)
+	if n.losesCommitAnnouncement(rd) {
+		n.s.tracef("%s loses the messages announcing commit %d, and will die", n.id, rd.HardState.Commit)
+		n.s.after(n.s.between(2*Millisecond, 10*Millisecond), func() {
+			if n.up && !n.s.healed {
+				n.crashAndRestart()
+			}
+		})
+	} else {
+		for _, m := range rd.Messages {
+			n.send(m)
+		}
 	}
-	w := n.queueWrite(rd, crashAt)
+	w := n.queueWrite(rd, crashAt, reborn)
 	if crashAt == crashDuringPersist {
-		n.crashBefore(w.done)
+		n.crashBefore(w.done, reborn)
 	}
 	if !n.s.opts.Pipelined {
 		// The persist takes the disk's time; until it completes, the
@@ -320,13 +337,67 @@ func (n *node) noteLeadership() bool {
 // crashBefore crashes the replica at a random moment before t, when the
 // write it has just queued completes: its messages are out, the write is
 // under way. Nothing happens if it crashed meanwhile or the faults healed.
-func (n *node) crashBefore(t Time) {
+// A rebirth victim comes back at once (see rebirth).
+func (n *node) crashBefore(t Time, reborn bool) {
 	inc := n.incarnation
 	n.s.at(n.s.between(n.s.now, t-1), func() {
 		if n.incarnation == inc && n.up && !n.s.healed {
-			n.crashAndRestart()
+			if reborn {
+				n.rebirth()
+			} else {
+				n.crashAndRestart()
+			}
 		}
 	})
+}
+
+// rebirthVictim decides, in the Rebirth profile, whether a replica that
+// has just raised its promise to its own ballot (a candidate) or has just
+// become leader dies during this Ready's write, which stalls: its
+// messages are out, its ballot may not be durable.
+func (n *node) rebirthVictim(rd paxos.Ready, newLeader bool) bool {
+	if !n.s.opts.Profile.Rebirth || n.s.healed {
+		return false
+	}
+	campaign := !n.rn.IsLeader() && rd.HardState != nil && rd.HardState.Promised.Node == n.id && rd.MustSync
+	return (campaign || newLeader) && n.s.rng.Float64() < 0.3
+}
+
+// rebirth crashes the replica and brings it back 20 to 60 ms later, with
+// a clock that jumps ahead about an election timeout after the crash: its
+// next life polls just as the others stop refusing polls for the leader
+// they heard last, and before their own, slower timers fire. That next
+// life is the one that must not mistake anything for its last life's.
+func (n *node) rebirth() {
+	n.s.stats.Rebirths++
+	n.crash()
+	crashed := n.s.now
+	n.s.after(n.s.between(20*Millisecond, 60*Millisecond), func() {
+		if n.up {
+			return
+		}
+		n.restart()
+		inc := n.incarnation
+		jump := crashed + paxos.DefaultElectionTicks*tickInterval + n.s.between(0, 2*tickInterval)
+		n.s.at(max(jump, n.s.now), func() {
+			if n.incarnation == inc && n.up && !n.s.healed {
+				n.s.tracef("%s: clock jumps", n.id)
+				n.ticks += 2 * paxos.DefaultElectionTicks
+				n.wake()
+			}
+		})
+	})
+}
+
+// losesCommitAnnouncement decides, in the Rebirth profile, whether a
+// leader that has just advanced its commit index loses this Ready's
+// messages (which carry it) and dies a few milliseconds later, after
+// answering its clients: the next leader's commit index lags what clients
+// were told, until it commits what its phase 1 found.
+func (n *node) losesCommitAnnouncement(rd paxos.Ready) bool {
+	p := n.s.opts.Profile
+	return p.Rebirth && !n.s.healed && n.rn.IsLeader() && rd.HardState != nil &&
+		rd.HardState.Commit > n.hard.Commit && len(rd.Messages) > 0 && n.s.rng.Float64() < 0.05
 }
 
 // applyReady applies a Ready's committed entries and takes its read
@@ -423,9 +494,9 @@ type write struct {
 
 // queueWrite starts rd's write. It completes 50 to 1000 us later, and
 // after the writes queued before it: the WAL writes batches in order.
-func (n *node) queueWrite(rd paxos.Ready, crashAt int) *write {
+func (n *node) queueWrite(rd paxos.Ready, crashAt int, stall bool) *write {
 	d := n.s.between(50, 1000)
-	if p := n.s.opts.Profile.SlowDisk; p > 0 && !n.s.healed && n.s.rng.Float64() < p {
+	if p := n.s.opts.Profile.SlowDisk; stall || p > 0 && !n.s.healed && n.s.rng.Float64() < p {
 		d = n.s.between(5*Millisecond, 50*Millisecond)
 	}
 	done := n.s.now + d

@@ -61,6 +61,15 @@ type Profile struct {
 	// Pauses stops replicas for a while (a GC pause, a stalled VM).
 	Skew   float64
 	Pauses bool
+	// Rebirth aims crashes at the moments a replica's next life can be
+	// confused with its last: a candidate or new leader dies while the
+	// write of its ballot is stalled, with its Prepares or Accepts on the
+	// wire, comes back at once and campaigns before the others time out;
+	// a leader that has just committed loses the messages announcing it
+	// and dies after answering its clients. Messages sent to a replica
+	// that is down wait for its next life, as a transport's per-peer queue
+	// does until it reconnects.
+	Rebirth bool
 }
 
 // Profiles are the fault families the tests run, in order of nastiness.
@@ -79,6 +88,9 @@ var Profiles = []Profile{
 	// its next one.
 	{Name: "stale", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond,
 		Crashes: true, CrashEvery: 250 * Millisecond, FsyncErrors: 0.001, SlowDisk: 0.05, Stale: 0.10, StaleMax: 10 * electionTimeout},
+	// Lives that overlap: see Profile.Rebirth.
+	{Name: "rebirth", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond,
+		Crashes: true, SlowDisk: 0.02, Stale: 0.05, StaleMax: 10 * electionTimeout, Rebirth: true},
 }
 
 // Options configure one simulation run.
@@ -179,6 +191,9 @@ type Stats struct {
 	// running replica, and StaleAcrossRestart those of them that reached a
 	// later life of their destination than the one they were sent to.
 	Stale, StaleAcrossRestart int
+	// Rebirths counts replicas crashed and brought back at once by the
+	// Rebirth profile; Refusals, messages the core refused.
+	Rebirths, Refusals int
 	// TornWrites counts writes that survived a crash without completing
 	// (the process never learned they did), LostWrites those lost, and
 	// FsyncErrors the writes that failed.
@@ -199,6 +214,8 @@ func (s *Stats) Add(o Stats) {
 	s.Snapshots += o.Snapshots
 	s.Installs += o.Installs
 	s.Stale += o.Stale
+	s.Rebirths += o.Rebirths
+	s.Refusals += o.Refusals
 	s.StaleAcrossRestart += o.StaleAcrossRestart
 	s.TornWrites += o.TornWrites
 	s.LostWrites += o.LostWrites
@@ -222,6 +239,8 @@ type Sim struct {
 	stats   Stats
 	err     error
 	kind    Kind
+	// refusal is the first message the core refused, if any.
+	refusal string
 	healed  bool
 	trace   []string
 	nextCtx uint64
@@ -233,6 +252,9 @@ func Run(opts Options) Result {
 	s.run()
 	if s.err == nil {
 		s.finalCheck()
+	}
+	if s.err == nil && s.refusal != "" {
+		s.fail(Refused, "%s", s.refusal)
 	}
 	s.stats.SimTime = s.now
 	res := Result{Err: s.err, Kind: s.kind, Stats: s.stats, Trace: s.trace}
@@ -306,6 +328,16 @@ func (s *Sim) tracef(format string, args ...any) {
 
 // fail records the first violation, of the given kind; the run stops at
 // once.
+// refused notes a message the core refused. The run goes on (see
+// node.loop); the first refusal fails it at the end if nothing else did.
+func (s *Sim) refused(why string) {
+	s.stats.Refusals++
+	s.tracef("REFUSED: %s", why)
+	if s.refusal == "" {
+		s.refusal = fmt.Sprintf("at %.3fms: %s", float64(s.now)/1000, why)
+	}
+}
+
 func (s *Sim) fail(kind Kind, format string, args ...any) {
 	if s.err == nil {
 		s.err = fmt.Errorf("at %.3fms: %s", float64(s.now)/1000, fmt.Sprintf(format, args...))

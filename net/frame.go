@@ -46,6 +46,8 @@ const frameChunk = 64 << 10
 type FrameReader struct {
 	r   *bufio.Reader
 	max int
+	// chunk is frameChunk, smaller in fuzz tests to exercise the growth.
+	chunk int
 	// partial, if set, counts the frames longer than frameChunk that are
 	// being read and of which some bytes have arrived (for tests).
 	partial *atomic.Int64
@@ -57,7 +59,7 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 	if max <= 0 {
 		max = DefaultMaxFrameBytes
 	}
-	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: max, chunk: frameChunk}
 }
 
 // ReadFrame reads the next frame into a new slice, which the caller owns.
@@ -79,7 +81,7 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrFrameTooLarge, n, fr.max)
 	}
 	fr.r.Discard(frameHeaderSize)
-	if n > frameChunk {
+	if int(n) > fr.chunk {
 		return fr.readLarge(int(n))
 	}
 	buf := make([]byte, n)
@@ -93,9 +95,9 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 }
 
 // readLarge reads a frame of n bytes into a buffer that starts at
-// frameChunk bytes and doubles, up to n, each time it fills up.
+// fr.chunk bytes and doubles, up to n, each time it fills up.
 func (fr *FrameReader) readLarge(n int) ([]byte, error) {
-	buf := make([]byte, 0, frameChunk)
+	buf := make([]byte, 0, fr.chunk)
 	counted := false
 	for len(buf) < n {
 		if len(buf) == cap(buf) {

@@ -264,34 +264,3 @@ func TestMemNetwork(t *testing.T) {
 	default:
 	}
 }
-
-// FuzzFrame feeds arbitrary bytes to the frame reader: no panic, no frame
-// above the maximum, and every frame read is what was framed.
-//
-//	go test -fuzz=FuzzFrame ./net
-func FuzzFrame(f *testing.F) {
-	f.Add(AppendFrame(nil, []byte("hello")))
-	f.Add(append(AppendFrame(nil, nil), AppendFrame(nil, []byte("two"))...))
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
-	f.Add([]byte{0, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fr := NewFrameReader(bytes.NewReader(data), 1024)
-		consumed := 0
-		for {
-			frame, err := fr.ReadFrame()
-			if err != nil {
-				if errors.Is(err, ErrFrameTooLarge) && binary.BigEndian.Uint32(data[consumed:]) <= 1024 {
-					t.Fatalf("refused a frame within the limit")
-				}
-				return
-			}
-			if len(frame) > 1024 {
-				t.Fatalf("frame of %d bytes above the maximum", len(frame))
-			}
-			if !bytes.Equal(frame, data[consumed+4:consumed+4+len(frame)]) {
-				t.Fatal("frame differs from the bytes framed")
-			}
-			consumed += 4 + len(frame)
-		}
-	})
-}

@@ -253,9 +253,11 @@ func TestTLSClusterDelivers(t *testing.T) {
 }
 
 // TestStrangerLearnsNothing: without a certificate, a stranger gets no
-// further than the TLS handshake, and nothing it reads names the cluster:
-// not a plaintext Hello, not a TLS client without a certificate, not a
-// TLS client with a certificate of its own making.
+// further than the TLS handshake, gets no Welcome, and no byte it reads
+// names the cluster: not with a plaintext Hello, not as a TLS client
+// without a certificate, not with a certificate of its own making. (The
+// listener's certificate, which TLS 1.3 sends encrypted, does name it,
+// and a TLS client can decrypt it: see the package doc.)
 func TestStrangerLearnsNothing(t *testing.T) {
 	const secret = "cluster-name-nobody-should-learn"
 	p := newPKI(t, secret)
@@ -299,7 +301,9 @@ func TestStrangerLearnsNothing(t *testing.T) {
 		if raw := rc.bytes(); bytes.Contains(raw, []byte(secret)) {
 			t.Fatalf("%s: the cluster ID is in the bytes it read", tc.name)
 		}
-		t.Logf("%s: %v %v", tc.name, herr, werr)
+		if cs := tc2.ConnectionState(); len(cs.PeerCertificates) > 0 {
+			t.Logf("%s: %v %v; the listener's certificate names %v", tc.name, herr, werr, cs.PeerCertificates[0].URIs)
+		}
 	}
 	waitFor(t, 10*time.Second, "three refusals", func() bool { return ts[1].Stats().Refused >= 3 })
 	for _, in := range drain(ts[1]) {

@@ -17,7 +17,11 @@
 // against the cluster CA and takes its replica ID from the certificate, on
 // both sides: a listener refuses a Hello that claims another replica than
 // the certificate, a dialer a listener that is not the replica it dialed.
-// Nothing about the cluster is sent to a side that has not authenticated.
+// A side that has not authenticated is told nothing: no refusal reason, no
+// replica ID, no Welcome. The one exception is inherent to TLS: the
+// listener's certificate, which names the cluster and the replica, goes to
+// any client that starts a TLS handshake (encrypted against eavesdroppers
+// in TLS 1.3, but readable by that client).
 //
 // Wire format: every connection starts with a handshake (a Hello frame
 // from the dialer with magic, protocol version, cluster ID, node ID and

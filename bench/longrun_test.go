@@ -116,7 +116,7 @@ func startLongRun(tb testing.TB, clients int, mod func(*engine.Config)) *longRun
 }
 
 func (lr *longRun) start(tb testing.TB, id uint64) *engine.Node {
-	cfg := engine.Config{ID: id, Peers: lr.peers, ClusterID: "longrun", DataDir: filepath.Join(lr.dir, fmt.Sprint(id))}
+	cfg := engine.Config{ID: id, Peers: lr.peers, ClusterID: "longrun", DataDir: filepath.Join(lr.dir, fmt.Sprint(id)), Insecure: true}
 	lr.mod(&cfg)
 	var n *engine.Node
 	var err error

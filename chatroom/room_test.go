@@ -50,7 +50,7 @@ func TestClientExactlyOnce(t *testing.T) {
 	room := New()
 	addr := "127.0.0.1:0"
 	n, err := engine.Start(engine.Config{ID: 0, Peers: map[uint64]string{0: addr}, DataDir: filepath.Join(dir, "0"),
-		ClientAddr: "127.0.0.1:0", ElectionTimeout: 100 * time.Millisecond}, room)
+		ClientAddr: "127.0.0.1:0", ElectionTimeout: 100 * time.Millisecond, Insecure: true}, room)
 	if err != nil {
 		t.Fatal(err)
 	}

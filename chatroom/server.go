@@ -30,7 +30,11 @@ type ServerConfig struct {
 	// size, to 8 MiB (a chat room needs no bigger).
 	ElectionTimeout time.Duration
 	SegmentBytes    int64
-	Logger          hclog.Logger
+	// TLSDir and Insecure secure the peer port, or not: see
+	// engine.Config. One of them is required.
+	TLSDir   string
+	Insecure bool
+	Logger   hclog.Logger
 }
 
 // StartServer claims the data dir and starts a replica running a Room.
@@ -48,6 +52,8 @@ func StartServer(cfg ServerConfig) (*engine.Node, error) {
 		DataDir:         cfg.DataDir,
 		ClientAddr:      cfg.ClientAddr,
 		ElectionTimeout: cfg.ElectionTimeout,
+		TLSDir:          cfg.TLSDir,
+		Insecure:        cfg.Insecure,
 		Logger:          cfg.Logger,
 	}
 	ec.WAL.SegmentBytes = cfg.SegmentBytes

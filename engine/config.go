@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -97,6 +98,26 @@ type Config struct {
 	// (package net) listening on Peers[ID]. The node closes it.
 	Transport Transport
 
+	// The default transport's peer port runs mutual TLS: each replica
+	// proves who it is with a certificate of the cluster's CA, and a
+	// connection from anyone else is refused. Set one of:
+	//
+	// TLSDir, a directory made by `paxos certs` (certs.CreateDir), of which
+	// the node reads ca.pem, node-<ID>.pem and node-<ID>-key.pem;
+	//
+	// PeerTLS, a config built elsewhere (certs.PeerConfig builds one);
+	//
+	// or Insecure, to run the peer port in plaintext and unauthenticated:
+	// anyone who can reach it and knows the cluster ID can then act as a
+	// replica. Only for tests and for networks where every host is
+	// trusted.
+	//
+	// Start refuses a config with none of them, unless Transport is set.
+	// The client port (ClientAddr) has no TLS yet, whatever they say.
+	TLSDir   string
+	PeerTLS  *tls.Config
+	Insecure bool
+
 	// Logger receives the node's log. Default: no logging.
 	Logger hclog.Logger
 }
@@ -121,6 +142,16 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ClusterID == "" {
 		c.ClusterID = "paxos"
+	}
+	switch secured := c.TLSDir != "" || c.PeerTLS != nil; {
+	case c.TLSDir != "" && c.PeerTLS != nil:
+		return c, errors.New("engine: Config.TLSDir and Config.PeerTLS are both set; choose one")
+	case secured && c.Insecure:
+		return c, errors.New("engine: Config.Insecure is set along with TLS (Config.TLSDir or Config.PeerTLS); choose one")
+	case secured && c.Transport != nil:
+		return c, errors.New("engine: Config.TLSDir and Config.PeerTLS configure the default transport, but Config.Transport is set")
+	case !secured && !c.Insecure && c.Transport == nil:
+		return c, ErrNoTLS
 	}
 	if c.ElectionTimeout <= 0 {
 		c.ElectionTimeout = time.Second

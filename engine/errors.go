@@ -24,6 +24,9 @@ var (
 	// ErrSessionExpired: the client's session expired; the command was not
 	// executed. Start over with a new client ID.
 	ErrSessionExpired = errors.New("paxos: client session expired")
+	// ErrNoTLS: Start was given no TLS for the peer port, nor Insecure.
+	ErrNoTLS = errors.New("engine: the peer port needs TLS: set Config.TLSDir to a directory made by `paxos certs` " +
+		"(or Config.PeerTLS), or set Config.Insecure to run it unauthenticated on a network where every host is trusted")
 )
 
 // NotLeaderError is an ErrNotLeader with a hint: the leader's client

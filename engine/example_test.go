@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/engine"
+	"github.com/paxos-go/paxos/net/certs"
 	"github.com/paxos-go/paxos/storage"
 )
 
@@ -195,6 +196,12 @@ func ExampleConfig_snapshots() {
 	dir, _ := os.MkdirTemp("", "paxos-example")
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
+	// The certificates of the cluster (what `paxos certs` makes): a
+	// replica talks to its peers over mutual TLS.
+	tlsDir := filepath.Join(dir, "certs")
+	if _, err := certs.CreateDir(tlsDir, "paxos", []uint64{1}); err != nil {
+		panic(err)
+	}
 	start := func() (*engine.Node, *counter) {
 		store, err := newDirStore(filepath.Join(dir, "my-snapshots"))
 		if err != nil {
@@ -205,6 +212,7 @@ func ExampleConfig_snapshots() {
 			ID:        1,
 			Peers:     map[uint64]string{1: "127.0.0.1:0"},
 			DataDir:   filepath.Join(dir, "data"),
+			TLSDir:    tlsDir,
 			Snapshots: store,
 		}, sm)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 // stops, and everything waiting, and everything after, gets ErrClosed.
 func TestWALFailureStopsTheNode(t *testing.T) {
 	fs := wal.NewMemFS()
-	cfg := Config{ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0"}, DataDir: filepath.Join(t.TempDir(), "1"), ElectionTimeout: 100 * time.Millisecond}
+	cfg := Config{ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0"}, DataDir: filepath.Join(t.TempDir(), "1"), ElectionTimeout: 100 * time.Millisecond, Insecure: true}
 	cfg.WAL.FS, cfg.WAL.SegmentBytes = fs, 1<<20
 	n, err := Start(cfg, &logMachine{})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/engine/session"
 	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/net/certs"
 	"github.com/paxos-go/paxos/storage"
 	"github.com/paxos-go/paxos/wal"
 )
@@ -198,6 +199,15 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 func (n *Node) open() error {
 	var err error
 	var st wal.InitialState
+	if n.cfg.TLSDir != "" {
+		// Before anything else: a replica without its certificate is
+		// refused by its peers, and should not start at all.
+		b, err := certs.LoadReplica(n.cfg.TLSDir, n.cfg.ClusterID, n.cfg.ID)
+		if err != nil {
+			return fmt.Errorf("engine: the peer port's certificates: %w", err)
+		}
+		n.cfg.PeerTLS = certs.PeerConfig(b)
+	}
 	if n.incarnation, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
 		return err
 	}
@@ -258,6 +268,8 @@ func (n *Node) open() error {
 			ClusterID:     n.cfg.ClusterID,
 			ID:            n.cfg.ID,
 			Peers:         n.cfg.Peers,
+			TLS:           n.cfg.PeerTLS,
+			Insecure:      n.cfg.Insecure,
 			MaxFrameBytes: n.cfg.MaxFrameBytes,
 			Logger:        n.log.Named("net"),
 		})

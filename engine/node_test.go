@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 func TestMain(m *testing.M) {
@@ -91,6 +92,7 @@ type testCluster struct {
 	peers  map[uint64]string
 	client map[uint64]string
 	mod    func(*Config)
+	tlsDir string // the cluster's certificates
 
 	mu    sync.Mutex // guards nodes and sms, which crashes and restarts change
 	nodes map[uint64]*Node
@@ -134,8 +136,15 @@ func (c *testCluster) sm(id uint64) *logMachine {
 func newTestCluster(t testing.TB, size int, mod func(*Config)) *testCluster {
 	c := &testCluster{t: t, dir: t.TempDir(), peers: map[uint64]string{}, client: map[uint64]string{},
 		nodes: map[uint64]*Node{}, sms: map[uint64]*logMachine{}, mod: mod}
+	var ids []uint64
 	for id := uint64(1); id <= uint64(size); id++ {
 		c.peers[id], c.client[id] = freeAddr(t), freeAddr(t)
+		ids = append(ids, id)
+	}
+	// The replicas talk mutual TLS, as in production.
+	c.tlsDir = filepath.Join(c.dir, "certs")
+	if _, err := certs.CreateDir(c.tlsDir, "test", ids); err != nil {
+		t.Fatal(err)
 	}
 	for id := range c.peers {
 		c.start(id)
@@ -164,7 +173,7 @@ func (c *testCluster) start(id uint64) *Node {
 		machine = &trivialMachine{}
 	}
 	cfg := Config{
-		ID: id, Peers: c.peers, ClusterID: "test",
+		ID: id, Peers: c.peers, ClusterID: "test", TLSDir: c.tlsDir,
 		DataDir:         filepath.Join(c.dir, fmt.Sprint(id)),
 		ClientAddr:      c.client[id],
 		ClientAddrs:     c.client,
@@ -497,6 +506,7 @@ func TestMemTransport(t *testing.T) {
 	mem := paxosnet.NewMemNetwork()
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		cfg.Transport = mem.Transport(cfg.ID)
+		cfg.TLSDir = "" // the in-memory transport has no TLS
 		cfg.ClientAddr = ""
 	})
 	leader := c.leader()

@@ -40,7 +40,7 @@ func (m *flakyMachine) Snapshot(w io.Writer) error {
 func startSingle(t *testing.T, dir string, sm StateMachine, mod func(*Config)) *Node {
 	t.Helper()
 	cfg := Config{
-		ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0"}, DataDir: dir,
+		ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0"}, DataDir: dir, Insecure: true,
 		ElectionTimeout:       100 * time.Millisecond,
 		DisableAutoSnapshots:  true,
 		SnapshotTrailingSlots: 1,

@@ -40,7 +40,7 @@ func TestTypedLayer(t *testing.T) {
 	dir := t.TempDir()
 	n, err := StartTyped[chatCommand, chatResponse](Config{
 		ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0"}, DataDir: filepath.Join(dir, "1"),
-		ElectionTimeout: 100 * time.Millisecond,
+		ElectionTimeout: 100 * time.Millisecond, Insecure: true,
 	}, &chatRoom{})
 	if err != nil {
 		t.Fatal(err)

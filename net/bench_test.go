@@ -7,11 +7,22 @@ import (
 )
 
 // BenchmarkOneWay sends b.N messages from one transport to another over
-// loopback TCP and waits for all of them: messages/s and MB/s one way.
+// loopback TCP (plaintext: Insecure) and waits for all of them: messages/s
+// and MB/s one way.
 func BenchmarkOneWay(b *testing.B) {
+	benchOneWay(b, func(b *testing.B) map[uint64]*Transport { return cluster(b, "bench", 1, 2) })
+}
+
+// BenchmarkOneWayTLS is BenchmarkOneWay over mutual TLS 1.3.
+func BenchmarkOneWayTLS(b *testing.B) {
+	p := newPKI(b, "bench")
+	benchOneWay(b, func(b *testing.B) map[uint64]*Transport { return tlsCluster(b, p, []uint64{1, 2}, nil) })
+}
+
+func benchOneWay(b *testing.B, start func(*testing.B) map[uint64]*Transport) {
 	for _, size := range []int{64, 4096} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			ts := cluster(b, "bench", 1, 2)
+			ts := start(b)
 			payload := make([]byte, size)
 			// Warm the connection up.
 			ts[1].Send(2, payload)

@@ -1,6 +1,7 @@
 package net
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdnet "net"
@@ -15,7 +16,11 @@ import (
 // closing the connection after a refusal:
 //
 //	Hello   msgpack [magic "PXNT", version 1, clusterID, nodeID, kind]
-//	Welcome msgpack [ok, reason, nodeID of the listener]
+//	Welcome msgpack [ok, reason, nodeID of the listener (0 in a refusal)]
+//
+// Both frames are at most DefaultMaxHelloBytes (or Options.MaxHelloBytes).
+// On a peer port with TLS, the handshake runs inside the TLS session, after
+// both sides have verified each other's certificate.
 
 const (
 	handshakeMagic   = "PXNT"
@@ -76,6 +81,11 @@ func decode(b []byte, v any) error {
 	return codec.NewDecoderBytes(b, msgpackHandle).Decode(v)
 }
 
+// DefaultMaxHelloBytes bounds the frames of the handshake (Hello and
+// Welcome), read before the other side is trusted: a longer length closes
+// the connection before anything is allocated for it.
+const DefaultMaxHelloBytes = 4 << 10
+
 // Conn is a framed connection after its handshake. ReadFrame may be called
 // from one goroutine while WriteFrames is called from another.
 type Conn struct {
@@ -84,6 +94,10 @@ type Conn struct {
 	wmu    sync.Mutex
 	wbuf   []byte
 	remote Hello // what the other side said, on the listening side
+}
+
+func newConn(c stdnet.Conn, maxFrame int) *Conn {
+	return &Conn{c: c, fr: NewFrameReader(c, maxFrame)}
 }
 
 // ReadFrame reads the next frame (see FrameReader.ReadFrame).
@@ -125,19 +139,39 @@ func (c *Conn) Remote() Hello { return c.remote }
 // RemoteAddr returns the address of the other side.
 func (c *Conn) RemoteAddr() stdnet.Addr { return c.c.RemoteAddr() }
 
+// TLS returns the state of the connection's TLS session, nil if it has
+// none: PeerCertificates[0] is the other side's certificate.
+func (c *Conn) TLS() *tls.ConnectionState {
+	if tc, ok := c.c.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		return &cs
+	}
+	return nil
+}
+
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }
 
+// writeSmallFrame writes one handshake frame.
+func writeSmallFrame(c stdnet.Conn, payload []byte) error {
+	_, err := c.Write(AppendFrame(nil, payload))
+	return err
+}
+
 // ClientHandshake runs the dialer's side of the handshake on c, which it
-// closes on failure. A refusal is an error matching ErrRefused that carries
-// the listener's reason.
+// closes on failure; the whole handshake, and the TLS handshake if c is a
+// *tls.Conn that has not had it yet, must finish within timeout. A refusal
+// is an error matching ErrRefused that carries the listener's reason.
 func ClientHandshake(c stdnet.Conn, h Hello, maxFrame int, timeout time.Duration) (*Conn, error) {
-	conn := &Conn{c: c, fr: NewFrameReader(c, maxFrame)}
-	c.SetDeadline(time.Now().Add(timeout))
-	err := conn.WriteFrames(0, encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: h.ClusterID, NodeID: h.NodeID, Kind: h.Kind}))
+	return clientHandshake(c, h, maxFrame, DefaultMaxHelloBytes, time.Now().Add(timeout))
+}
+
+func clientHandshake(c stdnet.Conn, h Hello, maxFrame, maxHello int, deadline time.Time) (*Conn, error) {
+	c.SetDeadline(deadline)
+	err := writeSmallFrame(c, encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: h.ClusterID, NodeID: h.NodeID, Kind: h.Kind}))
 	var frame []byte
 	if err == nil {
-		frame, err = conn.ReadFrame()
+		frame, err = readSmallFrame(c, maxHello)
 	}
 	var w welcomeWire
 	if err == nil {
@@ -151,43 +185,75 @@ func ClientHandshake(c stdnet.Conn, h Hello, maxFrame int, timeout time.Duration
 		return nil, fmt.Errorf("net: handshake with %s: %w", c.RemoteAddr(), err)
 	}
 	c.SetDeadline(time.Time{})
-	return conn, nil
+	return newConn(c, maxFrame), nil
 }
 
 // ServerHandshake runs the listener's side of the handshake on c: it reads
-// the dialer's Hello and asks check whether to take the connection. A
+// the dialer's Hello (at most DefaultMaxHelloBytes, refused before it is
+// allocated if longer) and asks check whether to take the connection. A
 // refusal (check's error, or a malformed or foreign Hello) is sent to the
-// dialer with its reason, c is closed, and the reason is returned.
+// dialer with its reason, c is closed, and the reason is returned. The
+// handshake, and the TLS handshake if c is a *tls.Conn that has not had it
+// yet, must finish within timeout. Nothing about the listener is sent
+// before check accepts, except check's reason for refusing: it must not
+// tell a stranger what it should not know.
 func ServerHandshake(c stdnet.Conn, self uint64, check func(Hello) error, maxFrame int, timeout time.Duration) (*Conn, error) {
-	conn := &Conn{c: c, fr: NewFrameReader(c, maxFrame)}
-	c.SetDeadline(time.Now().Add(timeout))
-	refuse := func(reason error) (*Conn, error) {
-		conn.WriteFrames(0, encode(&welcomeWire{Reason: reason.Error(), NodeID: self}))
-		c.Close()
-		return nil, fmt.Errorf("net: refused a connection from %s: %w", c.RemoteAddr(), reason)
+	conn, err := serverHandshake(c, self, check, maxFrame, DefaultMaxHelloBytes, time.Now().Add(timeout))
+	if err != nil {
+		return nil, fmt.Errorf("net: refused a connection from %s: %w", c.RemoteAddr(), err)
 	}
-	frame, err := conn.ReadFrame()
+	return conn, nil
+}
+
+// serverHandshake is ServerHandshake with a bound on the Hello and a
+// deadline. Its errors do not name the remote address.
+func serverHandshake(c stdnet.Conn, self uint64, check func(Hello) error, maxFrame, maxHello int, deadline time.Time) (*Conn, error) {
+	c.SetDeadline(deadline)
+	refuse := func(reason error) (*Conn, error) {
+		writeSmallFrame(c, encode(&welcomeWire{Reason: reason.Error()}))
+		c.Close()
+		return nil, &refusal{err: reason}
+	}
+	frame, err := readSmallFrame(c, maxHello)
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("net: handshake with %s: %w", c.RemoteAddr(), err)
+		return nil, err
 	}
 	var hw helloWire
-	switch err := decode(frame, &hw); {
-	case err != nil:
-		return refuse(fmt.Errorf("malformed handshake: %v", err))
-	case hw.Magic != handshakeMagic:
-		return refuse(fmt.Errorf("not a paxos-go connection (magic %q)", hw.Magic))
-	case hw.Version != handshakeVersion:
-		return refuse(fmt.Errorf("protocol version %d, this replica speaks version %d", hw.Version, handshakeVersion))
-	}
-	conn.remote = Hello{ClusterID: hw.ClusterID, NodeID: hw.NodeID, Kind: hw.Kind}
-	if err := check(conn.remote); err != nil {
+	if err := decodeHello(frame, &hw); err != nil {
 		return refuse(err)
 	}
-	if err := conn.WriteFrames(0, encode(&welcomeWire{OK: true, NodeID: self})); err != nil {
+	h := Hello{ClusterID: hw.ClusterID, NodeID: hw.NodeID, Kind: hw.Kind}
+	if err := check(h); err != nil {
+		return refuse(err)
+	}
+	if err := writeSmallFrame(c, encode(&welcomeWire{OK: true, NodeID: self})); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("net: handshake with %s: %w", c.RemoteAddr(), err)
+		return nil, err
 	}
 	c.SetDeadline(time.Time{})
+	conn := newConn(c, maxFrame)
+	conn.remote = h
 	return conn, nil
+}
+
+// refusal is a handshake refused by the listener's checks (as opposed to
+// one that failed on the network).
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// decodeHello decodes and checks a Hello frame.
+func decodeHello(frame []byte, hw *helloWire) error {
+	if err := decode(frame, hw); err != nil {
+		return fmt.Errorf("malformed handshake: %v", err)
+	}
+	switch {
+	case hw.Magic != handshakeMagic:
+		return errors.New("not a paxos-go connection")
+	case hw.Version != handshakeVersion:
+		return fmt.Errorf("protocol version %d, this replica speaks version %d", hw.Version, handshakeVersion)
+	}
+	return nil
 }

@@ -1,8 +1,10 @@
 package net
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // Inbound is a payload received from a peer.
@@ -21,7 +25,8 @@ type Inbound struct {
 	Payload []byte
 }
 
-// Options configure a Transport. ClusterID, ID and Peers are required.
+// Options configure a Transport. ClusterID, ID and Peers are required, and
+// so is TLS, unless Insecure is set.
 type Options struct {
 	// ClusterID must be the same on every replica of a cluster: a
 	// connection from another cluster is refused.
@@ -36,30 +41,83 @@ type Options struct {
 	// Listener, if set, is used instead of listening on ListenAddr.
 	Listener stdnet.Listener
 
+	// TLS secures the peer port: the listener serves with it and dialers
+	// use it. It must hold this replica's certificate and trust the
+	// cluster's CA as RootCAs and ClientCAs; certs.PeerConfig builds such
+	// a config from the files of a certificate directory. Whatever else
+	// the config says, the transport itself verifies the other side's
+	// certificate chain against that CA (TLS 1.3 only) and takes the
+	// other side's identity from it: a listener refuses a dialer whose
+	// Hello claims another replica than its certificate, a dialer a
+	// listener whose certificate is not the replica it dialed.
+	TLS *tls.Config
+	// Insecure runs the peer port in plaintext, without TLS: then anyone
+	// who can reach it and knows the cluster ID and a member's ID can act
+	// as that member. Only for tests, and for networks where every host is
+	// trusted. Listen refuses to start without one of TLS and Insecure.
+	Insecure bool
+
 	// MaxFrameBytes bounds a frame. Default DefaultMaxFrameBytes (16 MiB).
+	// A frame's buffer grows as its bytes arrive (64 KiB, then doubling),
+	// so a declared length costs nothing until its bytes come.
 	MaxFrameBytes int
-	// QueueLen bounds each peer's outbound queue, in messages; when it is
-	// full the oldest message is dropped (the protocol retransmits) and
-	// counted. Default 8192.
-	QueueLen int
-	// DialTimeout, HandshakeTimeout and WriteTimeout bound those steps;
-	// ReadTimeout closes an inbound connection that carried nothing for
-	// that long (replicas heartbeat far more often). Defaults 1 s, 5 s, 5 s
-	// and 30 s.
+	// MaxHelloBytes bounds the handshake frames, read before the other
+	// side is known. Default DefaultMaxHelloBytes (4 KiB).
+	MaxHelloBytes int
+	// MaxConns bounds the inbound connections open at once, established
+	// or in their handshake. Default 64. When a connection arrives with
+	// MaxConns open, the oldest one still in its handshake is closed to
+	// make room, so that strangers holding connections open cannot lock
+	// the replicas out; if all are established, the new one is closed.
+	MaxConns int
+	// QueueLen and QueueBytes bound each peer's outbound queue, in
+	// messages and in bytes of payload; beyond either, the oldest messages
+	// are dropped (the protocol retransmits) and counted. A message longer
+	// than QueueBytes is queued alone. Defaults 8192 and 64 MiB.
+	QueueLen, QueueBytes int
+	// DialTimeout bounds connecting; HandshakeTimeout the TLS handshake
+	// and the Hello exchange after it, on either side; WriteTimeout a
+	// write; ReadTimeout closes an inbound connection that carried nothing
+	// for that long (replicas heartbeat far more often). Defaults 1 s,
+	// 5 s, 5 s and 30 s.
 	DialTimeout, HandshakeTimeout, WriteTimeout, ReadTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the jittered, doubling wait
 	// between attempts to reach a peer. Defaults 20 ms and 2 s.
 	ReconnectMin, ReconnectMax time.Duration
-	// TLS, if set, wraps every connection: the listener serves with it (set
-	// ClientAuth and ClientCAs for mutual TLS) and dialers use it.
-	TLS *tls.Config
+	// RefusalLogInterval: each refused inbound connection is logged at
+	// debug level; at warn level, the first refusal after a quiet period
+	// is logged at once, and those that follow as one summary line per
+	// interval at most. Errors of the accept loop are rate-limited alike.
+	// Default 10 s.
+	RefusalLogInterval time.Duration
 	// Logger receives connection events. Default: no logging.
 	Logger hclog.Logger
 }
 
+// Defaults of Options.
+const (
+	DefaultMaxConns   = 64
+	DefaultQueueLen   = 8192
+	DefaultQueueBytes = 64 << 20
+)
+
+// ErrInsecure is matched by the error of Listen without TLS or Insecure.
+var ErrInsecure = errors.New("net: the peer port needs TLS")
+
 func (o Options) withDefaults() (Options, error) {
 	if o.ClusterID == "" {
 		return o, errors.New("net: Options.ClusterID is empty")
+	}
+	switch {
+	case o.TLS == nil && !o.Insecure:
+		return o, fmt.Errorf("%w: set Options.TLS (certs.PeerConfig builds it from the files `paxos certs` makes), "+
+			"or set Options.Insecure to run the peer port unauthenticated on a network where every host is trusted", ErrInsecure)
+	case o.TLS != nil && o.Insecure:
+		return o, errors.New("net: Options.TLS and Options.Insecure are both set; choose one")
+	case o.TLS != nil && (o.TLS.RootCAs == nil || o.TLS.ClientCAs == nil):
+		return o, errors.New("net: Options.TLS must trust the cluster's CA as both RootCAs and ClientCAs (see certs.PeerConfig)")
+	case o.TLS != nil && len(o.TLS.Certificates) == 0 && o.TLS.GetCertificate == nil && o.TLS.GetConfigForClient == nil:
+		return o, errors.New("net: Options.TLS holds no certificate for this replica")
 	}
 	if o.ListenAddr == "" {
 		o.ListenAddr = o.Peers[o.ID]
@@ -78,12 +136,17 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.ReadTimeout, 30*time.Second)
 	def(&o.ReconnectMin, 20*time.Millisecond)
 	def(&o.ReconnectMax, 2*time.Second)
-	if o.MaxFrameBytes <= 0 {
-		o.MaxFrameBytes = DefaultMaxFrameBytes
+	def(&o.RefusalLogInterval, 10*time.Second)
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if o.QueueLen <= 0 {
-		o.QueueLen = 8192
-	}
+	defInt(&o.MaxFrameBytes, DefaultMaxFrameBytes)
+	defInt(&o.MaxHelloBytes, DefaultMaxHelloBytes)
+	defInt(&o.MaxConns, DefaultMaxConns)
+	defInt(&o.QueueLen, DefaultQueueLen)
+	defInt(&o.QueueBytes, DefaultQueueBytes)
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
@@ -95,41 +158,68 @@ type Stats struct {
 	// Sent counts messages written to a connection; Dropped those dropped
 	// from a full queue or lost with a failed connection.
 	Sent, Dropped uint64
-	// Received counts messages received; Refused the connections refused
-	// at the handshake.
-	Received, Refused uint64
+	// Received counts messages received.
+	Received uint64
+	// Accepted counts the inbound connections the listener accepted;
+	// Refused those closed before their handshake succeeded (refused by
+	// the checks, failed, timed out, or closed for MaxConns); Replaced
+	// the established connections closed because the same replica
+	// connected again.
+	Accepted, Refused, Replaced uint64
 }
 
 // Transport carries payloads between the replicas of a cluster over TCP:
 // one outbound connection per peer, kept up by one writer goroutine that
 // drains everything queued into a single write; one reader goroutine per
 // inbound connection. Send never blocks.
+//
+// Each replica has at most one established inbound connection: when a
+// replica connects again (after a crash, or when it saw its connection
+// fail first), the new connection replaces the old one, but only once it
+// has been authenticated, so a stranger cannot push a replica out (with
+// Insecure, anyone who knows the cluster ID and a member's ID can).
 type Transport struct {
 	opts  Options
 	log   hclog.Logger
 	ln    stdnet.Listener
 	recv  chan []Inbound
 	peers map[uint64]*peer
+	// serverTLS and dialTLS are Options.TLS for each side (nil without).
+	serverTLS, dialTLS *tls.Config
 	// ctx is cancelled by Close; stop is its Done channel.
 	ctx    context.Context
 	cancel context.CancelFunc
 	stop   <-chan struct{}
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	inbound map[*Conn]struct{}
-	closed  bool
+	mu       sync.Mutex
+	pending  list.List        // *pendingConn, oldest first: accepted, handshake not done
+	inbound  map[uint64]*Conn // the established connection of each replica
+	closed   bool
+	refusals *rateLog
+	acceptLg *rateLog
 
-	sent, dropped, received, refused atomic.Uint64
+	sent, dropped, received, accepted, refused, replaced atomic.Uint64
+	// partialFrames counts inbound frames being read whose bytes are still
+	// arriving (FrameReader.partial), for tests.
+	partialFrames atomic.Int64
+}
+
+// pendingConn is an inbound connection in its handshake.
+type pendingConn struct {
+	c       stdnet.Conn
+	elem    *list.Element
+	evicted bool // closed to make room (guarded by Transport.mu)
 }
 
 // peer is the outbound side towards one replica.
 type peer struct {
-	id    uint64
-	addr  string
-	mu    sync.Mutex
-	queue [][]byte // payloads waiting, oldest first
-	kick  chan struct{}
+	id         uint64
+	addr       string
+	mu         sync.Mutex
+	queue      [][]byte // payloads waiting, oldest first
+	queueBytes int      // their total length
+	kick       chan struct{}
 }
 
 // Listen starts a transport: it listens for peers and starts a writer for
@@ -145,17 +235,23 @@ func Listen(opts Options) (*Transport, error) {
 			return nil, fmt.Errorf("net: listening for peers on %s: %w", opts.ListenAddr, err)
 		}
 	}
-	if opts.TLS != nil {
-		ln = tls.NewListener(ln, opts.TLS)
-	}
 	t := &Transport{
 		opts:    opts,
 		log:     opts.Logger,
 		ln:      ln,
 		recv:    make(chan []Inbound, 1024),
 		peers:   map[uint64]*peer{},
-		inbound: map[*Conn]struct{}{},
+		inbound: map[uint64]*Conn{},
 	}
+	if opts.TLS != nil {
+		t.serverTLS = opts.TLS.Clone()
+		t.serverTLS.MinVersion = max(t.serverTLS.MinVersion, tls.VersionTLS13)
+		t.serverTLS.ClientAuth = tls.RequireAndVerifyClientCert
+		t.dialTLS = opts.TLS.Clone()
+		t.dialTLS.MinVersion = max(t.dialTLS.MinVersion, tls.VersionTLS13)
+	}
+	t.refusals = newRateLog(t.log, opts.RefusalLogInterval, "refused a peer connection", "refused %d peer connections in the last %v")
+	t.acceptLg = newRateLog(t.log, opts.RefusalLogInterval, "accepting peer connections failed; retrying", "accepting peer connections failed %d times in the last %v")
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.stop = t.ctx.Done()
 	ids := make([]uint64, 0, len(opts.Peers))
@@ -185,9 +281,10 @@ func (t *Transport) Addr() stdnet.Addr { return t.ln.Addr() }
 func (t *Transport) Receive() <-chan []Inbound { return t.recv }
 
 // Send queues payload for replica to. It never blocks: if the peer's queue
-// is full, the oldest queued message is dropped. Sending to an unknown
-// replica is dropped too. The transport keeps payload until it is written;
-// the caller must not modify it.
+// is full (QueueLen messages or QueueBytes bytes), the oldest queued
+// messages are dropped. Sending to an unknown replica is dropped too. The
+// transport keeps payload until it is written; the caller must not modify
+// it.
 func (t *Transport) Send(to uint64, payload []byte) {
 	p, ok := t.peers[to]
 	if !ok {
@@ -195,12 +292,14 @@ func (t *Transport) Send(to uint64, payload []byte) {
 		return
 	}
 	p.mu.Lock()
-	if len(p.queue) >= t.opts.QueueLen {
+	p.queue = append(p.queue, payload)
+	p.queueBytes += len(payload)
+	for len(p.queue) > t.opts.QueueLen || p.queueBytes > t.opts.QueueBytes && len(p.queue) > 1 {
+		p.queueBytes -= len(p.queue[0])
 		p.queue[0] = nil
 		p.queue = p.queue[1:]
 		t.dropped.Add(1)
 	}
-	p.queue = append(p.queue, payload)
 	p.mu.Unlock()
 	select {
 	case p.kick <- struct{}{}:
@@ -210,7 +309,10 @@ func (t *Transport) Send(to uint64, payload []byte) {
 
 // Stats returns the transport's counters.
 func (t *Transport) Stats() Stats {
-	return Stats{Sent: t.sent.Load(), Dropped: t.dropped.Load(), Received: t.received.Load(), Refused: t.refused.Load()}
+	return Stats{
+		Sent: t.sent.Load(), Dropped: t.dropped.Load(), Received: t.received.Load(),
+		Accepted: t.accepted.Load(), Refused: t.refused.Load(), Replaced: t.replaced.Load(),
+	}
 }
 
 // Close stops the transport and waits for all its goroutines.
@@ -221,13 +323,18 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
-	for c := range t.inbound {
+	for _, c := range t.inbound {
 		c.Close()
+	}
+	for e := t.pending.Front(); e != nil; e = e.Next() {
+		e.Value.(*pendingConn).c.Close()
 	}
 	t.mu.Unlock()
 	t.cancel()
 	err := t.ln.Close()
 	t.wg.Wait()
+	t.refusals.close()
+	t.acceptLg.close()
 	return err
 }
 
@@ -254,7 +361,7 @@ func (t *Transport) writeLoop(p *peer) {
 			}
 			p.mu.Lock()
 			batch := p.queue
-			p.queue = nil
+			p.queue, p.queueBytes = nil, 0
 			p.mu.Unlock()
 			if len(batch) == 0 {
 				continue
@@ -316,8 +423,9 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 			return conn
 		}
 		switch {
-		case errors.Is(err, ErrRefused) || attempt == 20:
-			// A refusal is a misconfiguration; twenty failures in a row
+		case (errors.Is(err, ErrRefused) || errors.Is(err, ErrWrongPeer)) && attempt%20 == 0, attempt == 20:
+			// A refusal or the wrong replica at the address is a
+			// misconfiguration (or an attack); twenty failures in a row
 			// (seconds) a peer that is down.
 			t.log.Warn("cannot reach a peer; retrying", "peer", p.id, "addr", p.addr, "error", err)
 		case attempt == 0:
@@ -336,6 +444,11 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 	}
 }
 
+// ErrWrongPeer is matched by the error of a dialer that reached another
+// replica than the one it dialed (by its certificate), or a certificate
+// that is not of a replica of this cluster.
+var ErrWrongPeer = errors.New("net: the other side is not the replica dialed")
+
 func (t *Transport) dial(p *peer) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, t.opts.DialTimeout)
 	defer cancel()
@@ -344,19 +457,64 @@ func (t *Transport) dial(p *peer) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.opts.TLS != nil {
-		tc := tls.Client(c, t.opts.TLS)
-		if err := tc.HandshakeContext(ctx); err != nil {
+	deadline := time.Now().Add(t.opts.HandshakeTimeout)
+	if t.dialTLS != nil {
+		c.SetDeadline(deadline)
+		tc := tls.Client(c, t.dialTLS)
+		hctx, cancel := context.WithDeadline(t.ctx, deadline)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
 			c.Close()
-			return nil, err
+			return nil, fmt.Errorf("net: TLS handshake with %s: %w", p.addr, err)
+		}
+		id, err := t.peerIdentity(tc, x509.ExtKeyUsageServerAuth)
+		if err == nil && id != p.id {
+			err = fmt.Errorf("its certificate is replica %d's", id)
+		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: replica %d at %s: %v", ErrWrongPeer, p.id, p.addr, err)
 		}
 		c = tc
 	}
-	return ClientHandshake(c, Hello{ClusterID: t.opts.ClusterID, NodeID: t.opts.ID, Kind: KindPeer}, t.opts.MaxFrameBytes, t.opts.HandshakeTimeout)
+	return clientHandshake(c, Hello{ClusterID: t.opts.ClusterID, NodeID: t.opts.ID, Kind: KindPeer}, t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
 }
+
+// peerIdentity verifies the certificate of the other side of c against the
+// cluster's CA and returns the replica it names, which must be of this
+// cluster.
+func (t *Transport) peerIdentity(c *tls.Conn, usage x509.ExtKeyUsage) (uint64, error) {
+	cs := c.ConnectionState()
+	if cs.Version < tls.VersionTLS13 {
+		return 0, fmt.Errorf("TLS version %#x, want 1.3", cs.Version)
+	}
+	roots := t.opts.TLS.RootCAs
+	if usage == x509.ExtKeyUsageClientAuth {
+		roots = t.opts.TLS.ClientCAs
+	}
+	id, err := certs.VerifyPeer(cs, roots, usage)
+	if err != nil {
+		return 0, err
+	}
+	if id.IsClient() || id.Cluster != t.opts.ClusterID {
+		return 0, fmt.Errorf("the certificate is not of a replica of this cluster")
+	}
+	return id.Replica, nil
+}
+
+// Reasons a connection was refused, for the log.
+const (
+	refusedLimit     = "max_conns"   // MaxConns reached
+	refusedTLS       = "tls"         // the TLS handshake failed
+	refusedCert      = "certificate" // a valid certificate of the wrong identity
+	refusedHandshake = "handshake"   // no Hello, a malformed or oversized one, or a timeout
+	refusedCheck     = "refused"     // the Hello did not pass the checks
+)
 
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
+	var delay time.Duration
 	for {
 		c, err := t.ln.Accept()
 		if err != nil {
@@ -365,58 +523,124 @@ func (t *Transport) acceptLoop() {
 				return
 			default:
 			}
-			var ne stdnet.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, stdnet.ErrClosed) {
+				t.log.Error("the peer listener was closed; no longer accepting peer connections", "error", err)
+				return
 			}
-			t.log.Error("accepting peer connections failed", "error", err)
+			// Out of file descriptors, or anything else: wait, as
+			// net/http does, and carry on, since a replica that no longer
+			// accepts is cut off from its peers.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t.acceptLg.add("", nil, err)
+			timer := time.NewTimer(delay)
+			select {
+			case <-t.stop:
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			continue
+		}
+		delay = 0
+		t.accepted.Add(1)
+		pc := &pendingConn{c: c}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			c.Close()
 			return
 		}
+		var evicted *pendingConn
+		if t.pending.Len()+len(t.inbound) >= t.opts.MaxConns {
+			oldest := t.pending.Front()
+			if oldest == nil {
+				t.mu.Unlock()
+				c.Close()
+				t.refuse(c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are established"))
+				continue
+			}
+			evicted = t.pending.Remove(oldest).(*pendingConn)
+			evicted.evicted = true
+		}
+		pc.elem = t.pending.PushBack(pc)
+		t.mu.Unlock()
+		if evicted != nil {
+			evicted.c.Close()
+			t.refuse(evicted.c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are open: closed the oldest one in its handshake"))
+		}
 		t.wg.Add(1)
-		go t.serve(c)
+		go t.serve(pc)
 	}
 }
 
-// checkPeer accepts peers of this cluster that it knows.
-func (t *Transport) checkPeer(h Hello) error {
+// refuse counts and logs a refused connection.
+func (t *Transport) refuse(remote stdnet.Addr, reason string, err error) {
+	t.refused.Add(1)
+	t.refusals.add(reason, remote, err)
+}
+
+// checkPeer accepts peers of this cluster that it knows, and that are who
+// their certificate says (certID), if any. Its reasons name no cluster and
+// no replica the dialer did not name itself.
+func (t *Transport) checkPeer(h Hello, certID *uint64) error {
 	switch {
 	case h.Kind != KindPeer:
 		return fmt.Errorf("this is a peer port; connection kind %d", h.Kind)
 	case h.ClusterID != t.opts.ClusterID:
-		return fmt.Errorf("wrong cluster: this is cluster %q, the dialer belongs to %q", t.opts.ClusterID, h.ClusterID)
+		return errors.New("wrong cluster")
+	case certID != nil && h.NodeID != *certID:
+		return fmt.Errorf("the dialer claims to be replica %d, its certificate is replica %d's", h.NodeID, *certID)
 	case h.NodeID == t.opts.ID:
 		return fmt.Errorf("the dialer claims to be replica %d, which is this replica", h.NodeID)
 	}
 	if _, ok := t.peers[h.NodeID]; !ok {
-		return fmt.Errorf("replica %d is not a member of cluster %q", h.NodeID, t.opts.ClusterID)
+		return fmt.Errorf("replica %d is not a member of this cluster", h.NodeID)
 	}
 	return nil
 }
 
-// serve reads an inbound connection until it fails or the transport stops.
-func (t *Transport) serve(c stdnet.Conn) {
+// serve runs the handshake of an inbound connection, then reads it until
+// it fails, is replaced, or the transport stops.
+func (t *Transport) serve(pc *pendingConn) {
 	defer t.wg.Done()
-	conn, err := ServerHandshake(c, t.opts.ID, t.checkPeer, t.opts.MaxFrameBytes, t.opts.HandshakeTimeout)
+	conn, reason, err := t.handshake(pc.c)
+	t.mu.Lock()
+	evicted := pc.evicted
+	if !evicted {
+		t.pending.Remove(pc.elem)
+	}
 	if err != nil {
-		t.refused.Add(1)
-		t.log.Warn("refused a connection", "error", err)
+		t.mu.Unlock()
+		if !evicted {
+			t.refuse(pc.c.RemoteAddr(), reason, err)
+		}
 		return
 	}
-	t.mu.Lock()
-	if t.closed {
+	if evicted || t.closed {
 		t.mu.Unlock()
 		conn.Close()
 		return
 	}
-	t.inbound[conn] = struct{}{}
+	from := conn.Remote().NodeID
+	if old := t.inbound[from]; old != nil {
+		// The replica connected again: it is authenticated, so the old
+		// connection is stale (the replica restarted, or saw it fail
+		// first).
+		old.Close()
+		t.replaced.Add(1)
+		t.log.Debug("a peer connected again; closed its previous connection", "peer", from, "remote", conn.RemoteAddr())
+	}
+	t.inbound[from] = conn
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
-		delete(t.inbound, conn)
+		if t.inbound[from] == conn {
+			delete(t.inbound, from)
+		}
 		t.mu.Unlock()
 		conn.Close()
 	}()
-	from := conn.Remote().NodeID
+	conn.fr.partial = &t.partialFrames
 	for {
 		conn.SetReadDeadline(time.Now().Add(t.opts.ReadTimeout))
 		frame, err := conn.ReadFrame()
@@ -444,4 +668,41 @@ func (t *Transport) serve(c stdnet.Conn) {
 			return
 		}
 	}
+}
+
+// handshake runs the listener's side of the handshake on c, within
+// HandshakeTimeout: TLS if configured, then the Hello. On failure c is
+// closed, and the reason (refused*) is returned with the error.
+func (t *Transport) handshake(c stdnet.Conn) (*Conn, string, error) {
+	deadline := time.Now().Add(t.opts.HandshakeTimeout)
+	var certID *uint64
+	if t.serverTLS != nil {
+		c.SetDeadline(deadline)
+		tc := tls.Server(c, t.serverTLS)
+		ctx, cancel := context.WithDeadline(t.ctx, deadline)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return nil, refusedTLS, err
+		}
+		id, err := t.peerIdentity(tc, x509.ExtKeyUsageClientAuth)
+		if err != nil {
+			// Not an alert: the dialer verified nothing wrong with this
+			// side; it only learns that the connection closed.
+			c.Close()
+			return nil, refusedCert, err
+		}
+		certID, c = &id, tc
+	}
+	conn, err := serverHandshake(c, t.opts.ID, func(h Hello) error { return t.checkPeer(h, certID) },
+		t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
+	if err != nil {
+		var r *refusal
+		if errors.As(err, &r) {
+			return nil, refusedCheck, err
+		}
+		return nil, refusedHandshake, err
+	}
+	return conn, "", nil
 }

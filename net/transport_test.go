@@ -17,8 +17,15 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// cluster starts transports for ids on loopback ports chosen now.
+// cluster starts insecure transports for ids on loopback ports chosen now.
 func cluster(t testing.TB, clusterID string, ids ...uint64) map[uint64]*Transport {
+	t.Helper()
+	return startCluster(t, clusterID, ids, func(_ uint64, o *Options) { o.Insecure = true })
+}
+
+// startCluster starts transports for ids on loopback ports chosen now;
+// mod sets each one's options (Insecure or TLS, at least).
+func startCluster(t testing.TB, clusterID string, ids []uint64, mod func(id uint64, o *Options)) map[uint64]*Transport {
 	t.Helper()
 	lns := map[uint64]stdnet.Listener{}
 	peers := map[uint64]string{}
@@ -31,7 +38,9 @@ func cluster(t testing.TB, clusterID string, ids ...uint64) map[uint64]*Transpor
 	}
 	ts := map[uint64]*Transport{}
 	for _, id := range ids {
-		tr, err := Listen(Options{ClusterID: clusterID, ID: id, Peers: peers, Listener: lns[id], ReconnectMin: time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+		opts := Options{ClusterID: clusterID, ID: id, Peers: peers, Listener: lns[id], ReconnectMin: time.Millisecond, ReconnectMax: 50 * time.Millisecond}
+		mod(id, &opts)
+		tr, err := Listen(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +82,7 @@ func TestSendAndReceiveInOrder(t *testing.T) {
 func TestWrongClusterIsRefused(t *testing.T) {
 	ts := cluster(t, "prod", 1, 2)
 	// A replica of another cluster that believes replica 1 is its peer.
-	intruder, err := Listen(Options{ClusterID: "staging", ID: 2, Peers: map[uint64]string{1: ts[1].Addr().String(), 2: "127.0.0.1:0"}})
+	intruder, err := Listen(Options{ClusterID: "staging", ID: 2, Peers: map[uint64]string{1: ts[1].Addr().String(), 2: "127.0.0.1:0"}, Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +189,7 @@ func TestReconnectAfterPeerRestart(t *testing.T) {
 	var again *Transport
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		var err error
-		again, err = Listen(Options{ClusterID: "c1", ID: 2, Peers: peers})
+		again, err = Listen(Options{ClusterID: "c1", ID: 2, Peers: peers, Insecure: true})
 		if err == nil {
 			break
 		}
@@ -216,7 +225,7 @@ func TestFullQueueDropsOldest(t *testing.T) {
 	ln, _ := stdnet.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	tr, err := Listen(Options{ClusterID: "c1", ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0", 2: dead}, QueueLen: 10})
+	tr, err := Listen(Options{ClusterID: "c1", ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0", 2: dead}, QueueLen: 10, Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,35 +263,4 @@ func TestMemNetwork(t *testing.T) {
 		t.Fatalf("a cut link delivered %q", got[0].Payload)
 	default:
 	}
-}
-
-// FuzzFrame feeds arbitrary bytes to the frame reader: no panic, no frame
-// above the maximum, and every frame read is what was framed.
-//
-//	go test -fuzz=FuzzFrame ./net
-func FuzzFrame(f *testing.F) {
-	f.Add(AppendFrame(nil, []byte("hello")))
-	f.Add(append(AppendFrame(nil, nil), AppendFrame(nil, []byte("two"))...))
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
-	f.Add([]byte{0, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fr := NewFrameReader(bytes.NewReader(data), 1024)
-		consumed := 0
-		for {
-			frame, err := fr.ReadFrame()
-			if err != nil {
-				if errors.Is(err, ErrFrameTooLarge) && binary.BigEndian.Uint32(data[consumed:]) <= 1024 {
-					t.Fatalf("refused a frame within the limit")
-				}
-				return
-			}
-			if len(frame) > 1024 {
-				t.Fatalf("frame of %d bytes above the maximum", len(frame))
-			}
-			if !bytes.Equal(frame, data[consumed+4:consumed+4+len(frame)]) {
-				t.Fatal("frame differs from the bytes framed")
-			}
-			consumed += 4 + len(frame)
-		}
-	})
 }

@@ -14,7 +14,7 @@ import (
 
 func TestREPL(t *testing.T) {
 	n, err := engine.Start(engine.Config{ID: 0, Peers: map[uint64]string{0: "127.0.0.1:0"}, ClusterID: "chatroom",
-		DataDir: filepath.Join(t.TempDir(), "0"), ClientAddr: "127.0.0.1:0", ElectionTimeout: 100 * time.Millisecond}, chatroom.New())
+		DataDir: filepath.Join(t.TempDir(), "0"), ClientAddr: "127.0.0.1:0", ElectionTimeout: 100 * time.Millisecond, Insecure: true}, chatroom.New())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,7 +152,10 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 		ClusterID:       c.ClusterID,
 		ElectionTimeout: time.Duration(c.Timeout) * time.Millisecond,
 		SegmentBytes:    int64(c.SegmentMB) << 20,
-		Logger:          log,
+		// Plaintext peer port, as before the transport had TLS: the
+		// --tls-dir and --insecure flags come with the certs command.
+		Insecure: true,
+		Logger:   log,
 	})
 	if err != nil {
 		return err

@@ -72,7 +72,7 @@ func TestBenchTarget(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", clientPort)
 	n, err := chatroom.StartServer(chatroom.ServerConfig{
 		ID: 0, Count: 1, Peers: map[uint64]string{0: fmt.Sprintf("127.0.0.1:%d", peerPort)},
-		ClientAddr: addr, DataDir: t.TempDir(), ClusterID: "bench-target",
+		ClientAddr: addr, DataDir: t.TempDir(), ClusterID: "bench-target", Insecure: true,
 	})
 	if err != nil {
 		t.Fatal(err)

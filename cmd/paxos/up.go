@@ -51,7 +51,11 @@ func (u *upCmd) Run(g *globals) error {
 			DataDir:         filepath.Join(u.DataDir, fmt.Sprintf("node-%d", id)),
 			ClusterID:       u.ClusterID,
 			ElectionTimeout: u.Timeout,
-			Logger:          g.log.Named(fmt.Sprintf("replica-%d", id)),
+			// Plaintext peer ports on 127.0.0.1, as before the transport
+			// had TLS: the --tls-dir and --insecure flags come with the
+			// certs command.
+			Insecure: true,
+			Logger:   g.log.Named(fmt.Sprintf("replica-%d", id)),
 		})
 		if err != nil {
 			return fmt.Errorf("starting replica %d: %w", id, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,8 @@ type benchCmd struct {
 	Fsync      bool          `default:"true" negatable:"" help:"Fsync the WALs (--no-fsync: nothing is durable; measures the rest of the system)."`
 	TLS        bool          `name:"tls" help:"Run the in-process cluster's peer ports over mutual TLS, as deployed replicas run them. The default: the flag only says so."`
 	Insecure   bool          `help:"Run the in-process cluster's peer ports in plaintext; with --target, use no certificates."`
-	CompareTLS bool          `name:"compare-tls" help:"Run each client count twice, peer ports in plaintext then over mutual TLS, and print what TLS costs."`
+	CompareTLS bool          `name:"compare-tls" help:"Run each client count both ways, peer ports in plaintext and over mutual TLS, and print what TLS costs (from the medians, with --rounds)."`
+	Rounds     int           `default:"1" help:"Run each client count (each way, with --compare-tls) this many times, 1 to 100: on a busy machine, --compare-tls --rounds 5 compares medians, in alternating order."`
 	JSON       bool          `name:"json" help:"Print one JSON object on stdout instead of a table (with --sweep or --compare-tls: {\"runs\": [...]})."`
 	Sweep      []int         `sep:"," placeholder:"C,C,..." help:"Run once per client count, e.g. 1,16,64,256 (overrides --clients)."`
 	Plot       string        `placeholder:"FILE" help:"Draw ops/s and p99 latency against clients into FILE (.png or .svg); needs --sweep."`
@@ -61,6 +63,10 @@ func (c *benchCmd) Validate() error {
 		return fmt.Errorf("--plot needs --sweep: one point per client count")
 	case c.TLS && c.Insecure:
 		return fmt.Errorf("--tls and --insecure: choose one")
+	case c.Rounds < 1 || c.Rounds > 100:
+		return fmt.Errorf("--rounds %d: between 1 and 100", c.Rounds)
+	case c.Plot != "" && c.Rounds > 1:
+		return fmt.Errorf("--plot draws one point per client count: drop --rounds")
 	case c.CompareTLS && (c.TLS || c.Insecure):
 		return fmt.Errorf("--compare-tls runs both ways: drop --tls and --insecure")
 	case target && (c.TLS || c.CompareTLS):
@@ -109,27 +115,21 @@ func (c *benchCmd) Run(g *globals) error {
 			return err
 		}
 	}
-	modes := []bool{!c.Insecure} // peer TLS of each run of a client count
-	if c.CompareTLS {
-		modes = []bool{false, true}
-	}
 	var results []bench.Result
 	for _, clients := range sweep {
-		for _, tls := range modes {
-			cfg := bench.Config{
-				Nodes: c.Nodes, Clients: clients, PayloadBytes: c.Payload,
-				Warmup: warmup, Duration: c.Duration, NoFsync: !c.Fsync,
-				TLS:    tls && len(c.Target) == 0,
-				Target: c.Target, ClusterID: c.ClusterID, Logger: g.log,
+		for round := range c.Rounds {
+			modes := []bool{!c.Insecure} // the peer TLS of each run of this round
+			switch {
+			case c.CompareTLS && round%2 == 0:
+				modes = []bool{false, true}
+			case c.CompareTLS:
+				// Alternate the order, so that a machine that gets
+				// busier or quieter during the rounds favours neither.
+				modes = []bool{true, false}
 			}
-			progress := newProgressLine(g.errOut, clients, peerName(c, tls))
-			cfg.Progress = progress.show
-			res, err := bench.Run(g.ctx, cfg)
-			progress.done()
-			if err != nil {
-				return fmt.Errorf("clients=%d: %w", clients, err)
+			if err := c.runRound(g, clients, modes, warmup, &results); err != nil {
+				return err
 			}
-			results = append(results, res)
 		}
 	}
 	if c.Plot != "" {
@@ -137,8 +137,12 @@ func (c *benchCmd) Run(g *globals) error {
 		series := []bench.Series{{Name: "paxos-go", Results: results}}
 		if c.CompareTLS {
 			series = []bench.Series{{Name: "paxos-go, plaintext peers"}, {Name: "paxos-go, mutual TLS"}}
-			for i, r := range results {
-				series[i%2].Results = append(series[i%2].Results, r)
+			for _, r := range results {
+				if *r.PeerTLS {
+					series[1].Results = append(series[1].Results, r)
+				} else {
+					series[0].Results = append(series[0].Results, r)
+				}
 			}
 		}
 		if err := bench.Plot(c.Plot, title, series); err != nil {
@@ -148,7 +152,7 @@ func (c *benchCmd) Run(g *globals) error {
 	}
 	if c.JSON {
 		enc := json.NewEncoder(g.out)
-		if len(c.Sweep) == 0 && !c.CompareTLS {
+		if len(c.Sweep) == 0 && !c.CompareTLS && c.Rounds == 1 {
 			return enc.Encode(results[0])
 		}
 		return enc.Encode(struct {
@@ -160,22 +164,83 @@ func (c *benchCmd) Run(g *globals) error {
 	}
 	if c.CompareTLS {
 		fmt.Fprintln(g.out)
-		for i := 0; i+1 < len(results); i += 2 {
-			fmt.Fprintln(g.out, tlsCost(results[i], results[i+1]))
+		seen := map[int]bool{}
+		for _, clients := range sweep {
+			if !seen[clients] {
+				seen[clients] = true
+				fmt.Fprintln(g.out, tlsCost(clients, results))
+			}
 		}
 	}
 	return nil
 }
 
-// tlsCost says what mutual TLS on the peer ports cost, from a plaintext
-// run and a TLS run of the same client count.
-func tlsCost(plain, tls bench.Result) string {
-	cost := 0.0
-	if plain.OpsPerSec > 0 {
-		cost = 100 * (1 - tls.OpsPerSec/plain.OpsPerSec)
+// runRound runs clients once per mode (peer TLS on or off) and appends
+// the results.
+func (c *benchCmd) runRound(g *globals, clients int, modes []bool, warmup time.Duration, results *[]bench.Result) error {
+	for _, tls := range modes {
+		cfg := bench.Config{
+			Nodes: c.Nodes, Clients: clients, PayloadBytes: c.Payload,
+			Warmup: warmup, Duration: c.Duration, NoFsync: !c.Fsync,
+			TLS:    tls && len(c.Target) == 0,
+			Target: c.Target, ClusterID: c.ClusterID, Logger: g.log,
+		}
+		progress := newProgressLine(g.errOut, clients, peerName(c, tls))
+		cfg.Progress = progress.show
+		res, err := bench.Run(g.ctx, cfg)
+		progress.done()
+		if err != nil {
+			return fmt.Errorf("clients=%d: %w", clients, err)
+		}
+		*results = append(*results, res)
 	}
-	return fmt.Sprintf("clients=%d: mutual TLS costs %.1f%% of throughput (%.0f -> %.0f ops/s); p50 %+.3f ms (%.3f -> %.3f), p99 %+.3f ms",
-		plain.Clients, cost, plain.OpsPerSec, tls.OpsPerSec, tls.P50ms-plain.P50ms, plain.P50ms, tls.P50ms, tls.P99ms-plain.P99ms)
+	return nil
+}
+
+// tlsCost says what mutual TLS on the peer ports cost at a client count,
+// from the medians of its plaintext and TLS runs.
+func tlsCost(clients int, results []bench.Result) string {
+	var plain, tls []bench.Result
+	for _, r := range results {
+		switch {
+		case r.Clients != clients || r.PeerTLS == nil:
+		case *r.PeerTLS:
+			tls = append(tls, r)
+		default:
+			plain = append(plain, r)
+		}
+	}
+	ops := func(r bench.Result) float64 { return r.OpsPerSec }
+	p50 := func(r bench.Result) float64 { return r.P50ms }
+	p99 := func(r bench.Result) float64 { return r.P99ms }
+	po, to := median(plain, ops), median(tls, ops)
+	cost := 0.0
+	if po > 0 {
+		cost = 100 * (1 - to/po)
+	}
+	of := ""
+	if len(plain) > 1 {
+		of = fmt.Sprintf(" (medians of %d runs each)", len(plain))
+	}
+	return fmt.Sprintf("clients=%d: mutual TLS costs %.1f%% of throughput (%.0f -> %.0f ops/s); p50 %+.3f ms (%.3f -> %.3f), p99 %+.3f ms%s",
+		clients, cost, po, to, median(tls, p50)-median(plain, p50), median(plain, p50), median(tls, p50), median(tls, p99)-median(plain, p99), of)
+}
+
+// median is the median of f over rs (the mean of the middle two of an
+// even count); 0 for none.
+func median(rs []bench.Result, f func(bench.Result) float64) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 func peerName(c *benchCmd, tls bool) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paxos-go/paxos/bench"
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/net/certs"
 )
@@ -165,6 +166,9 @@ func TestBenchBadFlags(t *testing.T) {
 		{"--target", "127.0.0.1:1", "--compare-tls"},
 		{"--target", "127.0.0.1:1", "--tls-dir", "x", "--insecure"},
 		{"--tls-dir", "x"},
+		{"--rounds", "0"},
+		{"--rounds", "101"},
+		{"--sweep", "1,2", "--plot", "p.svg", "--rounds", "2"},
 		{"--sweep", "1,x"},
 		{"--sweep", "1,0"},
 		{"--plot", "p.png"},
@@ -176,5 +180,24 @@ func TestBenchBadFlags(t *testing.T) {
 		if code != 80 || !strings.Contains(errOut, "paxos: error:") {
 			t.Errorf("bench %q: exit %d, stderr %q; want exit 80 and an error", args, code, errOut)
 		}
+	}
+}
+
+// TestTLSCost: the cost line compares the medians of the rounds.
+func TestTLSCost(t *testing.T) {
+	on, off := true, false
+	r := func(clients int, tls *bool, ops, p50 float64) bench.Result {
+		return bench.Result{Clients: clients, PeerTLS: tls, OpsPerSec: ops, P50ms: p50, P99ms: 2 * p50}
+	}
+	results := []bench.Result{
+		r(1, &off, 1000, 0.40), r(1, &on, 990, 0.41),
+		r(1, &on, 500, 0.90), r(1, &off, 1100, 0.42), // a busy moment, and a quiet one
+		r(1, &off, 900, 0.44), r(1, &on, 1000, 0.43),
+		r(2, &off, 1, 1), // another client count: not counted
+	}
+	got := tlsCost(1, results)
+	want := "clients=1: mutual TLS costs 1.0% of throughput (1000 -> 990 ops/s); p50 +0.010 ms (0.420 -> 0.430), p99 +0.020 ms (medians of 3 runs each)"
+	if got != want {
+		t.Errorf("tlsCost:\n got %s\nwant %s", got, want)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/engine"
 	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // Config describes a run. Zero fields take the defaults in their comments.
@@ -35,12 +36,18 @@ type Config struct {
 	Clients int
 	// PayloadBytes is the size of a command (default 64).
 	PayloadBytes int
-	// Warmup is run first and not measured (default 2 s); Duration is
-	// measured (default 10 s).
+	// Warmup is run first and not measured (default 2 s; negative: none);
+	// Duration is measured (default 10 s).
 	Warmup, Duration time.Duration
 	// NoFsync turns fsync off in the in-process cluster: nothing is then
 	// durable, so the figures say how fast the rest of the system is.
 	NoFsync bool
+	// TLS runs the in-process cluster's peer ports over mutual TLS, as
+	// deployed replicas run them, with certificates made for the run in
+	// Dir/tls. Off by default here, so that go test -bench and
+	// bench/compare (against hashicorp/raft's plaintext transport) measure
+	// the protocol; paxos bench turns it on unless told --insecure.
+	TLS bool
 	// Target, if set, lists the client addresses of a running chat room
 	// cluster to write to (as chat messages) instead of starting one;
 	// ClusterID is its name (default "chatroom").
@@ -77,6 +84,28 @@ type Result struct {
 	P99ms        float64 `json:"p99_ms"`
 	P999ms       float64 `json:"p999_ms"`
 	Errors       uint64  `json:"errors"`
+	// PeerTLS says whether the in-process cluster's peer ports ran mutual
+	// TLS (Config.TLS); absent for a Target cluster, whose replicas this
+	// process does not configure.
+	PeerTLS *bool `json:"peer_tls,omitempty"`
+}
+
+// check refuses what no default stands for: a zero field takes its
+// default, a negative one (but Warmup) is an error.
+func (c Config) check() error {
+	switch {
+	case c.Nodes < 0:
+		return fmt.Errorf("bench: Config.Nodes %d is negative", c.Nodes)
+	case c.Clients < 0:
+		return fmt.Errorf("bench: Config.Clients %d is negative", c.Clients)
+	case c.PayloadBytes < 0:
+		return fmt.Errorf("bench: Config.PayloadBytes %d is negative", c.PayloadBytes)
+	case c.Duration < 0:
+		return fmt.Errorf("bench: Config.Duration %v is negative", c.Duration)
+	case c.TLS && len(c.Target) > 0:
+		return errors.New("bench: Config.TLS configures the in-process cluster, not a Target")
+	}
+	return nil
 }
 
 func (c Config) withDefaults() Config {
@@ -116,6 +145,9 @@ type Writer interface {
 // Run runs the workload on an in-process cluster (or on Target) and
 // reports what it measured.
 func Run(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.check(); err != nil {
+		return Result{}, err
+	}
 	cfg = cfg.withDefaults()
 	var w Writer
 	var err error
@@ -279,6 +311,8 @@ func (l *loop) result(cfg Config, elapsed time.Duration) (Result, error) {
 	}
 	if len(cfg.Target) > 0 {
 		res.Nodes = len(cfg.Target)
+	} else {
+		res.PeerTLS = &cfg.TLS
 	}
 	res.OpsPerSec = float64(res.Ops) / res.DurationS
 	res.MBPerSec = res.OpsPerSec * float64(cfg.PayloadBytes) / 1e6
@@ -313,6 +347,9 @@ type Cluster struct {
 // StartCluster starts cfg.Nodes replicas on loopback TCP with WALs in
 // cfg.Dir, and waits for a leader.
 func StartCluster(cfg Config) (*Cluster, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	c := &Cluster{dir: cfg.Dir, seqs: make([]uint64, cfg.Clients)}
 	if c.dir == "" {
@@ -323,31 +360,57 @@ func StartCluster(cfg Config) (*Cluster, error) {
 		c.dir, c.cleanup = dir, true
 	}
 	peers := map[uint64]string{}
-	lns := map[uint64]stdnet.Listener{}
+	lns := map[uint64]stdnet.Listener{} // those no transport owns yet
+	ok := false
+	defer func() {
+		if !ok {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			c.Close()
+		}
+	}()
 	for id := uint64(0); id < uint64(cfg.Nodes); id++ {
 		ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			c.Close()
 			return nil, err
 		}
 		lns[id], peers[id] = ln, ln.Addr().String()
 	}
-	for id := uint64(0); id < uint64(cfg.Nodes); id++ {
-		// The in-process cluster measures the protocol, not TLS: its peer
-		// ports are plaintext, on loopback ports of its own.
-		tr, err := paxosnet.Listen(paxosnet.Options{ClusterID: "bench", ID: id, Peers: peers, Listener: lns[id], Insecure: true, Logger: cfg.Logger})
-		if err != nil {
-			c.Close()
+	var tlsDir string
+	if cfg.TLS {
+		tlsDir = filepath.Join(c.dir, "tls")
+		ids := make([]uint64, cfg.Nodes)
+		for i := range ids {
+			ids[i] = uint64(i)
+		}
+		if _, err := certs.CreateDir(tlsDir, benchCluster, ids); err != nil {
 			return nil, err
 		}
+	}
+	for id := uint64(0); id < uint64(cfg.Nodes); id++ {
+		opts := paxosnet.Options{ClusterID: benchCluster, ID: id, Peers: peers, Listener: lns[id], Logger: cfg.Logger}
+		if cfg.TLS {
+			b, err := certs.LoadReplica(tlsDir, benchCluster, id)
+			if err != nil {
+				return nil, err
+			}
+			opts.TLS = certs.PeerConfig(b)
+		} else {
+			opts.Insecure = true
+		}
+		tr, err := paxosnet.Listen(opts)
+		if err != nil {
+			return nil, err
+		}
+		delete(lns, id) // the transport owns it now
 		n, err := engine.Start(engine.Config{
-			ID: id, Peers: peers, ClusterID: "bench",
+			ID: id, Peers: peers, ClusterID: benchCluster,
 			DataDir:   filepath.Join(c.dir, fmt.Sprint("node-", id)),
 			Transport: tr, NoSync: cfg.NoFsync, Logger: cfg.Logger,
 		}, &counter{})
 		if err != nil {
 			tr.Close()
-			c.Close()
 			return nil, err
 		}
 		c.nodes = append(c.nodes, n)
@@ -355,13 +418,16 @@ func StartCluster(cfg Config) (*Cluster, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for c.findLeader() == nil {
 		if time.Now().After(deadline) {
-			c.Close()
 			return nil, errors.New("bench: no leader elected within 30 s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	ok = true
 	return c, nil
 }
+
+// benchCluster is the in-process cluster's ID.
+const benchCluster = "bench"
 
 func (c *Cluster) findLeader() *engine.Node {
 	c.mu.Lock()

@@ -152,3 +152,42 @@ func TestPlot(t *testing.T) {
 		t.Error("Plot accepted a .gif file name")
 	}
 }
+
+// TestConfigRefusesNegatives: a zero field takes its default, a negative
+// one is an error, not the default.
+func TestConfigRefusesNegatives(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Nodes: -1}, "Config.Nodes -1"},
+		{Config{Clients: -1}, "Config.Clients -1"},
+		{Config{PayloadBytes: -1}, "Config.PayloadBytes -1"},
+		{Config{Duration: -time.Second}, "Config.Duration -1s"},
+		{Config{TLS: true, Target: []string{"127.0.0.1:1"}}, "not a Target"},
+	} {
+		if _, err := Run(context.Background(), tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Run(%+v): %v, want an error containing %q", tc.cfg, err, tc.want)
+		}
+		if _, err := StartCluster(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("StartCluster(%+v): %v, want an error containing %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// TestTLSCluster: the in-process cluster commits over mutually
+// authenticated peer ports, and says so in its result.
+func TestTLSCluster(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Nodes: 3, Clients: 4, PayloadBytes: 64, Warmup: -1, Duration: 200 * time.Millisecond, TLS: true, NoFsync: true}
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, cfg)
+	if res.PeerTLS == nil || !*res.PeerTLS {
+		t.Errorf("PeerTLS %v, want true", res.PeerTLS)
+	}
+}

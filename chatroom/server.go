@@ -26,19 +26,46 @@ type ServerConfig struct {
 	// refuses a data dir claimed by another.
 	DataDir   string
 	ClusterID string
-	// ElectionTimeout defaults to 1 s; SegmentBytes, the WAL's segment
-	// size, to 8 MiB (a chat room needs no bigger).
+	// ElectionTimeout defaults to 1 s (at least MinElectionTimeout if
+	// set); SegmentBytes, the WAL's segment size, to 8 MiB (a chat room
+	// needs no bigger). Negative values are refused.
 	ElectionTimeout time.Duration
 	SegmentBytes    int64
 	// TLSDir and Insecure secure the peer port, or not: see
-	// engine.Config. One of them is required.
+	// engine.Config. One of them is required. (The client port has no TLS
+	// yet: it will take its certificates from the same TLSDir.)
 	TLSDir   string
 	Insecure bool
 	Logger   hclog.Logger
 }
 
+// MinElectionTimeout is the shortest ServerConfig.ElectionTimeout: the
+// engine heartbeats every tenth of it, and a heartbeat interval that
+// rounds to nothing would stop it.
+const MinElectionTimeout = 10 * time.Millisecond
+
+// check refuses what the engine would replace silently or fail on later.
+func (cfg ServerConfig) check() error {
+	switch {
+	case cfg.Count < 1:
+		return fmt.Errorf("chatroom: ServerConfig.Count %d: a cluster has at least one replica", cfg.Count)
+	case cfg.ID < 0 || cfg.ID >= cfg.Count:
+		return fmt.Errorf("chatroom: ServerConfig.ID %d: IDs run from 0 to Count-1 (%d)", cfg.ID, cfg.Count-1)
+	case cfg.ElectionTimeout < 0 || (cfg.ElectionTimeout > 0 && cfg.ElectionTimeout < MinElectionTimeout):
+		return fmt.Errorf("chatroom: ServerConfig.ElectionTimeout %v: at least %v (0 for the default)", cfg.ElectionTimeout, MinElectionTimeout)
+	case cfg.SegmentBytes < 0:
+		return fmt.Errorf("chatroom: ServerConfig.SegmentBytes %d is negative", cfg.SegmentBytes)
+	case cfg.DataDir == "":
+		return fmt.Errorf("chatroom: ServerConfig.DataDir is empty")
+	}
+	return nil
+}
+
 // StartServer claims the data dir and starts a replica running a Room.
 func StartServer(cfg ServerConfig) (*engine.Node, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	if cfg.SegmentBytes == 0 {
 		cfg.SegmentBytes = 8 << 20
 	}

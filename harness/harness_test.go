@@ -1,14 +1,17 @@
 package harness
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 
 	"github.com/paxos-go/paxos/internal/chatmodel"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 func TestParseErrorsNameTheOp(t *testing.T) {
@@ -28,6 +31,17 @@ func TestParseErrorsNameTheOp(t *testing.T) {
 		{`[{"type":"Sleep","ms":10}]`, "no Start"},
 		{`[{"type":"Start","id":0,"port":1,"count":1},{"type":"Put","id":0,"message":7}]`, "op 1: Put: field \"message\""},
 		{`[{"type":"Start","id":0,"port":1,"count":1},{"type":"Get","id":"leader"}]`, "op 1: Get: field \"id\""},
+		{`[{"type":"Start","id":0,"port":1,"count":0}]`, "op 0 (Start): count 0"},
+		{`[{"type":"Start","id":0,"port":1,"count":17}]`, "op 0 (Start): count 17: the harness runs at most 16 servers"},
+		{`[{"type":"Start","id":0,"port":1,"count":1000000000}]`, "count 1000000000"},
+		{`[{"type":"Start","id":0,"port":0,"count":1}]`, "port 0 is not a TCP port"},
+		{`[{"type":"Start","id":0,"port":65536,"count":1}]`, "port 65536 is not a TCP port"},
+		{`[{"type":"Start","id":0,"port":1,"count":1},{"type":"Sleep","ms":-5}]`, "op 1: Sleep: field \"ms\": -5 is not a non-negative integer"},
+		{`[{"type":"Start","id":0,"port":1,"count":1},{"type":"Sleep","ms":3600001}]`, "op 1: Sleep: field \"ms\": 3600001 ms: at most 3600000"},
+		{`[{"type":"Start","id":0,"port":1,"count":1},{"type":"Sleep","ms":1e12}]`, "op 1: Sleep: field \"ms\""},
+		{`[{"type":"Start","id":0,"port":1,"count":1},{"type":"WaitLeader","timeout_ms":99999999}]`, "op 1: WaitLeader: field \"timeout_ms\": 99999999 ms"},
+		{`[{"type":"Start","id":0,"port":1,"count":1},{"type":"Expect","id":0,"timeout_ms":-1}]`, "op 1: Expect: field \"timeout_ms\""},
+		{`[{"type":"Start","id":0,"port":1,"count":1},{"type":"Put","id":0,"message":"` + strings.Repeat("x", 64<<10+1) + `"}]`, "op 1: Put: field \"message\": 65537 bytes: a chat message holds at most 65536"},
 	} {
 		_, err := Parse("t", []byte(tc.json))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -50,6 +64,49 @@ func TestParseIgnoresUnknownKeysAndReadsTheOriginals(t *testing.T) {
 	}
 	if len(all) < 16 {
 		t.Fatalf("%d scenarios, want the 8 original ones and at least 8 more", len(all))
+	}
+}
+
+// TestRunCluster: a run's cluster ID is one that certificates accept,
+// whatever the scenario's file is called.
+func TestRunCluster(t *testing.T) {
+	for _, name := range []string{"basic", "with space", "dots.and/slashes", "ünïcode", "", strings.Repeat("long", 30)} {
+		id := runCluster(name)
+		if err := certs.ValidateClusterID(id); err != nil {
+			t.Errorf("%q: cluster %q: %v", name, id, err)
+		}
+		if !strings.HasPrefix(id, "harness-") {
+			t.Errorf("%q: cluster %q", name, id)
+		}
+	}
+	if a, b := runCluster("x"), runCluster("x"); a == b {
+		t.Errorf("two runs of one scenario share cluster %q", a)
+	}
+}
+
+// TestRunRefusesBadOptions: options that no default stands for fail the
+// run before it starts anything.
+func TestRunRefusesBadOptions(t *testing.T) {
+	sc, err := Parse("t", []byte(`[{"type":"Start","id":0,"port":1,"count":1}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{}, "Options.Server is empty"},
+		{Options{Server: "x", GetTimeout: -time.Second}, "Options.GetTimeout -1s is negative"},
+		{Options{Server: "x", ElectionTimeout: -1}, "Options.ElectionTimeout"},
+		{Options{Server: "x", SettleTimeout: -1}, "Options.SettleTimeout"},
+		{Options{Server: "x", TLSDir: "d", ClusterID: "c", Insecure: true}, "choose one"},
+		{Options{Server: "x", TLSDir: "d"}, "needs Options.ClusterID"},
+		{Options{Server: "x", ClusterID: "c"}, "Options.ClusterID is for Options.TLSDir"},
+	} {
+		r := Run(context.Background(), sc, tc.opts)
+		if r.Pass() || !strings.Contains(strings.Join(r.Failures, "; "), tc.want) {
+			t.Errorf("%+v: %v, want a failure containing %q", tc.opts, r.Failures, tc.want)
+		}
 	}
 }
 

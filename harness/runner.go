@@ -18,6 +18,7 @@ import (
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/engine"
 	"github.com/paxos-go/paxos/internal/chatmodel"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // Options configure runs.
@@ -40,6 +41,37 @@ type Options struct {
 	Keep bool
 	// Logf, if set, receives a line per operation executed.
 	Logf func(format string, args ...any)
+
+	// The servers' peer ports run mutual TLS, with certificates that each
+	// run makes for its own cluster in its run directory (tls/), unless:
+	// TLSDir names a directory as `paxos certs` writes it, with the
+	// certificates of every server a scenario starts, used by every run,
+	// whose cluster is then ClusterID (required with TLSDir); or Insecure
+	// runs them in plaintext (--insecure).
+	TLSDir    string
+	ClusterID string
+	Insecure  bool
+}
+
+// check refuses options that no default stands for.
+func (o Options) check() error {
+	switch {
+	case o.Server == "":
+		return fmt.Errorf("harness: Options.Server is empty")
+	case o.ElectionTimeout < 0:
+		return fmt.Errorf("harness: Options.ElectionTimeout %v is negative", o.ElectionTimeout)
+	case o.GetTimeout < 0:
+		return fmt.Errorf("harness: Options.GetTimeout %v is negative", o.GetTimeout)
+	case o.SettleTimeout < 0:
+		return fmt.Errorf("harness: Options.SettleTimeout %v is negative", o.SettleTimeout)
+	case o.TLSDir != "" && o.Insecure:
+		return fmt.Errorf("harness: Options.TLSDir and Options.Insecure are both set; choose one")
+	case o.TLSDir != "" && o.ClusterID == "":
+		return fmt.Errorf("harness: Options.TLSDir needs Options.ClusterID, the cluster of its certificates")
+	case o.TLSDir == "" && o.ClusterID != "":
+		return fmt.Errorf("harness: Options.ClusterID is for Options.TLSDir; without it each run has a cluster of its own")
+	}
+	return nil
 }
 
 func (o Options) withDefaults() Options {
@@ -90,6 +122,7 @@ type run struct {
 	report  *Report
 
 	count      int
+	tlsDir     string      // the servers' --tls-dir; "" with Insecure
 	lastLeader int         // the server the last "leader" named, or -1
 	ports      map[int]int // client port: scenario's to the one used
 	peerPorts  map[int]int // server id to its real peer port
@@ -126,10 +159,17 @@ type putRequest struct {
 // before it returns, whatever happens; it never takes longer than ctx
 // allows.
 func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
+	if err := opts.check(); err != nil {
+		return &Report{Scenario: sc.Name, Ops: len(sc.Ops), Failures: []string{err.Error()}}
+	}
 	opts = opts.withDefaults()
+	cluster := opts.ClusterID
+	if cluster == "" {
+		cluster = runCluster(sc.Name)
+	}
 	r := &run{
 		opts: opts, sc: sc, ctx: ctx, start: time.Now(),
-		cluster:    fmt.Sprintf("harness-%s-%08x", sc.Name, rand.Uint32()),
+		cluster:    cluster,
 		report:     &Report{Scenario: sc.Name, Ops: len(sc.Ops)},
 		lastLeader: -1,
 		ports:      map[int]int{},
@@ -160,6 +200,24 @@ func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
 		r.judge()
 	}
 	return r.report
+}
+
+// runCluster names a run's cluster: "harness-", the scenario's name and a
+// random suffix, so that no process of another run can pass for one of
+// this run's. It must be a cluster ID that certificates accept: other
+// characters of the name become '-', and a long name is cut.
+func runCluster(scenario string) string {
+	name := []rune(scenario)
+	for i, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			name[i] = '-'
+		}
+	}
+	const maxName = 63 - len("harness--") - 8
+	if len(name) > maxName {
+		name = name[:maxName]
+	}
+	return fmt.Sprintf("harness-%s-%08x", string(name), rand.Uint32())
 }
 
 func (r *run) fail(format string, args ...any) {
@@ -306,6 +364,25 @@ func (r *run) setup(count int) error {
 		return nil
 	}
 	r.count = count
+	ids := make([]uint64, count)
+	for i := range ids {
+		ids[i] = uint64(i)
+	}
+	switch {
+	case r.opts.Insecure:
+	case r.opts.TLSDir != "":
+		for _, id := range ids {
+			if _, err := certs.LoadReplica(r.opts.TLSDir, r.cluster, id); err != nil {
+				return fmt.Errorf("the certificates of server %d: %w", id, err)
+			}
+		}
+		r.tlsDir = r.opts.TLSDir
+	default:
+		r.tlsDir = filepath.Join(r.dir, "tls")
+		if _, err := certs.CreateDir(r.tlsDir, r.cluster, ids); err != nil {
+			return err
+		}
+	}
 	for id := 0; id < count; id++ {
 		p, err := freePort()
 		if err != nil {
@@ -368,6 +445,11 @@ func (r *run) startServer(op Op) error {
 		"--peers", strings.Join(peers, ","),
 		"--cluster-id", r.cluster,
 		"--wal-segment-mb", "4",
+	}
+	if r.opts.Insecure {
+		args = append(args, "--insecure")
+	} else {
+		args = append(args, "--tls-dir", r.tlsDir)
 	}
 	if r.opts.Verbose > 0 {
 		args = append(args, "-"+strings.Repeat("v", r.opts.Verbose))

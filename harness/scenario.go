@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/paxos-go/paxos/chatroom"
 )
 
 // Scenario is a parsed scenario file.
@@ -129,6 +131,14 @@ var fields = map[string]struct{ required, optional []string }{
 // defaultWaitMs is the deadline of WaitLeader and Expect without one.
 const defaultWaitMs = 10000
 
+// maxWaitMs bounds "ms" and "timeout_ms": a scenario that waits an hour is
+// a typo, and would only end at the run's deadline, for another reason.
+const maxWaitMs = 3_600_000
+
+// MaxServers bounds a scenario's cluster: the harness runs a proxy on each
+// directed link, count*(count-1) of them.
+const MaxServers = 16
+
 // Parse parses a scenario. Errors name the operation (its index and type)
 // and what is wrong with it.
 func Parse(name string, data []byte) (*Scenario, error) {
@@ -207,14 +217,25 @@ func parseOp(r json.RawMessage) (Op, error) {
 			}
 		case "ms":
 			op.Ms, err = nat(v)
+			if err == nil && op.Ms > maxWaitMs {
+				err = fmt.Errorf("%d ms: at most %d (an hour)", op.Ms, maxWaitMs)
+			}
 		case "from":
 			op.From, err = nat(v)
 		case "to":
 			op.To, err = nat(v)
 		case "timeout_ms":
 			op.TimeoutMs, err = nat(v)
+			if err == nil && op.TimeoutMs > maxWaitMs {
+				err = fmt.Errorf("%d ms: at most %d (an hour)", op.TimeoutMs, maxWaitMs)
+			}
 		case "message":
 			err = json.Unmarshal(v, &op.Message)
+			if err == nil && len(op.Message) > chatroom.MaxMessageBytes {
+				// The server would refuse it, and the put's worker would
+				// retry it until the run's deadline.
+				err = fmt.Errorf("%d bytes: a chat message holds at most %d", len(op.Message), chatroom.MaxMessageBytes)
+			}
 		case "messages":
 			err = json.Unmarshal(v, &op.Messages)
 		case "groups":
@@ -266,6 +287,8 @@ func (sc *Scenario) check() error {
 		switch {
 		case op.Count < 1:
 			return fmt.Errorf("op %d (Start): count %d: a cluster has at least one server", op.Index, op.Count)
+		case op.Count > MaxServers:
+			return fmt.Errorf("op %d (Start): count %d: the harness runs at most %d servers", op.Index, op.Count, MaxServers)
 		case count != 0 && op.Count != count:
 			return fmt.Errorf("op %d (Start): count %d, but earlier Starts said %d", op.Index, op.Count, count)
 		case op.ID >= op.Count:
@@ -303,6 +326,16 @@ func (sc *Scenario) check() error {
 		}
 	}
 	return nil
+}
+
+// Servers returns the size of the scenario's cluster (its Starts' count).
+func (sc *Scenario) Servers() int {
+	for _, op := range sc.Ops {
+		if op.Type == "Start" {
+			return op.Count
+		}
+	}
+	return 0
 }
 
 // Load reads and parses a scenario file.

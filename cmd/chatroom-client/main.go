@@ -9,6 +9,11 @@
 //	help | h                    print the commands
 //
 // It exits at the end of its input.
+//
+// Its certificates are those of --tls-dir, or of data/tls (where paxos up
+// and chatroom-server put theirs) without it; --insecure uses none. They
+// are read at each connect. The client port has no TLS yet: for now they
+// are only checked, and the connection is plaintext.
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
 )
 
 type cli struct {
@@ -32,18 +38,38 @@ type cli struct {
 	Host      string        `default:"127.0.0.1" help:"The host the servers listen on."`
 	ClusterID string        `name:"cluster-id" default:"chatroom" help:"The cluster's name."`
 	Timeout   time.Duration `default:"30s" help:"How long put and get wait for an answer."`
+	TLSDir    string        `name:"tls-dir" placeholder:"DIR" help:"The cluster's certificates, as paxos certs writes them (ca.pem, client.pem, client-key.pem). Default: data/tls, which paxos up and chatroom-server make."`
+	Insecure  bool          `help:"Use no certificates."`
 }
+
+// Validate refuses a bad command line (kong calls it while parsing).
+func (c *cli) Validate() error {
+	if err := cmdflags.Positive("--timeout", c.Timeout); err != nil {
+		return err
+	}
+	if c.Host == "" {
+		return fmt.Errorf("--host: empty")
+	}
+	if err := cmdflags.ClusterID("--cluster-id", c.ClusterID); err != nil {
+		return err
+	}
+	return c.tls().Check()
+}
+
+func (c *cli) tls() cmdflags.TLS { return cmdflags.TLS{Dir: c.TLSDir, Insecure: c.Insecure} }
 
 func main() {
 	var c cli
 	kong.Parse(&c, kong.Name("chatroom-client"), kong.Description("The paxos-go chat room client."))
-	r := &repl{cli: c, out: os.Stdout}
+	r := &repl{cli: c, out: os.Stdout, errOut: os.Stderr}
 	r.run(os.Stdin)
 }
 
 type repl struct {
 	cli
 	out    io.Writer
+	errOut io.Writer // notes for a person, apart from the REPL's answers; may be nil
+	noted  bool      // the note on the client port's plaintext was printed
 	client *chatroom.Client
 	port   int
 }
@@ -107,6 +133,17 @@ func (r *repl) connect(arg string) {
 	if err != nil || port < 1 || port > 65535 {
 		r.fail("invalid port %s", arg)
 		return
+	}
+	// The certificates are read now, not at start, so that a client
+	// started before its servers finds those the servers make.
+	b, err := r.tls().ClientBundle(cmdflags.DefaultTLSDir, r.ClusterID)
+	if err != nil {
+		r.fail("%v", err)
+		return
+	}
+	if b != nil && !r.noted && r.errOut != nil {
+		fmt.Fprintf(r.errOut, "note: the client port has no TLS yet: the certificates of cluster %s are checked, the connection is plaintext\n", b.Cluster)
+		r.noted = true
 	}
 	addr := stdnet.JoinHostPort(r.Host, strconv.Itoa(port))
 	c, err := stdnet.DialTimeout("tcp", addr, 2*time.Second)

@@ -2,16 +2,22 @@
 // flags of the original project:
 //
 //	chatroom-server -i ID -p PORT -c COUNT [-t MS] [-v...] [--data-dir DIR] [--peers LIST] [--cluster-id ID]
+//	                [--tls-dir DIR | --insecure]
 //
 // The replica serves clients on 127.0.0.1:PORT and its peers on
-// 127.0.0.1:20000+ID, unless --peers says otherwise. It stops cleanly on
-// SIGINT or SIGTERM.
+// 127.0.0.1:20000+ID, unless --peers says otherwise. The peer port runs
+// mutual TLS with the certificates of --tls-dir; without it, those of
+// data/tls, which the first server to start makes for replicas 0 to
+// COUNT-1 (servers started at once agree on one set), so the original
+// project's command lines run secure unchanged. --insecure runs it in
+// plaintext. It stops cleanly on SIGINT or SIGTERM.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	stdnet "net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +30,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
 )
 
 type cli struct {
@@ -36,6 +43,8 @@ type cli struct {
 	Peers     string `help:"Every server's peer address, in id order, comma-separated (or id=host:port pairs). Default 127.0.0.1:20000+id."`
 	ClusterID string `name:"cluster-id" default:"chatroom" help:"The cluster's name; servers refuse peers and data of another."`
 	SegmentMB int    `name:"wal-segment-mb" default:"8" help:"Size of the write-ahead log's segment files, in MiB."`
+	TLSDir    string `name:"tls-dir" placeholder:"DIR" help:"The cluster's certificates, as paxos certs writes them (ca.pem, node-<id>.pem, node-<id>-key.pem); the peer port runs mutual TLS with them. Default: data/tls, made on first use for replicas 0 to count-1."`
+	Insecure  bool   `help:"Run the peer port in plaintext, unauthenticated: anyone who reaches it can act as a replica. Only where every host is trusted."`
 }
 
 func main() {
@@ -81,21 +90,49 @@ func run(ctx context.Context, args []string, stderr io.Writer) (code int) {
 
 type exitRequest struct{ code int }
 
+// maxTimeoutMs bounds -t, in milliseconds, as cmdflags bounds every
+// election timeout.
+const maxTimeoutMs = int(cmdflags.MaxElectionTimeout / time.Millisecond)
+
 func (c *cli) validate() error {
 	switch {
 	case c.Count < 1:
 		return fmt.Errorf("--count %d: a cluster has at least one server", c.Count)
+	case c.Count > cmdflags.MaxReplicas:
+		return fmt.Errorf("--count %d: a cluster has at most %d servers", c.Count, cmdflags.MaxReplicas)
 	case c.ID < 0 || c.ID >= c.Count:
 		return fmt.Errorf("--id %d: ids run from 0 to count-1 (%d)", c.ID, c.Count-1)
-	case c.Port < 1 || c.Port > 65535:
-		return fmt.Errorf("--port %d: not a TCP port", c.Port)
-	case c.Timeout < 10:
-		return fmt.Errorf("--timeout %d: at least 10 ms", c.Timeout)
+	case c.Timeout < 10 || c.Timeout > maxTimeoutMs:
+		return fmt.Errorf("--timeout %d: between 10 and %d ms", c.Timeout, maxTimeoutMs)
 	case c.SegmentMB < 1 || c.SegmentMB > 1024:
 		return fmt.Errorf("--wal-segment-mb %d: between 1 and 1024", c.SegmentMB)
 	}
+	if err := cmdflags.Port("--port", c.Port); err != nil {
+		return err
+	}
+	if err := cmdflags.ClusterID("--cluster-id", c.ClusterID); err != nil {
+		return err
+	}
+	if err := c.tls().Check(); err != nil {
+		return err
+	}
+	peers, err := c.peers()
+	if err != nil {
+		return err
+	}
+	// The client port must not be a peer port of the cluster on this
+	// host: two listeners cannot share it, and the one that lost would
+	// say only "address already in use".
+	for id := 0; id < c.Count; id++ {
+		host, port, _ := stdnet.SplitHostPort(peers[uint64(id)])
+		if port == strconv.Itoa(c.Port) && (host == "127.0.0.1" || host == "localhost") {
+			return fmt.Errorf("--port %d: it is server %d's peer port (%s); choose another", c.Port, id, peers[uint64(id)])
+		}
+	}
 	return nil
 }
+
+func (c *cli) tls() cmdflags.TLS { return cmdflags.TLS{Dir: c.TLSDir, Insecure: c.Insecure} }
 
 // peers returns every server's peer address.
 func (c *cli) peers() (map[uint64]string, error) {
@@ -115,8 +152,8 @@ func (c *cli) peers() (map[uint64]string, error) {
 			}
 			id, addr = n, v
 		}
-		if _, _, ok := strings.Cut(addr, ":"); !ok || addr == "" {
-			return nil, fmt.Errorf("--peers: %q is not host:port", addr)
+		if err := cmdflags.HostPort("--peers", addr); err != nil {
+			return nil, err
 		}
 		if _, dup := peers[id]; dup {
 			return nil, fmt.Errorf("--peers: id %d given twice", id)
@@ -145,6 +182,13 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 	}
 	level := []hclog.Level{hclog.Warn, hclog.Info, hclog.Debug, hclog.Trace}[min(c.Verbose, 3)]
 	log := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("chatroom-server[%d]", c.ID), Level: level, Output: stderr})
+	tlsDir, created, err := c.tls().ReplicaDir(cmdflags.DefaultTLSDir, c.ClusterID, c.Count, []uint64{uint64(c.ID)})
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stderr, "chatroom-server: made the certificates of cluster %s, replicas 0 to %d, in %s\n", c.ClusterID, c.Count-1, tlsDir)
+	}
 	node, err := chatroom.StartServer(chatroom.ServerConfig{
 		ID: c.ID, Count: c.Count, Peers: peers,
 		ClientAddr:      fmt.Sprintf("127.0.0.1:%d", c.Port),
@@ -152,15 +196,18 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 		ClusterID:       c.ClusterID,
 		ElectionTimeout: time.Duration(c.Timeout) * time.Millisecond,
 		SegmentBytes:    int64(c.SegmentMB) << 20,
-		// Plaintext peer port, as before the transport had TLS: the
-		// --tls-dir and --insecure flags come with the certs command.
-		Insecure: true,
-		Logger:   log,
+		TLSDir:          tlsDir,
+		Insecure:        c.Insecure,
+		Logger:          log,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "clients", c.Port, "peers", peers[uint64(c.ID)], "data", dir)
+	peerTLS := "mutual TLS, certificates in " + tlsDir
+	if c.Insecure {
+		peerTLS = "plaintext (--insecure)"
+	}
+	log.Info("serving", "clients", c.Port, "peers", peers[uint64(c.ID)], "peer_port", peerTLS, "data", dir)
 	<-ctx.Done()
 	log.Info("stopping")
 	return node.Close()

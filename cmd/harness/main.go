@@ -4,6 +4,12 @@
 //	harness --file tests/scenarios            every scenario in a folder
 //	harness --file 'tests/scenarios/c*.json'  a glob
 //	harness --file basic.json --server ./chatroom-server -vv
+//	harness --file tests/scenarios --insecure     plaintext peer ports
+//
+// Each run makes the certificates of its own cluster in its run directory
+// and starts its servers with --tls-dir; --tls-dir DIR uses a directory
+// that paxos certs made for every run instead (its cluster is the one its
+// CA names), and --insecure runs the peer ports in plaintext.
 //
 // It prints a table (scenario, verdict, ops, faults, time) and exits 1 if
 // any scenario fails, saying why.
@@ -20,6 +26,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
 	"github.com/paxos-go/paxos/harness"
 )
 
@@ -31,6 +38,19 @@ type cli struct {
 	Keep       bool          `help:"Keep the run directories of passing runs too."`
 	GetTimeout time.Duration `name:"get-timeout" default:"10s" help:"The deadline of every Get."`
 	Timeout    time.Duration `default:"3m" help:"The deadline of each scenario."`
+	TLSDir     string        `name:"tls-dir" placeholder:"DIR" help:"Certificates made by paxos certs for every server of the scenarios, used by every run (default: each run makes its own)."`
+	Insecure   bool          `help:"Start the servers with --insecure: plaintext peer ports."`
+}
+
+// Validate refuses a bad command line (kong calls it while parsing).
+func (c *cli) Validate() error {
+	if err := cmdflags.Positive("--get-timeout", c.GetTimeout); err != nil {
+		return err
+	}
+	if err := cmdflags.Positive("--timeout", c.Timeout); err != nil {
+		return err
+	}
+	return cmdflags.TLS{Dir: c.TLSDir, Insecure: c.Insecure}.Check()
 }
 
 func main() {
@@ -47,6 +67,23 @@ func (c *cli) run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "harness: %v\n", err)
 		return 1
 	}
+	opts := harness.Options{Verbose: c.Verbose, WorkDir: c.WorkDir, Keep: c.Keep, GetTimeout: c.GetTimeout, Insecure: c.Insecure}
+	if c.TLSDir != "" {
+		if opts.ClusterID, err = cmdflags.ClusterOf(c.TLSDir); err != nil {
+			fmt.Fprintf(stderr, "harness: --tls-dir %s: %v\n", c.TLSDir, err)
+			return 1
+		}
+		servers := 0
+		for _, sc := range scenarios {
+			servers = max(servers, sc.Servers())
+		}
+		t := cmdflags.TLS{Dir: c.TLSDir}
+		if _, _, err := t.ReplicaDir("", opts.ClusterID, servers, cmdflags.IDs(servers)); err != nil {
+			fmt.Fprintf(stderr, "harness: %v\n", err)
+			return 1
+		}
+		opts.TLSDir = c.TLSDir
+	}
 	if c.Server == "" {
 		dir, err := os.MkdirTemp("", "harness-bin-")
 		if err != nil {
@@ -59,7 +96,7 @@ func (c *cli) run(ctx context.Context, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	opts := harness.Options{Server: c.Server, Verbose: c.Verbose, WorkDir: c.WorkDir, Keep: c.Keep, GetTimeout: c.GetTimeout}
+	opts.Server = c.Server
 	if c.Verbose > 0 {
 		opts.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	}

@@ -5,65 +5,102 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/paxos-go/paxos/bench"
+	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
 )
 
 // benchCmd measures write throughput and latency.
 type benchCmd struct {
-	Nodes     int           `default:"3" help:"Replicas in the in-process cluster."`
-	Clients   int           `default:"16" help:"Closed-loop clients: each writes, waits for the commit, and writes again."`
-	Payload   int           `default:"64" help:"Bytes per command."`
-	Duration  time.Duration `default:"10s" help:"How long to measure."`
-	Warmup    time.Duration `default:"2s" help:"How long to run first, unmeasured."`
-	Fsync     bool          `default:"true" negatable:"" help:"Fsync the WALs (--no-fsync: nothing is durable; measures the rest of the system)."`
-	JSON      bool          `name:"json" help:"Print one JSON object on stdout instead of a table (with --sweep: {\"runs\": [...]})."`
-	Sweep     []int         `sep:"," placeholder:"C,C,..." help:"Run once per client count, e.g. 1,16,64,256 (overrides --clients)."`
-	Plot      string        `placeholder:"FILE" help:"Draw ops/s and p99 latency against clients into FILE (.png or .svg); needs --sweep."`
-	Target    []string      `sep:"," placeholder:"HOST:PORT,..." help:"Client addresses of a running chat room cluster to write to instead of starting one."`
-	ClusterID string        `name:"cluster-id" default:"chatroom" help:"The --target cluster's name."`
+	Nodes      int           `default:"3" help:"Replicas in the in-process cluster (1 to 99)."`
+	Clients    int           `default:"16" help:"Closed-loop clients: each writes, waits for the commit, and writes again (1 to 100000)."`
+	Payload    int           `default:"64" help:"Bytes per command (1 B to 1 MiB; to 64 KiB with --target, a chat message's limit)."`
+	Duration   time.Duration `default:"10s" help:"How long to measure (at least 10ms)."`
+	Warmup     time.Duration `default:"2s" help:"How long to run first, unmeasured (0 for none)."`
+	Fsync      bool          `default:"true" negatable:"" help:"Fsync the WALs (--no-fsync: nothing is durable; measures the rest of the system)."`
+	TLS        bool          `name:"tls" help:"Run the in-process cluster's peer ports over mutual TLS, as deployed replicas run them. The default: the flag only says so."`
+	Insecure   bool          `help:"Run the in-process cluster's peer ports in plaintext; with --target, use no certificates."`
+	CompareTLS bool          `name:"compare-tls" help:"Run each client count both ways, peer ports in plaintext and over mutual TLS, and print what TLS costs (from the medians, with --rounds)."`
+	Rounds     int           `default:"1" help:"Run each client count (each way, with --compare-tls) this many times, 1 to 100: on a busy machine, --compare-tls --rounds 5 compares medians, in alternating order."`
+	JSON       bool          `name:"json" help:"Print one JSON object on stdout instead of a table (with --sweep or --compare-tls: {\"runs\": [...]})."`
+	Sweep      []int         `sep:"," placeholder:"C,C,..." help:"Run once per client count, e.g. 1,16,64,256 (overrides --clients)."`
+	Plot       string        `placeholder:"FILE" help:"Draw ops/s and p99 latency against clients into FILE (.png or .svg); needs --sweep."`
+	Target     []string      `sep:"," placeholder:"HOST:PORT,..." help:"Client addresses of a running chat room cluster to write to instead of starting one."`
+	TLSDir     string        `name:"tls-dir" placeholder:"DIR" help:"With --target: the cluster's certificates, as paxos certs writes them (default data/tls, as paxos up makes it)."`
+	ClusterID  string        `name:"cluster-id" default:"chatroom" help:"The --target cluster's name."`
 }
 
 // maxPayload bounds --payload: a command travels in one frame.
 const maxPayload = 1 << 20
 
+// minDuration is the shortest measurement: below it a run may end before
+// its first write commits.
+const minDuration = 10 * time.Millisecond
+
 // Validate refuses a bad command line before anything runs (kong calls
 // it while parsing, so the error comes with the usage).
 func (c *benchCmd) Validate() error {
+	target := len(c.Target) > 0
+	if err := cmdflags.Replicas("--nodes", c.Nodes); err != nil {
+		return err
+	}
 	switch {
-	case c.Nodes < 1 || c.Nodes > 99:
-		return fmt.Errorf("--nodes %d: between 1 and 99", c.Nodes)
 	case c.Clients < 1 || c.Clients > 100_000:
 		return fmt.Errorf("--clients %d: between 1 and 100000", c.Clients)
 	case c.Payload < 1 || c.Payload > maxPayload:
 		return fmt.Errorf("--payload %d: between 1 and %d bytes", c.Payload, maxPayload)
-	case c.Duration <= 0:
-		return fmt.Errorf("--duration %v: must be positive", c.Duration)
+	case target && c.Payload > chatroom.MaxMessageBytes:
+		return fmt.Errorf("--payload %d: a chat message (--target) holds at most %d bytes", c.Payload, chatroom.MaxMessageBytes)
+	case c.Duration < minDuration:
+		return fmt.Errorf("--duration %v: at least %v", c.Duration, minDuration)
 	case c.Warmup < 0:
 		return fmt.Errorf("--warmup %v: must not be negative", c.Warmup)
 	case c.Plot != "" && len(c.Sweep) == 0:
 		return fmt.Errorf("--plot needs --sweep: one point per client count")
+	case c.TLS && c.Insecure:
+		return fmt.Errorf("--tls and --insecure: choose one")
+	case c.Rounds < 1 || c.Rounds > 100:
+		return fmt.Errorf("--rounds %d: between 1 and 100", c.Rounds)
+	case c.Plot != "" && c.Rounds > 1:
+		return fmt.Errorf("--plot draws one point per client count: drop --rounds")
+	case c.CompareTLS && (c.TLS || c.Insecure):
+		return fmt.Errorf("--compare-tls runs both ways: drop --tls and --insecure")
+	case target && (c.TLS || c.CompareTLS):
+		return fmt.Errorf("--tls and --compare-tls configure the in-process cluster, not --target (its replicas have their own configuration)")
+	case !target && c.TLSDir != "":
+		return fmt.Errorf("--tls-dir is for --target: the in-process cluster makes its own certificates")
+	case target && c.TLSDir != "" && c.Insecure:
+		return fmt.Errorf("--tls-dir and --insecure: choose one")
+	case target && !c.Fsync:
+		return fmt.Errorf("--no-fsync applies to the in-process cluster, not to --target")
 	}
 	for _, n := range c.Sweep {
 		if n < 1 || n > 100_000 {
 			return fmt.Errorf("--sweep %d: client counts between 1 and 100000", n)
 		}
 	}
+	for _, addr := range c.Target {
+		if err := cmdflags.HostPort("--target", addr); err != nil {
+			return err
+		}
+	}
+	if err := cmdflags.ClusterID("--cluster-id", c.ClusterID); err != nil {
+		return err
+	}
 	if c.Plot != "" {
 		if err := bench.CheckPlotFile(c.Plot); err != nil {
 			return fmt.Errorf("--plot: %w", err)
 		}
 	}
-	if len(c.Target) > 0 && !c.Fsync {
-		return fmt.Errorf("--no-fsync applies to the in-process cluster, not to --target")
-	}
 	return nil
 }
 
-// Run runs the workload once per client count, shows progress on stderr,
-// and prints the results.
+// Run runs the workload once per client count (twice with --compare-tls),
+// shows progress on stderr, and prints the results.
 func (c *benchCmd) Run(g *globals) error {
 	sweep := c.Sweep
 	if len(sweep) == 0 {
@@ -73,39 +110,160 @@ func (c *benchCmd) Run(g *globals) error {
 	if warmup == 0 {
 		warmup = -1 // bench.Config's zero means its default
 	}
+	if len(c.Target) > 0 {
+		if err := c.checkTargetCerts(g); err != nil {
+			return err
+		}
+	}
 	var results []bench.Result
 	for _, clients := range sweep {
-		cfg := bench.Config{
-			Nodes: c.Nodes, Clients: clients, PayloadBytes: c.Payload,
-			Warmup: warmup, Duration: c.Duration, NoFsync: !c.Fsync,
-			Target: c.Target, ClusterID: c.ClusterID, Logger: g.log,
+		for round := range c.Rounds {
+			modes := []bool{!c.Insecure} // the peer TLS of each run of this round
+			switch {
+			case c.CompareTLS && round%2 == 0:
+				modes = []bool{false, true}
+			case c.CompareTLS:
+				// Alternate the order, so that a machine that gets
+				// busier or quieter during the rounds favours neither.
+				modes = []bool{true, false}
+			}
+			if err := c.runRound(g, clients, modes, warmup, &results); err != nil {
+				return err
+			}
 		}
-		progress := newProgressLine(g.errOut, clients)
-		cfg.Progress = progress.show
-		res, err := bench.Run(g.ctx, cfg)
-		progress.done()
-		if err != nil {
-			return fmt.Errorf("clients=%d: %w", clients, err)
-		}
-		results = append(results, res)
 	}
 	if c.Plot != "" {
 		title := fmt.Sprintf("paxos-go, %d replicas, %d B commands", results[0].Nodes, c.Payload)
-		if err := bench.Plot(c.Plot, title, []bench.Series{{Name: "paxos-go", Results: results}}); err != nil {
+		series := []bench.Series{{Name: "paxos-go", Results: results}}
+		if c.CompareTLS {
+			series = []bench.Series{{Name: "paxos-go, plaintext peers"}, {Name: "paxos-go, mutual TLS"}}
+			for _, r := range results {
+				if *r.PeerTLS {
+					series[1].Results = append(series[1].Results, r)
+				} else {
+					series[0].Results = append(series[0].Results, r)
+				}
+			}
+		}
+		if err := bench.Plot(c.Plot, title, series); err != nil {
 			return err
 		}
 		fmt.Fprintf(g.errOut, "plot written to %s\n", c.Plot)
 	}
 	if c.JSON {
 		enc := json.NewEncoder(g.out)
-		if len(c.Sweep) == 0 {
+		if len(c.Sweep) == 0 && !c.CompareTLS && c.Rounds == 1 {
 			return enc.Encode(results[0])
 		}
 		return enc.Encode(struct {
 			Runs []bench.Result `json:"runs"`
 		}{results})
 	}
-	return bench.WriteTable(g.out, results)
+	if err := bench.WriteTable(g.out, results); err != nil {
+		return err
+	}
+	if c.CompareTLS {
+		fmt.Fprintln(g.out)
+		seen := map[int]bool{}
+		for _, clients := range sweep {
+			if !seen[clients] {
+				seen[clients] = true
+				fmt.Fprintln(g.out, tlsCost(clients, results))
+			}
+		}
+	}
+	return nil
+}
+
+// runRound runs clients once per mode (peer TLS on or off) and appends
+// the results.
+func (c *benchCmd) runRound(g *globals, clients int, modes []bool, warmup time.Duration, results *[]bench.Result) error {
+	for _, tls := range modes {
+		cfg := bench.Config{
+			Nodes: c.Nodes, Clients: clients, PayloadBytes: c.Payload,
+			Warmup: warmup, Duration: c.Duration, NoFsync: !c.Fsync,
+			TLS:    tls && len(c.Target) == 0,
+			Target: c.Target, ClusterID: c.ClusterID, Logger: g.log,
+		}
+		progress := newProgressLine(g.errOut, clients, peerName(c, tls))
+		cfg.Progress = progress.show
+		res, err := bench.Run(g.ctx, cfg)
+		progress.done()
+		if err != nil {
+			return fmt.Errorf("clients=%d: %w", clients, err)
+		}
+		*results = append(*results, res)
+	}
+	return nil
+}
+
+// tlsCost says what mutual TLS on the peer ports cost at a client count,
+// from the medians of its plaintext and TLS runs.
+func tlsCost(clients int, results []bench.Result) string {
+	var plain, tls []bench.Result
+	for _, r := range results {
+		switch {
+		case r.Clients != clients || r.PeerTLS == nil:
+		case *r.PeerTLS:
+			tls = append(tls, r)
+		default:
+			plain = append(plain, r)
+		}
+	}
+	ops := func(r bench.Result) float64 { return r.OpsPerSec }
+	p50 := func(r bench.Result) float64 { return r.P50ms }
+	p99 := func(r bench.Result) float64 { return r.P99ms }
+	po, to := median(plain, ops), median(tls, ops)
+	cost := 0.0
+	if po > 0 {
+		cost = 100 * (1 - to/po)
+	}
+	of := ""
+	if len(plain) > 1 {
+		of = fmt.Sprintf(" (medians of %d runs each)", len(plain))
+	}
+	return fmt.Sprintf("clients=%d: mutual TLS costs %.1f%% of throughput (%.0f -> %.0f ops/s); p50 %+.3f ms (%.3f -> %.3f), p99 %+.3f ms%s",
+		clients, cost, po, to, median(tls, p50)-median(plain, p50), median(plain, p50), median(tls, p50), median(tls, p99)-median(plain, p99), of)
+}
+
+// median is the median of f over rs (the mean of the middle two of an
+// even count); 0 for none.
+func median(rs []bench.Result, f func(bench.Result) float64) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+func peerName(c *benchCmd, tls bool) string {
+	switch {
+	case len(c.Target) > 0:
+		return ""
+	case tls:
+		return " mTLS"
+	}
+	return " plain"
+}
+
+// checkTargetCerts reads the --target cluster's client certificates,
+// unless --insecure. The client port has no TLS yet, so they are only
+// checked: the writes go in plaintext, as the note says.
+func (c *benchCmd) checkTargetCerts(g *globals) error {
+	t := cmdflags.TLS{Dir: c.TLSDir, Insecure: c.Insecure}
+	b, err := t.ClientBundle(cmdflags.DefaultTLSDir, c.ClusterID)
+	if err != nil || b == nil {
+		return err
+	}
+	fmt.Fprintf(g.errOut, "note: client ports have no TLS yet: the certificates of %s are checked, the writes go in plaintext\n", b.Cluster)
+	return nil
 }
 
 // progressLine shows a run's progress on one line of a terminal, redrawn
@@ -113,13 +271,14 @@ func (c *benchCmd) Run(g *globals) error {
 type progressLine struct {
 	w        io.Writer
 	clients  int
+	peer     string // " mTLS", " plain" or ""
 	terminal bool
 	phase    string
 	last     string
 }
 
-func newProgressLine(w io.Writer, clients int) *progressLine {
-	p := &progressLine{w: w, clients: clients}
+func newProgressLine(w io.Writer, clients int, peer string) *progressLine {
+	p := &progressLine{w: w, clients: clients, peer: peer}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			p.terminal = true
@@ -133,7 +292,7 @@ func (p *progressLine) show(pr bench.Progress) {
 	if pr.Warmup {
 		phase = "warming up"
 	}
-	line := fmt.Sprintf("clients=%d %s: %5.1fs elapsed", p.clients, phase, pr.Elapsed.Seconds())
+	line := fmt.Sprintf("clients=%d%s %s: %5.1fs elapsed", p.clients, p.peer, phase, pr.Elapsed.Seconds())
 	if !pr.Warmup {
 		line += fmt.Sprintf(", %d ops, %.0f ops/s", pr.Ops, pr.OpsPerSec)
 	}

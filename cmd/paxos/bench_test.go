@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paxos-go/paxos/bench"
 	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // jsonKeys are the keys paxos bench --json promises.
@@ -40,8 +42,8 @@ func TestBenchJSON(t *testing.T) {
 		t.Errorf("stdout holds more than one JSON object:\n%s", out)
 	}
 	checkJSONRun(t, run, 4)
-	if run["nodes"] != 3.0 || run["payload_bytes"] != 64.0 {
-		t.Errorf("JSON result %v: want the defaults, 3 nodes and 64 B", run)
+	if run["nodes"] != 3.0 || run["payload_bytes"] != 64.0 || run["peer_tls"] != true {
+		t.Errorf("JSON result %v: want the defaults, 3 nodes, 64 B and mutual TLS", run)
 	}
 }
 
@@ -60,39 +62,79 @@ func TestBenchSweepJSONAndPlot(t *testing.T) {
 	if sweep.Runs[1]["payload_bytes"] != 200.0 {
 		t.Errorf("payload_bytes %v, want 200", sweep.Runs[1]["payload_bytes"])
 	}
+	if sweep.Runs[0]["peer_tls"] != true {
+		t.Errorf("peer_tls %v, want true (the default)", sweep.Runs[0]["peer_tls"])
+	}
 	if b, err := os.ReadFile(plot); err != nil || !strings.Contains(string(b), "<svg") {
 		t.Errorf("plot %s not written as SVG (%v)", plot, err)
 	}
 }
 
 // TestBenchTarget runs the workload against a chat room cluster started
-// apart from it, as --target does with a real one.
+// apart from it, as --target does with a real one, with the cluster's
+// certificates (checked: the client port has no TLS yet) and with
+// --insecure.
 func TestBenchTarget(t *testing.T) {
+	tlsDir := filepath.Join(t.TempDir(), "tls")
+	if _, err := certs.CreateDir(tlsDir, "bench-target", []uint64{0}); err != nil {
+		t.Fatal(err)
+	}
 	clientPort, peerPort := freePorts(t, 1), freePorts(t, 1)
 	addr := fmt.Sprintf("127.0.0.1:%d", clientPort)
 	n, err := chatroom.StartServer(chatroom.ServerConfig{
 		ID: 0, Count: 1, Peers: map[uint64]string{0: fmt.Sprintf("127.0.0.1:%d", peerPort)},
-		ClientAddr: addr, DataDir: t.TempDir(), ClusterID: "bench-target", Insecure: true,
+		ClientAddr: addr, DataDir: t.TempDir(), ClusterID: "bench-target", TLSDir: tlsDir,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	code, out, errOut := runCLI("bench", "--target", addr, "--cluster-id", "bench-target", "--clients", "3", "--duration", "300ms", "--warmup", "0s")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	// The table: a header and one row.
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], "ops/s") || !strings.Contains(lines[0], "p99.9 ms") {
-		t.Fatalf("want a header and a row, got:\n%s", out)
-	}
-	row := strings.Fields(lines[1])
-	if row[0] != "1" || row[1] != "3" || row[2] != "64" || row[len(row)-1] != "0" {
-		t.Errorf("row %q: want 1 node (the --target list), 3 clients, 64 B, no errors", lines[1])
+	for _, certArgs := range [][]string{{"--tls-dir", tlsDir}, {"--insecure"}} {
+		args := append([]string{"bench", "--target", addr, "--cluster-id", "bench-target", "--clients", "3", "--duration", "300ms", "--warmup", "0s"}, certArgs...)
+		code, out, errOut := runCLI(args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", certArgs, code, errOut)
+		}
+		// The table: a header and one row.
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[0], "ops/s") || !strings.Contains(lines[0], "p99.9 ms") {
+			t.Fatalf("want a header and a row, got:\n%s", out)
+		}
+		row := strings.Fields(lines[1])
+		if row[0] != "1" || row[1] != "3" || row[2] != "64" || row[3] != "-" || row[len(row)-1] != "0" {
+			t.Errorf("row %q: want 1 node (the --target list), 3 clients, 64 B, no peer mode, no errors", lines[1])
+		}
+		if noted := strings.Contains(errOut, "client ports have no TLS yet"); noted != (certArgs[0] == "--tls-dir") {
+			t.Errorf("%q: stderr %q: the note on plaintext client ports is wanted with certificates only", certArgs, errOut)
+		}
 	}
 	if n.Status().Applied == 0 {
 		t.Error("the target cluster applied nothing")
+	}
+	// Certificates of another cluster, or none, stop the run before it
+	// writes.
+	code, _, errOut := runCLI("bench", "--target", addr, "--cluster-id", "other", "--tls-dir", tlsDir, "--duration", "300ms")
+	if code != 1 || !strings.Contains(errOut, `is not the CA of cluster "other"`) {
+		t.Errorf("another cluster's certificates: exit %d, %q", code, errOut)
+	}
+	missing := filepath.Join(t.TempDir(), "none")
+	code, _, errOut = runCLI("bench", "--target", addr, "--cluster-id", "bench-target", "--tls-dir", missing, "--duration", "300ms")
+	if code != 1 || !strings.Contains(errOut, "--tls-dir "+missing) || !strings.Contains(errOut, "no such file") {
+		t.Errorf("no certificates: exit %d, %q", code, errOut)
+	}
+}
+
+// TestBenchCompareTLS runs the in-process cluster both ways and says what
+// TLS costs. (Its JSON is --sweep's: {"runs": [...]}, each with peer_tls.)
+func TestBenchCompareTLS(t *testing.T) {
+	code, out, errOut := runCLI("bench", "--compare-tls", "--clients", "2", "--duration", "300ms", "--warmup", "0s", "--no-fsync")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || strings.Fields(lines[1])[3] != "plain" || strings.Fields(lines[2])[3] != "mTLS" ||
+		!strings.Contains(lines[4], "clients=2: mutual TLS costs") {
+		t.Fatalf("want a header, a plain row, an mTLS row and the cost, got:\n%s", out)
 	}
 }
 
@@ -103,7 +145,30 @@ func TestBenchBadFlags(t *testing.T) {
 		{"--payload", "0"},
 		{"--payload", "2000000"},
 		{"--duration", "0s"},
+		{"--duration=-1s"},
+		{"--duration", "5ms"},
 		{"--warmup", "-1s"},
+		{"--nodes", "1000"},
+		{"--nodes=-1"},
+		{"--clients", "100001"},
+		{"--clients=-5"},
+		{"--payload", "1048577"},
+		{"--target", "127.0.0.1:1", "--payload", "70000"},
+		{"--target", "127.0.0.1"},
+		{"--target", "127.0.0.1:0"},
+		{"--target", "127.0.0.1:65536"},
+		{"--target", ":10000"},
+		{"--cluster-id", "a/b"},
+		{"--tls", "--insecure"},
+		{"--compare-tls", "--tls"},
+		{"--compare-tls", "--insecure"},
+		{"--target", "127.0.0.1:1", "--tls"},
+		{"--target", "127.0.0.1:1", "--compare-tls"},
+		{"--target", "127.0.0.1:1", "--tls-dir", "x", "--insecure"},
+		{"--tls-dir", "x"},
+		{"--rounds", "0"},
+		{"--rounds", "101"},
+		{"--sweep", "1,2", "--plot", "p.svg", "--rounds", "2"},
 		{"--sweep", "1,x"},
 		{"--sweep", "1,0"},
 		{"--plot", "p.png"},
@@ -115,5 +180,24 @@ func TestBenchBadFlags(t *testing.T) {
 		if code != 80 || !strings.Contains(errOut, "paxos: error:") {
 			t.Errorf("bench %q: exit %d, stderr %q; want exit 80 and an error", args, code, errOut)
 		}
+	}
+}
+
+// TestTLSCost: the cost line compares the medians of the rounds.
+func TestTLSCost(t *testing.T) {
+	on, off := true, false
+	r := func(clients int, tls *bool, ops, p50 float64) bench.Result {
+		return bench.Result{Clients: clients, PeerTLS: tls, OpsPerSec: ops, P50ms: p50, P99ms: 2 * p50}
+	}
+	results := []bench.Result{
+		r(1, &off, 1000, 0.40), r(1, &on, 990, 0.41),
+		r(1, &on, 500, 0.90), r(1, &off, 1100, 0.42), // a busy moment, and a quiet one
+		r(1, &off, 900, 0.44), r(1, &on, 1000, 0.43),
+		r(2, &off, 1, 1), // another client count: not counted
+	}
+	got := tlsCost(1, results)
+	want := "clients=1: mutual TLS costs 1.0% of throughput (1000 -> 990 ops/s); p50 +0.010 ms (0.420 -> 0.430), p99 +0.020 ms (medians of 3 runs each)"
+	if got != want {
+		t.Errorf("tlsCost:\n got %s\nwant %s", got, want)
 	}
 }

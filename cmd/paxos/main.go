@@ -1,6 +1,7 @@
 // Command paxos is the main tool of paxos-go:
 //
-//	paxos up                 a local chat room cluster of 3 replicas, no setup
+//	paxos up                 a local chat room cluster of 3 replicas, no setup (mutual TLS, certificates in data/tls)
+//	paxos certs              a cluster's CA and certificates, for --tls-dir
 //	paxos bench              write throughput and latency, as a table, JSON or plot
 //	paxos wal dump <dir>     segments, record counts, slot ranges, hard state
 //	paxos wal verify <dir>   exit 0 on a sound log, 1 naming file and offset
@@ -23,7 +24,8 @@ import (
 // cli is the command line: one field per subcommand.
 type cli struct {
 	Verbose  int         `short:"v" type:"counter" help:"Log more (repeat for more detail)."`
-	Up       upCmd       `cmd:"" help:"Run a local chat room cluster (3 replicas on 127.0.0.1, data in ./data) until Ctrl-C."`
+	Up       upCmd       `cmd:"" help:"Run a local chat room cluster (3 replicas on 127.0.0.1, data in ./data, certificates in ./data/tls) until Ctrl-C."`
+	Certs    certsCmd    `cmd:"" help:"Write a cluster's CA and certificates into a directory, for the --tls-dir of its replicas and clients."`
 	Bench    benchCmd    `cmd:"" help:"Measure write throughput and latency of an in-process cluster (or of a running one, with --target)."`
 	WAL      walCmd      `cmd:"" name:"wal" help:"Inspect and verify write-ahead logs."`
 	Snapshot snapshotCmd `cmd:"" help:"Inspect snapshot stores."`

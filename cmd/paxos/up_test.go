@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	stdnet "net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a goroutine writes.
@@ -82,9 +84,82 @@ func TestUp(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
-	for _, want := range []string{"3 replicas on 127.0.0.1", fmt.Sprintf("connect %d", clientPort), "stopping"} {
+	// Secure by default: the certificates were made under the data dir,
+	// and the client command printed names them.
+	tlsDir := filepath.Join(dir, "tls")
+	for _, want := range []string{"3 replicas on 127.0.0.1", "mutual TLS, with certificates made now in " + tlsDir,
+		"go run ./cmd/chatroom-client --tls-dir " + tlsDir, fmt.Sprintf("connect %d", clientPort), "stopping"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for id := uint64(0); id < 3; id++ {
+		if _, err := certs.LoadReplica(tlsDir, "chatroom", id); err != nil {
+			t.Errorf("replica %d's certificate: %v", id, err)
+		}
+	}
+}
+
+// TestUpBadFlags: every count, port and duration is checked before
+// anything starts, with the flag's name; none panics or is replaced.
+func TestUpBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--timeout", "5ns"}, "--timeout 5ns: an election timeout is between 10ms and 1m0s"},
+		{[]string{"--timeout=-1s"}, "--timeout -1s"},
+		{[]string{"--timeout", "0s"}, "--timeout 0s"},
+		{[]string{"--timeout", "2m"}, "--timeout 2m0s"},
+		{[]string{"--timeout", "soon"}, "--timeout"},
+		{[]string{"--nodes", "0"}, "--nodes 0: a cluster has between 1 and 99"},
+		{[]string{"--nodes", "1000"}, "--nodes 1000"},
+		{[]string{"--nodes=-3"}, "--nodes -3"},
+		{[]string{"--client-port", "0"}, "--client-port 0: not a TCP port"},
+		{[]string{"--client-port", "70000"}, "--client-port 70000"},
+		{[]string{"--client-port", "65534"}, "need ports 65534 to 65536"},
+		{[]string{"--peer-port=-1"}, "--peer-port -1"},
+		{[]string{"--client-port", "20001"}, "which overlap"},
+		{[]string{"--peer-port", "9998"}, "which overlap"},
+		{[]string{"--cluster-id", "no spaces"}, `--cluster-id "no spaces"`},
+		{[]string{"--data-dir", ""}, "--data-dir: empty"},
+		{[]string{"--tls-dir", "x", "--insecure"}, "choose one"},
+	} {
+		code, _, errOut := runCLI(append([]string{"up"}, tc.args...)...)
+		if code != 80 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "panic") {
+			t.Errorf("up %q: exit %d, stderr %q; want exit 80 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+// TestUpTLSDir: a --tls-dir that lacks the replicas' certificates, or
+// holds another cluster's, stops paxos up before any replica starts.
+func TestUpTLSDir(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other")
+	if _, err := certs.CreateDir(other, "other", []uint64{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(dir, "tls") // the default of --data-dir dir
+	if _, err := certs.CreateDir(small, "chatroom", []uint64{0}); err != nil {
+		t.Fatal(err)
+	}
+	clientPort, peerPort := freePorts(t, 3), freePorts(t, 3)
+	ports := []string{"--client-port", fmt.Sprint(clientPort), "--peer-port", fmt.Sprint(peerPort), "--data-dir", dir}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-dir", filepath.Join(dir, "none")}, "paxos certs --dir " + filepath.Join(dir, "none") + " --cluster-id chatroom"},
+		{[]string{"--tls-dir", other}, `is not the CA of cluster "chatroom"`},
+		{[]string{"--tls-dir", small}, "node-1.pem"},
+		// The default dir, made for one replica before: not remade.
+		{nil, "the certificates in " + small + " (made on first use"},
+		{[]string{"--cluster-id", "other", "--nodes", "1"}, `holds the certificates of cluster "chatroom", not "other"`},
+	} {
+		code, out, errOut := runCLI(append(append([]string{"up"}, ports...), tc.args...)...)
+		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(out, "replica 0") {
+			t.Errorf("up %q: exit %d, stdout %q, stderr %q; want exit 1 before starting, and %q", tc.args, code, out, errOut, tc.want)
 		}
 	}
 }

@@ -63,26 +63,42 @@ func (nw *network) send(m paxos.Message) {
 // is down is held instead, until the replica restarts: a transport keeps
 // a peer's queue while it cannot connect and drains it on reconnecting, so
 // what a replica's earlier life was sent reaches the next one.
+//
+// The Rebirth profile models the connections more closely: a message sent
+// to a life of a replica that has died before it arrives is lost with the
+// connection it was written to, stale or not, and so is what a peer sends
+// a replica after its death until the reset that answers the first such
+// message reaches it (that is how the peer learns the connection broke);
+// from then on, until the replica is back, the peer's queue keeps what it
+// sends, and delivers it to the next life on reconnecting.
 func (nw *network) deliverAfter(d Time, m paxos.Message, stale bool) {
 	s := nw.s
 	to := s.nodes[m.To-1]
-	if !stale {
-		s.after(d, func() {
-			if !to.up && s.opts.Profile.Rebirth && !nw.reliable {
-				// The sender's queue for a peer it cannot reach keeps it
-				// until the peer is back.
-				to.held = append(to.held, staleMessage{m: m, sentTo: to.life(), sentAt: s.now - d})
-				return
-			}
-			to.receive(m)
-		})
-		return
-	}
 	sm := staleMessage{m: m, sentTo: to.life(), sentAt: s.now}
 	s.after(d, func() {
-		if to.up {
+		if s.opts.Profile.Rebirth && !nw.reliable {
+			switch {
+			case sm.sentTo%2 == 0 && to.life() != sm.sentTo:
+				s.stats.Dropped++ // its connection died with the life it was sent to
+				return
+			case !to.up && (to.noticed[m.From] == 0 || sm.sentAt < to.noticed[m.From]):
+				if to.noticed[m.From] == 0 {
+					// The reset reaches the sender a moment later.
+					to.noticed[m.From] = s.now + s.between(s.opts.Profile.MinDelay, s.opts.Profile.MaxDelay)
+				}
+				s.stats.Dropped++ // written to the dead connection
+				return
+			case !to.up:
+				to.held = append(to.held, sm)
+				return
+			}
+		}
+		switch {
+		case !stale:
+			to.receive(m)
+		case to.up:
 			nw.deliverStale(sm)
-		} else {
+		default:
 			to.held = append(to.held, sm)
 		}
 	})
@@ -115,10 +131,16 @@ func (nw *network) deliverStale(sm staleMessage) {
 // releaseHeld delivers the stale messages held for replica n while it was
 // down, 0 to 20 ms after it restarted (the senders reconnect), in the
 // order they were held. Those that find it down again are lost.
+//
+// In the Rebirth profile, the senders reconnect after the backoff of the
+// engine's transport (its first wait is 10 to 30 ms), and deliver then.
 func (nw *network) releaseHeld(n *node) {
 	held := n.held
 	n.held = nil
 	at := nw.s.now
+	if nw.s.opts.Profile.Rebirth {
+		at += nw.s.between(10*Millisecond, 30*Millisecond)
+	}
 	for _, sm := range held {
 		at += nw.s.between(0, 2*tickInterval/Time(len(held)))
 		nw.s.at(at, func() {

@@ -173,10 +173,12 @@ func TestSimulationIsolatedReplicaCatchesUp(t *testing.T) {
 		opts := optionsFor(seed)
 		opts.Isolate = true
 		opts.SnapshotEvery, opts.SnapshotKeep = 10, 5
-		// The stale profile crashes a replica about every 250 ms; with one
-		// replica cut off as well, the others seldom have a majority up
-		// long enough to commit and snapshot. Its other faults stay.
-		opts.Profile.CrashEvery = 0
+		// The stale profile crashes a replica about every 250 ms, and the
+		// rebirth profile kills new leaders and stalls their disks on
+		// purpose; with one replica cut off as well, the others seldom
+		// have a majority up long enough to commit and snapshot. Their
+		// other faults stay.
+		opts.Profile.CrashEvery, opts.Profile.Rebirth = 0, false
 		res := Run(opts)
 		if res.Err != nil {
 			report(t, opts, res, rerunCommand(t.Name()))

@@ -207,6 +207,11 @@ func (n *node) restart() {
 	n.scheduleTick()
 	n.wake()
 	n.s.net.releaseHeld(n)
+	if d := n.s.deposed; d != nil {
+		if link := [2]paxos.NodeID{d.leader, n.id}; n.s.net.stuck[link] {
+			n.s.net.unstick(link) // it reconnects to the new life
+		}
+	}
 }
 
 func (n *node) pause() {
@@ -302,6 +307,9 @@ func (n *node) loop() {
 		n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
 	}
 	crashAt := n.crashPoint(rd, newLeader)
+	if n.diesAfterPromising(rd) {
+		crashAt = crashAfterReplies
+	}
 	reborn := n.rebirthVictim(rd, newLeader)
 	if reborn != rebirthNone {
 		crashAt = noCrash

@@ -84,6 +84,13 @@ type Profile struct {
 	// next life, delivered after a reconnection backoff (see
 	// network.deliverAfter).
 	Rebirth bool
+	// Deposed cuts the leader off in a way it cannot notice, now and then:
+	// what it sends is queued by its transport, nothing reaches it, and it
+	// goes on proposing while the others elect a new leader. The acceptors
+	// that promise the new leader die right after promising, and the
+	// deposed leader's queue drains into their next lives, before the new
+	// leader's heartbeats (see Sim.deposeLeader).
+	Deposed bool
 }
 
 // Profiles are the fault families the tests run, in order of nastiness.
@@ -105,6 +112,9 @@ var Profiles = []Profile{
 	// Lives that overlap: see Profile.Rebirth.
 	{Name: "rebirth", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond,
 		Crashes: true, SlowDisk: 0.02, Stale: 0.05, StaleMax: 10 * electionTimeout, Rebirth: true},
+	// Leaders deposed behind their backs: see Profile.Deposed.
+	{Name: "deposed", Drop: 0.01, Dup: 0.01, MinDelay: 100, MaxDelay: 2 * Millisecond,
+		SlowDisk: 0.02, Stale: 0.02, StaleMax: 10 * electionTimeout, Deposed: true},
 }
 
 // Options configure one simulation run.
@@ -263,6 +273,8 @@ type Sim struct {
 	readsUntil Time
 	// recoveryStall is the stall a new leader shares with followers.
 	recoveryStall recoveryStall
+	// deposed is the Profile.Deposed scenario under way, if any.
+	deposed *deposed
 }
 
 // Run runs one simulation and reports what its checkers found.

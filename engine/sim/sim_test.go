@@ -313,7 +313,7 @@ var unreachedMutants = []struct {
 	break_  func(*Options)
 	profile string
 }{
-	{"forget the promise, without the promise check", func(o *Options) { o.ForgetPromise, o.SkipPromiseCheck = true, true }, "stale"},
+	{"forget the promise, without the promise check", func(o *Options) { o.ForgetPromise, o.SkipPromiseCheck = true, true }, "deposed"},
 	{"reuse the ballot after a restart", func(o *Options) { o.Knobs.ReuseBallot = true }, "rebirth"},
 	{"serve reads before recovery commits", func(o *Options) { o.Knobs.ReadBeforeRecovery = true }, "rebirth"},
 	// Another value under one ballot only reaches an acceptor from a

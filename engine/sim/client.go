@@ -88,7 +88,11 @@ func (c *client) issue() {
 	}
 	c.seq++
 	r := &request{client: c, call: c.s.now}
-	switch k := c.s.rng.IntN(10); {
+	k := c.s.rng.IntN(10)
+	if c.s.now < c.s.readsUntil {
+		k = 9
+	}
+	switch {
 	case k < 6:
 		text := fmt.Sprintf("c%d-%d", c.id, c.seq)
 		r.cmd = paxos.Command{ClientID: c.cid, Seq: c.seq, Payload: []byte("P " + text)}

@@ -27,6 +27,23 @@
 //     the write, after the write, after the replies; a leader that has just
 //     learned a commit, a candidate that has just raised its promise and a
 //     new leader are favourite victims.
+//   - Lives that overlap (the rebirth profile): faults aimed at the
+//     moments a replica's next life can be confused with its last. A
+//     candidate's ballot write stalls; a new leader dies right after
+//     sending its first proposals, the network holds those Accepts, and
+//     its next life, with a clock that jumps, campaigns before anyone else
+//     and just before they arrive. A leader that has just committed loses
+//     its messages and dies after answering its clients, who then read;
+//     the next leader and some followers stall on their first writes, so
+//     that reads reach it while its commit index lags. Connections are
+//     modelled as the engine's transport has them: what was sent to a life
+//     that died is lost, and what peers queue for a replica that is down
+//     reaches its next life after a reconnection backoff.
+//   - Leaders deposed behind their backs (the deposed profile): nothing
+//     reaches the leader and its transport queues what it sends, so it
+//     goes on proposing while the others elect a new leader; the acceptors
+//     that promise the new leader die right after promising, and the
+//     deposed leader's queue drains into their next lives.
 //
 // Checked after every step, as safety: no slot ever has two chosen values,
 // where a value is chosen once a majority of replicas has durably accepted
@@ -42,7 +59,10 @@
 // linearizability with porcupine, against the chat room's specification
 // guided by the final log. Result.Kind says which kind of check a failure
 // failed (Safety, Liveness, Refused, Other): a deliberate bug counts as
-// caught only by a safety check or a porcupine verdict.
+// caught only by a safety check or a porcupine verdict. TestCheckersCatchBugs
+// turns on each deliberate bug the core and the options offer, one at a
+// time, and requires it to be caught within 300 seeds (of the profile
+// built to reach it, for those that need one).
 //
 // The tests run 1,000 seeds across the fault profiles:
 //

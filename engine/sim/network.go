@@ -1,6 +1,10 @@
 package sim
 
 import (
+	"cmp"
+	"maps"
+	"slices"
+
 	"github.com/paxos-go/paxos/engine/paxos"
 )
 
@@ -15,14 +19,25 @@ type network struct {
 	// isolated, if set, is cut off from everyone until the faults heal
 	// (Options.Isolate).
 	isolated paxos.NodeID
+	// stuck[{from, to}] says the sender's transport cannot reach the peer
+	// but does not know it: queued[{from, to}] holds what it sends, for
+	// when the link comes back (see deposeLeader).
+	stuck  map[[2]paxos.NodeID]bool
+	queued map[[2]paxos.NodeID][]paxos.Message
 }
 
 func newNetwork(s *Sim) network {
-	return network{s: s, cut: map[[2]paxos.NodeID]bool{}}
+	return network{s: s, cut: map[[2]paxos.NodeID]bool{}, stuck: map[[2]paxos.NodeID]bool{}, queued: map[[2]paxos.NodeID][]paxos.Message{}}
 }
 
 func (nw *network) heal() {
 	nw.cut = map[[2]paxos.NodeID]bool{}
+	links := slices.SortedFunc(maps.Keys(nw.stuck), func(a, b [2]paxos.NodeID) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	for _, link := range links { // in order: unstick draws random delays
+		nw.unstick(link)
+	}
 	nw.isolated = 0
 	nw.reliable = true
 }
@@ -33,6 +48,10 @@ func (nw *network) send(m paxos.Message) {
 	s.stats.Messages++
 	p := s.opts.Profile
 	copies := 1
+	if link := [2]paxos.NodeID{m.From, m.To}; nw.stuck[link] {
+		nw.queued[link] = append(nw.queued[link], m)
+		return
+	}
 	if !nw.reliable {
 		if nw.cutOff(m.From, m.To) || s.rng.Float64() < p.Drop {
 			s.stats.Dropped++
@@ -63,26 +82,42 @@ func (nw *network) send(m paxos.Message) {
 // is down is held instead, until the replica restarts: a transport keeps
 // a peer's queue while it cannot connect and drains it on reconnecting, so
 // what a replica's earlier life was sent reaches the next one.
+//
+// The Rebirth profile models the connections more closely: a message sent
+// to a life of a replica that has died before it arrives is lost with the
+// connection it was written to, stale or not, and so is what a peer sends
+// a replica after its death until the reset that answers the first such
+// message reaches it (that is how the peer learns the connection broke);
+// from then on, until the replica is back, the peer's queue keeps what it
+// sends, and delivers it to the next life on reconnecting.
 func (nw *network) deliverAfter(d Time, m paxos.Message, stale bool) {
 	s := nw.s
 	to := s.nodes[m.To-1]
-	if !stale {
-		s.after(d, func() {
-			if !to.up && s.opts.Profile.Rebirth && !nw.reliable {
-				// The sender's queue for a peer it cannot reach keeps it
-				// until the peer is back.
-				to.held = append(to.held, staleMessage{m: m, sentTo: to.life(), sentAt: s.now - d})
-				return
-			}
-			to.receive(m)
-		})
-		return
-	}
 	sm := staleMessage{m: m, sentTo: to.life(), sentAt: s.now}
 	s.after(d, func() {
-		if to.up {
+		if s.opts.Profile.Rebirth && !nw.reliable {
+			switch {
+			case sm.sentTo%2 == 0 && to.life() != sm.sentTo:
+				s.stats.Dropped++ // its connection died with the life it was sent to
+				return
+			case !to.up && (to.noticed[m.From] == 0 || sm.sentAt < to.noticed[m.From]):
+				if to.noticed[m.From] == 0 {
+					// The reset reaches the sender a moment later.
+					to.noticed[m.From] = s.now + s.between(s.opts.Profile.MinDelay, s.opts.Profile.MaxDelay)
+				}
+				s.stats.Dropped++ // written to the dead connection
+				return
+			case !to.up:
+				to.held = append(to.held, sm)
+				return
+			}
+		}
+		switch {
+		case !stale:
+			to.receive(m)
+		case to.up:
 			nw.deliverStale(sm)
-		} else {
+		default:
 			to.held = append(to.held, sm)
 		}
 	})
@@ -115,10 +150,16 @@ func (nw *network) deliverStale(sm staleMessage) {
 // releaseHeld delivers the stale messages held for replica n while it was
 // down, 0 to 20 ms after it restarted (the senders reconnect), in the
 // order they were held. Those that find it down again are lost.
+//
+// In the Rebirth profile, the senders reconnect after the backoff of the
+// engine's transport (its first wait is 10 to 30 ms), and deliver then.
 func (nw *network) releaseHeld(n *node) {
 	held := n.held
 	n.held = nil
 	at := nw.s.now
+	if nw.s.opts.Profile.Rebirth {
+		at += nw.s.between(10*Millisecond, 30*Millisecond)
+	}
 	for _, sm := range held {
 		at += nw.s.between(0, 2*tickInterval/Time(len(held)))
 		nw.s.at(at, func() {
@@ -170,6 +211,9 @@ func (s *Sim) scheduleFaults() {
 	}
 	if p.Pauses {
 		actions = append(actions, s.pauseOne)
+	}
+	if p.Deposed {
+		actions = append(actions, s.deposeLeader)
 	}
 	if p.CrashEvery > 0 {
 		s.crashOften(p.CrashEvery)
@@ -382,4 +426,92 @@ func (s *Sim) pauseOne() {
 			n.resume()
 		}
 	})
+}
+
+// unstick brings a stuck link back: the sender's transport reconnects and
+// drains its queue, in order, within a millisecond or two; what finds its
+// destination down waits for its next life.
+func (nw *network) unstick(link [2]paxos.NodeID) {
+	s := nw.s
+	q := nw.queued[link]
+	delete(nw.stuck, link)
+	delete(nw.queued, link)
+	if len(q) > 0 {
+		s.tracef("link %s->%s back: %d queued messages go", link[0], link[1], len(q))
+	}
+	d := Time(0)
+	for _, m := range q {
+		d += s.between(10, 200)
+		nw.deliverAfter(d, m, true)
+	}
+}
+
+// deposed is the scenario of Profile.Deposed under way.
+type deposed struct {
+	leader paxos.NodeID
+	ballot paxos.Ballot
+	// crashes is how many acceptors may still die right after promising
+	// a higher ballot than the deposed leader's.
+	crashes int
+}
+
+// deposeLeader cuts the leader off, so that the others elect another, in
+// a way it cannot notice: nothing reaches it, and what it sends is queued
+// by its transport, which cannot connect. It goes on leading for up to
+// an election timeout, and proposes what its clients send it under a
+// ballot that is being superseded. Each acceptor that promises a higher
+// ballot meanwhile (up to one short of a majority) dies right after its
+// Promise goes out, and is restarted 20 to 400 ms later; as it restarts,
+// the deposed leader's transport reaches it and drains its queue into its
+// next life, usually before the new leader's next heartbeat. An acceptor
+// that forgot its promise would accept those Accepts, and with the
+// deposed leader's own acceptance they may be chosen while the new leader
+// chooses other values in the same slots. 600 ms later the deposed
+// leader's links come back.
+func (s *Sim) deposeLeader() {
+	l := s.leader()
+	if l == nil || s.deposed != nil {
+		return
+	}
+	s.tracef("depose leader %s: nothing reaches it, what it sends is queued", l.id)
+	s.deposed = &deposed{leader: l.id, ballot: l.rn.Status().Promised, crashes: len(s.nodes) / 2}
+	for _, o := range s.nodes {
+		if o != l {
+			s.net.stuck[[2]paxos.NodeID{l.id, o.id}] = true
+			s.net.cut[[2]paxos.NodeID{o.id, l.id}] = true
+		}
+	}
+	s.after(600*Millisecond, func() {
+		s.deposed = nil
+		if s.healed {
+			return
+		}
+		s.tracef("the deposed leader %s reconnects", l.id)
+		for _, o := range s.nodes {
+			if o != l {
+				delete(s.net.cut, [2]paxos.NodeID{o.id, l.id})
+				if link := [2]paxos.NodeID{l.id, o.id}; s.net.stuck[link] {
+					s.net.unstick(link)
+				}
+			}
+		}
+	})
+}
+
+// diesAfterPromising decides whether, in a Profile.Deposed scenario, an
+// acceptor whose Ready sends a Promise of a ballot above the deposed
+// leader's dies right after sending it (see deposeLeader).
+func (n *node) diesAfterPromising(rd paxos.Ready) bool {
+	d := n.s.deposed
+	if d == nil || d.crashes == 0 || n.id == d.leader || n.s.healed {
+		return false
+	}
+	for _, m := range rd.MessagesAfterPersist {
+		if m.Type == paxos.MsgPromise && m.To != n.id && d.ballot.Less(m.Ballot) {
+			d.crashes--
+			n.s.tracef("%s will die right after promising %s", n.id, m.Ballot)
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -33,12 +34,31 @@ type node struct {
 	inbox       []paxos.Message
 	// held are stale messages that came due while the replica was down,
 	// for its next life (see network.deliverAfter).
-	held        []staleMessage
+	held []staleMessage
+	// noticed[p] is when peer p noticed that its connection to this
+	// replica broke, since its last crash (see network.deliverAfter).
+	noticed     map[paxos.NodeID]Time
 	ticks       int
 	requests    []*request
 	wakePending bool
 	leading     bool // as of the last Ready, for counting elections
 	skew        float64
+	// leadSince is when the replica last became leader, and leadJudged
+	// says the Rebirth profile already decided whether this leadership
+	// ends at its first Accepts (see rebirthVictim).
+	leadSince  Time
+	leadJudged bool
+	leadLast   uint64 // its last slot when it became leader
+	// mute drops everything it sends to others, until it crashes or the
+	// faults heal.
+	mute bool
+	// lastBeat is when, leading, it last sent its followers anything: the
+	// moment their election timers last restarted.
+	lastBeat Time
+	// limbo holds the Accepts of this replica's last life that the network
+	// still holds (Profile.Rebirth): they reach their destinations just
+	// after its next life campaigns (see rebirth).
+	limbo []paxos.Message
 
 	// The fake disk: what completed persists wrote, the compaction point
 	// and the latest snapshot. entries[i] is slot compacted.Slot+1+i.
@@ -125,7 +145,7 @@ func (n *node) boot() {
 		return
 	}
 	n.rn = rn
-	n.up, n.busy, n.paused, n.leading = true, false, false, false
+	n.up, n.busy, n.paused, n.leading, n.mute = true, false, false, false, false
 	n.writes = nil
 	n.inbox, n.ticks, n.requests, n.offered = nil, 0, nil, nil
 	n.waiting = map[[2]uint64]*request{}
@@ -168,12 +188,17 @@ func (n *node) scheduleTick() {
 
 // crash loses everything but the disk: memory, the messages and requests
 // waiting, and the writes under way that had not reached the disk.
-func (n *node) crash() {
+func (n *node) crash() { n.crashLosing(false) }
+
+// crashLosing crashes the replica; with stalled set, the writes from the
+// first stalled one on are lost (see settleWrites).
+func (n *node) crashLosing(stalled bool) {
 	n.s.tracef("crash %s", n.id)
 	n.s.stats.Crashes++
-	n.settleWrites()
+	n.settleWrites(stalled)
 	n.up = false
 	n.incarnation++
+	n.noticed = map[paxos.NodeID]Time{}
 }
 
 func (n *node) restart() {
@@ -182,6 +207,11 @@ func (n *node) restart() {
 	n.scheduleTick()
 	n.wake()
 	n.s.net.releaseHeld(n)
+	if d := n.s.deposed; d != nil {
+		if link := [2]paxos.NodeID{d.leader, n.id}; n.s.net.stuck[link] {
+			n.s.net.unstick(link) // it reconnects to the new life
+		}
+	}
 }
 
 func (n *node) pause() {
@@ -277,29 +307,65 @@ func (n *node) loop() {
 		n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
 	}
 	crashAt := n.crashPoint(rd, newLeader)
+	if n.diesAfterPromising(rd) {
+		crashAt = crashAfterReplies
+	}
 	reborn := n.rebirthVictim(rd, newLeader)
-	if reborn {
-		crashAt = crashDuringPersist
+	if reborn != rebirthNone {
+		crashAt = noCrash
 	}
 	if crashAt == crashBeforeSend {
 		n.crashAndRestart()
 		return
 	}
-	if n.losesCommitAnnouncement(rd) {
+	switch {
+	case n.losesCommitAnnouncement(rd):
 		n.s.tracef("%s loses the messages announcing commit %d, and will die", n.id, rd.HardState.Commit)
+		n.mute = true
+		n.s.readsUntil = n.s.now + 400*Millisecond
 		n.s.after(n.s.between(2*Millisecond, 10*Millisecond), func() {
 			if n.up && !n.s.healed {
 				n.crashAndRestart()
 			}
 		})
-	} else {
+	case reborn == rebirthLeader:
+		// Its Accepts leave; the network holds them until its next life
+		// campaigns. Its other messages (heartbeats) go as usual.
+		for _, m := range rd.Messages {
+			if m.Type == paxos.MsgAccept && len(m.Entries) > 0 && m.To != n.id {
+				n.s.stats.Messages++
+				n.limbo = append(n.limbo, m)
+				continue
+			}
+			n.send(m)
+		}
+	default:
 		for _, m := range rd.Messages {
 			n.send(m)
 		}
 	}
-	w := n.queueWrite(rd, crashAt, reborn)
-	if crashAt == crashDuringPersist {
-		n.crashBefore(w.done, reborn)
+	var stall Time
+	switch reborn {
+	case rebirthStall, rebirthCandidate:
+		stall = n.s.between(5*Millisecond, 50*Millisecond)
+	case rebirthRecoveryStall:
+		stall = n.s.between(20*Millisecond, 150*Millisecond)
+	default:
+		stall = n.sharedStall(rd)
+	}
+	w := n.queueWrite(rd, crashAt, stall)
+	if reborn == rebirthRecoveryStall {
+		n.s.recoveryStall = recoveryStall{ballot: n.rn.Status().Promised, until: w.done, followers: len(n.peers) - 1 - (len(n.peers)/2 + 1)}
+	}
+	switch {
+	case reborn == rebirthLeader:
+		n.s.tracef("%s dies right after sending its first Accepts as leader with %s (%d held by the network; durable promise %s)", n.id, n.rn.Status().Promised, len(n.limbo), n.hard.Promised)
+		n.rebirth()
+		return
+	case reborn == rebirthCandidate:
+		n.crashBefore(w.done, true)
+	case crashAt == crashDuringPersist:
+		n.crashBefore(w.done, false)
 	}
 	if !n.s.opts.Pipelined {
 		// The persist takes the disk's time; until it completes, the
@@ -351,49 +417,171 @@ func (n *node) crashBefore(t Time, reborn bool) {
 	})
 }
 
-// rebirthVictim decides, in the Rebirth profile, whether a replica that
-// has just raised its promise to its own ballot (a candidate) or has just
-// become leader dies during this Ready's write, which stalls: its
-// messages are out, its ballot may not be durable.
-func (n *node) rebirthVictim(rd paxos.Ready, newLeader bool) bool {
+// What the Rebirth profile does to a candidate or a new leader.
+const (
+	rebirthNone = iota
+	// rebirthStall: the write of the candidate's ballot stalls (an fsync
+	// latency spike); nothing crashes.
+	rebirthStall
+	// rebirthRecoveryStall: the first write of a new leader, of what its
+	// phase 1 recovered, stalls 20 to 150 ms; it goes on leading
+	// meanwhile (in the pipelined runtime), and its commit index lags.
+	rebirthRecoveryStall
+	// rebirthCandidate: the candidate dies during that stalled write, with
+	// its Prepares (if they leave before the write completes) on the wire.
+	rebirthCandidate
+	// rebirthLeader: a new leader dies right after sending Accepts of its
+	// first new proposals, with the writes it had under way from the first
+	// stalled one on lost; the network holds those Accepts until its next
+	// life campaigns.
+	rebirthLeader
+)
+
+// rebirthVictim decides, in the Rebirth profile, what becomes of a replica
+// that has just raised its promise to its own ballot (a candidate), or is
+// a new leader.
+//
+// The write of a candidate's ballot stalls most of the time: a correct
+// candidate sends no Prepare until it completes, so it only campaigns
+// slower, but in the pipelined runtime one that does not wait may lead
+// and propose before its ballot is durable. A tenth of the candidates die
+// during that stall. A new leader's first write of what its phase 1
+// recovered stalls most of the time, and so do the same writes of enough
+// of its followers that it has a majority for heartbeats but not for
+// commits (see recoveryStall): it leads meanwhile, with a commit index
+// that may lag what its predecessor told clients. A new leader that sends
+// Accepts of new proposals within 50 ms of its election dies right after
+// sending them, nearly always if the write of its ballot is still stalled,
+// a fifth of the time otherwise: its next life may campaign with that
+// ballot again, and the network holds those Accepts until then (see
+// rebirth).
+func (n *node) rebirthVictim(rd paxos.Ready, newLeader bool) int {
 	if !n.s.opts.Profile.Rebirth || n.s.healed {
-		return false
+		return rebirthNone
 	}
-	campaign := !n.rn.IsLeader() && rd.HardState != nil && rd.HardState.Promised.Node == n.id && rd.MustSync
-	return (campaign || newLeader) && n.s.rng.Float64() < 0.3
+	if newLeader {
+		n.leadSince, n.leadJudged, n.leadLast = n.s.now, false, n.rn.Status().LastSlot
+	}
+	if !n.rn.IsLeader() {
+		if rd.HardState != nil && rd.HardState.Promised.Node == n.id && rd.MustSync {
+			n.releaseLimbo() // see rebirth
+			switch r := n.s.rng.Float64(); {
+			case r < 0.1:
+				return rebirthCandidate
+			case r < 0.8:
+				return rebirthStall
+			}
+		}
+		return rebirthNone
+	}
+	if newLeader && len(rd.Entries) > 0 && n.s.rng.Float64() < 0.8 {
+		return rebirthRecoveryStall
+	}
+	if n.leadJudged || n.s.now-n.leadSince > 50*Millisecond || !n.proposesNew(rd) {
+		return rebirthNone
+	}
+	n.leadJudged = true
+	chance := 0.2
+	if n.hard.Promised != n.rn.Status().Promised {
+		chance = 0.9 // the write of its ballot is still stalled
+	}
+	if n.s.rng.Float64() < chance {
+		return rebirthLeader
+	}
+	return rebirthNone
 }
 
-// rebirth crashes the replica and brings it back 20 to 60 ms later, with
-// a clock that jumps ahead about an election timeout after the crash: its
-// next life polls just as the others stop refusing polls for the leader
-// they heard last, and before their own, slower timers fire. That next
-// life is the one that must not mistake anything for its last life's.
+// recoveryStall is a stall of the disks a new leader and some of its
+// followers share (see rebirthVictim): the followers' first writes of its
+// entries end when the leader's does, until enough of them stalled that
+// the leader, with the others, has a majority for its heartbeats but not
+// for its commits.
+type recoveryStall struct {
+	ballot    paxos.Ballot
+	until     Time
+	followers int
+}
+
+// sharedStall returns how long this Ready's write stalls if it is a
+// follower's write of entries a stalled new leader sent (see
+// recoveryStall), or 0.
+func (n *node) sharedStall(rd paxos.Ready) Time {
+	rs := &n.s.recoveryStall
+	if rs.followers == 0 || n.s.now >= rs.until || n.s.healed || len(rd.Entries) == 0 || rd.Entries[len(rd.Entries)-1].Ballot != rs.ballot {
+		return 0
+	}
+	rs.followers--
+	return rs.until - n.s.now
+}
+
+// proposesNew reports whether a Ready sends Accepts with entries beyond
+// what the replica held when it became leader: new proposals, not the
+// values its phase 1 recovered.
+func (n *node) proposesNew(rd paxos.Ready) bool {
+	for _, m := range rd.Messages {
+		if m.Type == paxos.MsgAccept && len(m.Entries) > 0 && m.Entries[len(m.Entries)-1].Slot > n.leadLast {
+			return true
+		}
+	}
+	return false
+}
+
+// rebirth crashes the replica, losing every write under way from the
+// first stalled one on (a stalled fsync that never completed), and brings
+// it back when the others stop refusing polls for the leader they heard
+// last (an election timeout after its last heartbeats, if it led), at
+// least 20 ms later, with a clock that jumps ahead at once: its next life
+// polls before the others' own, slower timers fire. That next life is the
+// one that must not mistake anything for its last life's. The Accepts its
+// last life sent that the network held (limbo) arrive 1 to 8 ms after its
+// next life campaigns (or 30 ms after the restart): around the Promises,
+// usually before its first Accepts.
 func (n *node) rebirth() {
 	n.s.stats.Rebirths++
-	n.crash()
-	crashed := n.s.now
-	n.s.after(n.s.between(20*Millisecond, 60*Millisecond), func() {
-		if n.up {
-			return
-		}
-		n.restart()
-		inc := n.incarnation
-		jump := crashed + paxos.DefaultElectionTicks*tickInterval + n.s.between(0, 2*tickInterval)
-		n.s.at(max(jump, n.s.now), func() {
-			if n.incarnation == inc && n.up && !n.s.healed {
+	refusalEnds := n.s.now + paxos.DefaultElectionTicks*tickInterval
+	if n.rn.IsLeader() {
+		refusalEnds = n.lastBeat + paxos.DefaultElectionTicks*tickInterval + n.s.opts.Profile.MaxDelay
+	}
+	n.crashLosing(true)
+	limbo := n.limbo
+	n.limbo = nil
+	back := max(refusalEnds+n.s.between(0, Millisecond), n.s.now+20*Millisecond)
+	n.s.at(back, func() {
+		if !n.up {
+			n.restart()
+			if !n.s.healed {
 				n.s.tracef("%s: clock jumps", n.id)
 				n.ticks += 2 * paxos.DefaultElectionTicks
 				n.wake()
 			}
-		})
+		}
+		n.limbo = limbo
+		n.s.after(30*Millisecond, n.releaseLimbo)
 	})
+}
+
+// releaseLimbo delivers the Accepts of its last life that the network
+// held, 1 to 8 ms from now.
+func (n *node) releaseLimbo() {
+	for _, m := range n.limbo {
+		n.s.after(n.s.between(Millisecond, 8*Millisecond), func() {
+			if n.s.opts.Trace {
+				n.s.tracef("the network releases %s of %s's last life", paxos.DescribeMessage(m), n.id)
+			}
+			n.s.net.deliverAfter(0, m, false)
+		})
+	}
+	n.limbo = nil
 }
 
 // losesCommitAnnouncement decides, in the Rebirth profile, whether a
 // leader that has just advanced its commit index loses this Ready's
-// messages (which carry it) and dies a few milliseconds later, after
-// answering its clients: the next leader's commit index lags what clients
-// were told, until it commits what its phase 1 found.
+// messages (which carry it), and every later one, and dies a few
+// milliseconds later, after answering its clients: the next leader's
+// commit index lags what clients were told, until it commits what its
+// phase 1 found. The clients then read by read index for a while (they
+// check what they were told), so that some of their reads reach the next
+// leader, or a follower that forwards them, while it lags.
 func (n *node) losesCommitAnnouncement(rd paxos.Ready) bool {
 	p := n.s.opts.Profile
 	return p.Rebirth && !n.s.healed && n.rn.IsLeader() && rd.HardState != nil &&
@@ -481,6 +669,14 @@ func (n *node) send(m paxos.Message) {
 		n.inbox = append(n.inbox, m)
 		return
 	}
+	if n.mute && !n.s.healed {
+		n.s.stats.Messages++
+		n.s.stats.Dropped++
+		return
+	}
+	if m.Type == paxos.MsgHeartbeat || m.Type == paxos.MsgAccept {
+		n.lastBeat = n.s.now
+	}
 	n.s.net.send(m)
 }
 
@@ -490,20 +686,21 @@ type write struct {
 	rd      paxos.Ready
 	crashAt int  // where the Ready's planted crash comes, if any
 	done    Time // when the write completes, unless the replica crashes first
+	stalled bool // it takes 5 ms or more: an fsync that stalls
 }
 
 // queueWrite starts rd's write. It completes 50 to 1000 us later, and
 // after the writes queued before it: the WAL writes batches in order.
-func (n *node) queueWrite(rd paxos.Ready, crashAt int, stall bool) *write {
+func (n *node) queueWrite(rd paxos.Ready, crashAt int, stall Time) *write {
 	d := n.s.between(50, 1000)
-	if p := n.s.opts.Profile.SlowDisk; stall || p > 0 && !n.s.healed && n.s.rng.Float64() < p {
-		d = n.s.between(5*Millisecond, 50*Millisecond)
+	if p := n.s.opts.Profile.SlowDisk; stall > 0 || p > 0 && !n.s.healed && n.s.rng.Float64() < p {
+		d = cmp.Or(stall, n.s.between(5*Millisecond, 50*Millisecond))
 	}
 	done := n.s.now + d
 	if k := len(n.writes); k > 0 {
 		done = max(done, n.writes[k-1].done+1)
 	}
-	w := &write{rd: rd, crashAt: crashAt, done: done}
+	w := &write{rd: rd, crashAt: crashAt, done: done, stalled: d >= 5*Millisecond}
 	n.writes = append(n.writes, w)
 	inc := n.incarnation
 	n.s.at(done, func() {
@@ -539,10 +736,23 @@ func (n *node) writeDone(w *write) {
 // although the process never learned it (no reply that waits for them
 // went out), the rest are lost. Surviving entries are durable acceptances
 // like any other, for the checker.
-func (n *node) settleWrites() {
+//
+// With stalled set (a directed crash during a stalled fsync), a stalled
+// write never completed, nor did any write queued after it: the survivors
+// are a prefix of the writes before the first stalled one.
+func (n *node) settleWrites(stalled bool) {
+	limit := len(n.writes)
+	if stalled {
+		for i, w := range n.writes {
+			if w.stalled {
+				limit = i
+				break
+			}
+		}
+	}
 	k := 0
-	if len(n.writes) > 0 {
-		k = n.s.rng.IntN(len(n.writes) + 1)
+	if limit > 0 {
+		k = n.s.rng.IntN(limit + 1)
 	}
 	for _, w := range n.writes[:k] {
 		n.writeDisk(w.rd)

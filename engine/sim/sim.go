@@ -61,15 +61,36 @@ type Profile struct {
 	// Pauses stops replicas for a while (a GC pause, a stalled VM).
 	Skew   float64
 	Pauses bool
-	// Rebirth aims crashes at the moments a replica's next life can be
-	// confused with its last: a candidate or new leader dies while the
-	// write of its ballot is stalled, with its Prepares or Accepts on the
-	// wire, comes back at once and campaigns before the others time out;
-	// a leader that has just committed loses the messages announcing it
-	// and dies after answering its clients. Messages sent to a replica
-	// that is down wait for its next life, as a transport's per-peer queue
-	// does until it reconnects.
+	// Rebirth aims faults at the moments a replica's next life can be
+	// confused with its last (see node.rebirthVictim):
+	//   - The write of a candidate's ballot stalls (an fsync latency
+	//     spike), and a few candidates die during the stall.
+	//   - A new leader that sends Accepts of new proposals soon after its
+	//     election dies right after sending them, with the writes from the
+	//     first stalled one on lost; the network holds those Accepts. It
+	//     comes back when the others stop refusing polls, with a clock
+	//     that jumps ahead, so that its next life campaigns before anyone
+	//     else, and the held Accepts reach the acceptors just after it
+	//     does (see node.rebirth).
+	//   - A leader that has just committed loses its messages from then
+	//     on and dies after answering its clients; the clients then read
+	//     by read index for a while. The next leader's first write, of what
+	//     its phase 1 recovered, stalls, and so do the same writes of some
+	//     of its followers: it confirms reads long before it commits.
+	// Connections are modelled closely: a message sent to a life that has
+	// died is lost with its connection, and so is what a peer sends a
+	// replica that is down until it learns the connection broke; what it
+	// sends after that waits in its transport's queue for the replica's
+	// next life, delivered after a reconnection backoff (see
+	// network.deliverAfter).
 	Rebirth bool
+	// Deposed cuts the leader off in a way it cannot notice, now and then:
+	// what it sends is queued by its transport, nothing reaches it, and it
+	// goes on proposing while the others elect a new leader. The acceptors
+	// that promise the new leader die right after promising, and the
+	// deposed leader's queue drains into their next lives, before the new
+	// leader's heartbeats (see Sim.deposeLeader).
+	Deposed bool
 }
 
 // Profiles are the fault families the tests run, in order of nastiness.
@@ -91,6 +112,9 @@ var Profiles = []Profile{
 	// Lives that overlap: see Profile.Rebirth.
 	{Name: "rebirth", Drop: 0.02, Dup: 0.02, MinDelay: 100, MaxDelay: 2 * Millisecond,
 		Crashes: true, SlowDisk: 0.02, Stale: 0.05, StaleMax: 10 * electionTimeout, Rebirth: true},
+	// Leaders deposed behind their backs: see Profile.Deposed.
+	{Name: "deposed", Drop: 0.01, Dup: 0.01, MinDelay: 100, MaxDelay: 2 * Millisecond,
+		SlowDisk: 0.02, Stale: 0.02, StaleMax: 10 * electionTimeout, Deposed: true},
 }
 
 // Options configure one simulation run.
@@ -244,6 +268,13 @@ type Sim struct {
 	healed  bool
 	trace   []string
 	nextCtx uint64
+	// readsUntil: until then, clients read by read index (see
+	// node.losesCommitAnnouncement).
+	readsUntil Time
+	// recoveryStall is the stall a new leader shares with followers.
+	recoveryStall recoveryStall
+	// deposed is the Profile.Deposed scenario under way, if any.
+	deposed *deposed
 }
 
 // Run runs one simulation and reports what its checkers found.

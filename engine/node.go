@@ -38,6 +38,18 @@ type Querier interface {
 	Query(q []byte) []byte
 }
 
+// ReadOnlyCommands is implemented by state machines some of whose
+// commands change nothing: a read sent as a command, through the log.
+// ReadOnly must be deterministic (a function of cmd alone, the same on
+// every replica and in every version that shares a log), and Apply of a
+// command it reports read-only must change nothing. The session table then
+// keeps no response for such a command (a read's response can be as long
+// as the state), and runs a retry of it again instead of answering from
+// the table.
+type ReadOnlyCommands interface {
+	ReadOnly(cmd []byte) bool
+}
+
 // Node is one replica: the protocol core driven by one goroutine that
 // owns it, with the write-ahead log, the snapshot store and the transport.
 // Its methods are safe for concurrent use.
@@ -54,6 +66,7 @@ type Node struct {
 	rn            *paxos.RawNode
 	codec         *messageCodec
 	sessions      *session.Table
+	readOnly      func([]byte) bool // the state machine's ReadOnly, or nil
 	applied       uint64
 	appliedBallot paxos.Ballot
 	results       []resolved
@@ -184,6 +197,9 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		selfCh:      make(chan []paxos.Message, 256),
 		persistErr:  make(chan error, 1),
 		persistDone: make(chan struct{}),
+	}
+	if ro, ok := sm.(ReadOnlyCommands); ok {
+		n.readOnly = ro.ReadOnly
 	}
 	if err := n.open(); err != nil {
 		n.closeResources()
@@ -646,13 +662,15 @@ func (n *Node) apply(ents []paxos.Entry) error {
 		if e.Slot <= n.applied {
 			continue // covered by the snapshot the node restarted from
 		}
-		err := n.sessions.Apply(e.Slot, e.Value, n.sm.Apply, func(r session.Result) {
+		err := n.sessions.ApplyWith(e.Slot, e.Value, n.sm.Apply, n.readOnly, func(r session.Result) {
 			res := Result{Response: r.Response}
 			switch r.Outcome {
 			case session.Stale:
 				res.Err = ErrStale
 			case session.Expired:
 				res.Err = ErrSessionExpired
+			case session.NotKept:
+				res.Err = ErrResponseNotKept
 			}
 			n.results = append(n.results, resolved{cmdKey{r.Command.ClientID, r.Command.Seq}, res})
 		})

@@ -223,6 +223,9 @@ func (n *Node) open() error {
 			return fmt.Errorf("engine: the peer port's certificates: %w", err)
 		}
 		n.cfg.PeerTLS = certs.PeerConfig(b)
+		if n.cfg.ClientTLS == nil {
+			n.cfg.ClientTLS = certs.ClientPortConfig(b, certs.ClientPortOptions{ServerOnly: n.cfg.ClientTLSServerOnly})
+		}
 	}
 	if n.incarnation, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
 		return err
@@ -294,7 +297,7 @@ func (n *Node) open() error {
 		}
 		n.tr = tr
 	}
-	if n.cfg.ClientAddr != "" {
+	if n.cfg.ClientAddr != "" || n.cfg.ClientListener != nil {
 		if n.cs, err = startClientServer(n); err != nil {
 			return err
 		}
@@ -756,9 +759,12 @@ func (n *Node) sweep() {
 // return (the command may still be proposed): the caller must not modify
 // it after the call.
 //
-// It returns ErrNotLeader (a *NotLeaderError) when no leader is known,
-// ErrBusy when too much is uncommitted, ErrTimeout when ctx ends first
-// (the command may still be applied: retry it), and ErrStale,
+// It returns ErrTooLarge, at once, for a payload longer than
+// Config.MaxCommandBytes (nothing is proposed: do not retry it),
+// ErrNotLeader (a *NotLeaderError) when no leader is known, ErrBusy when
+// too much is uncommitted, ErrTimeout when ctx ends first (the command may
+// still be applied: retry it), ErrResponseNotKept for a retry of a command
+// that was executed but whose response was not kept, and ErrStale,
 // ErrSessionExpired or ErrClosed.
 func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte) ([]byte, error) {
 	ch := make(chan Result, 1)
@@ -784,7 +790,14 @@ func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result))
 		n.mu.Unlock()
 		return err
 	}
-	if n.batchBytes+len(payload) > max(n.cfg.MaxBatchBytes, paxos.DefaultMaxBatchBytes)*4 {
+	if len(payload) > n.cfg.MaxCommandBytes {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: %d bytes, the limit (MaxCommandBytes) is %d", ErrTooLarge, len(payload), n.cfg.MaxCommandBytes)
+	}
+	// Room for a batch of four MaxBatchBytes, or two of the largest
+	// commands: a command of any allowed size fits an empty batch, so that
+	// ErrBusy always means "retry later".
+	if n.batchBytes+len(payload) > max(max(n.cfg.MaxBatchBytes, paxos.DefaultMaxBatchBytes)*4, 2*n.cfg.MaxCommandBytes) {
 		n.mu.Unlock()
 		return ErrBusy
 	}
@@ -979,6 +992,8 @@ func (n *Node) closeResources() error {
 	var errs []error
 	if n.cs != nil {
 		errs = append(errs, n.cs.close())
+	} else if n.cfg.ClientListener != nil {
+		errs = append(errs, n.cfg.ClientListener.Close())
 	}
 	if n.tr != nil {
 		errs = append(errs, n.tr.Close())

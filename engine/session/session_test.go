@@ -256,3 +256,37 @@ func TestFreshClientsWithLongResponses(t *testing.T) {
 		t.Fatalf("300 sessions: %d bytes kept, a snapshot of %d bytes", tab.CachedBytes(), buf.Len())
 	}
 }
+
+// FuzzRead feeds arbitrary bytes to the table's snapshot decoder: nothing
+// may panic, and a table that loads writes back bytes that load the same.
+//
+//	go test -fuzz=FuzzRead ./engine/session
+func FuzzRead(f *testing.F) {
+	tab := New(9)
+	tab.Record(1, 1, 1, []byte("one"))
+	tab.Record(2, 3, 2, make([]byte, MaxCachedResponseBytes+1))
+	tab.RecordReadOnly(3, 1, 3)
+	var buf bytes.Buffer
+	tab.WriteTo(&buf)
+	f.Add(buf.Bytes())
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Read(data)
+		if err != nil {
+			return
+		}
+		if got.CachedBytes() > MaxCachedBytes {
+			t.Fatalf("%d bytes kept", got.CachedBytes())
+		}
+		var b1, b2 bytes.Buffer
+		got.WriteTo(&b1)
+		again, err := Read(b1.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.WriteTo(&b2)
+		if !bytes.Equal(b1.Bytes(), b2.Bytes()) {
+			t.Fatal("a table read back writes differently")
+		}
+	})
+}

@@ -458,3 +458,65 @@ func TestFreshClientsLongResponses(t *testing.T) {
 		t.Fatalf("the snapshot takes %d bytes, the live heap grew by %d bytes", m.Size, grown)
 	}
 }
+
+// TestClientPortNeedsTLSOrInsecure: a client port is secure by default; a
+// config that says nothing about its TLS does not start, nor one that
+// asks for contradictory things, nor one whose commands would not fit a
+// message.
+func TestClientPortNeedsTLSOrInsecure(t *testing.T) {
+	base := Config{ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0"}, ClientAddr: "127.0.0.1:0"}
+	for _, tc := range []struct {
+		mod  func(*Config)
+		want error
+		text string
+	}{
+		{func(c *Config) { c.Transport = paxosnet.NewMemNetwork().Transport(1) }, ErrNoClientTLS, "Config.ClientTLS"},
+		{func(c *Config) { c.Insecure, c.ClientTLSServerOnly = true, true }, nil, "needs Config.TLSDir"},
+		{func(c *Config) { c.TLSDir, c.ClientTLS, c.ClientTLSServerOnly = "x", &tls.Config{}, true }, nil, "Config.ClientTLS is set"},
+		{func(c *Config) { c.Insecure, c.MaxCommandBytes = true, 4<<20 }, nil, "MaxCommandBytes"},
+	} {
+		c := base
+		c.DataDir = filepath.Join(t.TempDir(), "1")
+		tc.mod(&c)
+		n, err := Start(c, &logMachine{})
+		if err == nil {
+			n.Close()
+		}
+		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("%+v: %v, want an error saying %q", c, err, tc.text)
+		}
+	}
+	// A client TLS config of one's own, with a plaintext peer port.
+	dir := filepath.Join(t.TempDir(), "certs")
+	if _, err := certs.CreateDir(dir, "paxos", []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := certs.LoadReplica(dir, "paxos", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := startClientPort(t, &logMachine{}, func(c *Config) {
+		c.ClusterID, c.ClientTLS = "paxos", certs.ClientPortConfig(b, certs.ClientPortOptions{})
+	})
+	checkServes(t, n, ClientOptions{TLSDir: dir})
+	cb, err := certs.LoadTrust(dir, "paxos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient([]string{n.ClientAddr().String()}, ClientOptions{ClusterID: "paxos", TLS: certs.ClientConfig(cb)})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := c.Submit(ctx, []byte("x")); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	// TLSDir and TLS are exclusive in the client, refused at once.
+	c2 := NewClient([]string{n.ClientAddr().String()}, ClientOptions{ClusterID: "paxos", TLSDir: dir, TLS: certs.ClientConfig(cb)})
+	defer c2.Close()
+	if _, err := c2.Submit(context.Background(), []byte("x")); err == nil || !strings.Contains(err.Error(), "choose one") {
+		t.Fatalf("a client with TLS and TLSDir: %v", err)
+	}
+	if c2.Seq() != 0 {
+		t.Fatalf("a command refused by the client's configuration used sequence number %d", c2.Seq())
+	}
+}

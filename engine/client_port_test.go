@@ -380,7 +380,7 @@ func TestClientPortStrangerLearnsNothing(t *testing.T) {
 			checkServes(t, n, ClientOptions{TLS: opts.TLS})
 		}
 		c := NewClient([]string{n.ClientAddr().String()}, opts)
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_, err := c.Submit(ctx, []byte("x"))
 		cancel()
 		c.Close()

@@ -2,7 +2,6 @@ package chatroom
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -17,7 +16,8 @@ type Client struct {
 	read *engine.Client // reads do not wait behind a put
 }
 
-// Options configure a Client.
+// Options configure a Client: ClusterID, and TLS or TLSDir for servers
+// whose client port runs TLS (the default: see engine.ClientOptions).
 type Options = engine.ClientOptions
 
 // NewClient returns a client of the servers whose client ports are addrs.
@@ -40,11 +40,7 @@ func (c *Client) Put(ctx context.Context, msg string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	p, n := binary.Uvarint(resp)
-	if n <= 0 || n != len(resp) {
-		return 0, fmt.Errorf("%w: put answered %x", ErrBadCommand, resp)
-	}
-	return p, nil
+	return DecodePut(resp)
 }
 
 // Get returns the whole log, read linearizably (by read index).

@@ -17,11 +17,19 @@ import (
 
 // Commands and queries, as engine payloads:
 //
-//	put   'P' message bytes                   → reply: the log's new length (uvarint)
+//	put   'P' message bytes                   → reply: the log's new length (uvarint, at least 1),
+//	                                            or 0x00 and the reason it was refused
 //	get   'G' from:uvarint max:uvarint        → reply: a page (below)
 //
-// A get runs as a command through the log (like the original) or as a
-// read-only query (linearizable by read index, no slot). A page:
+// A put of a message longer than MaxMessageBytes is refused by Apply
+// itself, on every replica alike, whoever sent it: the room never holds
+// what its snapshot could not restore. A command that is neither is
+// refused with an empty reply, and changes nothing.
+//
+// A get runs as a read-only query (linearizable by read index, no slot),
+// or as a command through the log (like the original); as a command it is
+// read-only (Room.ReadOnly), so the session table keeps no copy of its
+// reply, which can be 4 MiB. A page:
 //
 //	total:uvarint first:uvarint count:uvarint (len:uvarint message)*
 //
@@ -32,8 +40,14 @@ const (
 	opPut = 'P'
 	opGet = 'G'
 
-	// MaxMessageBytes bounds one message.
+	// MaxMessageBytes bounds one message: Apply refuses a longer put.
 	MaxMessageBytes = 64 << 10
+	// maxRestoreMessageBytes bounds a message in a snapshot that Restore
+	// accepts: MaxMessageBytes for every snapshot this version writes, and
+	// more for those of earlier versions, whose Apply stored whatever a
+	// raw client sent (up to a command's size), so that their replicas
+	// can still restart.
+	maxRestoreMessageBytes = 16 << 20
 	// maxPageBytes bounds the messages of one page, below the frame limit.
 	maxPageBytes = 4 << 20
 )
@@ -52,14 +66,23 @@ func New() *Room { return &Room{} }
 // Messages returns a copy of the log.
 func (r *Room) Messages() []string { return append([]string(nil), r.messages...) }
 
-// Apply implements engine.StateMachine.
+// Apply implements engine.StateMachine. A put longer than
+// MaxMessageBytes is refused (reply 0x00 and the reason), and nothing is
+// appended: the room never commits a message its snapshot could not hold.
 func (r *Room) Apply(slot uint64, cmd []byte) []byte {
 	if len(cmd) > 0 && cmd[0] == opPut {
+		if l := len(cmd) - 1; l > MaxMessageBytes {
+			return append([]byte{0}, fmt.Sprintf("message of %d bytes, the limit is %d", l, MaxMessageBytes)...)
+		}
 		r.messages = append(r.messages, string(cmd[1:]))
 		return binary.AppendUvarint(nil, uint64(len(r.messages)))
 	}
 	return r.Query(cmd)
 }
+
+// ReadOnly implements engine.ReadOnlyCommands: every command but a put
+// (a get, or one Apply refuses) changes nothing.
+func (r *Room) ReadOnly(cmd []byte) bool { return len(cmd) == 0 || cmd[0] != opPut }
 
 // Query implements engine.Querier: a get.
 func (r *Room) Query(q []byte) []byte {
@@ -118,7 +141,7 @@ func (r *Room) Restore(rd io.Reader) error {
 	msgs := make([]string, 0, min(n, 1<<20))
 	for i := uint64(0); i < n; i++ {
 		l, err := binary.ReadUvarint(br)
-		if err != nil || l > MaxMessageBytes {
+		if err != nil || l > maxRestoreMessageBytes {
 			return fmt.Errorf("chatroom: snapshot: message %d: bad length (%v)", i, err)
 		}
 		b := make([]byte, l)
@@ -129,6 +152,22 @@ func (r *Room) Restore(rd io.Reader) error {
 	}
 	r.messages = msgs
 	return nil
+}
+
+// ErrRefused is matched by the error of a put the room refused.
+var ErrRefused = errors.New("chatroom: put refused")
+
+// DecodePut decodes a put's reply: the log's length after it, or the
+// room's refusal.
+func DecodePut(resp []byte) (uint64, error) {
+	if len(resp) > 0 && resp[0] == 0 {
+		return 0, fmt.Errorf("%w: %s", ErrRefused, resp[1:])
+	}
+	p, n := binary.Uvarint(resp)
+	if n <= 0 || n != len(resp) {
+		return 0, fmt.Errorf("%w: put answered %x", ErrBadCommand, resp)
+	}
+	return p, nil
 }
 
 // PutCommand encodes a put.

@@ -3,15 +3,18 @@ package engine
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	stdnet "net"
+	"strings"
 	"sync"
 	"time"
 
 	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // ClientOptions configure a Client.
@@ -25,8 +28,28 @@ type ClientOptions struct {
 	// AttemptTimeout bounds one try at one server before the client tries
 	// again elsewhere. Default 2 s.
 	AttemptTimeout time.Duration
-	// MaxFrameBytes bounds a response. Default 16 MiB.
+	// MaxFrameBytes bounds a response; a command or query longer than it
+	// is refused at once with ErrTooLarge, without being sent. Default
+	// 16 MiB. (A server refuses, with ErrTooLarge, a command above its own
+	// MaxCommandBytes, 1 MiB by default.)
 	MaxFrameBytes int
+
+	// TLS secures the connections: the servers' client ports run TLS
+	// unless they are Insecure, and by default they require a client
+	// certificate of the cluster. certs.ClientConfig builds the config
+	// from a certificate directory's files (TLSDir does it for you). If the
+	// config sets neither ServerName nor InsecureSkipVerify, the host of
+	// each address is the name verified.
+	//
+	// TLSDir, instead of TLS, is a directory made by `paxos certs`: the
+	// client presents client.pem (client-key.pem) and trusts ca.pem, for
+	// ClusterID. It is read at the first connection; an error reading it
+	// is returned by every call.
+	//
+	// With neither, the client speaks plaintext, which only a server with
+	// Config.Insecure accepts.
+	TLS    *tls.Config
+	TLSDir string
 }
 
 // Client talks to a cluster's client ports. It finds the leader, follows
@@ -44,6 +67,10 @@ type Client struct {
 	cur  string // address of the current connection
 	conn *paxosnet.Conn
 	id   uint64 // request ID
+
+	tlsOnce sync.Once
+	tls     *tls.Config // TLS, or loaded from TLSDir; nil for plaintext
+	tlsErr  error
 }
 
 // NewClient returns a client of the servers at addrs. It connects lazily.
@@ -53,6 +80,9 @@ func NewClient(addrs []string, opts ClientOptions) *Client {
 	}
 	if opts.AttemptTimeout <= 0 {
 		opts.AttemptTimeout = 2 * time.Second
+	}
+	if opts.MaxFrameBytes <= 0 {
+		opts.MaxFrameBytes = paxosnet.DefaultMaxFrameBytes
 	}
 	if opts.ClientID == 0 {
 		var b [8]byte
@@ -87,15 +117,52 @@ func (c *Client) SetSeq(seq uint64) {
 func (c *Client) Submit(ctx context.Context, payload []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.checkSize(payload); err != nil {
+		return nil, err
+	}
 	c.seq++
-	return c.do(ctx, clientRequest{Op: opSubmit, ClientID: c.opts.ClientID, Seq: c.seq, Payload: payload})
+	resp, err := c.do(ctx, clientRequest{Op: opSubmit, ClientID: c.opts.ClientID, Seq: c.seq, Payload: payload})
+	var nr notRun
+	if errors.As(err, &nr) {
+		// No server can have proposed the command: its number is free,
+		// and skipping it would leave a new session expired (a session
+		// starts at 1).
+		c.seq--
+		err = nr.err
+	}
+	return resp, err
+}
+
+// notRun wraps the error of a request that no server can have run: the
+// client's configuration refused it, or the only server that saw it
+// refused it as too large.
+type notRun struct{ err error }
+
+func (e notRun) Error() string { return e.err.Error() }
+func (e notRun) Unwrap() error { return e.err }
+
+// checkSize refuses a payload that cannot fit in a frame.
+func (c *Client) checkSize(payload []byte) error {
+	if len(payload)+clientEnvelopeBytes > c.opts.MaxFrameBytes {
+		return fmt.Errorf("%w: %d bytes, above the client's MaxFrameBytes (%d) less %d bytes for the request",
+			ErrTooLarge, len(payload), c.opts.MaxFrameBytes, clientEnvelopeBytes)
+	}
+	return nil
 }
 
 // Query asks a read-only query, answered linearizably.
 func (c *Client) Query(ctx context.Context, q []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.do(ctx, clientRequest{Op: opQuery, Payload: q})
+	if err := c.checkSize(q); err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, clientRequest{Op: opQuery, Payload: q})
+	var nr notRun
+	if errors.As(err, &nr) {
+		err = nr.err
+	}
+	return resp, err
 }
 
 // Status asks the server the client is connected to (or the next one it
@@ -128,9 +195,11 @@ func (c *Client) Close() error {
 }
 
 // do sends req until it gets a final answer or ctx ends. c.mu is held.
+// An error that no server can have run req comes as a notRun.
 func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 	var last error
 	redirect := ""
+	sent := 0 // the attempts that may have reached a server
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			if last == nil {
@@ -149,6 +218,12 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 			}
 		}
 		if err := c.connect(ctx, redirect); err != nil {
+			if errors.Is(err, errClientConfig) && sent == 0 {
+				return nil, notRun{err}
+			}
+			if errors.Is(err, errClientConfig) {
+				return nil, err
+			}
 			last, redirect = err, ""
 			continue
 		}
@@ -156,6 +231,7 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 		c.id++
 		req.ID = c.id
 		req.Redirect = true
+		sent++
 		resp, err := c.roundTrip(ctx, req)
 		if err != nil {
 			last = err
@@ -182,13 +258,18 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 			}
 		case codeBusy, codeTimeout:
 			last = err
-		default: // closed, stale, expired
+		default: // closed, stale, expired, too large, not kept
 			if resp.Code == codeClosed {
 				last = err
 				c.disconnect()
 				continue
 			}
-			return nil, fmt.Errorf("%w: %s", err, resp.Message)
+			if resp.Code == codeTooLarge && sent == 1 {
+				// Refused before it was proposed, by the only server
+				// that saw it.
+				return nil, notRun{serverError(err, resp.Message)}
+			}
+			return nil, serverError(err, resp.Message)
 		}
 	}
 }
@@ -206,12 +287,28 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		addr = c.addrs[c.next%len(c.addrs)]
 		c.next++
 	}
+	tlsCfg, err := c.tlsConfig()
+	if err != nil {
+		return err
+	}
 	dctx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
 	defer cancel()
 	var d stdnet.Dialer
 	raw, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return err
+	}
+	if tlsCfg != nil {
+		if tlsCfg.ServerName == "" && !tlsCfg.InsecureSkipVerify {
+			tlsCfg = tlsCfg.Clone()
+			tlsCfg.ServerName, _, _ = stdnet.SplitHostPort(addr)
+		}
+		tc := tls.Client(raw, tlsCfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return fmt.Errorf("engine: TLS handshake with %s: %w", addr, err)
+		}
+		raw = tc
 	}
 	conn, err := paxosnet.ClientHandshake(raw, paxosnet.Hello{ClusterID: c.opts.ClusterID, Kind: paxosnet.KindClient}, c.opts.MaxFrameBytes, c.opts.AttemptTimeout)
 	if err != nil {
@@ -222,6 +319,40 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 	}
 	c.conn, c.cur = conn, addr
 	return nil
+}
+
+// serverError is err, as the server explained it in msg (which starts
+// with err's text, as a rule).
+func serverError(err error, msg string) error {
+	if rest, ok := strings.CutPrefix(msg, err.Error()); ok {
+		return fmt.Errorf("%w%s", err, rest)
+	}
+	return fmt.Errorf("%w: %s", err, msg)
+}
+
+// errClientConfig is matched by errors of the client's own configuration,
+// which no retry can fix.
+var errClientConfig = errors.New("engine: client configuration")
+
+// tlsConfig returns the TLS config of the client's connections, nil for
+// plaintext, loading it from TLSDir the first time.
+func (c *Client) tlsConfig() (*tls.Config, error) {
+	c.tlsOnce.Do(func() {
+		switch {
+		case c.opts.TLS != nil && c.opts.TLSDir != "":
+			c.tlsErr = fmt.Errorf("%w: ClientOptions.TLS and ClientOptions.TLSDir are both set; choose one", errClientConfig)
+		case c.opts.TLS != nil:
+			c.tls = c.opts.TLS
+		case c.opts.TLSDir != "":
+			b, err := certs.LoadClient(c.opts.TLSDir, c.opts.ClusterID)
+			if err != nil {
+				c.tlsErr = fmt.Errorf("%w: the client's certificates: %w", errClientConfig, err)
+				return
+			}
+			c.tls = certs.ClientConfig(b)
+		}
+	})
+	return c.tls, c.tlsErr
 }
 
 func (c *Client) disconnect() {
@@ -250,7 +381,13 @@ func (c *Client) roundTrip(ctx context.Context, req clientRequest) (clientRespon
 		if err := decodeMsgpack(frame, &resp); err != nil {
 			return clientResponse{}, fmt.Errorf("engine: malformed response: %w", err)
 		}
-		if resp.ID == req.ID {
+		if resp.ID == req.ID || resp.ID == 0 && resp.Code == codeTooLarge {
+			// (ID 0: the server refused a request frame it did not read,
+			// and closes the connection; this client has one request in
+			// flight.)
+			if resp.ID != req.ID {
+				c.disconnect()
+			}
 			return resp, nil
 		}
 		// An answer to an earlier attempt that timed out: skip it.

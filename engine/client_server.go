@@ -1,17 +1,23 @@
 package engine
 
 import (
+	"container/list"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	stdnet "net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	paxosnet "github.com/paxos-go/paxos/net"
 )
 
-// The client protocol: after the handshake (kind client), a client sends
-// request frames and gets response frames, matched by ID, in any order;
-// requests may be pipelined.
+// The client protocol: after the handshake (kind client; inside TLS unless
+// the node is Insecure), a client sends request frames and gets response
+// frames, matched by ID, in any order; requests may be pipelined.
 //
 //	request  msgpack [id, op, clientID, seq, payload, redirect]
 //	response msgpack [id, status, result, leader, code, message]
@@ -20,6 +26,15 @@ import (
 // read-only query; op 3 asks for the replica's Status (msgpack), for tools.
 // With redirect set, a follower that knows the leader's client address
 // answers status 1 with it instead of forwarding (ops 1 and 2).
+//
+// A request frame longer than MaxCommandBytes plus 1 KiB is answered with
+// a response of ID 0 and code 8 (too large), and the connection is closed:
+// the stream cannot be resynchronised after a frame that was not read.
+//
+// Bounds (see Config): the handshake has a deadline; the node keeps at
+// most ClientMaxConns connections, closes idle ones, and stops reading a
+// connection's requests while ClientMaxInflight of them are being served
+// or ClientMaxQueuedBytes of its responses wait to be written.
 
 const (
 	opSubmit uint8 = 1
@@ -40,11 +55,13 @@ const (
 	codeStale
 	codeExpired
 	codeBadRequest
+	codeTooLarge
+	codeNotKept
 )
 
 var codeErrors = map[uint8]error{
 	codeNotLeader: ErrNotLeader, codeBusy: ErrBusy, codeTimeout: ErrTimeout, codeClosed: ErrClosed,
-	codeStale: ErrStale, codeExpired: ErrSessionExpired,
+	codeStale: ErrStale, codeExpired: ErrSessionExpired, codeTooLarge: ErrTooLarge, codeNotKept: ErrResponseNotKept,
 }
 
 func errorCode(err error) uint8 {
@@ -74,32 +91,75 @@ type clientResponse struct {
 	Message string
 }
 
-// maxInflightPerConn bounds the requests of one connection waiting for an
-// answer; beyond it the connection gets ErrBusy.
-const maxInflightPerConn = 4096
+// size is what a queued response counts against ClientMaxQueuedBytes: its
+// bytes, and a little for the rest.
+func (r *clientResponse) size() int { return len(r.Result) + len(r.Message) + len(r.Leader) + 64 }
+
+// Reasons a client connection was refused or closed, for the log.
+const (
+	clientRefusedLimit     = "max_conns" // ClientMaxConns reached
+	clientRefusedTLS       = "tls"       // the TLS handshake failed (no client certificate, among others)
+	clientRefusedHandshake = "handshake" // no Hello, a malformed, foreign or oversized one, or a timeout
+	clientClosedMalformed  = "malformed" // a request that does not decode
+	clientClosedTooLarge   = "too_large" // a request frame above the limit
+	clientClosedIdle       = "idle"      // ClientIdleTimeout
+)
 
 // clientServer serves clients on Config.ClientAddr.
 type clientServer struct {
-	n     *Node
-	ln    stdnet.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[*clientConn]struct{}
-	done  bool
+	n      *Node
+	ln     stdnet.Listener
+	tls    *tls.Config // nil: plaintext
+	maxReq int         // the longest request frame
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	pending list.List // *pendingClient, oldest first: accepted, handshake not done
+	conns   map[*clientConn]struct{}
+	done    bool
+
+	refusals *paxosnet.RateLog
+	acceptLg *paxosnet.RateLog
+	// Counters, for tests: connections accepted, refused before or during
+	// their handshake, closed for being idle.
+	accepted, refused, idleClosed atomic.Uint64
+}
+
+// pendingClient is a client connection in its handshake.
+type pendingClient struct {
+	c       stdnet.Conn
+	elem    *list.Element
+	evicted bool // closed to make room (guarded by clientServer.mu)
 }
 
 func startClientServer(n *Node) (*clientServer, error) {
-	ln, err := stdnet.Listen("tcp", n.cfg.ClientAddr)
-	if err != nil {
-		return nil, fmt.Errorf("engine: listening for clients on %s: %w", n.cfg.ClientAddr, err)
+	ln := n.cfg.ClientListener
+	if ln == nil {
+		var err error
+		if ln, err = stdnet.Listen("tcp", n.cfg.ClientAddr); err != nil {
+			return nil, fmt.Errorf("engine: listening for clients on %s: %w", n.cfg.ClientAddr, err)
+		}
 	}
-	s := &clientServer{n: n, ln: ln, conns: map[*clientConn]struct{}{}}
-	s.wg.Add(1)
+	s := &clientServer{
+		n: n, ln: ln, conns: map[*clientConn]struct{}{},
+		maxReq: min(n.cfg.MaxCommandBytes+clientEnvelopeBytes, n.cfg.MaxFrameBytes),
+	}
+	if n.cfg.ClientTLS != nil {
+		s.tls = n.cfg.ClientTLS.Clone()
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	log := n.log.Named("clients")
+	s.refusals = paxosnet.NewRateLog(log, n.cfg.RefusalLogInterval, "refused a client connection", "refused or closed %d client connections in the last %v")
+	s.acceptLg = paxosnet.NewRateLog(log, n.cfg.RefusalLogInterval, "accepting client connections failed; retrying", "accepting client connections failed %d times in the last %v")
+	s.wg.Add(2)
 	go s.accept()
+	go s.sweep()
 	return s, nil
 }
 
-// Addr returns the address the node serves clients on, if it does.
+// ClientAddr returns the address the node serves clients on, if it does.
 func (n *Node) ClientAddr() stdnet.Addr {
 	if n.cs == nil {
 		return nil
@@ -107,123 +167,315 @@ func (n *Node) ClientAddr() stdnet.Addr {
 	return n.cs.ln.Addr()
 }
 
+// accept takes connections until the server closes. An error (out of file
+// descriptors, above all) does not stop it: it waits, 5 ms doubling up to
+// 1 s, and carries on, as net/http does; a replica that stopped accepting
+// would be lost to its clients for good.
 func (s *clientServer) accept() {
 	defer s.wg.Done()
+	var delay time.Duration
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			return // closed
+			if s.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, stdnet.ErrClosed) {
+				s.n.log.Error("the client listener was closed; no longer accepting clients", "error", err)
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.acceptLg.Add("", nil, err)
+			timer := time.NewTimer(delay)
+			select {
+			case <-s.ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			continue
+		}
+		delay = 0
+		s.accepted.Add(1)
+		pc := &pendingClient{c: c}
+		s.mu.Lock()
+		if s.done {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		var evicted *pendingClient
+		if s.pending.Len()+len(s.conns) >= s.n.cfg.ClientMaxConns {
+			oldest := s.pending.Front()
+			if oldest == nil {
+				s.mu.Unlock()
+				c.Close()
+				s.refuse(c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are established"))
+				continue
+			}
+			evicted = s.pending.Remove(oldest).(*pendingClient)
+			evicted.evicted = true
+		}
+		pc.elem = s.pending.PushBack(pc)
+		s.mu.Unlock()
+		if evicted != nil {
+			evicted.c.Close()
+			s.refuse(evicted.c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are open: closed the oldest one in its handshake"))
 		}
 		s.wg.Add(1)
-		go s.serve(c)
+		go s.serve(pc)
+	}
+}
+
+// refuse counts and logs a refused (or closed) connection.
+func (s *clientServer) refuse(remote stdnet.Addr, reason string, err error) {
+	s.refused.Add(1)
+	s.refusals.Add(reason, remote, err)
+}
+
+// sweep closes the connections idle for ClientIdleTimeout.
+func (s *clientServer) sweep() {
+	defer s.wg.Done()
+	idle := s.n.cfg.ClientIdleTimeout
+	tick := time.NewTicker(min(max(idle/4, time.Millisecond), time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		var stale []*clientConn
+		s.mu.Lock()
+		for cc := range s.conns {
+			if cc.idleSince(now) >= idle {
+				stale = append(stale, cc)
+			}
+		}
+		s.mu.Unlock()
+		for _, cc := range stale {
+			s.idleClosed.Add(1)
+			s.refusals.Add(clientClosedIdle, cc.conn.RemoteAddr(), fmt.Errorf("idle for %v", idle))
+			cc.shutdown()
+		}
 	}
 }
 
 func (s *clientServer) close() error {
 	s.mu.Lock()
 	s.done = true
-	for c := range s.conns {
-		c.conn.Close()
+	for e := s.pending.Front(); e != nil; e = e.Next() {
+		e.Value.(*pendingClient).c.Close()
+	}
+	for cc := range s.conns {
+		cc.shutdown()
 	}
 	s.mu.Unlock()
+	s.cancel()
 	err := s.ln.Close()
 	s.wg.Wait()
+	s.refusals.Close()
+	s.acceptLg.Close()
 	return err
 }
 
-// clientConn is one client connection: a reader goroutine that takes
-// requests, and a writer goroutine that sends what the node answers.
-type clientConn struct {
-	s        *clientServer
-	conn     *paxosnet.Conn
-	mu       sync.Mutex
-	out      []clientResponse
-	inflight int
-	kick     chan struct{}
-	closed   chan struct{}
-}
-
-func (s *clientServer) serve(c stdnet.Conn) {
+// serve runs the handshake of a connection, then serves it until it fails,
+// goes idle, or the server closes.
+func (s *clientServer) serve(pc *pendingClient) {
 	defer s.wg.Done()
-	n := s.n
-	conn, err := paxosnet.ServerHandshake(c, n.cfg.ID, func(h paxosnet.Hello) error {
-		switch {
-		case h.Kind != paxosnet.KindClient:
-			return fmt.Errorf("this is a client port; connection kind %d", h.Kind)
-		case h.ClusterID != n.cfg.ClusterID:
-			return fmt.Errorf("wrong cluster: this is cluster %q, the client wants %q", n.cfg.ClusterID, h.ClusterID)
-		}
-		return nil
-	}, n.cfg.MaxFrameBytes, 5e9)
+	conn, raw, reason, err := s.handshake(pc.c)
+	s.mu.Lock()
+	evicted := pc.evicted
+	if !evicted {
+		s.pending.Remove(pc.elem)
+	}
 	if err != nil {
-		n.log.Warn("refused a client", "error", err)
+		s.mu.Unlock()
+		if !evicted {
+			s.refuse(pc.c.RemoteAddr(), reason, err)
+		}
 		return
 	}
-	cc := &clientConn{s: s, conn: conn, kick: make(chan struct{}, 1), closed: make(chan struct{})}
-	s.mu.Lock()
-	if s.done {
+	if evicted || s.done {
 		s.mu.Unlock()
 		conn.Close()
 		return
 	}
+	cc := &clientConn{s: s, conn: conn, raw: raw, kick: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{})}
+	cc.lastActive.Store(time.Now().UnixNano())
 	s.conns[cc] = struct{}{}
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go cc.writeLoop()
 	cc.readLoop()
-	close(cc.closed)
-	conn.Close()
+	cc.shutdown()
 	s.mu.Lock()
 	delete(s.conns, cc)
 	s.mu.Unlock()
 }
 
-func (cc *clientConn) readLoop() {
-	n := cc.s.n
+// handshake runs TLS, if configured, then the Hello exchange, within
+// ClientHandshakeTimeout. On failure c is closed, and a reason is
+// returned. A refusal tells the dialer nothing about this cluster: with
+// TLS, a dialer without a valid client certificate gets only a TLS alert;
+// past TLS (or without it), a Hello of another cluster is told "wrong
+// cluster", not which cluster this is.
+func (s *clientServer) handshake(c stdnet.Conn) (*paxosnet.Conn, stdnet.Conn, string, error) {
+	deadline := time.Now().Add(s.n.cfg.ClientHandshakeTimeout)
+	if s.tls != nil {
+		c.SetDeadline(deadline)
+		tc := tls.Server(c, s.tls)
+		ctx, cancel := context.WithDeadline(s.ctx, deadline)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return nil, nil, clientRefusedTLS, err
+		}
+		c = tc
+	}
+	conn, err := paxosnet.ServerHandshake(c, s.n.cfg.ID, s.checkHello, s.maxReq, time.Until(deadline))
+	if err != nil {
+		return nil, nil, clientRefusedHandshake, err
+	}
+	return conn, c, "", nil
+}
+
+func (s *clientServer) checkHello(h paxosnet.Hello) error {
+	switch {
+	case h.Kind != paxosnet.KindClient:
+		return errors.New("not a client connection")
+	case h.ClusterID != s.n.cfg.ClusterID:
+		return errors.New("wrong cluster")
+	}
+	return nil
+}
+
+// clientConn is one client connection: a reader goroutine that takes
+// requests, and a writer goroutine that sends what the node answers. The
+// reader waits, without reading, while the connection has
+// ClientMaxInflight requests being served or ClientMaxQueuedBytes of
+// responses waiting: a client that does not read its responses stops
+// being read, and the TCP window pushes back on it.
+type clientConn struct {
+	s    *clientServer
+	conn *paxosnet.Conn
+	raw  stdnet.Conn // under conn: the TLS or TCP connection
+
+	mu       sync.Mutex
+	out      []clientResponse // queued responses, oldest first
+	queued   int              // size() of the responses queued or being written
+	inflight int              // requests being served
+
+	// lastActive is when the connection last completed a request or a
+	// write (Unix nanoseconds).
+	lastActive atomic.Int64
+
+	kick chan struct{} // wakes the writer: a response was queued
+	room chan struct{} // wakes the reader: a request ended or a write drained
+	done chan struct{} // closed by shutdown
+	once sync.Once
+}
+
+// shutdown closes the connection and stops both goroutines.
+func (cc *clientConn) shutdown() {
+	cc.once.Do(func() {
+		close(cc.done)
+		cc.conn.Close()
+	})
+}
+
+func (cc *clientConn) touch() { cc.lastActive.Store(time.Now().UnixNano()) }
+
+// idleSince returns how long the connection has been idle at now: 0 while
+// it has requests in flight or responses to send.
+func (cc *clientConn) idleSince(now time.Time) time.Duration {
+	cc.mu.Lock()
+	busy := cc.inflight > 0 || cc.queued > 0
+	cc.mu.Unlock()
+	if busy {
+		return 0
+	}
+	return now.Sub(time.Unix(0, cc.lastActive.Load()))
+}
+
+// waitRoom waits until the connection may take another request; false if
+// it closed meanwhile.
+func (cc *clientConn) waitRoom() bool {
+	cfg := &cc.s.n.cfg
 	for {
+		cc.mu.Lock()
+		ok := cc.inflight < cfg.ClientMaxInflight && cc.queued < cfg.ClientMaxQueuedBytes
+		cc.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-cc.room:
+		case <-cc.done:
+			return false
+		}
+	}
+}
+
+func (cc *clientConn) readLoop() {
+	s := cc.s
+	for {
+		if !cc.waitRoom() {
+			return
+		}
 		frame, err := cc.conn.ReadFrame()
 		if err != nil {
 			if errors.Is(err, paxosnet.ErrFrameTooLarge) {
-				n.log.Warn("closing a client connection", "remote", cc.conn.RemoteAddr(), "error", err)
+				s.refusals.Add(clientClosedTooLarge, cc.conn.RemoteAddr(), err)
+				cc.refuseTooLarge()
 			}
 			return
 		}
 		var req clientRequest
 		if err := decodeMsgpack(frame, &req); err != nil {
-			n.log.Warn("closing a client connection: malformed request", "remote", cc.conn.RemoteAddr(), "error", err)
+			s.refusals.Add(clientClosedMalformed, cc.conn.RemoteAddr(), fmt.Errorf("malformed request: %w", err))
 			return
 		}
+		cc.touch()
 		cc.handle(req)
 	}
+}
+
+// refuseTooLarge answers a request frame above the limit, which was not
+// read, with ErrTooLarge under ID 0, then closes the connection gently:
+// it stops writing and reads (and drops) what the client is still sending
+// for a moment, so that its response is not lost in a reset.
+func (cc *clientConn) refuseTooLarge() {
+	s := cc.s
+	resp := clientResponse{Status: statusError, Code: codeTooLarge,
+		Message: fmt.Sprintf("%v: a request frame is at most %d bytes (MaxCommandBytes %d, plus %d for the request)",
+			ErrTooLarge, s.maxReq, s.n.cfg.MaxCommandBytes, clientEnvelopeBytes)}
+	if err := cc.conn.WriteFrames(s.n.cfg.ClientWriteTimeout, encodeMsgpack(&resp)); err != nil {
+		return
+	}
+	if cw, ok := cc.raw.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	cc.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.Copy(io.Discard, io.LimitReader(cc.raw, 64<<20))
 }
 
 func (cc *clientConn) handle(req clientRequest) {
 	n := cc.s.n
 	cc.mu.Lock()
-	if cc.inflight >= maxInflightPerConn {
-		cc.mu.Unlock()
-		cc.reply(req.ID, nil, ErrBusy, false)
-		return
-	}
 	cc.inflight++
 	cc.mu.Unlock()
 	if req.Op == opStatus {
 		st := n.Status()
-		cc.mu.Lock()
-		cc.out = append(cc.out, clientResponse{ID: req.ID, Result: encodeMsgpack(&st)})
-		cc.inflight--
-		cc.mu.Unlock()
-		cc.wake()
+		cc.queue(clientResponse{ID: req.ID, Result: encodeMsgpack(&st)})
 		return
 	}
-	if req.Redirect {
+	if req.Redirect && (req.Op == opSubmit || req.Op == opQuery) {
 		if st := n.Status(); st.Role != "leader" && st.HasLead {
 			if addr := n.cfg.ClientAddrs[st.Leader]; addr != "" {
-				cc.mu.Lock()
-				cc.out = append(cc.out, clientResponse{ID: req.ID, Status: statusRedirect, Leader: addr})
-				cc.inflight--
-				cc.mu.Unlock()
-				cc.wake()
+				cc.queue(clientResponse{ID: req.ID, Status: statusRedirect, Leader: addr})
 				return
 			}
 		}
@@ -235,7 +487,7 @@ func (cc *clientConn) handle(req clientRequest) {
 			err = errors.New("client id and sequence number must not be 0")
 			break
 		}
-		err = n.submit(req.ClientID, req.Seq, req.Payload, func(r Result) { cc.reply(req.ID, r.Response, r.Err, true) })
+		err = n.submit(req.ClientID, req.Seq, req.Payload, func(r Result) { cc.reply(req.ID, r.Response, r.Err) })
 	case opQuery:
 		qr, ok := n.sm.(Querier)
 		if !ok {
@@ -243,18 +495,18 @@ func (cc *clientConn) handle(req clientRequest) {
 			break
 		}
 		var resp []byte
-		_, err = n.read(func() { resp = qr.Query(req.Payload) }, func(err error) { cc.reply(req.ID, resp, err, true) })
+		_, err = n.read(func() { resp = qr.Query(req.Payload) }, func(err error) { cc.reply(req.ID, resp, err) })
 	default:
 		err = fmt.Errorf("unknown operation %d", req.Op)
 	}
 	if err != nil {
-		cc.reply(req.ID, nil, err, true)
+		cc.reply(req.ID, nil, err)
 	}
 }
 
-// reply queues a response; counted says whether it ends an inflight
-// request. It is called from the node's loop, so it never blocks.
-func (cc *clientConn) reply(id uint64, result []byte, err error, counted bool) {
+// reply queues the response to a request. It is called from the node's
+// loop, so it never blocks.
+func (cc *clientConn) reply(id uint64, result []byte, err error) {
 	resp := clientResponse{ID: id, Result: result}
 	if err != nil {
 		resp.Status, resp.Code, resp.Message = statusError, errorCode(err), err.Error()
@@ -263,29 +515,45 @@ func (cc *clientConn) reply(id uint64, result []byte, err error, counted bool) {
 			resp.Leader = nl.LeaderAddr
 		}
 	}
-	cc.mu.Lock()
-	cc.out = append(cc.out, resp)
-	if counted {
-		cc.inflight--
-	}
-	cc.mu.Unlock()
-	cc.wake()
+	cc.queue(resp)
 }
 
-func (cc *clientConn) wake() {
+// queue queues resp, which ends a request in flight.
+func (cc *clientConn) queue(resp clientResponse) {
+	cc.mu.Lock()
+	cc.inflight--
 	select {
-	case cc.kick <- struct{}{}:
+	case <-cc.done:
+		// Nobody will write it: drop it.
+	default:
+		cc.out = append(cc.out, resp)
+		cc.queued += resp.size()
+	}
+	cc.mu.Unlock()
+	signal(cc.kick)
+	signal(cc.room)
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
 	default:
 	}
 }
 
-// writeLoop sends queued responses, all that are queued in one write.
+// writeChunk is about the most one write carries, unless a single
+// response is longer.
+const clientWriteChunk = 256 << 10
+
+// writeLoop sends queued responses, many per write, and releases their
+// bytes from the queue's count as each write completes.
 func (cc *clientConn) writeLoop() {
 	defer cc.s.wg.Done()
+	timeout := cc.s.n.cfg.ClientWriteTimeout
 	var frames [][]byte
 	for {
 		select {
-		case <-cc.closed:
+		case <-cc.done:
 			return
 		case <-cc.kick:
 		}
@@ -293,16 +561,29 @@ func (cc *clientConn) writeLoop() {
 		out := cc.out
 		cc.out = nil
 		cc.mu.Unlock()
-		frames = frames[:0]
+		frames, bytes, counted := frames[:0], 0, 0
 		for i := range out {
-			frames = append(frames, encodeMsgpack(&out[i]))
-		}
-		if len(frames) == 0 {
-			continue
-		}
-		if err := cc.conn.WriteFrames(5e9, frames...); err != nil {
-			cc.conn.Close()
-			return
+			f := encodeMsgpack(&out[i])
+			counted += out[i].size()
+			out[i] = clientResponse{} // the frame holds its bytes now
+			frames = append(frames, f)
+			bytes += len(f)
+			if bytes < clientWriteChunk && i < len(out)-1 {
+				continue
+			}
+			err := cc.conn.WriteFrames(timeout, frames...)
+			clear(frames)
+			frames, bytes = frames[:0], 0
+			if err != nil {
+				cc.shutdown()
+				return
+			}
+			cc.mu.Lock()
+			cc.queued -= counted
+			cc.mu.Unlock()
+			counted = 0
+			cc.touch()
+			signal(cc.room)
 		}
 	}
 }

@@ -75,7 +75,6 @@ func (v *view) UnmarshalBinary(data []byte) error {
 
 type messageCodec struct {
 	enc     *codec.Encoder
-	dec     *codec.Decoder
 	scratch []byte
 	wm      wireMessage
 }
@@ -83,7 +82,6 @@ type messageCodec struct {
 func newMessageCodec() *messageCodec {
 	mc := &messageCodec{scratch: make([]byte, 0, 1024)}
 	mc.enc = codec.NewEncoderBytes(&mc.scratch, msgpackHandle)
-	mc.dec = codec.NewDecoderBytes(nil, msgpackHandle)
 	return mc
 }
 
@@ -109,27 +107,228 @@ func (mc *messageCodec) encode(m paxos.Message) []byte {
 
 // decode decodes a message. Its values are views of b, which the caller
 // hands over (a received frame belongs to its receiver).
+//
+// It is a strict decoder of exactly what encode writes (msgpack arrays,
+// unsigned integers, booleans, bin or nil for values), written by hand so
+// that nothing is allocated for what the frame does not hold: an entry
+// takes at least minWireEntryBytes on the wire, so a count of entries
+// above what the rest of the frame can hold is refused before the entries
+// are allocated, and they are then allocated once, at their exact count.
+// (The generic decoder grew the entries one by one: a 4 MB frame declaring
+// 4 million nil entries took a follower from 36 MB to 748 MB before it
+// was refused.)
 func (mc *messageCodec) decode(b []byte) (paxos.Message, error) {
-	var wm wireMessage
-	mc.dec.ResetBytes(b)
-	if err := mc.dec.Decode(&wm); err != nil {
+	m, err := decodeMessage(b)
+	if err != nil {
 		return paxos.Message{}, fmt.Errorf("engine: malformed message: %w", err)
 	}
-	if n := mc.dec.NumBytesRead(); n != len(b) {
-		return paxos.Message{}, fmt.Errorf("engine: malformed message: %d trailing bytes", len(b)-n)
+	return m, nil
+}
+
+// minWireEntryBytes is the least an entry takes on the wire: a fixarray
+// header, a slot, a ballot (a fixarray of two integers) and a value (nil),
+// one byte each.
+const minWireEntryBytes = 6
+
+func decodeMessage(b []byte) (paxos.Message, error) {
+	r := wireReader{b: b}
+	var m paxos.Message
+	if err := r.arrayOf(10, "message"); err != nil {
+		return m, err
 	}
-	m := paxos.Message{
-		Type: paxos.MessageType(wm.Type), From: paxos.NodeID(wm.From), To: paxos.NodeID(wm.To),
-		Ballot: paxos.Ballot{Round: wm.Ballot.Round, Node: paxos.NodeID(wm.Ballot.Node)},
-		Slot:   wm.Slot, Commit: wm.Commit, Reject: wm.Reject, Context: wm.Context, Value: wm.Value,
+	typ := r.uint("type")
+	if typ > 255 {
+		return m, fmt.Errorf("message type %d", typ)
 	}
-	if len(wm.Entries) > 0 {
-		m.Entries = make([]paxos.Entry, len(wm.Entries))
-		for i, e := range wm.Entries {
-			m.Entries[i] = paxos.Entry{Slot: e.Slot, Ballot: paxos.Ballot{Round: e.Ballot.Round, Node: paxos.NodeID(e.Ballot.Node)}, Value: e.Value}
+	m.Type = paxos.MessageType(typ)
+	m.From = paxos.NodeID(r.uint("from"))
+	m.To = paxos.NodeID(r.uint("to"))
+	m.Ballot = r.ballot()
+	m.Slot = r.uint("slot")
+	m.Commit = r.uint("commit")
+	count, err := r.arrayLen("entries")
+	if err != nil {
+		return m, err
+	}
+	if count > r.left()/minWireEntryBytes {
+		return m, fmt.Errorf("%d entries declared, but only %d bytes left in the frame", count, r.left())
+	}
+	if count > 0 {
+		m.Entries = make([]paxos.Entry, count)
+		for i := range m.Entries {
+			e := &m.Entries[i]
+			if err := r.arrayOf(3, "entry"); err != nil {
+				return paxos.Message{}, err
+			}
+			e.Slot = r.uint("entry slot")
+			e.Ballot = r.ballot()
+			e.Value = r.bin("entry value")
+			if r.err != nil {
+				return paxos.Message{}, r.err
+			}
 		}
 	}
+	m.Reject = r.bool("reject")
+	m.Context = r.uint("context")
+	m.Value = r.bin("value")
+	if r.err != nil {
+		return paxos.Message{}, r.err
+	}
+	if r.left() != 0 {
+		return paxos.Message{}, fmt.Errorf("%d trailing bytes", r.left())
+	}
 	return m, nil
+}
+
+// wireReader reads the msgpack that encode writes. After an error, every
+// read returns a zero value and err keeps the first error.
+type wireReader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *wireReader) left() int { return len(r.b) - r.off }
+
+func (r *wireReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, args...)
+	}
+}
+
+// next returns the next n bytes, or nil (and an error) if there are fewer.
+func (r *wireReader) next(n int, what string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > r.left() {
+		r.fail("%s: %d bytes needed, %d left", what, n, r.left())
+		return nil
+	}
+	p := r.b[r.off : r.off+n : r.off+n]
+	r.off += n
+	return p
+}
+
+func (r *wireReader) byte1(what string) (byte, bool) {
+	p := r.next(1, what)
+	if p == nil {
+		return 0, false
+	}
+	return p[0], true
+}
+
+// beUint reads an n-byte big-endian unsigned integer.
+func (r *wireReader) beUint(n int, what string) uint64 {
+	p := r.next(n, what)
+	var v uint64
+	for _, c := range p {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// uint reads an unsigned integer: a positive fixint or uint 8 to 64.
+func (r *wireReader) uint(what string) uint64 {
+	c, ok := r.byte1(what)
+	if !ok {
+		return 0
+	}
+	switch {
+	case c <= 0x7f:
+		return uint64(c)
+	case c == 0xcc:
+		return r.beUint(1, what)
+	case c == 0xcd:
+		return r.beUint(2, what)
+	case c == 0xce:
+		return r.beUint(4, what)
+	case c == 0xcf:
+		return r.beUint(8, what)
+	}
+	r.fail("%s: not an unsigned integer (0x%02x)", what, c)
+	return 0
+}
+
+func (r *wireReader) bool(what string) bool {
+	c, ok := r.byte1(what)
+	switch {
+	case !ok:
+	case c == 0xc2:
+		return false
+	case c == 0xc3:
+		return true
+	default:
+		r.fail("%s: not a boolean (0x%02x)", what, c)
+	}
+	return false
+}
+
+// arrayLen reads an array header (nil reads as an empty array). The
+// length is not checked against what is left: the caller does, knowing
+// what an element takes.
+func (r *wireReader) arrayLen(what string) (int, error) {
+	c, ok := r.byte1(what)
+	var n uint64
+	switch {
+	case !ok:
+	case c == 0xc0:
+	case c&0xf0 == 0x90:
+		n = uint64(c & 0x0f)
+	case c == 0xdc:
+		n = r.beUint(2, what)
+	case c == 0xdd:
+		n = r.beUint(4, what)
+	default:
+		r.fail("%s: not an array (0x%02x)", what, c)
+	}
+	return int(n), r.err
+}
+
+// arrayOf reads the header of an array of exactly n elements.
+func (r *wireReader) arrayOf(n int, what string) error {
+	got, err := r.arrayLen(what)
+	if err == nil && got != n {
+		r.fail("%s: an array of %d elements, want %d", what, got, n)
+	}
+	return r.err
+}
+
+func (r *wireReader) ballot() paxos.Ballot {
+	if r.arrayOf(2, "ballot") != nil {
+		return paxos.Ballot{}
+	}
+	return paxos.Ballot{Round: r.uint("ballot round"), Node: paxos.NodeID(r.uint("ballot node"))}
+}
+
+// bin reads a value: a view of the bytes of a bin (empty, not nil, for an
+// empty one), or nil for nil.
+func (r *wireReader) bin(what string) []byte {
+	c, ok := r.byte1(what)
+	var n uint64
+	switch {
+	case !ok:
+		return nil
+	case c == 0xc0:
+		return nil
+	case c == 0xc4:
+		n = r.beUint(1, what)
+	case c == 0xc5:
+		n = r.beUint(2, what)
+	case c == 0xc6:
+		n = r.beUint(4, what)
+	default:
+		r.fail("%s: not a bin (0x%02x)", what, c)
+		return nil
+	}
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(r.left()) {
+		r.fail("%s: %d bytes declared, %d left", what, n, r.left())
+		return nil
+	}
+	return r.next(int(n), what)
 }
 
 func encodeMsgpack(v any) []byte {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	stdnet "net"
 	"path/filepath"
 	"time"
 
@@ -23,6 +24,22 @@ const (
 	DefaultSnapshotsKept           = 2
 	DefaultSnapshotSendBytesPerSec = 64 << 20
 	DefaultSnapshotChunkBytes      = 256 << 10
+)
+
+// Defaults of the client port's bounds and of the command size; see
+// Config.
+const (
+	DefaultClientHandshakeTimeout = 5 * time.Second
+	DefaultClientIdleTimeout      = 60 * time.Second
+	DefaultClientMaxConns         = 1024
+	DefaultClientMaxInflight      = 8
+	DefaultClientMaxQueuedBytes   = 8 << 20
+	DefaultClientWriteTimeout     = 5 * time.Second
+	DefaultRefusalLogInterval     = 10 * time.Second
+	DefaultMaxCommandBytes        = 1 << 20
+	// clientEnvelopeBytes is what a client request carries besides its
+	// payload, at most (IDs, op, flags: about 40 bytes), with room.
+	clientEnvelopeBytes = 1 << 10
 )
 
 // Config configures a Node. ID, Peers and DataDir are required; every
@@ -113,10 +130,77 @@ type Config struct {
 	// trusted.
 	//
 	// Start refuses a config with none of them, unless Transport is set.
-	// The client port (ClientAddr) has no TLS yet, whatever they say.
-	TLSDir   string
-	PeerTLS  *tls.Config
-	Insecure bool
+	//
+	// The client port (ClientAddr) runs TLS too, with client certificates
+	// required: only clients holding a certificate of the cluster's CA
+	// (client.pem of the TLSDir, or any certificate the CA issued for this
+	// cluster) get past the TLS handshake. Its config is, in order:
+	// ClientTLS if set; else, with TLSDir, certs.ClientPortConfig of this
+	// replica's certificate (ClientTLSServerOnly drops the client
+	// certificate requirement: the connection is encrypted and the replica
+	// authenticated, but anyone who reaches the port may use it, and its
+	// certificate, which names the cluster and the replica, goes to anyone
+	// who starts a TLS handshake); else, with Insecure, plaintext. Start
+	// refuses a ClientAddr with none of them. Insecure thus means "every
+	// port that has no TLS config runs in plaintext".
+	TLSDir              string
+	PeerTLS             *tls.Config
+	ClientTLS           *tls.Config
+	ClientTLSServerOnly bool
+	Insecure            bool
+
+	// Bounds of the client port, each checked before anything is
+	// allocated for what it bounds:
+	//
+	// ClientListener, if set, is used instead of listening on ClientAddr
+	// (the node closes it).
+	//
+	// ClientHandshakeTimeout bounds the TLS handshake and the Hello
+	// exchange of a new connection (default 5 s).
+	//
+	// ClientIdleTimeout closes a connection that has no request in flight,
+	// no response waiting to be sent, and completed no request for that
+	// long; a request frame that takes longer than that to arrive closes
+	// it too (default 60 s). The Go client reconnects by itself.
+	//
+	// ClientMaxConns bounds the connections open at once, established or
+	// in their handshake (default DefaultClientMaxConns, 1024). The policy
+	// is the peer port's: a newcomer beyond it evicts the oldest connection
+	// still in its handshake, or, if every connection is established, is
+	// closed at once (without a word: before the handshake there is nobody
+	// to tell).
+	//
+	// ClientMaxInflight bounds the requests of one connection being
+	// served, and ClientMaxQueuedBytes the bytes of its responses waiting
+	// to be written (defaults 8 and 8 MiB). Beyond either, the node stops
+	// reading the connection's requests until its responses drain: a
+	// client that pipelines requests and reads no responses holds at most
+	// ClientMaxQueuedBytes plus ClientMaxInflight of the largest responses
+	// the state machine gives, and the TCP window does the rest.
+	//
+	// ClientWriteTimeout closes a connection whose client does not take a
+	// write's bytes within it (default 5 s).
+	//
+	// RefusalLogInterval: each refused client connection (and each failed
+	// accept) is logged at debug level; at warn level, the first after a
+	// quiet period at once, then one summary line per interval at most
+	// (default 10 s).
+	ClientListener         stdnet.Listener
+	ClientHandshakeTimeout time.Duration
+	ClientIdleTimeout      time.Duration
+	ClientMaxConns         int
+	ClientMaxInflight      int
+	ClientMaxQueuedBytes   int
+	ClientWriteTimeout     time.Duration
+	RefusalLogInterval     time.Duration
+
+	// MaxCommandBytes bounds one command's payload, on the client port and
+	// in Node.Submit; a longer one is refused with ErrTooLarge, and never
+	// proposed. A client-port request frame is bounded by it too (plus
+	// 1 KiB for the request's envelope), so it also bounds a query.
+	// Default DefaultMaxCommandBytes (1 MiB); at most MaxMsgBytes minus
+	// 1 KiB, so that a command always fits in one message.
+	MaxCommandBytes int
 
 	// Logger receives the node's log. Default: no logging.
 	Logger hclog.Logger
@@ -152,6 +236,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("engine: Config.TLSDir and Config.PeerTLS configure the default transport, but Config.Transport is set")
 	case !secured && !c.Insecure && c.Transport == nil:
 		return c, ErrNoTLS
+	case c.ClientTLS != nil && c.ClientTLSServerOnly:
+		return c, errors.New("engine: Config.ClientTLSServerOnly applies to the client port's config derived from Config.TLSDir, but Config.ClientTLS is set")
+	case c.ClientTLSServerOnly && c.TLSDir == "":
+		return c, errors.New("engine: Config.ClientTLSServerOnly needs Config.TLSDir, whose certificate the client port serves")
+	case (c.ClientAddr != "" || c.ClientListener != nil) && c.ClientTLS == nil && c.TLSDir == "" && !c.Insecure:
+		return c, ErrNoClientTLS
 	}
 	if c.ElectionTimeout <= 0 {
 		c.ElectionTimeout = time.Second
@@ -194,6 +284,29 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SnapshotChunkBytes > c.MaxFrameBytes/2 {
 		c.SnapshotChunkBytes = c.MaxFrameBytes / 2
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.ClientHandshakeTimeout, DefaultClientHandshakeTimeout)
+	def(&c.ClientIdleTimeout, DefaultClientIdleTimeout)
+	def(&c.ClientWriteTimeout, DefaultClientWriteTimeout)
+	def(&c.RefusalLogInterval, DefaultRefusalLogInterval)
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt(&c.ClientMaxConns, DefaultClientMaxConns)
+	defInt(&c.ClientMaxInflight, DefaultClientMaxInflight)
+	defInt(&c.ClientMaxQueuedBytes, DefaultClientMaxQueuedBytes)
+	if c.MaxCommandBytes <= 0 {
+		c.MaxCommandBytes = min(DefaultMaxCommandBytes, c.MaxMsgBytes-clientEnvelopeBytes)
+	}
+	if c.MaxCommandBytes > c.MaxMsgBytes-clientEnvelopeBytes {
+		return c, fmt.Errorf("engine: MaxCommandBytes %d is above MaxMsgBytes %d minus 1 KiB: such a command might not fit in a message", c.MaxCommandBytes, c.MaxMsgBytes)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -24,9 +24,21 @@ var (
 	// ErrSessionExpired: the client's session expired; the command was not
 	// executed. Start over with a new client ID.
 	ErrSessionExpired = errors.New("paxos: client session expired")
+	// ErrTooLarge: the command (or request) is longer than the node's
+	// MaxCommandBytes; it was not proposed, and retrying it will not help.
+	ErrTooLarge = errors.New("paxos: command too large")
+	// ErrResponseNotKept: a retry of a command that was executed, whose
+	// response the session table did not keep (longer than
+	// session.MaxCachedResponseBytes, or dropped to keep the table within
+	// session.MaxCachedBytes). The command ran once; its response is lost.
+	ErrResponseNotKept = errors.New("paxos: the command was executed, but its response was not kept for a retry")
 	// ErrNoTLS: Start was given no TLS for the peer port, nor Insecure.
 	ErrNoTLS = errors.New("engine: the peer port needs TLS: set Config.TLSDir to a directory made by `paxos certs` " +
 		"(or Config.PeerTLS), or set Config.Insecure to run it unauthenticated on a network where every host is trusted")
+	// ErrNoClientTLS: Start was given a client port (ClientAddr) but no
+	// TLS for it, nor Insecure.
+	ErrNoClientTLS = errors.New("engine: the client port needs TLS: set Config.TLSDir to a directory made by `paxos certs` " +
+		"(or Config.ClientTLS), or set Config.Insecure to serve clients in plaintext, unauthenticated, on a network where every host is trusted")
 )
 
 // NotLeaderError is an ErrNotLeader with a hint: the leader's client

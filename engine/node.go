@@ -38,6 +38,18 @@ type Querier interface {
 	Query(q []byte) []byte
 }
 
+// ReadOnlyCommands is implemented by state machines some of whose
+// commands change nothing: a read sent as a command, through the log.
+// ReadOnly must be deterministic (a function of cmd alone, the same on
+// every replica and in every version that shares a log), and Apply of a
+// command it reports read-only must change nothing. The session table then
+// keeps no response for such a command (a read's response can be as long
+// as the state), and runs a retry of it again instead of answering from
+// the table.
+type ReadOnlyCommands interface {
+	ReadOnly(cmd []byte) bool
+}
+
 // Node is one replica: the protocol core driven by one goroutine that
 // owns it, with the write-ahead log, the snapshot store and the transport.
 // Its methods are safe for concurrent use.
@@ -54,6 +66,7 @@ type Node struct {
 	rn            *paxos.RawNode
 	codec         *messageCodec
 	sessions      *session.Table
+	readOnly      func([]byte) bool // the state machine's ReadOnly, or nil
 	applied       uint64
 	appliedBallot paxos.Ballot
 	results       []resolved
@@ -185,6 +198,9 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		persistErr:  make(chan error, 1),
 		persistDone: make(chan struct{}),
 	}
+	if ro, ok := sm.(ReadOnlyCommands); ok {
+		n.readOnly = ro.ReadOnly
+	}
 	if err := n.open(); err != nil {
 		n.closeResources()
 		return nil, err
@@ -207,6 +223,9 @@ func (n *Node) open() error {
 			return fmt.Errorf("engine: the peer port's certificates: %w", err)
 		}
 		n.cfg.PeerTLS = certs.PeerConfig(b)
+		if n.cfg.ClientTLS == nil {
+			n.cfg.ClientTLS = certs.ClientPortConfig(b, certs.ClientPortOptions{ServerOnly: n.cfg.ClientTLSServerOnly})
+		}
 	}
 	if n.incarnation, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
 		return err
@@ -278,7 +297,7 @@ func (n *Node) open() error {
 		}
 		n.tr = tr
 	}
-	if n.cfg.ClientAddr != "" {
+	if n.cfg.ClientAddr != "" || n.cfg.ClientListener != nil {
 		if n.cs, err = startClientServer(n); err != nil {
 			return err
 		}
@@ -646,13 +665,15 @@ func (n *Node) apply(ents []paxos.Entry) error {
 		if e.Slot <= n.applied {
 			continue // covered by the snapshot the node restarted from
 		}
-		err := n.sessions.Apply(e.Slot, e.Value, n.sm.Apply, func(r session.Result) {
+		err := n.sessions.ApplyWith(e.Slot, e.Value, n.sm.Apply, n.readOnly, func(r session.Result) {
 			res := Result{Response: r.Response}
 			switch r.Outcome {
 			case session.Stale:
 				res.Err = ErrStale
 			case session.Expired:
 				res.Err = ErrSessionExpired
+			case session.NotKept:
+				res.Err = ErrResponseNotKept
 			}
 			n.results = append(n.results, resolved{cmdKey{r.Command.ClientID, r.Command.Seq}, res})
 		})
@@ -738,9 +759,12 @@ func (n *Node) sweep() {
 // return (the command may still be proposed): the caller must not modify
 // it after the call.
 //
-// It returns ErrNotLeader (a *NotLeaderError) when no leader is known,
-// ErrBusy when too much is uncommitted, ErrTimeout when ctx ends first
-// (the command may still be applied: retry it), and ErrStale,
+// It returns ErrTooLarge, at once, for a payload longer than
+// Config.MaxCommandBytes (nothing is proposed: do not retry it),
+// ErrNotLeader (a *NotLeaderError) when no leader is known, ErrBusy when
+// too much is uncommitted, ErrTimeout when ctx ends first (the command may
+// still be applied: retry it), ErrResponseNotKept for a retry of a command
+// that was executed but whose response was not kept, and ErrStale,
 // ErrSessionExpired or ErrClosed.
 func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte) ([]byte, error) {
 	ch := make(chan Result, 1)
@@ -766,7 +790,14 @@ func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result))
 		n.mu.Unlock()
 		return err
 	}
-	if n.batchBytes+len(payload) > max(n.cfg.MaxBatchBytes, paxos.DefaultMaxBatchBytes)*4 {
+	if len(payload) > n.cfg.MaxCommandBytes {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: %d bytes, the limit (MaxCommandBytes) is %d", ErrTooLarge, len(payload), n.cfg.MaxCommandBytes)
+	}
+	// Room for a batch of four MaxBatchBytes, or two of the largest
+	// commands: a command of any allowed size fits an empty batch, so that
+	// ErrBusy always means "retry later".
+	if n.batchBytes+len(payload) > max(max(n.cfg.MaxBatchBytes, paxos.DefaultMaxBatchBytes)*4, 2*n.cfg.MaxCommandBytes) {
 		n.mu.Unlock()
 		return ErrBusy
 	}
@@ -961,6 +992,8 @@ func (n *Node) closeResources() error {
 	var errs []error
 	if n.cs != nil {
 		errs = append(errs, n.cs.close())
+	} else if n.cfg.ClientListener != nil {
+		errs = append(errs, n.cfg.ClientListener.Close())
 	}
 	if n.tr != nil {
 		errs = append(errs, n.tr.Close())

@@ -470,7 +470,7 @@ func TestClientLibrary(t *testing.T) {
 	leader := c.leader()
 	// Start at a follower: the client is redirected to the leader.
 	follower := leader%3 + 1
-	cl := NewClient([]string{c.client[follower]}, ClientOptions{ClusterID: "test"})
+	cl := NewClient([]string{c.client[follower]}, ClientOptions{ClusterID: "test", TLSDir: c.tlsDir})
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -490,12 +490,18 @@ func TestClientLibrary(t *testing.T) {
 	if st, err := cl.Status(ctx); err != nil || st.Role != "leader" || st.Applied < 5 {
 		t.Fatalf("Status: %+v, %v", st, err)
 	}
-	// A client of another cluster is refused with a clear error.
-	wrong := NewClient([]string{c.client[leader]}, ClientOptions{ClusterID: "other"})
+	// A client of another cluster is refused with a clear error (that
+	// does not say which cluster this is). It gets that far only with a
+	// certificate of this cluster's CA.
+	b, err := certs.LoadClient(c.tlsDir, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := NewClient([]string{c.client[leader]}, ClientOptions{ClusterID: "other", TLS: certs.ClientConfig(b)})
 	defer wrong.Close()
 	wctx, wcancel := context.WithTimeout(ctx, time.Second)
 	defer wcancel()
-	if _, err := wrong.Submit(wctx, []byte("x")); err == nil || !strings.Contains(err.Error(), "wrong cluster") {
+	if _, err := wrong.Submit(wctx, []byte("x")); err == nil || !strings.Contains(err.Error(), "wrong cluster") || strings.Contains(err.Error(), `"test"`) {
 		t.Fatalf("a client of another cluster: %v", err)
 	}
 }

@@ -94,3 +94,28 @@ func (r *rateLog) close() {
 		r.timer.Stop()
 	}
 }
+
+// RateLog is the refusal log of the peer port, for other listeners (the
+// engine's client port): events a stranger can cause at will are logged
+// at debug level each; at warn level, the first after a quiet period at
+// once, and those that follow as one summary line per interval at most,
+// with their reasons counted. It is safe for concurrent use.
+type RateLog struct{ r *rateLog }
+
+// NewRateLog returns a RateLog writing to log: first is the message of an
+// event's line; summary the format of the summary line, given the count
+// and the interval (as "refused %d client connections in the last %v").
+func NewRateLog(log hclog.Logger, every time.Duration, first, summary string) *RateLog {
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	return &RateLog{newRateLog(log, every, first, summary)}
+}
+
+// Add records an event: reason is a short keyword counted in the summary
+// (may be empty), remote the other side (may be nil).
+func (r *RateLog) Add(reason string, remote stdnet.Addr, err error) { r.r.add(reason, remote, err) }
+
+// Close stops the summary timer; later events are logged at debug level
+// only.
+func (r *RateLog) Close() { r.r.close() }

@@ -267,6 +267,9 @@ func (n *RawNode) Step(m Message) error {
 		return fmt.Errorf("paxos: message for %s delivered to %s", m.To, n.id)
 	}
 	if err := checkEntries(m); err != nil {
+		if errors.Is(err, ErrProtocolViolation) {
+			n.violations++
+		}
 		return err
 	}
 	if !m.Ballot.canFollow() {
@@ -327,8 +330,21 @@ func (n *RawNode) Step(m Message) error {
 
 // checkEntries checks the entries of an Accept or Promise: consecutive
 // slots (after m.Slot, for an Accept) with well-formed values. A message
-// that fails is dropped whole.
+// that fails is dropped whole. Entries in any other message are a
+// protocol violation.
+//
+// Nothing here or after allocates in proportion to the slot numbers a
+// message names, only to its entries, which the decoder bounded by the
+// frame's bytes: an Accept whose first slot is beyond the log's end is
+// refused with a hint (a new leader starts every follower at its own
+// commit index, which may be any distance ahead of a lagging follower:
+// that is not a violation), and a Promise must report from the prepared
+// slot on (handlePromise), so the campaign's merge grows only with the
+// entries it holds.
 func checkEntries(m Message) error {
+	if len(m.Entries) > 0 && m.Type != MsgAccept && m.Type != MsgPromise {
+		return fmt.Errorf("%w: %s from %s carries %d entries", ErrProtocolViolation, m.Type, m.From, len(m.Entries))
+	}
 	for i, e := range m.Entries {
 		if m.Type == MsgAccept && e.Slot != m.Slot+1+uint64(i) {
 			return fmt.Errorf("paxos: %s from %s: entry %d is for slot %d, want %d", m.Type, m.From, i, e.Slot, m.Slot+1+uint64(i))

@@ -9,6 +9,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,9 @@ type Config struct {
 	// ClusterID is its name (default "chatroom").
 	Target    []string
 	ClusterID string
+	// TargetTLS secures the connections to Target's client ports (nil:
+	// plaintext, for a cluster started insecure).
+	TargetTLS *tls.Config
 	// Dir holds the in-process replicas' data (default: a temporary
 	// directory, removed after the run).
 	Dir string
@@ -477,7 +481,7 @@ type targetWriter struct {
 func newTargetWriter(cfg Config) *targetWriter {
 	w := &targetWriter{}
 	for i := 0; i < cfg.Clients; i++ {
-		w.clients = append(w.clients, chatroom.NewClient(cfg.Target, chatroom.Options{ClusterID: cfg.ClusterID}))
+		w.clients = append(w.clients, chatroom.NewClient(cfg.Target, chatroom.Options{ClusterID: cfg.ClusterID, TLS: cfg.TargetTLS}))
 	}
 	return w
 }

@@ -545,7 +545,7 @@ func (r *run) connect(id, server int) error {
 	}
 	c := &harnessClient{
 		id:        id,
-		c:         chatroom.NewClient(r.addrs(server), chatroom.Options{ClusterID: r.cluster, AttemptTimeout: time.Second}),
+		c:         chatroom.NewClient(r.addrs(server), chatroom.Options{ClusterID: r.cluster, TLSDir: r.tlsDir, AttemptTimeout: time.Second}),
 		connected: true,
 		queue:     make(chan putRequest, 1024),
 		done:      make(chan struct{}),
@@ -612,7 +612,7 @@ func (r *run) get(id int) error {
 
 // status asks server id for its state.
 func (r *run) status(ctx context.Context, id int) (engine.Status, error) {
-	c := engine.NewClient([]string{r.addr(id)}, engine.ClientOptions{ClusterID: r.cluster, AttemptTimeout: 500 * time.Millisecond})
+	c := engine.NewClient([]string{r.addr(id)}, engine.ClientOptions{ClusterID: r.cluster, TLSDir: r.tlsDir, AttemptTimeout: 500 * time.Millisecond})
 	defer c.Close()
 	return c.Status(ctx)
 }
@@ -647,7 +647,7 @@ func (r *run) waitLeader(timeout time.Duration) error {
 
 // readServer reads server id's own log (its state at a linearizable point).
 func (r *run) readServer(ctx context.Context, id int) ([]string, error) {
-	c := chatroom.NewClient([]string{r.addr(id)}, chatroom.Options{ClusterID: r.cluster, AttemptTimeout: time.Second})
+	c := chatroom.NewClient([]string{r.addr(id)}, chatroom.Options{ClusterID: r.cluster, TLSDir: r.tlsDir, AttemptTimeout: time.Second})
 	defer c.Close()
 	return c.Get(ctx)
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 type cli struct {
@@ -69,7 +70,6 @@ type repl struct {
 	cli
 	out    io.Writer
 	errOut io.Writer // notes for a person, apart from the REPL's answers; may be nil
-	noted  bool      // the note on the client port's plaintext was printed
 	client *chatroom.Client
 	port   int
 }
@@ -141,10 +141,6 @@ func (r *repl) connect(arg string) {
 		r.fail("%v", err)
 		return
 	}
-	if b != nil && !r.noted && r.errOut != nil {
-		fmt.Fprintf(r.errOut, "note: the client port has no TLS yet: the certificates of cluster %s are checked, the connection is plaintext\n", b.Cluster)
-		r.noted = true
-	}
 	addr := stdnet.JoinHostPort(r.Host, strconv.Itoa(port))
 	c, err := stdnet.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -155,7 +151,11 @@ func (r *repl) connect(arg string) {
 	if r.client != nil {
 		r.client.Close()
 	}
-	r.client = chatroom.NewClient([]string{addr}, chatroom.Options{ClusterID: r.ClusterID})
+	opts := chatroom.Options{ClusterID: r.ClusterID}
+	if b != nil {
+		opts.TLS = certs.ClientConfig(b)
+	}
+	r.client = chatroom.NewClient([]string{addr}, opts)
 	r.port = port
 	r.respond("connected to server at port %d", port)
 }

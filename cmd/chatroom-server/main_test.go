@@ -135,8 +135,14 @@ func TestOriginalCommandLines(t *testing.T) {
 			done <- result{code, out}
 		}()
 	}
+	// The servers make the certificates the client needs.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat("data/tls/client-key.pem"); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	c := chatroom.NewClient([]string{fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])},
-		chatroom.Options{ClusterID: "chatroom"})
+		chatroom.Options{ClusterID: "chatroom", TLSDir: "data/tls"})
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err := c.Put(pctx, "hello")
 	pcancel()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/paxos-go/paxos/bench"
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // benchCmd measures write throughput and latency.
@@ -32,6 +34,9 @@ type benchCmd struct {
 	Target     []string      `sep:"," placeholder:"HOST:PORT,..." help:"Client addresses of a running chat room cluster to write to instead of starting one."`
 	TLSDir     string        `name:"tls-dir" placeholder:"DIR" help:"With --target: the cluster's certificates, as paxos certs writes them (default data/tls, as paxos up makes it)."`
 	ClusterID  string        `name:"cluster-id" default:"chatroom" help:"The --target cluster's name."`
+
+	// targetTLS is the --target clients' TLS, from checkTargetCerts.
+	targetTLS *tls.Config `kong:"-"`
 }
 
 // maxPayload bounds --payload: a command travels in one frame.
@@ -183,7 +188,7 @@ func (c *benchCmd) runRound(g *globals, clients int, modes []bool, warmup time.D
 			Nodes: c.Nodes, Clients: clients, PayloadBytes: c.Payload,
 			Warmup: warmup, Duration: c.Duration, NoFsync: !c.Fsync,
 			TLS:    tls && len(c.Target) == 0,
-			Target: c.Target, ClusterID: c.ClusterID, Logger: g.log,
+			Target: c.Target, ClusterID: c.ClusterID, TargetTLS: c.targetTLS, Logger: g.log,
 		}
 		progress := newProgressLine(g.errOut, clients, peerName(c, tls))
 		cfg.Progress = progress.show
@@ -254,15 +259,14 @@ func peerName(c *benchCmd, tls bool) string {
 }
 
 // checkTargetCerts reads the --target cluster's client certificates,
-// unless --insecure. The client port has no TLS yet, so they are only
-// checked: the writes go in plaintext, as the note says.
+// unless --insecure, for the clients' TLS connections.
 func (c *benchCmd) checkTargetCerts(g *globals) error {
 	t := cmdflags.TLS{Dir: c.TLSDir, Insecure: c.Insecure}
 	b, err := t.ClientBundle(cmdflags.DefaultTLSDir, c.ClusterID)
 	if err != nil || b == nil {
 		return err
 	}
-	fmt.Fprintf(g.errOut, "note: client ports have no TLS yet: the certificates of %s are checked, the writes go in plaintext\n", b.Cluster)
+	c.targetTLS = certs.ClientConfig(b)
 	return nil
 }
 

@@ -73,7 +73,7 @@ func TestUp(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c := chatroom.NewClient([]string{fmt.Sprintf("127.0.0.1:%d", clientPort)}, chatroom.Options{ClusterID: "chatroom"})
+	c := chatroom.NewClient([]string{fmt.Sprintf("127.0.0.1:%d", clientPort)}, chatroom.Options{ClusterID: "chatroom", TLSDir: filepath.Join(dir, "tls")})
 	pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
 	if _, err := c.Put(pctx, "hi"); err != nil {
 		t.Fatal(err)

@@ -31,9 +31,9 @@ type ServerConfig struct {
 	// needs no bigger). Negative values are refused.
 	ElectionTimeout time.Duration
 	SegmentBytes    int64
-	// TLSDir and Insecure secure the peer port, or not: see
-	// engine.Config. One of them is required. (The client port has no TLS
-	// yet: it will take its certificates from the same TLSDir.)
+	// TLSDir and Insecure secure both ports (the client port requires a
+	// client certificate of the same directory), or not: see
+	// engine.Config. One of them is required.
 	TLSDir   string
 	Insecure bool
 	Logger   hclog.Logger

@@ -12,8 +12,8 @@
 //
 // Its certificates are those of --tls-dir, or of data/tls (where paxos up
 // and chatroom-server put theirs) without it; --insecure uses none. They
-// are read at each connect. The client port has no TLS yet: for now they
-// are only checked, and the connection is plaintext.
+// are read at each connect, and the connection to the client port runs
+// TLS with the directory's client certificate.
 package main
 
 import (

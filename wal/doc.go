@@ -115,9 +115,14 @@
 // file and byte offset (ErrCorrupt). In the tail, reading stops at zeros or
 // at the first record that does not read back, and what follows the last
 // complete batch is judged by the rule below: an interrupted write is cut
-// off (the rest of the file is zeroed, so that stale bytes can never be
-// read as records later, and synced), and the cut is logged; anything else
-// is ErrCorrupt. Open also syncs the tail, because what it read may have
+// off, and the cut is logged; anything else is ErrCorrupt. The cut is a
+// truncation of the file to the end of the last complete batch, then an
+// fdatasync, and only then are zeros written again past it (and synced),
+// so that stale bytes can never be read as records later: a truncation is
+// done or not done after a power loss, and doing it again is harmless,
+// while zeroing the stale bytes in place could be left half done, some
+// sectors zeroed and others not, which the next Open would rightly take
+// for damage. Open also syncs the tail, because what it read may have
 // been written but not yet synced by the process that stopped, and the
 // directory, because that process may have renamed a segment into place or
 // deleted compacted ones without syncing it: nothing is acknowledged on top
@@ -135,15 +140,16 @@
 //
 // Only the tail's unsynced bytes can be torn: everything before the last
 // fdatasync is durable, and a sealed segment was synced whole. The space a
-// write goes to always holds zeros before it (segments are pre-written with
-// zeros and synced, and Open zeroes and syncs whatever follows a cut), so a
-// write interrupted by a crash leaves, in place of the bytes that did not
-// reach the disk, zeros or nothing (a file that ends early). It leaves them
-// in sectors, not bytes: the page cache writes pages back in any order, and
-// a disk writes the sectors of a page in any order, so any of the write's
-// 512-byte sectors may be missing while later ones are there; and a sector
-// being written when the power goes may be left with a prefix of its new
-// bytes and zeros after.
+// write goes to always holds zeros before it, or is past the end of the
+// file (segments are pre-written with zeros and synced, and Open cuts the
+// file at a torn write and syncs that before it writes zeros past the cut
+// again), so a write interrupted by a crash leaves, in place of the bytes
+// that did not reach the disk, zeros or nothing (a file that ends early).
+// It leaves them in sectors, not bytes: the page cache writes pages back in
+// any order, and a disk writes the sectors of a page in any order, so any
+// of the write's 512-byte sectors may be missing while later ones are
+// there; and a sector being written when the power goes may be left with a
+// prefix of its new bytes and zeros after.
 //
 // So after the last complete batch, a record that does not read back is
 // taken for a torn write only if the zeros explain it:

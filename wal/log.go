@@ -250,15 +250,39 @@ func (l *Log) recover() error {
 		l.log.Warn("cutting off the torn tail of an interrupted write",
 			"file", r.torn.File, "offset", r.torn.Offset, "stopped_at", r.torn.StopOffset, "reason", r.torn.Reason)
 	}
-	// Zero whatever follows the last complete batch, so that stale bytes
-	// can never be read as records later.
-	if err := zeroRange(tail.f, l.w.off, r.zeroEnd); err != nil {
-		return fmt.Errorf("wal: zeroing the tail of %s: %w", tail.name, err)
-	}
-	// What was read back may have been written but never synced by the
-	// process that stopped; sync it before anything is built on it.
-	if err := l.sync(tail.f); err != nil {
-		return fmt.Errorf("wal: syncing %s: %w", tail.name, err)
+	if r.torn == nil {
+		// What was read back may have been written but never synced by the
+		// process that stopped; sync it before anything is built on it.
+		if err := l.sync(tail.f); err != nil {
+			return fmt.Errorf("wal: syncing %s: %w", tail.name, err)
+		}
+	} else {
+		// Cut off whatever follows the last complete batch, so that stale
+		// bytes can never be read as records later: truncate the file to
+		// the batch's end and sync, which a power loss leaves done or not
+		// done, never half done (overwriting the torn bytes with zeros in
+		// place could be half done: some sectors zeroed and others not,
+		// which the next Open would take for damage). Repeating it is
+		// harmless. Only then is the space after it pre-written with
+		// zeros again; a power loss during that leaves zeros, or a file
+		// that ends early, both the clean end of the log.
+		if err := l.alive(); err != nil {
+			return err
+		}
+		if err := tail.f.Truncate(l.w.off); err != nil {
+			return fmt.Errorf("wal: cutting the torn tail of %s: %w", tail.name, err)
+		}
+		// (This also syncs what the process that stopped wrote before the
+		// cut and may not have synced.)
+		if err := l.sync(tail.f); err != nil {
+			return fmt.Errorf("wal: cutting the torn tail of %s: fdatasync: %w", tail.name, err)
+		}
+		if err := zeroRange(tail.f, l.w.off, r.reports[len(r.reports)-1].Size); err != nil {
+			return fmt.Errorf("wal: pre-writing the tail of %s: %w", tail.name, err)
+		}
+		if err := l.sync(tail.f); err != nil {
+			return fmt.Errorf("wal: syncing %s: %w", tail.name, err)
+		}
 	}
 	l.w.synced = l.w.off
 	l.w.tailStart = l.w.off

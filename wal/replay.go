@@ -68,10 +68,6 @@ type replayed struct {
 	reports []SegmentReport
 	temps   []string  // leftover temporary files, deleted by Open
 	torn    *TornTail // set when the tail must be cut
-	// zeroEnd is, when torn is set, where the non-zero bytes of the tail
-	// end: Open zeroes [torn.Offset, zeroEnd) so that stale bytes of the
-	// interrupted write can never be read as records later.
-	zeroEnd int64
 }
 
 // readBufBytes is the size of the window through which replay reads a
@@ -340,7 +336,6 @@ func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *
 		return rep, err
 	}
 	r.torn = &TornTail{File: seg.name, Offset: sc.end, StopOffset: sc.stop, Reason: reason}
-	r.zeroEnd = z
 	return rep, nil
 }
 

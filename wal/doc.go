@@ -77,7 +77,9 @@
 // synced before the failure (a batch only written is not acknowledged), and
 // Close writes nothing.
 //
-// Roll. When a batch would take the tail past SegmentBytes, or an overwrite
+// Roll. When a batch would take the tail past SegmentBytes (a segment holds
+// more only when a single batch after its first is larger: record offsets
+// stay far below 4 GiB, which the index needs), or an overwrite
 // reaches back before the tail's firstSlot, or the tail has no entry yet
 // and the batch's first one is not for its firstSlot (the batch a roll was
 // made for was never written: a segment's entries must start at its

@@ -21,6 +21,9 @@ const (
 	maxSegmentBytes = 1 << 30
 	// maxBatchBytes bounds the encoded size of one Save.
 	maxBatchBytes = 1 << 30
+	// maxRecordOffset bounds the offsets of records in a segment: the
+	// index holds them as uint32.
+	maxRecordOffset = 1<<32 - 1
 	// minRecordLimit is the smallest MaxRecordBytes accepted.
 	minRecordLimit = 64
 	// slowSync is how long an fdatasync may take before it is logged.
@@ -285,7 +288,9 @@ func (l *Log) recover() error {
 		}
 	}
 	l.w.synced = l.w.off
-	l.w.tailStart = l.w.off
+	// The tail's first batch is its copy of the log's state; a batch after
+	// it makes the tail roll once it would pass SegmentBytes.
+	l.w.tailStart = r.tailFirstEnd
 	// The directory as this process sees it may hold changes that the
 	// process before it made and never synced: a segment renamed into place
 	// just before a crash, the deletions of a compaction, the removal of the

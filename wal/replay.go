@@ -68,6 +68,9 @@ type replayed struct {
 	reports []SegmentReport
 	temps   []string  // leftover temporary files, deleted by Open
 	torn    *TornTail // set when the tail must be cut
+	// tailFirstEnd is where the tail's first batch (its copy of the log's
+	// state) ends.
+	tailFirstEnd int64
 }
 
 // readBufBytes is the size of the window through which replay reads a
@@ -287,6 +290,9 @@ func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *
 				if err := r.st.checkEntry(seg, rec.slot); err != nil {
 					return corruptf(seg.name, rec.off, "%v", err)
 				}
+				if rec.off > maxRecordOffset {
+					return corruptf(seg.name, rec.off, "entry record past byte %d, which the log never writes", int64(maxRecordOffset))
+				}
 				r.st.applyEntry(seg, rec.slot, uint32(rec.off))
 				if rep.Entries == 0 || rec.slot < rep.MinSlot {
 					rep.MinSlot = rec.slot
@@ -318,6 +324,9 @@ func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *
 		// Every segment is created with a first batch (a copy of the hard
 		// state) that is synced before the file gets its name.
 		return rep, corruptf(seg.name, segmentHeaderSize, "first batch unreadable: %v", sc.describeStop())
+	}
+	if !sealed {
+		r.tailFirstEnd = sc.firstEnd
 	}
 	z, err := sr.zeroTailStart(sc.stop)
 	if err != nil {
@@ -447,8 +456,9 @@ type parsedRecord struct {
 
 // scanned is the outcome of scanSegment.
 type scanned struct {
-	// end is the offset just past the last complete batch.
-	end int64
+	// end is the offset just past the last complete batch, and firstEnd
+	// just past the first.
+	end, firstEnd int64
 	// stop is where reading stopped and stopErr why: errEndOfRecords at
 	// zeroed space, or a framing error. Records between end and stop
 	// belong to an incomplete batch. stopLen is the length field of the
@@ -516,6 +526,9 @@ func scanSegment(sr *segReader, seq uint64, maxRecordBytes int, dec *bodyDecoder
 		}
 		batch = batch[:0]
 		s.end = off
+		if s.firstEnd == 0 {
+			s.firstEnd = off
+		}
 	}
 }
 

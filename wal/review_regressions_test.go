@@ -62,3 +62,37 @@ func TestPowerLossDuringOpenRepair(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestTailStaysWithinSegmentBytesAcrossReopens: a log reopened ten times,
+// one batch of 3000 bytes per life, with 4096-byte segments. (Before, the
+// first batch of every life went into the tail whatever its size, and the
+// tail grew by a batch per restart: 30464 bytes.) Every segment must stay
+// within SegmentBytes.
+func TestTailStaysWithinSegmentBytesAcrossReopens(t *testing.T) {
+	fs := NewMemFS()
+	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
+	m := newModel()
+	for slot := uint64(1); slot <= 10; slot++ {
+		l := mustOpen(t, fs, opts)
+		b := Batch{Entries: []Entry{{Slot: slot, Ballot: Ballot{Round: 1}, Value: make([]byte, 3000)}}}
+		if err := l.Save(b, true); err != nil {
+			t.Fatal(err)
+		}
+		m.save(b)
+		l.Close()
+	}
+	rep, err := Inspect("", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rep.Segments {
+		if s.End > opts.SegmentBytes {
+			t.Errorf("%s: %d bytes used, above SegmentBytes %d", s.Name, s.End, opts.SegmentBytes)
+		}
+	}
+	l := mustOpen(t, fs, opts)
+	defer l.Close()
+	if err := m.check(l); err != nil {
+		t.Fatal(err)
+	}
+}

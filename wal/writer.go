@@ -90,6 +90,13 @@ func (w *writer) writeGroup(l *Log, group []queued) (effects []effect, synced bo
 			w.effects = append(w.effects, effect{kind: effectSegment, seg: seg})
 			start = w.off
 		}
+		// The index holds record offsets as uint32. SegmentBytes (at most
+		// 1 GiB) and the roll above keep a segment within SegmentBytes plus
+		// one batch (at most 1 GiB), far below 4 GiB: this cannot happen,
+		// but an offset must never wrap silently.
+		if end := start + int64(len(w.buf)); end+estimate(q) > maxRecordOffset {
+			return nil, false, fmt.Errorf("wal: a batch of %d bytes at byte %d of %s would put records past byte %d", estimate(q), end, w.tail.name, int64(maxRecordOffset))
+		}
 		w.encode(q, start)
 	}
 	if err := w.write(l, start); err != nil {

@@ -138,6 +138,15 @@
 // size: about 3 MiB for a full 64 MiB segment of 4 KiB entries, where
 // reading whole segments took over 64 MiB (BenchmarkOpen64MiB).
 //
+// Inspection (Inspect, `paxos wal verify`) replays the log without writing.
+// On a directory no Log holds it takes the lock while it reads and judges
+// everything as Open would. On the log of a running process it cannot
+// judge the tail's end: the writer appends while it reads, so bytes read a
+// moment apart disagree. It checks the sealed segments whole and the tail
+// up to the last complete batch it read, says the log is live, and never
+// reports the tail torn or damaged; a replay that fails (a segment deleted
+// by a compaction meanwhile) is made again.
+//
 // # Torn writes and damage
 //
 // Only the tail's unsynced bytes can be torn: everything before the last

@@ -224,7 +224,7 @@ func (l *Log) initialState() InitialState {
 
 // recover replays the directory and prepares the tail for appending.
 func (l *Log) recover() error {
-	r, err := replay(l.fs, true)
+	r, err := replay(l.fs, true, false)
 	if err != nil {
 		return err // replay closed what it opened
 	}

@@ -85,7 +85,11 @@ const readBufBytes = 64 << 10
 // limit its header names, not the one the reader is configured with.
 // Segments are opened, and stay open in the returned state, when keepOpen
 // is set; otherwise they are closed.
-func replay(fs FS, keepOpen bool) (r *replayed, err error) {
+//
+// live is set when a running Log holds the directory (see Inspect): the
+// tail is then read up to its last complete batch, and what follows is
+// not judged, since the writer may be appending to it as it is read.
+func replay(fs FS, keepOpen, live bool) (r *replayed, err error) {
 	names, err := fs.List()
 	if err != nil {
 		return nil, fmt.Errorf("wal: listing the log directory: %w", err)
@@ -141,7 +145,7 @@ func replay(fs FS, keepOpen bool) (r *replayed, err error) {
 			return r, fmt.Errorf("wal: reading %s: %w", fd.name, err)
 		}
 		sealed := i < len(segs)-1
-		rep, err := r.replaySegment(seg, sr, sealed, dec)
+		rep, err := r.replaySegment(seg, sr, sealed, live, dec)
 		if err != nil {
 			var ioe *readError
 			if errors.As(err, &ioe) {
@@ -267,7 +271,7 @@ func (r *segReader) zeroTailStart(from int64) (int64, error) {
 // replaySegment applies the complete batches of one segment to r.st. A
 // sealed segment must be whole; the tail may end in a torn write, which is
 // recorded in r.torn. See tornTail for what counts as one.
-func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *bodyDecoder) (SegmentReport, error) {
+func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed, live bool, dec *bodyDecoder) (SegmentReport, error) {
 	rep := SegmentReport{Name: seg.name, Seq: seg.seq, FirstSlot: seg.firstSlot, Size: sr.size, Sealed: sealed}
 	b, err := sr.peek(0, segmentHeaderSize)
 	if err != nil {
@@ -327,6 +331,12 @@ func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *
 	}
 	if !sealed {
 		r.tailFirstEnd = sc.firstEnd
+	}
+	if live && !sealed {
+		// The tail of a running log, read while it is written: what
+		// follows the last complete batch read may be a batch being
+		// written, or one written after the bytes there were read.
+		return rep, nil
 	}
 	z, err := sr.zeroTailStart(sc.stop)
 	if err != nil {

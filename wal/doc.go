@@ -104,7 +104,10 @@
 // deleted, oldest first, and the directory is synced. A crash midway leaves
 // a suffix of consecutive segments, and the Compacted record (in the tail,
 // which is never deleted) still says where the log starts. A failed
-// deletion or directory sync closes the log like a failed fdatasync.
+// deletion or directory sync closes the log like a failed fdatasync; a
+// segment already gone is not a failure. Close waits for a deletion in
+// progress and stops the rest (the next Log deletes them), so that nothing
+// is deleted once the lock is free for another Log.
 //
 // Recovery (Open). Segments are sorted by seq, which must have no gaps,
 // and each header must match its file name. Segments are replayed in

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,8 +170,13 @@ type Log struct {
 	// segMu keeps segment files open while Entries reads them; Compact
 	// takes it exclusively to close and delete files.
 	segMu sync.RWMutex
-	// compactMu serialises the deletion of segment files.
+	// compactMu serialises the deletion of segment files, and Close takes
+	// it to wait for a deletion in progress: once Close returns, and the
+	// directory lock is free for the next Log, this one deletes nothing.
 	compactMu sync.Mutex
+	// closing is set by Close before it waits for compactMu: deletions
+	// that have not started by then are left to the next Log.
+	closing atomic.Bool
 
 	w writer
 }
@@ -462,6 +468,12 @@ func (l *Log) flush() {
 // From then on nothing is written, synced or acknowledged: Enqueue, Wait,
 // Save and Compact return the error, and Close writes nothing.
 func (l *Log) fail(err error) {
+	if l.err == ErrClosed {
+		// Closed meanwhile (a deletion Close waited for): Close has
+		// reported what it had to report; the error is only logged.
+		l.log.Error("write-ahead log operation failed after Close", "error", err)
+		return
+	}
 	if !l.failed.Load() {
 		l.err = &failedError{cause: err}
 		l.failed.Store(true)
@@ -534,6 +546,12 @@ func (l *Log) deleteCompacted() error {
 	for n < len(l.st.segs)-1 && l.st.segs[n].maxSlot <= l.st.compacted.Slot {
 		n++
 	}
+	if l.err == ErrClosed {
+		// Closed between the compaction record and here: the next Log
+		// deletes them.
+		l.mu.Unlock()
+		return nil
+	}
 	victims := append([]*segment(nil), l.st.segs[:n]...)
 	l.st.segs = l.st.segs[n:]
 	l.mu.Unlock()
@@ -549,7 +567,17 @@ func (l *Log) deleteCompacted() error {
 		if err := l.alive(); err != nil {
 			return l.failNow(err)
 		}
-		if err := l.fs.Remove(s.name); err != nil {
+		if l.closing.Load() {
+			// Close is waiting: what is left stays for the next Log, which
+			// replays it harmlessly and deletes it at its next compaction.
+			// The deletions made are synced below.
+			break
+		}
+		if err := l.fs.Remove(s.name); errors.Is(err, fs.ErrNotExist) {
+			// Already gone: deleted by a Log that stopped before syncing the
+			// directory, or by hand. That is what was wanted.
+			l.log.Warn("a compacted segment was already deleted", "file", s.name)
+		} else if err != nil {
 			// The file stays; it holds only compacted entries, and the next
 			// Open replays it harmlessly. Later segments are not deleted
 			// before it, or the log would have a hole in its seqs. The log
@@ -706,8 +734,17 @@ func (l *Log) Close() error {
 	}
 	failed := l.err
 	l.err = ErrClosed
-	segs := l.st.segs
 	l.cond.Broadcast()
+	l.mu.Unlock()
+
+	// Wait for a compaction that is deleting segments: its files must be
+	// gone, or not touched again, before the lock is released to the next
+	// Log.
+	l.closing.Store(true)
+	l.compactMu.Lock()
+	defer l.compactMu.Unlock()
+	l.mu.Lock()
+	segs := l.st.segs
 	l.mu.Unlock()
 
 	l.w.stopPrealloc()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Regressions for problems a review of the log's durability found; each
@@ -212,6 +213,107 @@ func TestTailStaysWithinSegmentBytesAcrossReopens(t *testing.T) {
 	}
 	l := mustOpen(t, fs, opts)
 	defer l.Close()
+	if err := m.check(l); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCloseWaitsForCompactionDeletes: Close while a compaction deletes
+// segments. (Before, Close returned, releasing the lock, while the
+// deletions went on: they deleted files that the next Log had open, whose
+// own Compact then failed for good on the missing file.) Close must wait
+// for the deletion in progress and stop the rest; the next Log must work.
+func TestCloseWaitsForCompactionDeletes(t *testing.T) {
+	fs := NewMemFS()
+	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
+	l := mustOpen(t, fs, opts)
+	for s := uint64(1); s <= 60; s++ {
+		if err := l.Save(Batch{Entries: []Entry{{Slot: s, Ballot: Ballot{Round: 1}, Value: make([]byte, 400)}}}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inRemove := make(chan struct{})
+	release := make(chan struct{})
+	var closed atomic.Bool
+	var lateRemoves atomic.Int32
+	fs.SetFault(func(op FaultOp, name string) error {
+		if op != OpRemove {
+			return nil
+		}
+		if closed.Load() {
+			lateRemoves.Add(1)
+		}
+		select {
+		case <-inRemove:
+		default:
+			close(inRemove)
+			fs.mu.Unlock()
+			<-release
+			fs.mu.Lock()
+		}
+		return nil
+	})
+	compactErr := make(chan error, 1)
+	go func() { compactErr <- l.Compact(Compacted{Slot: 50, Ballot: Ballot{Round: 1}}) }()
+	<-inRemove
+	closeErr := make(chan error, 1)
+	go func() {
+		err := l.Close()
+		closed.Store(true)
+		closeErr <- err
+	}()
+	select {
+	case err := <-closeErr:
+		t.Fatalf("Close returned (%v) while a compaction was deleting a segment", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	if err := <-closeErr; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-compactErr // the compaction may report that the log closed
+	if n := lateRemoves.Load(); n > 0 {
+		t.Fatalf("%d segments deleted after Close returned", n)
+	}
+	fs.SetFault(nil)
+	l2, st, err := Open("", Options{FS: fs, SegmentBytes: 4096, inlinePrealloc: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if st.Compacted.Slot != 50 || st.LastSlot != 60 {
+		t.Fatalf("the next life opened with %+v", st)
+	}
+	for s := uint64(61); s <= 70; s++ {
+		if err := l2.Save(Batch{Entries: []Entry{{Slot: s, Ballot: Ballot{Round: 1}, Value: value(s)}}}, true); err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+	}
+	if err := l2.Compact(Compacted{Slot: 65, Ballot: Ballot{Round: 1}}); err != nil {
+		t.Fatalf("the next life's Compact: %v", err)
+	}
+}
+
+// TestCompactToleratesSegmentAlreadyDeleted: a compacted segment that is
+// gone already (deleted by a process that died before syncing the
+// directory, or by an operator) is not an error.
+func TestCompactToleratesSegmentAlreadyDeleted(t *testing.T) {
+	fs := NewMemFS()
+	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
+	l := mustOpen(t, fs, opts)
+	defer l.Close()
+	m := newModel()
+	for s := uint64(1); len(l.st.segs) < 4; s += 2 {
+		appendEntries(t, l, m, s, s+1)
+	}
+	if err := fs.Remove(l.st.segs[0].name); err != nil {
+		t.Fatal(err)
+	}
+	c := Compacted{Slot: l.st.segs[1].maxSlot, Ballot: Ballot{Round: 1}}
+	if err := l.Compact(c); err != nil {
+		t.Fatalf("Compact with a compacted segment already gone: %v", err)
+	}
+	m.compact(c)
 	if err := m.check(l); err != nil {
 		t.Fatal(err)
 	}

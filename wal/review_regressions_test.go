@@ -318,3 +318,35 @@ func TestCompactToleratesSegmentAlreadyDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFailedPreallocSyncFailsTheLog: the fdatasync of the next segment,
+// prepared in the background, fails. (Before, the failure was logged,
+// the file prepared again when needed, and later synced Saves were
+// acknowledged: an fsync error was retried.) The log must fail closed, as
+// after any other I/O error.
+func TestFailedPreallocSyncFailsTheLog(t *testing.T) {
+	fs := NewMemFS()
+	l := mustOpen(t, fs, Options{SegmentBytes: 4096})
+	defer l.Close()
+	var failed atomic.Bool
+	fs.SetFault(func(op FaultOp, name string) error {
+		if op == OpSync && strings.HasSuffix(name, tempSuffix) && name != tempName(1) && !failed.Load() {
+			failed.Store(true)
+			return errors.New("EIO")
+		}
+		return nil
+	})
+	var err error
+	for s := uint64(1); s <= 40 && err == nil; s++ {
+		err = l.Save(Batch{Entries: []Entry{{Slot: s, Value: make([]byte, 400)}}}, true)
+	}
+	if !failed.Load() {
+		t.Fatal("no background preparation was made")
+	}
+	if !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "EIO") {
+		t.Fatalf("Saves after the failed fdatasync of the next segment: %v; want the log failed with EIO", err)
+	}
+	if err := l.Save(Batch{Entries: []Entry{{Slot: 41}}}, true); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Save after the failure: %v", err)
+	}
+}

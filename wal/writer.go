@@ -265,19 +265,23 @@ func (w *writer) startPrealloc(l *Log) {
 	go func() {
 		defer close(p.done)
 		p.f, p.err = createZeroed(l, p.seq, p.stop)
+		if p.err != nil && !errors.Is(p.err, errPreallocStopped) && !errors.Is(p.err, errFailed) {
+			// An I/O error here, a failed fdatasync above all, fails the log
+			// as any other does, at once: what reached the disk is unknown,
+			// and an fsync is never retried.
+			l.failNow(p.err)
+		}
 	}()
 }
 
-// takePrealloc returns the prepared file for seq, preparing it now if the
-// background preparation did not.
+// takePrealloc returns the prepared file for seq, preparing it now if it
+// was not prepared in the background. If the background preparation
+// failed, the log has failed, and so does this.
 func (w *writer) takePrealloc(l *Log, seq uint64) (File, error) {
 	if p := w.pre; p != nil && p.seq == seq {
 		w.pre = nil
 		<-p.done
-		if p.err == nil {
-			return p.f, nil
-		}
-		l.log.Warn("preparing the next segment in the background failed; retrying now", "error", p.err)
+		return p.f, p.err
 	}
 	return createZeroed(l, seq, nil)
 }

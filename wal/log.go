@@ -640,9 +640,17 @@ func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 	var buf []byte
 	for i := 0; i < len(locs); {
 		// Read a run of records of one segment with a single ReadAt: from
-		// the first record's offset to the end of the last one's.
+		// the first record's offset to the end of the last one's. The run
+		// stops where the values read would pass maxBytes (a record is a
+		// value and a few dozen bytes), give or take entriesReadSlack and
+		// the last record.
+		budget := uint64(entriesReadSlack)
+		if size < maxBytes {
+			budget += maxBytes - size
+		}
 		j := i + 1
-		for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off > locs[j-1].off && j-i < 1024 {
+		for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off > locs[j-1].off && j-i < 1024 &&
+			uint64(locs[j].off-locs[i].off) <= budget {
 			j++
 		}
 		seg, start := locs[i].seg, int64(locs[i].off)
@@ -684,6 +692,10 @@ func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 	}
 	return ents, nil
 }
+
+// entriesReadSlack is how far past maxBytes a read of Entries may go, so
+// that entries with small values are still read many at a time.
+const entriesReadSlack = 4096
 
 // recordLength reads the header of the record at off and returns the
 // number of bytes it occupies.

@@ -350,3 +350,66 @@ func TestFailedPreallocSyncFailsTheLog(t *testing.T) {
 		t.Fatalf("Save after the failure: %v", err)
 	}
 }
+
+// countingReadFS counts the bytes read from files.
+type countingReadFS struct {
+	FS
+	n atomic.Int64
+}
+
+func (c *countingReadFS) Open(name string) (File, error) {
+	f, err := c.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReadFile{File: f, n: &c.n}, nil
+}
+
+func (c *countingReadFS) Create(name string) (File, error) {
+	f, err := c.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReadFile{File: f, n: &c.n}, nil
+}
+
+type countingReadFile struct {
+	File
+	n *atomic.Int64
+}
+
+func (f *countingReadFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.n.Add(int64(n))
+	return n, err
+}
+
+// TestEntriesReadIsBoundedByMaxBytes: Entries asked for at most 10 KiB of
+// 1,000 entries of 4 KiB. (Before, it read up to 1,024 records in one
+// read whatever maxBytes said: 4 MiB here.)
+func TestEntriesReadIsBoundedByMaxBytes(t *testing.T) {
+	c := &countingReadFS{FS: NewMemFS()}
+	l := mustOpen(t, c, Options{SegmentBytes: 16 << 20, inlinePrealloc: true})
+	defer l.Close()
+	v := make([]byte, 4096)
+	for s := uint64(1); s <= 1000; s += 100 {
+		var b Batch
+		for i := s; i < s+100; i++ {
+			b.Entries = append(b.Entries, Entry{Slot: i, Value: v})
+		}
+		if err := l.Save(b, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.n.Store(0)
+	ents, err := l.Entries(1, 1001, 10<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 2 {
+		t.Fatalf("Entries returned %d entries of 4 KiB for 10 KiB", len(ents))
+	}
+	if n := c.n.Load(); n > int64(10<<10+entriesReadSlack+recordSize(len(v)+40)+recordHeaderSize) {
+		t.Fatalf("Entries read %d bytes for 10 KiB", n)
+	}
+}

@@ -109,6 +109,8 @@ type Node struct {
 	// transfers counts the snapshot transfers it started.
 	incarnation uint64
 	transfers   atomic.Uint64
+	// dirLock is the lock on the data directory, held until Close.
+	dirLock io.Closer
 }
 
 type cmdKey struct{ client, seq uint64 }
@@ -208,7 +210,7 @@ func (n *Node) open() error {
 		}
 		n.cfg.PeerTLS = certs.PeerConfig(b)
 	}
-	if n.incarnation, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
+	if n.incarnation, n.dirLock, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
 		return err
 	}
 	if n.wal, st, err = wal.Open(n.cfg.walDir(), n.cfg.WAL); err != nil {
@@ -972,6 +974,10 @@ func (n *Node) closeResources() error {
 	}
 	if n.snaps != nil {
 		errs = append(errs, n.snaps.Close())
+	}
+	if n.dirLock != nil {
+		// Last: another replica may take the directory from here on.
+		errs = append(errs, n.dirLock.Close())
 	}
 	return errors.Join(errs...)
 }

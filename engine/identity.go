@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -61,29 +62,79 @@ func parseIdentity(path string, b []byte) (identity, error) {
 			return id, fmt.Errorf("engine: %s is damaged: line %q: %v", path, sc.Text(), err)
 		}
 	}
+	if err := sc.Err(); err != nil {
+		// A line over 64 KiB: not a file this code wrote.
+		return id, fmt.Errorf("engine: %s is damaged: %v", path, err)
+	}
 	if !seen["cluster"] || !seen["replica"] || !seen["incarnation"] {
 		return id, fmt.Errorf("engine: %s is damaged: it must name the cluster, the replica and the incarnation", path)
 	}
 	return id, nil
 }
 
-// claimDataDir makes sure dir belongs to replica of cluster (claiming it
-// if it belongs to nobody yet), then starts a new life of the replica: it
-// increments the incarnation and makes it durable (the file, then the
-// directory, synced unless noSync) before it returns it. The core draws
-// the ids that match replies to requests from it, so a reply meant for an
-// earlier life, arriving late, is never taken for one meant for this life.
+// lockFile is the name, in the data directory, of the file whose lock a
+// replica holds for as long as it runs.
+const lockFile = "LOCK"
+
+// ErrDataDirLocked is matched by the error of a start on a data directory
+// that another replica, in this process or another, has open.
+var ErrDataDirLocked = errors.New("engine: the data directory is in use")
+
+// lockDataDir takes an exclusive lock on dir/LOCK, without waiting: a
+// second replica started on the directory is refused, before it reads
+// anything there. Closing the returned file releases the lock, and so does
+// the end of the process.
+func lockDataDir(dir string) (io.Closer, error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("engine: opening %s: %w", path, err)
+	}
+	locked, err := lockFileExclusive(f)
+	if err != nil || !locked {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("engine: locking %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%w: %s is locked by another replica (is it already running?)", ErrDataDirLocked, path)
+	}
+	return f, nil
+}
+
+// claimDataDir locks dir for as long as the replica runs (see
+// lockDataDir) and makes sure it belongs to replica of cluster (claiming
+// it if it belongs to nobody yet), then starts a new life of the replica:
+// it increments the incarnation and makes it durable (the file, then the
+// directory, synced unless noSync) before it returns it, with the lock,
+// which the caller closes when the replica stops. The core draws the ids
+// that match replies to requests from the incarnation, so a reply meant
+// for an earlier life, arriving late, is never taken for one meant for
+// this life. Without the lock, two starts at once could read the same
+// incarnation and both use it, or write the file back to an older one.
 //
 // A data directory whose log exists but whose identity file is missing is
 // refused: the file was lost or the directory made by an older version,
 // and starting the count again at 1 could repeat an earlier life's ids.
-func claimDataDir(dir, cluster string, replica uint64, noSync bool) (uint64, error) {
+func claimDataDir(dir, cluster string, replica uint64, noSync bool) (inc uint64, lock io.Closer, err error) {
 	if strings.ContainsAny(cluster, "\r\n") {
-		return 0, fmt.Errorf("engine: cluster ID %q contains a line break", cluster)
+		return 0, nil, fmt.Errorf("engine: cluster ID %q contains a line break", cluster)
 	}
 	if err := mkdirAllSynced(dir, noSync); err != nil {
-		return 0, fmt.Errorf("engine: creating the data directory: %w", err)
+		return 0, nil, fmt.Errorf("engine: creating the data directory: %w", err)
 	}
+	if lock, err = lockDataDir(dir); err != nil {
+		return 0, nil, err
+	}
+	if inc, err = claimLocked(dir, cluster, replica, noSync); err != nil {
+		lock.Close()
+		return 0, nil, err
+	}
+	return inc, lock, nil
+}
+
+// claimLocked is claimDataDir once the lock is held.
+func claimLocked(dir, cluster string, replica uint64, noSync bool) (uint64, error) {
+	removeStaleTemps(dir)
 	path := filepath.Join(dir, identityFile)
 	cur := identity{cluster: cluster, replica: replica}
 	b, err := os.ReadFile(path)
@@ -116,29 +167,50 @@ func claimDataDir(dir, cluster string, replica uint64, noSync bool) (uint64, err
 	return cur.incarnation, nil
 }
 
-// writeFileAtomic replaces path with data: a temporary file, synced, then
-// renamed over path, then the directory synced, so that after a crash path
-// holds either the old contents or the new, whole.
+// removeStaleTemps deletes the temporary files that writes of the
+// identity file left behind when the process stopped before renaming
+// them. It is called with the lock held, so none is being written.
+func removeStaleTemps(dir string) {
+	for _, pattern := range []string{identityFile + ".tmp", identityFile + ".*.tmp"} {
+		names, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, name := range names {
+			os.Remove(name)
+		}
+	}
+}
+
+// writeFileAtomic replaces path with data: a temporary file of its own
+// (never one another writer may be filling), synced, then renamed over
+// path, then the directory synced, so that after a crash path holds either
+// the old contents or the new, whole.
 func writeFileAtomic(path string, data []byte, noSync bool) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	tmp := f.Name()
+	fail := func(err error) error {
 		f.Close()
+		os.Remove(tmp)
 		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
 	}
 	if !noSync {
 		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
+			return fail(err)
 		}
 	}
 	if err := f.Close(); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	if noSync {

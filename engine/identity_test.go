@@ -10,13 +10,22 @@ import (
 	paxosnet "github.com/paxos-go/paxos/net"
 )
 
+// claim claims dir as a start does, and releases it as a Close does.
+func claim(dir, cluster string, replica uint64) (uint64, error) {
+	inc, lock, err := claimDataDir(dir, cluster, replica, false)
+	if lock != nil {
+		lock.Close()
+	}
+	return inc, err
+}
+
 // Each start of a replica is a new life: the incarnation grows and is on
 // disk before the core gets it.
 func TestIncarnationGrowsAcrossStarts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b") // parents created too
 	var last uint64
 	for i := 0; i < 3; i++ {
-		inc, err := claimDataDir(dir, "c1", 4, false)
+		inc, err := claim(dir, "c1", 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,14 +44,14 @@ func TestIncarnationGrowsAcrossStarts(t *testing.T) {
 // refused with an error that names both identities.
 func TestDataDirRefusesAnotherReplica(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := claimDataDir(dir, "c1", 1, false); err != nil {
+	if _, err := claim(dir, "c1", 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		cluster string
 		id      uint64
 	}{{"c1", 2}, {"other", 1}, {"other", 2}} {
-		_, err := claimDataDir(dir, tc.cluster, tc.id, false)
+		_, err := claim(dir, tc.cluster, tc.id)
 		if err == nil {
 			t.Fatalf("replica %d of %q took replica 1 of c1's data dir", tc.id, tc.cluster)
 		}
@@ -85,7 +94,7 @@ func TestDamagedIdentityFile(t *testing.T) {
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := claimDataDir(dir, "c1", 1, false); err == nil || !strings.Contains(err.Error(), path) {
+		if _, err := claim(dir, "c1", 1); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("identity %q: err = %v, want one naming %s", body, err, path)
 		}
 	}
@@ -101,7 +110,7 @@ func TestLogWithoutIdentityRefused(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "wal", "0000000000000001-0000000000000001.paxos"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := claimDataDir(dir, "c1", 1, false)
+	_, err := claim(dir, "c1", 1)
 	if err == nil || !strings.Contains(err.Error(), "no "+identityFile) {
 		t.Fatalf("err = %v, want a refusal that names the missing file", err)
 	}

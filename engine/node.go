@@ -122,6 +122,8 @@ type Node struct {
 	// transfers counts the snapshot transfers it started.
 	incarnation uint64
 	transfers   atomic.Uint64
+	// dirLock is the lock on the data directory, held until Close.
+	dirLock io.Closer
 }
 
 type cmdKey struct{ client, seq uint64 }
@@ -227,7 +229,7 @@ func (n *Node) open() error {
 			n.cfg.ClientTLS = certs.ClientPortConfig(b, certs.ClientPortOptions{ServerOnly: n.cfg.ClientTLSServerOnly})
 		}
 	}
-	if n.incarnation, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
+	if n.incarnation, n.dirLock, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
 		return err
 	}
 	if n.wal, st, err = wal.Open(n.cfg.walDir(), n.cfg.WAL); err != nil {
@@ -1005,6 +1007,10 @@ func (n *Node) closeResources() error {
 	}
 	if n.snaps != nil {
 		errs = append(errs, n.snaps.Close())
+	}
+	if n.dirLock != nil {
+		// Last: another replica may take the directory from here on.
+		errs = append(errs, n.dirLock.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -247,10 +247,14 @@ func (n *Node) loadSnapshot(m storage.Meta) error {
 		return fmt.Errorf("engine: snapshot of slot %d is not a paxos-go snapshot of version %d", m.Slot, snapshotVersion)
 	}
 	slot := binary.BigEndian.Uint64(hdr[5:])
-	sessions := make([]byte, binary.BigEndian.Uint32(hdr[13:]))
-	if slot != m.Slot || int64(len(sessions)) > m.Size {
-		return fmt.Errorf("engine: snapshot of slot %d has a malformed header", m.Slot)
+	// The session table's length is checked against the bytes the snapshot
+	// has after the header before anything is allocated for it: a damaged
+	// or hostile length must not make Start allocate 4 GiB.
+	tableLen := int64(binary.BigEndian.Uint32(hdr[13:]))
+	if slot != m.Slot || tableLen > m.Size-int64(len(hdr)) {
+		return fmt.Errorf("engine: snapshot of slot %d has a malformed header: slot %d, a session table of %d bytes in a snapshot of %d", m.Slot, slot, tableLen, m.Size)
 	}
+	sessions := make([]byte, tableLen)
 	if _, err := io.ReadFull(br, sessions); err != nil {
 		return fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
 	}

@@ -1,12 +1,15 @@
 package storage
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -15,73 +18,107 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Pebble keeps snapshots in a Pebble database, in chunks:
+// Pebble is the durable snapshot store: one file per snapshot, in its
+// directory. (It is named for the Pebble database that earlier versions
+// kept snapshots in; such a store is still read, and a writable
+// OpenPebble moves its snapshots into files: see legacy.go.)
 //
-//	c/<slot:be64><gen:be64><chunk:be32>  up to ChunkBytes of the bytes of
-//	                                     generation gen of the snapshot
-//	m/<slot:be64>                        metadata: version 2, slot, round,
-//	                                     node, size, checksum, gen, and a
-//	                                     CRC-32C of those (big-endian)
+//	FORMAT                        "paxos-go snapshot store, version 3\n"
+//	LOCK                          locked while a store has the directory open
+//	<slot:016x>.snap              a committed snapshot: its bytes, then a
+//	                              trailer holding its metadata
+//	<slot:016x>-<n:x>.snap.tmp    a snapshot being written
 //
-// Every writer gets a generation of its own, unique in the store, and
-// writes its chunks under it: a snapshot being written never touches the
-// chunks of another, committed or not, even at the same slot.
+// The trailer is 45 bytes, big-endian: magic "PXSM", version 3, slot,
+// round, node, size, checksum (CRC-32C of the bytes), and a CRC-32C of
+// those 41 bytes.
 //
-// Writing: each full chunk is committed in its own batch without sync; the
-// last chunk, the metadata and the deletion of the chunks of the
-// generation the metadata replaces (if the slot had a committed snapshot)
-// go in one final batch, synced. Pebble's log is written in order, so when
-// that synced commit returns every earlier chunk is durable too, and the
-// metadata key, which is what makes a snapshot exist, is written last: a
-// crash at any point before leaves at most chunks that no metadata names,
-// which OpenPebble deletes, and the snapshot committed before at the slot,
-// if any, whole. Pruning deletes the metadata first (synced), then the
-// chunks.
+// Writing: Create creates a temporary file of the writer's own, and Write
+// appends to it through a buffer. Commit appends the trailer, fsyncs the
+// file, renames it to its slot's name (atomically replacing the snapshot
+// committed there, if any) and fsyncs the directory: that is the
+// durability point, after which Commit returns. A crash at any point
+// before leaves a temporary file, which OpenPebble deletes, and whatever
+// was committed at the slot, whole: a file gets its name only once its
+// bytes are synced, so either name a crash leaves holds a whole snapshot.
+// A writer never touches another's file. Prune removes the oldest files
+// and fsyncs the directory.
 //
-// A store written by an earlier version (metadata version 1, chunks under
-// d/<slot:be64>/<chunk:be32>) is read as it is; new snapshots replace its
-// snapshots in the new layout.
-//
-// Pebble reports some failures (a commit that cannot be written: a full
-// disk, an I/O error) through its logger's Fatalf, after which its commit
-// pipeline is stuck. The store records the first such failure and from
-// then on refuses every call with an error matching ErrFailed; the call
-// in progress returns it too. What was durable before is intact, and
-// reopening the store (restarting the replica, once the disk has room)
-// recovers it. A failure that strikes while another goroutine is inside a
-// write may leave that write blocked inside Pebble: the engine writes from
-// one goroutine only.
-//
-// (Only snapshots live here. The consensus log is the WAL's alone: keeping
-// it in Pebble too would write it twice and sync it twice.)
+// Failures: any error from a file operation that changes the store (a
+// full disk, an I/O error, a failed fsync) fails the store, as a failed
+// fsync fails the write-ahead log: what reached the disk is not known, so
+// the call in progress and every later call return an error matching
+// ErrFailed and the cause (errors.Is(err, syscall.ENOSPC)). What was
+// committed before is intact, and reopening the store once the cause is
+// gone recovers it. No disk error ends the process. (That is why nothing
+// is written through Pebble any more: on some disk errors it panics, in a
+// way no recover can catch.)
 type Pebble struct {
-	db       *pebble.DB
+	fs       vfs.FS
+	dir      string
 	chunk    int
 	readOnly bool
-	fail     *failure
-	gen      atomic.Uint64 // the last generation handed out
-	// mu serialises the metadata swaps of Commit with each other and with
-	// Prune: each reads the metadata it replaces or deletes, and acts on
-	// the generation it names.
+	log      hclog.Logger
+	lock     *pebble.Lock
+	legacy   *legacy // set for a store in the Pebble layout, opened read-only
+	fail     failure
+	closed   atomic.Bool
+	tmpSeq   atomic.Uint64
+	// mu serialises the renames of Commit with Prune, so that Prune acts
+	// on the snapshots as they are.
 	mu sync.Mutex
 }
 
 // PebbleOptions configure OpenPebble.
 type PebbleOptions struct {
-	// ChunkBytes is the size of the chunks a snapshot is stored in.
-	// Default 1 MiB.
+	// ChunkBytes is the size of the writes made to a snapshot's file (its
+	// write buffer). Default 1 MiB.
 	ChunkBytes int
-	// FS is Pebble's file system. Default: the real one.
+	// FS is the file system. Default: the real one.
 	FS vfs.FS
-	// Logger receives Pebble's messages, at debug level. Default: none.
+	// Logger receives the store's messages. Default: none.
 	Logger hclog.Logger
 	// ReadOnly opens an existing store for reading only (for tools): it
 	// is an error if there is none, and nothing is written or deleted.
 	ReadOnly bool
 }
 
-// OpenPebble opens (or creates) the store in dir, and deletes whatever
-// an interrupted snapshot left behind.
+const (
+	formatFile = "FORMAT"
+	formatText = "paxos-go snapshot store, version 3\n"
+	lockFile   = "LOCK"
+	snapSuffix = ".snap"
+	tmpSuffix  = ".tmp"
+
+	trailerVersion = 3
+	trailerLen     = 4 + 1 + 8 + 8 + 8 + 8 + 4 + 4
+)
+
+var trailerMagic = [4]byte{'P', 'X', 'S', 'M'}
+
+func snapName(slot uint64) string { return fmt.Sprintf("%016x%s", slot, snapSuffix) }
+
+func tempName(slot, n uint64) string {
+	return fmt.Sprintf("%016x-%x%s%s", slot, n, snapSuffix, tmpSuffix)
+}
+
+// parseSnapName returns the slot of a committed snapshot's file name, or
+// false for a name of another shape.
+func parseSnapName(name string) (uint64, bool) {
+	base, ok := strings.CutSuffix(name, snapSuffix)
+	if !ok || len(base) != 16 {
+		return 0, false
+	}
+	slot, err := strconv.ParseUint(base, 16, 64)
+	return slot, err == nil
+}
+
+// OpenPebble opens (or creates) the store in dir, and deletes whatever an
+// interrupted snapshot left behind. A store that an earlier version kept
+// in a Pebble database is read as it is when ReadOnly is set; otherwise
+// its snapshots are first moved into files, each checked as it was
+// recorded (a damaged one stays damaged, and is reported when read), and
+// the database is deleted.
 func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	if opts.ChunkBytes <= 0 {
 		opts.ChunkBytes = 1 << 20
@@ -92,80 +129,240 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	fail := &failure{}
-	db, err := pebble.Open(dir, &pebble.Options{
-		FS:                 opts.FS,
-		Logger:             pebbleLogger{l: opts.Logger, fail: fail},
-		EventListener:      eventListener(opts.Logger),
-		FormatMajorVersion: pebble.FormatNewest,
-		ReadOnly:           opts.ReadOnly,
-		ErrorIfNotExists:   opts.ReadOnly,
-	})
-	if err == nil {
-		err = fail.get()
-	}
-	if err != nil {
-		if db != nil {
-			db.Close()
-		}
-		return nil, fmt.Errorf("storage: opening the snapshot store in %s: %w", dir, err)
-	}
-	p := &Pebble{db: db, chunk: opts.ChunkBytes, readOnly: opts.ReadOnly, fail: fail}
-	if opts.ReadOnly {
-		return p, nil
-	}
-	if err := p.deleteOrphans(); err != nil {
-		db.Close()
+	p := &Pebble{fs: opts.FS, dir: dir, chunk: opts.ChunkBytes, readOnly: opts.ReadOnly, log: opts.Logger}
+	if err := p.open(); err != nil {
+		p.release()
 		return nil, fmt.Errorf("storage: opening the snapshot store in %s: %w", dir, err)
 	}
 	return p, nil
 }
 
-// failure is the first fatal error Pebble reported, if any.
-type failure struct {
-	mu  sync.Mutex
-	err error
-}
+func (p *Pebble) path(name string) string { return p.fs.PathJoin(p.dir, name) }
 
-func (f *failure) set(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err == nil {
-		f.err = err
+func (p *Pebble) open() error {
+	if p.readOnly {
+		names, err := p.fs.List(p.dir)
+		if err != nil {
+			return err
+		}
+		hasFormat, isLegacy := slices.Contains(names, formatFile), isLegacyStore(names)
+		if !hasFormat && !isLegacy {
+			return errors.New("there is no snapshot store there")
+		}
+		if err := p.takeLock(); err != nil {
+			return err
+		}
+		if hasFormat {
+			return p.checkFormat()
+		}
+		p.legacy, err = openLegacy(p.dir, p.fs, p.lock, p.log)
+		return err
 	}
-}
-
-func (f *failure) get() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
-
-// pebbleLogger sends Pebble's messages to hclog. Fatalf records the
-// failure, which the store then returns from every call, instead of
-// ending the process: a full disk under the snapshot store is the
-// replica's to handle (it stops, with the cause), not a panic.
-type pebbleLogger struct {
-	l    hclog.Logger
-	fail *failure
-}
-
-func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debug(fmt.Sprintf(format, args...)) }
-func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf(format, args...)) }
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	err := &failedError{msg: fmt.Sprintf(format, args...)}
-	for _, a := range args {
-		if cause, ok := a.(error); ok {
-			err.cause = cause // so that errors.Is(err, syscall.ENOSPC) says why
-			break
+	if err := p.mkdirAll(); err != nil {
+		return fmt.Errorf("creating the directory: %w", err)
+	}
+	if err := p.takeLock(); err != nil {
+		return err
+	}
+	names, err := p.fs.List(p.dir)
+	if err != nil {
+		return err
+	}
+	switch {
+	case slices.Contains(names, formatFile):
+		if err := p.checkFormat(); err != nil {
+			return err
+		}
+	case isLegacyStore(names):
+		if err := p.migrate(); err != nil {
+			return fmt.Errorf("moving the snapshots of the Pebble database an earlier version wrote into files: %w", err)
+		}
+	default:
+		if err := p.writeFormat(); err != nil {
+			return err
 		}
 	}
-	p.l.Error("the snapshot store failed; it refuses every call until reopened", "error", err.msg)
-	p.fail.set(err)
+	return p.cleanUp()
 }
 
-// failedError is the failure Pebble reported: it matches ErrFailed, and
-// the error Pebble gave as its cause, if any.
+// takeLock locks dir/LOCK for as long as the store is open: two stores on
+// one directory would delete each other's files being written. It is
+// Pebble's lock file, so that a store in the Pebble layout is opened
+// under it.
+func (p *Pebble) takeLock() error {
+	lock, err := pebble.LockDirectory(p.dir, p.fs)
+	if err != nil {
+		return fmt.Errorf("locking %s (is the store open in another process?): %w", p.path(lockFile), err)
+	}
+	p.lock = lock
+	return nil
+}
+
+// release closes what open opened.
+func (p *Pebble) release() error {
+	var errs []error
+	if p.legacy != nil {
+		errs = append(errs, p.legacy.close())
+	}
+	if p.lock != nil {
+		errs = append(errs, p.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// mkdirAll creates the store's directory and any missing parent, and
+// syncs the parent of each directory it creates, so that a power loss
+// cannot take the store away with a directory entry.
+func (p *Pebble) mkdirAll() error {
+	var created []string
+	for d := p.dir; ; {
+		if _, err := p.fs.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		created = append(created, d)
+		parent := p.fs.PathDir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if err := p.fs.MkdirAll(p.dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := syncDir(p.fs, p.fs.PathDir(created[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
+}
+
+func (p *Pebble) checkFormat() error {
+	f, err := p.fs.Open(p.path(formatFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1024))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", formatFile, err)
+	}
+	if string(b) != formatText {
+		return fmt.Errorf("%w: %s says %q, not %q: a store of another version, or damaged", ErrCorrupt, p.path(formatFile), b, formatText)
+	}
+	return nil
+}
+
+// writeFormat writes FORMAT durably: a temporary file, synced, renamed,
+// and the directory synced.
+func (p *Pebble) writeFormat() error {
+	tmp := p.path(formatFile + tmpSuffix)
+	f, err := p.fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte(formatText))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return fmt.Errorf("writing %s: %w", formatFile, err)
+	}
+	if err := p.fs.Rename(tmp, p.path(formatFile)); err != nil {
+		return err
+	}
+	return syncDir(p.fs, p.dir)
+}
+
+// cleanUp deletes the temporary files of snapshots never committed, and
+// the files of a Pebble database whose snapshots were moved into files
+// (a migration that a crash interrupted after writing FORMAT).
+func (p *Pebble) cleanUp() error {
+	names, err := p.fs.List(p.dir)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, name := range names {
+		if strings.HasSuffix(name, snapSuffix+tmpSuffix) || name == formatFile+tmpSuffix || isPebbleFile(name) {
+			if err := p.fs.Remove(p.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("deleting %s: %w", name, err)
+			}
+			removed = true
+		}
+	}
+	if removed {
+		return syncDir(p.fs, p.dir)
+	}
+	return nil
+}
+
+// migrate copies every snapshot of the Pebble database in the store's
+// directory into a file, with the metadata recorded for it, then writes
+// FORMAT; cleanUp then deletes the database. A crash midway leaves the
+// database whole and no FORMAT: the next open migrates again.
+func (p *Pebble) migrate() error {
+	l, err := openLegacy(p.dir, p.fs, p.lock, p.log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if l != nil {
+			l.close()
+		}
+	}()
+	metas, err := l.metas()
+	if err != nil {
+		return err
+	}
+	for _, m := range metas {
+		r, err := l.chunks(m)
+		if err != nil {
+			return err
+		}
+		w, err := p.create(m.Slot, m.Ballot)
+		if err == nil {
+			_, err = io.Copy(w, r)
+		}
+		r.Close()
+		if err != nil {
+			if w != nil {
+				w.Abort()
+			}
+			return err
+		}
+		// The metadata as recorded: bytes that do not match it (damage in
+		// the database) are reported when read, as they were.
+		w.fixed = &m.Meta
+		if _, err := w.Commit(); err != nil {
+			return err
+		}
+	}
+	err = l.close()
+	l = nil
+	if err != nil {
+		return err
+	}
+	if err := p.writeFormat(); err != nil {
+		return err
+	}
+	p.log.Info("moved the snapshots of the store's Pebble database into files", "dir", p.dir, "snapshots", len(metas))
+	return nil
+}
+
+// failedError is a store's failure: it matches ErrFailed, and the error
+// that caused it, if any.
 type failedError struct {
 	msg   string
 	cause error
@@ -175,110 +372,223 @@ func (e *failedError) Error() string        { return ErrFailed.Error() + ": " + 
 func (e *failedError) Unwrap() error        { return e.cause }
 func (e *failedError) Is(target error) bool { return target == ErrFailed }
 
-// eventListener logs Pebble's background errors, and reports damage it
-// finds in its files as an error of the read that found it, rather than
-// through Fatalf (Pebble's default): one rotten file is not a reason to
-// refuse writes.
-func eventListener(l hclog.Logger) *pebble.EventListener {
-	return &pebble.EventListener{
-		BackgroundError: func(err error) { l.Warn("background error in the snapshot store", "error", err) },
-		DataCorruption: func(info pebble.DataCorruptionInfo) {
-			l.Error("damage in a file of the snapshot store", "info", info.String())
-		},
+var errStoreClosed = errors.New("storage: the snapshot store is closed")
+
+// failWith fails the store after err, from what, and returns its failure
+// (the first, if it had already failed).
+func (p *Pebble) failWith(what string, err error) error {
+	fe := &failedError{msg: what + ": " + err.Error(), cause: err}
+	p.fail.set(fe)
+	if p.fail.get() == error(fe) {
+		p.log.Error("the snapshot store failed; it refuses every call until reopened", "error", fe.msg)
 	}
+	return p.fail.get()
 }
 
-// check returns the store's failure, if it failed.
-func (p *Pebble) check() error { return p.fail.get() }
-
-// after returns err, or the store's failure if Pebble reported one
-// during the call that returned err: Pebble then returns nil from the
-// commit that failed.
-func (p *Pebble) after(err error) error {
-	if ferr := p.check(); ferr != nil {
-		return ferr
+// check returns why the store takes no calls, if it does not.
+func (p *Pebble) check() error {
+	if p.closed.Load() {
+		return errStoreClosed
 	}
-	return err
+	return p.fail.get()
 }
 
-const (
-	metaV1 = 1
-	metaV2 = 2
-	// metaV1Len and metaV2Len are the lengths of the metadata versions.
-	metaV1Len = 1 + 8 + 8 + 8 + 8 + 4
-	metaV2Len = metaV1Len + 8 + 4
-)
-
-// storedMeta is a snapshot's metadata as stored: the generation its
-// chunks are under (0 for version 1, whose chunks are under d/).
-type storedMeta struct {
-	Meta
-	gen uint64
-}
-
-func metaKey(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("m/"), slot) }
-
-// slotPrefix is the prefix of every chunk of every generation at slot.
-func slotPrefix(slot uint64) []byte { return binary.BigEndian.AppendUint64([]byte("c/"), slot) }
-
-// genPrefix is the prefix of the chunks of generation gen at slot; for
-// gen 0, of a version 1 snapshot's.
-func genPrefix(slot, gen uint64) []byte {
-	if gen == 0 {
-		return binary.BigEndian.AppendUint64([]byte("d/"), slot)
+// writable returns why the store takes no writes, if it does not.
+func (p *Pebble) writable() error {
+	if p.readOnly {
+		return errors.New("storage: the snapshot store is open read-only")
 	}
-	return binary.BigEndian.AppendUint64(slotPrefix(slot), gen)
+	return p.check()
 }
 
-func chunkKey(slot, gen uint64, n uint32) []byte {
-	if gen == 0 {
-		return binary.BigEndian.AppendUint32(append(genPrefix(slot, 0), '/'), n)
+// Create implements SnapshotStore. The new snapshot is written to a file
+// of its own: a committed snapshot at the same slot stays whole until
+// this one's Commit replaces it.
+func (p *Pebble) Create(slot uint64, ballot Ballot) (Writer, error) {
+	if err := p.writable(); err != nil {
+		return nil, err
 	}
-	return binary.BigEndian.AppendUint32(genPrefix(slot, gen), n)
+	w, err := p.create(slot, ballot)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
-func encodeMeta(m storedMeta) []byte {
-	b := []byte{metaV2}
+func (p *Pebble) create(slot uint64, ballot Ballot) (*fileWriter, error) {
+	tmp := tempName(slot, p.tmpSeq.Add(1))
+	f, err := p.fs.Create(p.path(tmp), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, p.failWith(fmt.Sprintf("creating %s for the snapshot of slot %d", tmp, slot), err)
+	}
+	return &fileWriter{p: p, f: f, tmp: tmp, meta: Meta{Slot: slot, Ballot: ballot}, h: NewChecksum(), buf: make([]byte, 0, p.chunk)}, nil
+}
+
+type fileWriter struct {
+	p     *Pebble
+	f     vfs.File // nil once closed
+	tmp   string
+	meta  Meta
+	fixed *Meta // the metadata to record, when it is not what was written
+	h     hash.Hash32
+	buf   []byte
+	done  bool
+	err   error
+}
+
+func (w *fileWriter) Write(b []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("storage: write to a finished snapshot")
+	}
+	if w.err == nil {
+		w.err = w.p.check()
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := len(b)
+	w.h.Write(b)
+	w.meta.Size += int64(n)
+	for len(b) > 0 {
+		k := min(len(b), cap(w.buf)-len(w.buf))
+		w.buf = append(w.buf, b[:k]...)
+		b = b[k:]
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// flush writes the buffer to the file.
+func (w *fileWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	// (vfs.File.Write may change the slice it is given: it is w.buf.)
+	if _, err := w.f.Write(w.buf); err != nil {
+		w.err = w.p.failWith(fmt.Sprintf("writing the snapshot of slot %d to %s", w.meta.Slot, w.tmp), err)
+		return w.err
+	}
+	w.buf = w.buf[:0]
+	return nil
+}
+
+func (w *fileWriter) Commit() (Meta, error) {
+	if w.done {
+		return Meta{}, errors.New("storage: snapshot already finished")
+	}
+	w.done = true
+	if w.err == nil {
+		w.err = w.p.check()
+	}
+	if w.err != nil {
+		w.discard()
+		return Meta{}, w.err
+	}
+	m := w.meta
+	m.Checksum = w.h.Sum32()
+	if w.fixed != nil {
+		m = *w.fixed
+	}
+	fail := func(what string, err error) (Meta, error) {
+		w.err = w.p.failWith(fmt.Sprintf("committing the snapshot of slot %d: %s", m.Slot, what), err)
+		w.discard()
+		return Meta{}, w.err
+	}
+	w.buf = append(w.buf, encodeTrailer(m)...)
+	if err := w.flush(); err != nil {
+		w.discard()
+		return Meta{}, err
+	}
+	if err := w.f.Sync(); err != nil {
+		return fail("fsync of "+w.tmp, err)
+	}
+	err := w.f.Close()
+	w.f = nil
+	if err != nil {
+		return fail("closing "+w.tmp, err)
+	}
+	p := w.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(); err != nil {
+		w.err = err
+		return Meta{}, err
+	}
+	if err := p.fs.Rename(p.path(w.tmp), p.path(snapName(m.Slot))); err != nil {
+		return fail("renaming "+w.tmp, err)
+	}
+	// The durability point of the snapshot: the rename is durable once
+	// the directory is synced.
+	if err := syncDir(p.fs, p.dir); err != nil {
+		return fail("fsync of the directory", err)
+	}
+	return m, nil
+}
+
+func (w *fileWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	return w.discard()
+}
+
+// discard closes and deletes the writer's file. After a failure it only
+// closes it: nothing more is changed on disk, and reopening the store
+// deletes the file.
+func (w *fileWriter) discard() error {
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	if w.p.check() != nil {
+		return nil
+	}
+	if err := w.p.fs.Remove(w.p.path(w.tmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return w.p.failWith("deleting "+w.tmp, err)
+	}
+	return nil
+}
+
+func encodeTrailer(m Meta) []byte {
+	b := append([]byte(nil), trailerMagic[:]...)
+	b = append(b, trailerVersion)
 	b = binary.BigEndian.AppendUint64(b, m.Slot)
 	b = binary.BigEndian.AppendUint64(b, m.Ballot.Round)
 	b = binary.BigEndian.AppendUint64(b, m.Ballot.Node)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Size))
 	b = binary.BigEndian.AppendUint32(b, m.Checksum)
-	b = binary.BigEndian.AppendUint64(b, m.gen)
 	return binary.BigEndian.AppendUint32(b, crc32c(b))
 }
 
-// decodeMeta decodes the metadata stored under the key of slot. Whatever
-// b holds, it returns an error naming the snapshot rather than panic.
-func decodeMeta(slot uint64, b []byte) (storedMeta, error) {
-	bad := func(format string, args ...any) (storedMeta, error) {
-		return storedMeta{}, fmt.Errorf("%w: the metadata of the snapshot of slot %d %s", ErrCorrupt, slot, fmt.Sprintf(format, args...))
-	}
-	if len(b) == 0 {
-		return bad("is empty")
+// decodeTrailer decodes the trailer of the file of the snapshot of slot.
+// Whatever b holds, it returns an error naming the snapshot rather than
+// panic.
+func decodeTrailer(slot uint64, b []byte) (Meta, error) {
+	bad := func(format string, args ...any) (Meta, error) {
+		return Meta{}, fmt.Errorf("%w: the metadata of the snapshot of slot %d %s", ErrCorrupt, slot, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case b[0] == metaV1 && len(b) == metaV1Len:
-	case b[0] == metaV2 && len(b) == metaV2Len:
-		if sum, want := crc32c(b[:metaV2Len-4]), binary.BigEndian.Uint32(b[metaV2Len-4:]); sum != want {
-			return bad("has checksum %08x, %08x recorded", sum, want)
-		}
-	case b[0] == metaV1 || b[0] == metaV2:
-		return bad("is %d bytes long, not %d, for version %d", len(b), map[byte]int{metaV1: metaV1Len, metaV2: metaV2Len}[b[0]], b[0])
-	default:
-		return bad("is of unknown version %d", b[0])
+	case len(b) != trailerLen:
+		return bad("is %d bytes long, not %d", len(b), trailerLen)
+	case [4]byte(b[:4]) != trailerMagic:
+		return bad("does not start with %q", trailerMagic[:])
 	}
-	m := storedMeta{Meta: Meta{
-		Slot:     binary.BigEndian.Uint64(b[1:]),
-		Ballot:   Ballot{Round: binary.BigEndian.Uint64(b[9:]), Node: binary.BigEndian.Uint64(b[17:])},
-		Size:     int64(binary.BigEndian.Uint64(b[25:])),
-		Checksum: binary.BigEndian.Uint32(b[33:]),
-	}}
-	if b[0] == metaV2 {
-		m.gen = binary.BigEndian.Uint64(b[37:])
-		if m.gen == 0 {
-			return bad("names generation 0")
-		}
+	if sum, want := crc32c(b[:trailerLen-4]), binary.BigEndian.Uint32(b[trailerLen-4:]); sum != want {
+		return bad("has checksum %08x, %08x recorded", sum, want)
+	}
+	if b[4] != trailerVersion {
+		return bad("is of unknown version %d", b[4])
+	}
+	m := Meta{
+		Slot:     binary.BigEndian.Uint64(b[5:]),
+		Ballot:   Ballot{Round: binary.BigEndian.Uint64(b[13:]), Node: binary.BigEndian.Uint64(b[21:])},
+		Size:     int64(binary.BigEndian.Uint64(b[29:])),
+		Checksum: binary.BigEndian.Uint32(b[37:]),
 	}
 	if m.Slot != slot {
 		return bad("names slot %d", m.Slot)
@@ -295,287 +605,54 @@ func crc32c(b []byte) uint32 {
 	return h.Sum32()
 }
 
-// metaSlot returns the slot of a metadata key, or false for a key of
-// another shape.
-func metaSlot(key []byte) (uint64, bool) {
-	if len(key) != 10 || !bytes.HasPrefix(key, []byte("m/")) {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(key[2:]), true
-}
-
-// prefixEnd is the first key after every key starting with prefix.
-func prefixEnd(prefix []byte) []byte {
-	end := append([]byte(nil), prefix...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i]++; end[i] != 0 {
-			return end[:i+1]
-		}
-	}
-	return nil
-}
-
-// deleteRange deletes every key starting with prefix.
-func (p *Pebble) deleteRange(prefix []byte, opts *pebble.WriteOptions) error {
-	return p.after(p.db.DeleteRange(prefix, prefixEnd(prefix), opts))
-}
-
-// metas returns the stored metadata of every snapshot, by slot.
-func (p *Pebble) metas(r pebble.Reader) ([]storedMeta, error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
+// readTrailer reads the metadata of the snapshot of slot from its file f,
+// and returns it with the length of the bytes before it.
+func readTrailer(f vfs.File, slot uint64) (Meta, int64, error) {
+	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return Meta{}, 0, fmt.Errorf("storage: reading the snapshot of slot %d: %w", slot, err)
 	}
-	var l []storedMeta
-	for it.First(); it.Valid(); it.Next() {
-		slot, ok := metaSlot(it.Key())
-		if !ok {
-			it.Close()
-			return nil, fmt.Errorf("%w: a metadata key of %d bytes, %x", ErrCorrupt, len(it.Key()), it.Key())
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return nil, fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, err)
-		}
-		m, err := decodeMeta(slot, v)
-		if err != nil {
-			it.Close()
-			return nil, err
-		}
-		l = append(l, m)
+	size := st.Size()
+	if size < trailerLen {
+		return Meta{}, 0, fmt.Errorf("%w: the file of the snapshot of slot %d is %d bytes long, shorter than its metadata", ErrCorrupt, slot, size)
 	}
-	return l, errors.Join(it.Error(), it.Close())
+	b := make([]byte, trailerLen)
+	if _, err := f.ReadAt(b, size-trailerLen); err != nil {
+		return Meta{}, 0, fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, err)
+	}
+	m, err := decodeTrailer(slot, b)
+	return m, size - trailerLen, err
 }
 
-// deleteOrphans deletes the chunks that no metadata names: those of
-// snapshots never committed (a crash while writing, or an Abort whose
-// deletion was not synced), replaced by a newer generation, or pruned
-// (a crash while pruning). Keys of no shape the store writes, in the
-// chunk key spaces, are deleted too. It also sets the generation counter
-// past every generation in the store.
-//
-// Damaged metadata does not stop it: the chunks of its slot are kept
-// (which generation it named cannot be told), and List and Open report
-// the damage, naming the snapshot.
-func (p *Pebble) deleteOrphans() error {
-	const unknown = ^uint64(0)
-	live := map[uint64]uint64{} // slot -> generation, or unknown
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
+// slots returns the slots of the committed snapshots, in order.
+func (p *Pebble) slots() ([]uint64, error) {
+	names, err := p.fs.List(p.dir)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("storage: listing the snapshot store: %w", err)
 	}
-	for it.First(); it.Valid(); it.Next() {
-		slot, ok := metaSlot(it.Key())
-		if !ok {
-			continue // List reports it
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, err)
-		}
-		live[slot] = unknown
-		if m, err := decodeMeta(slot, v); err == nil {
-			live[m.Slot] = m.gen
-			p.gen.Store(max(p.gen.Load(), m.gen))
+	var slots []uint64
+	for _, name := range names {
+		if slot, ok := parseSnapName(name); ok {
+			slots = append(slots, slot)
 		}
 	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return err
-	}
-	type orphan struct {
-		key    []byte
-		prefix bool // key is a prefix: delete every key under it
-	}
-	var orphans []orphan
-	for _, space := range []struct {
-		lo, hi string
-		// parse returns the slot and generation of a chunk key, and the
-		// length of the prefix its generation's chunks share.
-		parse func(key []byte) (slot, gen uint64, prefixLen int, ok bool)
-	}{
-		{"d/", "d0", func(k []byte) (uint64, uint64, int, bool) {
-			if len(k) != 15 || k[10] != '/' {
-				return 0, 0, 0, false
-			}
-			return binary.BigEndian.Uint64(k[2:]), 0, 10, true
-		}},
-		{"c/", "c0", func(k []byte) (uint64, uint64, int, bool) {
-			if len(k) != 22 {
-				return 0, 0, 0, false
-			}
-			gen := binary.BigEndian.Uint64(k[10:])
-			return binary.BigEndian.Uint64(k[2:]), gen, 18, gen != 0
-		}},
-	} {
-		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte(space.lo), UpperBound: []byte(space.hi)})
-		if err != nil {
-			return err
-		}
-		for it.First(); it.Valid(); {
-			key := it.Key()
-			slot, gen, plen, ok := space.parse(key)
-			if !ok {
-				orphans = append(orphans, orphan{key: append([]byte(nil), key...)})
-				it.Next()
-				continue
-			}
-			p.gen.Store(max(p.gen.Load(), gen))
-			prefix := append([]byte(nil), key[:plen]...)
-			if g, committed := live[slot]; !committed || (g != gen && g != unknown) {
-				orphans = append(orphans, orphan{key: prefix, prefix: true})
-			}
-			it.SeekGE(prefixEnd(prefix))
-		}
-		if err := errors.Join(it.Error(), it.Close()); err != nil {
-			return err
-		}
-	}
-	for _, o := range orphans {
-		var err error
-		if o.prefix {
-			err = p.deleteRange(o.key, pebble.Sync)
-		} else {
-			err = p.after(p.db.Delete(o.key, pebble.Sync))
-		}
-		if err != nil {
-			return fmt.Errorf("storage: deleting the chunks of an unfinished snapshot: %w", err)
-		}
-	}
-	return nil
+	slices.Sort(slots)
+	return slots, nil
 }
 
-// Create implements SnapshotStore. The new snapshot's chunks go under a
-// generation of their own: a committed snapshot at the same slot stays
-// whole until this one's Commit replaces it, in one synced batch.
-func (p *Pebble) Create(slot uint64, ballot Ballot) (Writer, error) {
-	if err := p.writable(); err != nil {
-		return nil, err
+// meta reads the metadata of the snapshot of slot; ErrNotFound if there
+// is none.
+func (p *Pebble) meta(slot uint64) (Meta, error) {
+	f, err := p.fs.Open(p.path(snapName(slot)))
+	if errors.Is(err, os.ErrNotExist) {
+		return Meta{}, ErrNotFound
 	}
-	gen := p.gen.Add(1)
-	if gen == 0 {
-		// Past 2^64 generations: only damage could bring the counter here.
-		return nil, fmt.Errorf("%w: no generation left for a new snapshot", ErrCorrupt)
+	if err != nil {
+		return Meta{}, fmt.Errorf("storage: opening the snapshot of slot %d: %w", slot, err)
 	}
-	return &pebbleWriter{p: p, gen: gen, meta: Meta{Slot: slot, Ballot: ballot}, h: NewChecksum(), buf: make([]byte, 0, p.chunk)}, nil
-}
-
-// writable returns why the store takes no writes, if it does not.
-func (p *Pebble) writable() error {
-	if p.readOnly {
-		return errors.New("storage: the snapshot store is open read-only")
-	}
-	return p.check()
-}
-
-type pebbleWriter struct {
-	p    *Pebble
-	gen  uint64
-	meta Meta
-	h    hash.Hash32
-	buf  []byte
-	next uint32
-	done bool
-	err  error
-}
-
-func (w *pebbleWriter) Write(b []byte) (int, error) {
-	if w.done {
-		return 0, errors.New("storage: write to a finished snapshot")
-	}
-	if w.err == nil {
-		w.err = w.p.check()
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	n := len(b)
-	w.h.Write(b)
-	w.meta.Size += int64(n)
-	for len(b) > 0 {
-		k := min(len(b), w.p.chunk-len(w.buf))
-		w.buf = append(w.buf, b[:k]...)
-		b = b[k:]
-		if len(w.buf) == w.p.chunk {
-			// Not synced: the final, synced batch makes it durable.
-			if err := w.p.after(w.p.db.Set(chunkKey(w.meta.Slot, w.gen, w.next), w.buf, pebble.NoSync)); err != nil {
-				w.err = fmt.Errorf("storage: writing the snapshot of slot %d: %w", w.meta.Slot, err)
-				return 0, w.err
-			}
-			w.next++
-			w.buf = w.buf[:0]
-		}
-	}
-	return n, nil
-}
-
-func (w *pebbleWriter) Commit() (Meta, error) {
-	if w.done {
-		return Meta{}, errors.New("storage: snapshot already finished")
-	}
-	w.done = true
-	if w.err == nil {
-		w.err = w.p.check()
-	}
-	if w.err != nil {
-		w.discard()
-		return Meta{}, w.err
-	}
-	w.meta.Checksum = w.h.Sum32()
-	p := w.p
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := p.db.NewBatch()
-	defer b.Close()
-	if len(w.buf) > 0 {
-		b.Set(chunkKey(w.meta.Slot, w.gen, w.next), w.buf, nil)
-	}
-	b.Set(metaKey(w.meta.Slot), encodeMeta(storedMeta{Meta: w.meta, gen: w.gen}), nil)
-	// The snapshot this one replaces at the slot, if any: its chunks go
-	// in the same batch as the metadata that stops naming them.
-	v, closer, err := p.db.Get(metaKey(w.meta.Slot))
-	switch {
-	case err == nil:
-		old, derr := decodeMeta(w.meta.Slot, v)
-		closer.Close()
-		if derr != nil {
-			// Unreadable metadata names no chunks we could tell: replace
-			// it, and leave whatever it named to deleteOrphans.
-			break
-		}
-		prefix := genPrefix(old.Slot, old.gen)
-		b.DeleteRange(prefix, prefixEnd(prefix), nil)
-	case !errors.Is(err, pebble.ErrNotFound):
-		w.discard()
-		return Meta{}, fmt.Errorf("storage: committing the snapshot of slot %d: %w", w.meta.Slot, p.after(err))
-	}
-	// The durability point of the snapshot: act on it only after this
-	// synced commit returns (a commit is visible before it is durable),
-	// and only if Pebble reported no failure meanwhile (then the commit
-	// returns nil, having failed).
-	if err := p.after(b.Commit(pebble.Sync)); err != nil {
-		w.discard()
-		return Meta{}, fmt.Errorf("storage: committing the snapshot of slot %d: %w", w.meta.Slot, err)
-	}
-	return w.meta, nil
-}
-
-func (w *pebbleWriter) Abort() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	return w.discard()
-}
-
-// discard deletes the writer's chunks, without sync: whatever survives a
-// crash is an orphan, which OpenPebble deletes.
-func (w *pebbleWriter) discard() error {
-	if w.p.check() != nil {
-		return nil // nothing more can be written; reopening cleans up
-	}
-	return w.p.deleteRange(genPrefix(w.meta.Slot, w.gen), pebble.NoSync)
+	defer f.Close()
+	m, _, err := readTrailer(f, slot)
+	return m, err
 }
 
 // List implements SnapshotStore.
@@ -583,13 +660,31 @@ func (p *Pebble) List() ([]Meta, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	metas, err := p.metas(p.db)
-	if err != nil {
-		return nil, p.after(err)
+	if p.legacy != nil {
+		metas, err := p.legacy.metas()
+		if err != nil {
+			return nil, err
+		}
+		l := make([]Meta, len(metas))
+		for i, m := range metas {
+			l[i] = m.Meta
+		}
+		return l, nil
 	}
-	l := make([]Meta, len(metas))
-	for i, m := range metas {
-		l[i] = m.Meta
+	slots, err := p.slots()
+	if err != nil {
+		return nil, err
+	}
+	var l []Meta
+	for _, slot := range slots {
+		m, err := p.meta(slot)
+		if errors.Is(err, ErrNotFound) {
+			continue // pruned meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		l = append(l, m)
 	}
 	return l, nil
 }
@@ -599,28 +694,25 @@ func (p *Pebble) Latest() (Meta, bool, error) {
 	if err := p.check(); err != nil {
 		return Meta{}, false, err
 	}
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m/"), UpperBound: []byte("m0")})
-	if err != nil {
-		return Meta{}, false, p.after(err)
-	}
-	var m storedMeta
-	ok := it.Last()
-	if ok {
-		slot, good := metaSlot(it.Key())
-		var v []byte
-		switch {
-		case !good:
-			err = fmt.Errorf("%w: a metadata key of %d bytes, %x", ErrCorrupt, len(it.Key()), it.Key())
-		default:
-			if v, err = it.ValueAndErr(); err == nil {
-				m, err = decodeMeta(slot, v)
-			}
+	if p.legacy != nil {
+		l, err := p.List()
+		if err != nil || len(l) == 0 {
+			return Meta{}, false, err
 		}
+		return l[len(l)-1], true, nil
 	}
-	if err = errors.Join(err, it.Error(), it.Close()); err != nil {
-		return Meta{}, false, p.after(err)
+	slots, err := p.slots()
+	if err != nil {
+		return Meta{}, false, err
 	}
-	return m.Meta, ok, nil
+	for i := len(slots) - 1; i >= 0; i-- {
+		m, err := p.meta(slots[i])
+		if errors.Is(err, ErrNotFound) {
+			continue // pruned meanwhile
+		}
+		return m, err == nil, err
+	}
+	return Meta{}, false, nil
 }
 
 // Open implements SnapshotStore. The reader sees the snapshot as of Open,
@@ -629,31 +721,31 @@ func (p *Pebble) Open(slot uint64) (io.ReadCloser, Meta, error) {
 	if err := p.check(); err != nil {
 		return nil, Meta{}, err
 	}
-	snap := p.db.NewSnapshot()
-	v, closer, err := snap.Get(metaKey(slot))
-	if errors.Is(err, pebble.ErrNotFound) {
-		snap.Close()
+	if p.legacy != nil {
+		m, err := p.legacy.meta(slot)
+		if err != nil {
+			return nil, Meta{}, err
+		}
+		r, err := p.legacy.chunks(m)
+		if err != nil {
+			return nil, Meta{}, err
+		}
+		return &verifyingCloser{Reader: VerifyingReader(r, m.Meta), c: r}, m.Meta, nil
+	}
+	f, err := p.fs.Open(p.path(snapName(slot)))
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, Meta{}, ErrNotFound
 	}
 	if err != nil {
-		snap.Close()
-		return nil, Meta{}, fmt.Errorf("storage: reading the metadata of the snapshot of slot %d: %w", slot, p.after(err))
+		return nil, Meta{}, fmt.Errorf("storage: opening the snapshot of slot %d: %w", slot, err)
 	}
-	m, err := decodeMeta(slot, v)
-	closer.Close()
+	m, n, err := readTrailer(f, slot)
 	if err != nil {
-		snap.Close()
+		f.Close()
 		return nil, Meta{}, err
 	}
-	prefix := genPrefix(slot, m.gen)
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		snap.Close()
-		return nil, Meta{}, p.after(err)
-	}
-	r := &pebbleReader{snap: snap, it: it, slot: slot, gen: m.gen}
-	r.valid = it.First()
-	return &verifyingCloser{Reader: VerifyingReader(r, m.Meta), c: r}, m.Meta, nil
+	r := &readError{r: io.NewSectionReader(f, 0, n), slot: slot}
+	return &verifyingCloser{Reader: VerifyingReader(r, m), c: f}, m, nil
 }
 
 type verifyingCloser struct {
@@ -663,43 +755,18 @@ type verifyingCloser struct {
 
 func (v *verifyingCloser) Close() error { return v.c.Close() }
 
-// pebbleReader reads a snapshot's chunks in order.
-type pebbleReader struct {
-	snap  *pebble.Snapshot
-	it    *pebble.Iterator
-	slot  uint64
-	gen   uint64
-	next  uint32
-	cur   []byte
-	valid bool
+// readError names the snapshot in the errors of reading its file.
+type readError struct {
+	r    io.Reader
+	slot uint64
 }
 
-func (r *pebbleReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 {
-		if !r.valid {
-			if err := r.it.Error(); err != nil {
-				return 0, fmt.Errorf("storage: reading the snapshot of slot %d: %w", r.slot, err)
-			}
-			return 0, io.EOF
-		}
-		if !bytes.Equal(r.it.Key(), chunkKey(r.slot, r.gen, r.next)) {
-			return 0, fmt.Errorf("%w: snapshot of slot %d: chunk %d is missing", ErrChecksum, r.slot, r.next)
-		}
-		v, err := r.it.ValueAndErr()
-		if err != nil {
-			return 0, fmt.Errorf("storage: reading the snapshot of slot %d: %w", r.slot, err)
-		}
-		r.cur = append(r.cur[:0], v...) // v is only valid until the iterator moves
-		r.next++
-		r.valid = r.it.Next()
+func (r *readError) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("storage: reading the snapshot of slot %d: %w", r.slot, err)
 	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	return n, nil
-}
-
-func (r *pebbleReader) Close() error {
-	return errors.Join(r.it.Close(), r.snap.Close())
+	return n, err
 }
 
 // Prune implements SnapshotStore.
@@ -709,19 +776,20 @@ func (p *Pebble) Prune(keep int) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	metas, err := p.metas(p.db)
+	slots, err := p.slots()
 	if err != nil {
-		return p.after(err)
+		return err
 	}
-	for i := 0; i < len(metas)-keep; i++ {
-		m := metas[i]
-		// Metadata first, synced: from then on the snapshot does not exist,
-		// and a crash leaves only orphan chunks, which OpenPebble deletes.
-		if err := p.after(p.db.Delete(metaKey(m.Slot), pebble.Sync)); err != nil {
-			return fmt.Errorf("storage: pruning the snapshot of slot %d: %w", m.Slot, err)
+	removed := false
+	for i := 0; i < len(slots)-keep; i++ {
+		if err := p.fs.Remove(p.path(snapName(slots[i]))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return p.failWith(fmt.Sprintf("pruning the snapshot of slot %d", slots[i]), err)
 		}
-		if err := p.deleteRange(genPrefix(m.Slot, m.gen), pebble.NoSync); err != nil {
-			return fmt.Errorf("storage: pruning the snapshot of slot %d: %w", m.Slot, err)
+		removed = true
+	}
+	if removed {
+		if err := syncDir(p.fs, p.dir); err != nil {
+			return p.failWith("pruning: fsync of the directory", err)
 		}
 	}
 	return nil
@@ -730,5 +798,8 @@ func (p *Pebble) Prune(keep int) error {
 // Close implements SnapshotStore. After a failure it still releases the
 // store, and returns the failure.
 func (p *Pebble) Close() error {
-	return errors.Join(p.check(), p.db.Close())
+	if p.closed.Swap(true) {
+		return nil
+	}
+	return errors.Join(p.fail.get(), p.release())
 }

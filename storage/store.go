@@ -1,6 +1,7 @@
 // Package storage holds snapshots of the state machine: the SnapshotStore
 // interface an embedder can implement, and two implementations: Pebble
-// (the default for durable replicas) and memory (tests, the simulator).
+// (the default for durable replicas: a file per snapshot, named for the
+// Pebble database it replaced) and memory (tests, the simulator).
 // It imports nothing else of this module.
 //
 // A snapshot is a stream of bytes for one slot, with metadata: the slot,

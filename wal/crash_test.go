@@ -183,16 +183,25 @@ var crashSeeds = flag.Int("wal.crashseeds", 1000, "number of seeds TestCrashProp
 // (and was synced), also across a process crash followed by a power loss,
 // and nothing that was never saved. Precisely, the log must match the state
 // after some prefix of the operations that contains every acknowledged one.
+//
+// Between lives, Open itself may be stopped at a random file operation, by
+// a process crash or a power loss, up to twice: a crash in the middle of
+// its repair of a torn tail (or of its syncs and deletions) must leave a
+// log that the next Open recovers just the same.
 func TestCrashProperty(t *testing.T) {
 	for seed := 0; seed < *crashSeeds; seed++ {
-		if err := crashRun(uint64(seed)); err != nil {
+		if err := crashRun(uint64(seed), true); err != nil {
 			t.Fatalf("seed %d: %v\nreplay: go test ./wal -run 'TestCrashProperty$' -wal.crashseeds=%d", seed, err, seed+1)
 		}
 	}
 }
 
-func crashRun(seed uint64) error {
+// crashRun runs the workload of seed; with openFaults, Open is crashed too
+// (drawing from a random stream of its own, so that the rest of the run
+// draws what it did without).
+func crashRun(seed uint64, openFaults bool) error {
 	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
+	orng := rand.New(rand.NewPCG(seed, 0x0be11))
 	fs := NewMemFS()
 	opts := Options{FS: fs, SegmentBytes: 4096 << rng.IntN(3), inlinePrealloc: true}
 	l, _, err := Open("", opts)
@@ -253,6 +262,37 @@ func crashRun(seed uint64) error {
 			fs.Crash()
 		}
 		events = append(events, fmt.Sprintf("%s at op %d", event, crashAt))
+		for tries := orng.IntN(3); openFaults && tries > 0; tries-- {
+			// At the at-th file operation of Open, or at its at-th fsync
+			// (the durability point of its repairs).
+			ops, at, syncs := 0, orng.IntN(8)+1, orng.IntN(2) == 0
+			if syncs {
+				at = orng.IntN(3) + 1
+			}
+			fs.SetFault(func(op FaultOp, name string) error {
+				if !syncs || op == OpSync || op == OpSyncDir {
+					ops++
+				}
+				if ops >= at {
+					return errors.New("crash during Open")
+				}
+				return nil
+			})
+			if l, _, err := Open("", Options{FS: fs, SegmentBytes: opts.SegmentBytes, inlinePrealloc: true}); err == nil {
+				l.Close()
+			}
+			where := fmt.Sprintf("op %d of Open", at)
+			if syncs {
+				where = fmt.Sprintf("fsync %d of Open", at)
+			}
+			if orng.IntN(2) == 0 {
+				events = append(events, "power loss at "+where)
+				fs.PowerLoss(orng)
+			} else {
+				events = append(events, "process crash at "+where)
+				fs.Crash()
+			}
+		}
 		l, _, err = Open("", Options{FS: fs, SegmentBytes: opts.SegmentBytes, inlinePrealloc: true})
 		if err != nil {
 			return fmt.Errorf("Open after %v: %w", events, err)
@@ -391,11 +431,19 @@ func TestCrashBetweenRenameAndDirSync(t *testing.T) {
 // bugs, whatever -wal.crashseeds says: 4618 crashes while compacted
 // segments are being deleted, leaving a suffix whose first segment ends
 // below where the next one starts (a hole that only the compaction record
-// in a later segment covers).
+// in a later segment covers). With crashes during Open: 1172 loses power
+// while Open's repair of a torn tail is not yet synced (before, the repair
+// zeroed the torn bytes in place, and a part of the zeroing that reached
+// the disk read as damage).
 func TestCrashPropertyRegressions(t *testing.T) {
 	for _, seed := range []uint64{97, 4618} {
-		if err := crashRun(seed); err != nil {
+		if err := crashRun(seed, false); err != nil {
 			t.Errorf("seed %d: %v", seed, err)
+		}
+	}
+	for _, seed := range []uint64{1172} {
+		if err := crashRun(seed, true); err != nil {
+			t.Errorf("seed %d, crashes during Open: %v", seed, err)
 		}
 	}
 }

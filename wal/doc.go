@@ -18,7 +18,8 @@
 // zeros to SegmentBytes and synced, so that appending later overwrites
 // blocks that exist (an fdatasync after overwriting pre-written blocks was
 // measured at about 150 us here, against 210 to 320 us after growing the
-// file; fallocate alone does not give this). Other files are ignored.
+// file; fallocate alone does not give this). An I/O error while preparing
+// it fails the log like any other. Other files are ignored.
 //
 // # Segment layout
 //
@@ -77,7 +78,9 @@
 // synced before the failure (a batch only written is not acknowledged), and
 // Close writes nothing.
 //
-// Roll. When a batch would take the tail past SegmentBytes, or an overwrite
+// Roll. When a batch would take the tail past SegmentBytes (a segment holds
+// more only when a single batch after its first is larger: record offsets
+// stay far below 4 GiB, which the index needs), or an overwrite
 // reaches back before the tail's firstSlot, or the tail has no entry yet
 // and the batch's first one is not for its firstSlot (the batch a roll was
 // made for was never written: a segment's entries must start at its
@@ -102,7 +105,10 @@
 // deleted, oldest first, and the directory is synced. A crash midway leaves
 // a suffix of consecutive segments, and the Compacted record (in the tail,
 // which is never deleted) still says where the log starts. A failed
-// deletion or directory sync closes the log like a failed fdatasync.
+// deletion or directory sync closes the log like a failed fdatasync; a
+// segment already gone is not a failure. Close waits for a deletion in
+// progress and stops the rest (the next Log deletes them), so that nothing
+// is deleted once the lock is free for another Log.
 //
 // Recovery (Open). Segments are sorted by seq, which must have no gaps,
 // and each header must match its file name. Segments are replayed in
@@ -115,9 +121,14 @@
 // file and byte offset (ErrCorrupt). In the tail, reading stops at zeros or
 // at the first record that does not read back, and what follows the last
 // complete batch is judged by the rule below: an interrupted write is cut
-// off (the rest of the file is zeroed, so that stale bytes can never be
-// read as records later, and synced), and the cut is logged; anything else
-// is ErrCorrupt. Open also syncs the tail, because what it read may have
+// off, and the cut is logged; anything else is ErrCorrupt. The cut is a
+// truncation of the file to the end of the last complete batch, then an
+// fdatasync, and only then are zeros written again past it (and synced),
+// so that stale bytes can never be read as records later: a truncation is
+// done or not done after a power loss, and doing it again is harmless,
+// while zeroing the stale bytes in place could be left half done, some
+// sectors zeroed and others not, which the next Open would rightly take
+// for damage. Open also syncs the tail, because what it read may have
 // been written but not yet synced by the process that stopped, and the
 // directory, because that process may have renamed a segment into place or
 // deleted compacted ones without syncing it: nothing is acknowledged on top
@@ -131,19 +142,29 @@
 // size: about 3 MiB for a full 64 MiB segment of 4 KiB entries, where
 // reading whole segments took over 64 MiB (BenchmarkOpen64MiB).
 //
+// Inspection (Inspect, `paxos wal verify`) replays the log without writing.
+// On a directory no Log holds it takes the lock while it reads and judges
+// everything as Open would. On the log of a running process it cannot
+// judge the tail's end: the writer appends while it reads, so bytes read a
+// moment apart disagree. It checks the sealed segments whole and the tail
+// up to the last complete batch it read, says the log is live, and never
+// reports the tail torn or damaged; a replay that fails (a segment deleted
+// by a compaction meanwhile) is made again.
+//
 // # Torn writes and damage
 //
 // Only the tail's unsynced bytes can be torn: everything before the last
 // fdatasync is durable, and a sealed segment was synced whole. The space a
-// write goes to always holds zeros before it (segments are pre-written with
-// zeros and synced, and Open zeroes and syncs whatever follows a cut), so a
-// write interrupted by a crash leaves, in place of the bytes that did not
-// reach the disk, zeros or nothing (a file that ends early). It leaves them
-// in sectors, not bytes: the page cache writes pages back in any order, and
-// a disk writes the sectors of a page in any order, so any of the write's
-// 512-byte sectors may be missing while later ones are there; and a sector
-// being written when the power goes may be left with a prefix of its new
-// bytes and zeros after.
+// write goes to always holds zeros before it, or is past the end of the
+// file (segments are pre-written with zeros and synced, and Open cuts the
+// file at a torn write and syncs that before it writes zeros past the cut
+// again), so a write interrupted by a crash leaves, in place of the bytes
+// that did not reach the disk, zeros or nothing (a file that ends early).
+// It leaves them in sectors, not bytes: the page cache writes pages back in
+// any order, and a disk writes the sectors of a page in any order, so any
+// of the write's 512-byte sectors may be missing while later ones are
+// there; and a sector being written when the power goes may be left with a
+// prefix of its new bytes and zeros after.
 //
 // So after the last complete batch, a record that does not read back is
 // taken for a torn write only if the zeros explain it:

@@ -73,7 +73,7 @@ func FuzzDecode(f *testing.F) {
 		for _, seg := range [][]byte{append(head, data...), framed} {
 			fs := NewMemFS()
 			fs.WriteFile(segmentName(1, 1), seg)
-			r, err := replay(fs, false)
+			r, err := replay(fs, false, false)
 			if err == nil && r.st.last > r.st.compacted.Slot {
 				if _, _, ok := r.st.locate(r.st.last); !ok {
 					t.Fatalf("replay accepted a log whose last slot %d has no entry", r.st.last)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,9 @@ const (
 	maxSegmentBytes = 1 << 30
 	// maxBatchBytes bounds the encoded size of one Save.
 	maxBatchBytes = 1 << 30
+	// maxRecordOffset bounds the offsets of records in a segment: the
+	// index holds them as uint32.
+	maxRecordOffset = 1<<32 - 1
 	// minRecordLimit is the smallest MaxRecordBytes accepted.
 	minRecordLimit = 64
 	// slowSync is how long an fdatasync may take before it is logged.
@@ -166,8 +170,13 @@ type Log struct {
 	// segMu keeps segment files open while Entries reads them; Compact
 	// takes it exclusively to close and delete files.
 	segMu sync.RWMutex
-	// compactMu serialises the deletion of segment files.
+	// compactMu serialises the deletion of segment files, and Close takes
+	// it to wait for a deletion in progress: once Close returns, and the
+	// directory lock is free for the next Log, this one deletes nothing.
 	compactMu sync.Mutex
+	// closing is set by Close before it waits for compactMu: deletions
+	// that have not started by then are left to the next Log.
+	closing atomic.Bool
 
 	w writer
 }
@@ -221,7 +230,7 @@ func (l *Log) initialState() InitialState {
 
 // recover replays the directory and prepares the tail for appending.
 func (l *Log) recover() error {
-	r, err := replay(l.fs, true)
+	r, err := replay(l.fs, true, false)
 	if err != nil {
 		return err // replay closed what it opened
 	}
@@ -250,18 +259,44 @@ func (l *Log) recover() error {
 		l.log.Warn("cutting off the torn tail of an interrupted write",
 			"file", r.torn.File, "offset", r.torn.Offset, "stopped_at", r.torn.StopOffset, "reason", r.torn.Reason)
 	}
-	// Zero whatever follows the last complete batch, so that stale bytes
-	// can never be read as records later.
-	if err := zeroRange(tail.f, l.w.off, r.zeroEnd); err != nil {
-		return fmt.Errorf("wal: zeroing the tail of %s: %w", tail.name, err)
-	}
-	// What was read back may have been written but never synced by the
-	// process that stopped; sync it before anything is built on it.
-	if err := l.sync(tail.f); err != nil {
-		return fmt.Errorf("wal: syncing %s: %w", tail.name, err)
+	if r.torn == nil {
+		// What was read back may have been written but never synced by the
+		// process that stopped; sync it before anything is built on it.
+		if err := l.sync(tail.f); err != nil {
+			return fmt.Errorf("wal: syncing %s: %w", tail.name, err)
+		}
+	} else {
+		// Cut off whatever follows the last complete batch, so that stale
+		// bytes can never be read as records later: truncate the file to
+		// the batch's end and sync, which a power loss leaves done or not
+		// done, never half done (overwriting the torn bytes with zeros in
+		// place could be half done: some sectors zeroed and others not,
+		// which the next Open would take for damage). Repeating it is
+		// harmless. Only then is the space after it pre-written with
+		// zeros again; a power loss during that leaves zeros, or a file
+		// that ends early, both the clean end of the log.
+		if err := l.alive(); err != nil {
+			return err
+		}
+		if err := tail.f.Truncate(l.w.off); err != nil {
+			return fmt.Errorf("wal: cutting the torn tail of %s: %w", tail.name, err)
+		}
+		// (This also syncs what the process that stopped wrote before the
+		// cut and may not have synced.)
+		if err := l.sync(tail.f); err != nil {
+			return fmt.Errorf("wal: cutting the torn tail of %s: fdatasync: %w", tail.name, err)
+		}
+		if err := zeroRange(tail.f, l.w.off, r.reports[len(r.reports)-1].Size); err != nil {
+			return fmt.Errorf("wal: pre-writing the tail of %s: %w", tail.name, err)
+		}
+		if err := l.sync(tail.f); err != nil {
+			return fmt.Errorf("wal: syncing %s: %w", tail.name, err)
+		}
 	}
 	l.w.synced = l.w.off
-	l.w.tailStart = l.w.off
+	// The tail's first batch is its copy of the log's state; a batch after
+	// it makes the tail roll once it would pass SegmentBytes.
+	l.w.tailStart = r.tailFirstEnd
 	// The directory as this process sees it may hold changes that the
 	// process before it made and never synced: a segment renamed into place
 	// just before a crash, the deletions of a compaction, the removal of the
@@ -433,6 +468,12 @@ func (l *Log) flush() {
 // From then on nothing is written, synced or acknowledged: Enqueue, Wait,
 // Save and Compact return the error, and Close writes nothing.
 func (l *Log) fail(err error) {
+	if l.err == ErrClosed {
+		// Closed meanwhile (a deletion Close waited for): Close has
+		// reported what it had to report; the error is only logged.
+		l.log.Error("write-ahead log operation failed after Close", "error", err)
+		return
+	}
 	if !l.failed.Load() {
 		l.err = &failedError{cause: err}
 		l.failed.Store(true)
@@ -505,6 +546,12 @@ func (l *Log) deleteCompacted() error {
 	for n < len(l.st.segs)-1 && l.st.segs[n].maxSlot <= l.st.compacted.Slot {
 		n++
 	}
+	if l.err == ErrClosed {
+		// Closed between the compaction record and here: the next Log
+		// deletes them.
+		l.mu.Unlock()
+		return nil
+	}
 	victims := append([]*segment(nil), l.st.segs[:n]...)
 	l.st.segs = l.st.segs[n:]
 	l.mu.Unlock()
@@ -520,7 +567,17 @@ func (l *Log) deleteCompacted() error {
 		if err := l.alive(); err != nil {
 			return l.failNow(err)
 		}
-		if err := l.fs.Remove(s.name); err != nil {
+		if l.closing.Load() {
+			// Close is waiting: what is left stays for the next Log, which
+			// replays it harmlessly and deletes it at its next compaction.
+			// The deletions made are synced below.
+			break
+		}
+		if err := l.fs.Remove(s.name); errors.Is(err, fs.ErrNotExist) {
+			// Already gone: deleted by a Log that stopped before syncing the
+			// directory, or by hand. That is what was wanted.
+			l.log.Warn("a compacted segment was already deleted", "file", s.name)
+		} else if err != nil {
 			// The file stays; it holds only compacted entries, and the next
 			// Open replays it harmlessly. Later segments are not deleted
 			// before it, or the log would have a hole in its seqs. The log
@@ -583,9 +640,17 @@ func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 	var buf []byte
 	for i := 0; i < len(locs); {
 		// Read a run of records of one segment with a single ReadAt: from
-		// the first record's offset to the end of the last one's.
+		// the first record's offset to the end of the last one's. The run
+		// stops where the values read would pass maxBytes (a record is a
+		// value and a few dozen bytes), give or take entriesReadSlack and
+		// the last record.
+		budget := uint64(entriesReadSlack)
+		if size < maxBytes {
+			budget += maxBytes - size
+		}
 		j := i + 1
-		for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off > locs[j-1].off && j-i < 1024 {
+		for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off > locs[j-1].off && j-i < 1024 &&
+			uint64(locs[j].off-locs[i].off) <= budget {
 			j++
 		}
 		seg, start := locs[i].seg, int64(locs[i].off)
@@ -627,6 +692,10 @@ func (l *Log) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 	}
 	return ents, nil
 }
+
+// entriesReadSlack is how far past maxBytes a read of Entries may go, so
+// that entries with small values are still read many at a time.
+const entriesReadSlack = 4096
 
 // recordLength reads the header of the record at off and returns the
 // number of bytes it occupies.
@@ -677,8 +746,17 @@ func (l *Log) Close() error {
 	}
 	failed := l.err
 	l.err = ErrClosed
-	segs := l.st.segs
 	l.cond.Broadcast()
+	l.mu.Unlock()
+
+	// Wait for a compaction that is deleting segments: its files must be
+	// gone, or not touched again, before the lock is released to the next
+	// Log.
+	l.closing.Store(true)
+	l.compactMu.Lock()
+	defer l.compactMu.Unlock()
+	l.mu.Lock()
+	segs := l.st.segs
 	l.mu.Unlock()
 
 	l.w.stopPrealloc()

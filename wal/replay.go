@@ -68,10 +68,9 @@ type replayed struct {
 	reports []SegmentReport
 	temps   []string  // leftover temporary files, deleted by Open
 	torn    *TornTail // set when the tail must be cut
-	// zeroEnd is, when torn is set, where the non-zero bytes of the tail
-	// end: Open zeroes [torn.Offset, zeroEnd) so that stale bytes of the
-	// interrupted write can never be read as records later.
-	zeroEnd int64
+	// tailFirstEnd is where the tail's first batch (its copy of the log's
+	// state) ends.
+	tailFirstEnd int64
 }
 
 // readBufBytes is the size of the window through which replay reads a
@@ -86,7 +85,11 @@ const readBufBytes = 64 << 10
 // limit its header names, not the one the reader is configured with.
 // Segments are opened, and stay open in the returned state, when keepOpen
 // is set; otherwise they are closed.
-func replay(fs FS, keepOpen bool) (r *replayed, err error) {
+//
+// live is set when a running Log holds the directory (see Inspect): the
+// tail is then read up to its last complete batch, and what follows is
+// not judged, since the writer may be appending to it as it is read.
+func replay(fs FS, keepOpen, live bool) (r *replayed, err error) {
 	names, err := fs.List()
 	if err != nil {
 		return nil, fmt.Errorf("wal: listing the log directory: %w", err)
@@ -142,7 +145,7 @@ func replay(fs FS, keepOpen bool) (r *replayed, err error) {
 			return r, fmt.Errorf("wal: reading %s: %w", fd.name, err)
 		}
 		sealed := i < len(segs)-1
-		rep, err := r.replaySegment(seg, sr, sealed, dec)
+		rep, err := r.replaySegment(seg, sr, sealed, live, dec)
 		if err != nil {
 			var ioe *readError
 			if errors.As(err, &ioe) {
@@ -268,7 +271,7 @@ func (r *segReader) zeroTailStart(from int64) (int64, error) {
 // replaySegment applies the complete batches of one segment to r.st. A
 // sealed segment must be whole; the tail may end in a torn write, which is
 // recorded in r.torn. See tornTail for what counts as one.
-func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *bodyDecoder) (SegmentReport, error) {
+func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed, live bool, dec *bodyDecoder) (SegmentReport, error) {
 	rep := SegmentReport{Name: seg.name, Seq: seg.seq, FirstSlot: seg.firstSlot, Size: sr.size, Sealed: sealed}
 	b, err := sr.peek(0, segmentHeaderSize)
 	if err != nil {
@@ -290,6 +293,9 @@ func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *
 			case typeEntry:
 				if err := r.st.checkEntry(seg, rec.slot); err != nil {
 					return corruptf(seg.name, rec.off, "%v", err)
+				}
+				if rec.off > maxRecordOffset {
+					return corruptf(seg.name, rec.off, "entry record past byte %d, which the log never writes", int64(maxRecordOffset))
 				}
 				r.st.applyEntry(seg, rec.slot, uint32(rec.off))
 				if rep.Entries == 0 || rec.slot < rep.MinSlot {
@@ -323,6 +329,15 @@ func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *
 		// state) that is synced before the file gets its name.
 		return rep, corruptf(seg.name, segmentHeaderSize, "first batch unreadable: %v", sc.describeStop())
 	}
+	if !sealed {
+		r.tailFirstEnd = sc.firstEnd
+	}
+	if live && !sealed {
+		// The tail of a running log, read while it is written: what
+		// follows the last complete batch read may be a batch being
+		// written, or one written after the bytes there were read.
+		return rep, nil
+	}
 	z, err := sr.zeroTailStart(sc.stop)
 	if err != nil {
 		return rep, err
@@ -340,7 +355,6 @@ func (r *replayed) replaySegment(seg *segment, sr *segReader, sealed bool, dec *
 		return rep, err
 	}
 	r.torn = &TornTail{File: seg.name, Offset: sc.end, StopOffset: sc.stop, Reason: reason}
-	r.zeroEnd = z
 	return rep, nil
 }
 
@@ -452,8 +466,9 @@ type parsedRecord struct {
 
 // scanned is the outcome of scanSegment.
 type scanned struct {
-	// end is the offset just past the last complete batch.
-	end int64
+	// end is the offset just past the last complete batch, and firstEnd
+	// just past the first.
+	end, firstEnd int64
 	// stop is where reading stopped and stopErr why: errEndOfRecords at
 	// zeroed space, or a framing error. Records between end and stop
 	// belong to an incomplete batch. stopLen is the length field of the
@@ -521,6 +536,9 @@ func scanSegment(sr *segReader, seq uint64, maxRecordBytes int, dec *bodyDecoder
 		}
 		batch = batch[:0]
 		s.end = off
+		if s.firstEnd == 0 {
+			s.firstEnd = off
+		}
 	}
 }
 

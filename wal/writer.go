@@ -90,6 +90,13 @@ func (w *writer) writeGroup(l *Log, group []queued) (effects []effect, synced bo
 			w.effects = append(w.effects, effect{kind: effectSegment, seg: seg})
 			start = w.off
 		}
+		// The index holds record offsets as uint32. SegmentBytes (at most
+		// 1 GiB) and the roll above keep a segment within SegmentBytes plus
+		// one batch (at most 1 GiB), far below 4 GiB: this cannot happen,
+		// but an offset must never wrap silently.
+		if end := start + int64(len(w.buf)); end+estimate(q) > maxRecordOffset {
+			return nil, false, fmt.Errorf("wal: a batch of %d bytes at byte %d of %s would put records past byte %d", estimate(q), end, w.tail.name, int64(maxRecordOffset))
+		}
 		w.encode(q, start)
 	}
 	if err := w.write(l, start); err != nil {
@@ -258,19 +265,23 @@ func (w *writer) startPrealloc(l *Log) {
 	go func() {
 		defer close(p.done)
 		p.f, p.err = createZeroed(l, p.seq, p.stop)
+		if p.err != nil && !errors.Is(p.err, errPreallocStopped) && !errors.Is(p.err, errFailed) {
+			// An I/O error here, a failed fdatasync above all, fails the log
+			// as any other does, at once: what reached the disk is unknown,
+			// and an fsync is never retried.
+			l.failNow(p.err)
+		}
 	}()
 }
 
-// takePrealloc returns the prepared file for seq, preparing it now if the
-// background preparation did not.
+// takePrealloc returns the prepared file for seq, preparing it now if it
+// was not prepared in the background. If the background preparation
+// failed, the log has failed, and so does this.
 func (w *writer) takePrealloc(l *Log, seq uint64) (File, error) {
 	if p := w.pre; p != nil && p.seq == seq {
 		w.pre = nil
 		<-p.done
-		if p.err == nil {
-			return p.f, nil
-		}
-		l.log.Warn("preparing the next segment in the background failed; retrying now", "error", p.err)
+		return p.f, p.err
 	}
 	return createZeroed(l, seq, nil)
 }

@@ -348,7 +348,7 @@ func TestClientPortStrangerLearnsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, cfg := range map[string]*tls.Config{
-		"no certificate":          {InsecureSkipVerify: true, MinVersion: tls.VersionTLS13},
+		"no certificate":           {InsecureSkipVerify: true, MinVersion: tls.VersionTLS13},
 		"another CA's certificate": {InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{ob.Cert}},
 	} {
 		c, err := tls.Dial("tcp", addr, cfg)

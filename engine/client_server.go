@@ -175,27 +175,13 @@ func (s *clientServer) accept() {
 	defer s.wg.Done()
 	var delay time.Duration
 	for {
-		c, err := s.ln.Accept()
+		c, err := paxosnet.Accept(s.ln, s.ctx.Done(), &delay, func(err error) { s.acceptLg.Add("", nil, err) })
 		if err != nil {
-			if s.ctx.Err() != nil {
-				return
-			}
-			if errors.Is(err, stdnet.ErrClosed) {
+			if s.ctx.Err() == nil {
 				s.n.log.Error("the client listener was closed; no longer accepting clients", "error", err)
-				return
 			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.acceptLg.Add("", nil, err)
-			timer := time.NewTimer(delay)
-			select {
-			case <-s.ctx.Done():
-				timer.Stop()
-				return
-			case <-timer.C:
-			}
-			continue
+			return
 		}
-		delay = 0
 		s.accepted.Add(1)
 		pc := &pendingClient{c: c}
 		s.mu.Lock()

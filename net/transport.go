@@ -516,32 +516,15 @@ func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
 	var delay time.Duration
 	for {
-		c, err := t.ln.Accept()
+		c, err := Accept(t.ln, t.stop, &delay, func(err error) { t.acceptLg.add("", nil, err) })
 		if err != nil {
 			select {
 			case <-t.stop:
-				return
 			default:
-			}
-			if errors.Is(err, stdnet.ErrClosed) {
 				t.log.Error("the peer listener was closed; no longer accepting peer connections", "error", err)
-				return
 			}
-			// Out of file descriptors, or anything else: wait, as
-			// net/http does, and carry on, since a replica that no longer
-			// accepts is cut off from its peers.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t.acceptLg.add("", nil, err)
-			timer := time.NewTimer(delay)
-			select {
-			case <-t.stop:
-				timer.Stop()
-				return
-			case <-timer.C:
-			}
-			continue
+			return
 		}
-		delay = 0
 		t.accepted.Add(1)
 		pc := &pendingConn{c: c}
 		t.mu.Lock()

@@ -192,7 +192,7 @@ func (s *clientServer) accept() {
 		}
 		var evicted *pendingClient
 		if s.pending.Len()+len(s.conns) >= s.n.cfg.ClientMaxConns {
-			oldest := s.pending.Front()
+			oldest := paxosnet.Victim(&s.pending)
 			if oldest == nil {
 				s.mu.Unlock()
 				c.Close()
@@ -206,7 +206,7 @@ func (s *clientServer) accept() {
 		s.mu.Unlock()
 		if evicted != nil {
 			evicted.c.Close()
-			s.refuse(evicted.c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are open: closed the oldest one in its handshake"))
+			s.refuse(evicted.c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are open: closed one still in its handshake, at random"))
 		}
 		s.wg.Add(1)
 		go s.serve(pc)

@@ -165,8 +165,8 @@ type Config struct {
 	//
 	// ClientMaxConns bounds the connections open at once, established or
 	// in their handshake (default DefaultClientMaxConns, 1024). The policy
-	// is the peer port's: a newcomer beyond it evicts the oldest connection
-	// still in its handshake, or, if every connection is established, is
+	// is the peer port's: a newcomer beyond it evicts a connection still in
+	// its handshake, at random, or, if every connection is established, is
 	// closed at once (without a word: before the handshake there is nobody
 	// to tell).
 	//

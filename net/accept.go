@@ -1,7 +1,9 @@
 package net
 
 import (
+	"container/list"
 	"errors"
+	"math/rand/v2"
 	stdnet "net"
 	"time"
 )
@@ -45,4 +47,22 @@ func Accept(ln stdnet.Listener, stop <-chan struct{}, delay *time.Duration, onEr
 		case <-timer.C:
 		}
 	}
+}
+
+// Victim picks the connection to close when a listener is full: one of
+// those still in their handshake (the elements of pending), at random, or
+// nil if there are none. At random, not the oldest: strangers opening
+// connections faster than a real peer completes its handshake would
+// otherwise always evict it, and lock it out for as long as they keep
+// going; at random, its handshake survives with a fixed chance, and its
+// retries get it in.
+func Victim(pending *list.List) *list.Element {
+	if pending.Len() == 0 {
+		return nil
+	}
+	e := pending.Front()
+	for k := rand.IntN(pending.Len()); k > 0; k-- {
+		e = e.Next()
+	}
+	return e
 }

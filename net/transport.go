@@ -66,9 +66,10 @@ type Options struct {
 	MaxHelloBytes int
 	// MaxConns bounds the inbound connections open at once, established
 	// or in their handshake. Default 64. When a connection arrives with
-	// MaxConns open, the oldest one still in its handshake is closed to
-	// make room, so that strangers holding connections open cannot lock
-	// the replicas out; if all are established, the new one is closed.
+	// MaxConns open, one still in its handshake, chosen at random (see
+	// Victim), is closed to make room, so that strangers holding or
+	// churning connections cannot lock the replicas out; if all are
+	// established, the new one is closed.
 	MaxConns int
 	// QueueLen and QueueBytes bound each peer's outbound queue, in
 	// messages and in bytes of payload; beyond either, the oldest messages
@@ -535,7 +536,7 @@ func (t *Transport) acceptLoop() {
 		}
 		var evicted *pendingConn
 		if t.pending.Len()+len(t.inbound) >= t.opts.MaxConns {
-			oldest := t.pending.Front()
+			oldest := Victim(&t.pending)
 			if oldest == nil {
 				t.mu.Unlock()
 				c.Close()
@@ -549,7 +550,7 @@ func (t *Transport) acceptLoop() {
 		t.mu.Unlock()
 		if evicted != nil {
 			evicted.c.Close()
-			t.refuse(evicted.c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are open: closed the oldest one in its handshake"))
+			t.refuse(evicted.c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are open: closed one still in its handshake, at random"))
 		}
 		t.wg.Add(1)
 		go t.serve(pc)

@@ -44,7 +44,7 @@ type cli struct {
 	ClusterID string `name:"cluster-id" default:"chatroom" help:"The cluster's name; servers refuse peers and data of another."`
 	SegmentMB int    `name:"wal-segment-mb" default:"8" help:"Size of the write-ahead log's segment files, in MiB."`
 	TLSDir    string `name:"tls-dir" placeholder:"DIR" help:"The cluster's certificates, as paxos certs writes them (ca.pem, node-<id>.pem, node-<id>-key.pem); the peer port runs mutual TLS with them. Default: data/tls, made on first use for replicas 0 to count-1."`
-	Insecure  bool   `help:"Run the peer port in plaintext, unauthenticated: anyone who reaches it can act as a replica. Only where every host is trusted."`
+	Insecure  bool   `help:"Run both ports (peer and client) in plaintext, unauthenticated: anyone who reaches the peer port can act as a replica, and anyone who reaches the client port is a client. Only where every host is trusted."`
 }
 
 func main() {
@@ -205,7 +205,7 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 	}
 	peerTLS := "mutual TLS, certificates in " + tlsDir
 	if c.Insecure {
-		peerTLS = "plaintext (--insecure)"
+		peerTLS = "plaintext (--insecure: the client port too)"
 	}
 	log.Info("serving", "clients", c.Port, "peers", peers[uint64(c.ID)], "peer_port", peerTLS, "data", dir)
 	<-ctx.Done()

@@ -108,7 +108,7 @@ func TestPeerPortModes(t *testing.T) {
 	}{
 		{"per-run", cli{}, "peer_port=\"mutual TLS, certificates in " + dir},
 		{"tls-dir", cli{TLSDir: tlsDir}, "peer_port=\"mutual TLS, certificates in " + tlsDir + "\""},
-		{"insecure", cli{Insecure: true}, "peer_port=\"plaintext (--insecure)\""},
+		{"insecure", cli{Insecure: true}, "peer_port=\"plaintext (--insecure: the client port too)\""},
 	} {
 		work := filepath.Join(dir, tc.name)
 		os.Mkdir(work, 0o755)

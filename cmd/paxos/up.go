@@ -21,7 +21,7 @@ type upCmd struct {
 	Timeout    time.Duration `default:"1s" help:"Election timeout (10ms to 1m)."`
 	ClusterID  string        `name:"cluster-id" default:"chatroom" help:"The cluster's name."`
 	TLSDir     string        `name:"tls-dir" placeholder:"DIR" help:"The cluster's certificates, as paxos certs writes them; the peer ports run mutual TLS with them. Default: <data-dir>/tls, made on first start."`
-	Insecure   bool          `help:"Run the peer ports in plaintext, unauthenticated, instead of mutual TLS."`
+	Insecure   bool          `help:"Run the peer and client ports in plaintext, unauthenticated, instead of mutual TLS."`
 }
 
 // Validate refuses a bad command line before anything starts (kong calls
@@ -100,7 +100,7 @@ func (u *upCmd) Run(g *globals) error {
 	}
 	switch {
 	case u.Insecure:
-		fmt.Fprintf(g.out, "Peer ports: plaintext, unauthenticated (--insecure)\n")
+		fmt.Fprintf(g.out, "Peer and client ports: plaintext, unauthenticated (--insecure)\n")
 	case created:
 		fmt.Fprintf(g.out, "Peer ports: mutual TLS, with certificates made now in %s\n", tlsDir)
 	default:

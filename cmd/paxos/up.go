@@ -102,9 +102,9 @@ func (u *upCmd) Run(g *globals) error {
 	case u.Insecure:
 		fmt.Fprintf(g.out, "Peer and client ports: plaintext, unauthenticated (--insecure)\n")
 	case created:
-		fmt.Fprintf(g.out, "Peer ports: mutual TLS, with certificates made now in %s\n", tlsDir)
+		fmt.Fprintf(g.out, "Peer and client ports: mutual TLS, with certificates made now in %s\n", tlsDir)
 	default:
-		fmt.Fprintf(g.out, "Peer ports: mutual TLS, with the certificates in %s\n", tlsDir)
+		fmt.Fprintf(g.out, "Peer and client ports: mutual TLS, with the certificates in %s\n", tlsDir)
 	}
 	fmt.Fprintf(g.out, "Talk to it:  %s   then   connect %d\n", u.clientCommand(tlsDir), u.ClientPort)
 	fmt.Fprintf(g.out, "Stop it with Ctrl-C.\n")

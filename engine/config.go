@@ -64,7 +64,8 @@ type Config struct {
 	ClientAddrs map[uint64]string
 
 	// ElectionTimeout: a follower that hears nothing from the leader for
-	// between one and two of these starts an election. Default 1 s.
+	// between one and two of these starts an election. Default 1 s; at
+	// least 1 ms. Negative durations are refused.
 	ElectionTimeout time.Duration
 	// HeartbeatInterval is the leader's heartbeat and the node's tick.
 	// Default ElectionTimeout/10.
@@ -243,11 +244,19 @@ func (c Config) withDefaults() (Config, error) {
 	case (c.ClientAddr != "" || c.ClientListener != nil) && c.ClientTLS == nil && c.TLSDir == "" && !c.Insecure:
 		return c, ErrNoClientTLS
 	}
-	if c.ElectionTimeout <= 0 {
+	if c.ElectionTimeout < 0 || c.HeartbeatInterval < 0 {
+		return c, fmt.Errorf("engine: ElectionTimeout %v and HeartbeatInterval %v must not be negative", c.ElectionTimeout, c.HeartbeatInterval)
+	}
+	if c.ElectionTimeout == 0 {
 		c.ElectionTimeout = time.Second
 	}
-	if c.HeartbeatInterval <= 0 {
+	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = c.ElectionTimeout / 10
+	}
+	if c.ElectionTimeout < time.Millisecond {
+		// The node ticks every HeartbeatInterval: below a millisecond it
+		// would spin (and below 10 ns the default interval is zero).
+		return c, fmt.Errorf("engine: ElectionTimeout %v is below 1ms", c.ElectionTimeout)
 	}
 	if c.HeartbeatInterval*2 > c.ElectionTimeout {
 		return c, fmt.Errorf("engine: HeartbeatInterval %v must be at most half of ElectionTimeout %v", c.HeartbeatInterval, c.ElectionTimeout)

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/paxos-go/paxos/engine"
+	"github.com/paxos-go/paxos/internal/durable"
 )
 
 // ServerConfig configures one chat room replica.
@@ -103,12 +104,10 @@ func ClaimDataDir(dir, cluster string, id, count int) error {
 	case !errors.Is(err, os.ErrNotExist):
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := durable.MkdirAll(dir, 0o755, true); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(want), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	// Synced, file and directory: a crash must not leave an empty IDENTITY
+	// that refuses every later start.
+	return durable.WriteFile(path, []byte(want), 0o644, true)
 }

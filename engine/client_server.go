@@ -192,14 +192,14 @@ func (s *clientServer) accept() {
 		}
 		var evicted *pendingClient
 		if s.pending.Len()+len(s.conns) >= s.n.cfg.ClientMaxConns {
-			oldest := paxosnet.Victim(&s.pending)
-			if oldest == nil {
+			victim := paxosnet.Victim(&s.pending)
+			if victim == nil {
 				s.mu.Unlock()
 				c.Close()
 				s.refuse(c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are established"))
 				continue
 			}
-			evicted = s.pending.Remove(oldest).(*pendingClient)
+			evicted = s.pending.Remove(victim).(*pendingClient)
 			evicted.evicted = true
 		}
 		pc.elem = s.pending.PushBack(pc)

@@ -264,9 +264,9 @@ func (r *wireReader) bool(what string) bool {
 	return false
 }
 
-// arrayLen reads an array header (nil reads as an empty array). The
-// length is not checked against what is left: the caller does, knowing
-// what an element takes.
+// arrayLen reads an array header (nil reads as an empty array). A length
+// above the bytes left is refused (an element takes at least one byte);
+// the caller checks it more tightly, knowing what an element takes.
 func (r *wireReader) arrayLen(what string) (int, error) {
 	c, ok := r.byte1(what)
 	var n uint64
@@ -282,7 +282,12 @@ func (r *wireReader) arrayLen(what string) (int, error) {
 	default:
 		r.fail("%s: not an array (0x%02x)", what, c)
 	}
-	return int(n), r.err
+	if r.err == nil && n > uint64(r.left()) {
+		// Every element takes at least a byte: refuse before the length
+		// becomes an int (which could wrap on a 32-bit build).
+		r.fail("%s: %d elements declared, but only %d bytes left in the frame", what, n, r.left())
+	}
+	return int(min(n, uint64(r.left()))), r.err
 }
 
 // arrayOf reads the header of an array of exactly n elements.

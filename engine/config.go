@@ -327,6 +327,9 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-func (c Config) walDir() string { return filepath.Join(c.DataDir, "wal") }
+// walDirName is the write-ahead log's directory within DataDir.
+const walDirName = "wal"
+
+func (c Config) walDir() string { return filepath.Join(c.DataDir, walDirName) }
 
 func (c Config) snapshotDir() string { return filepath.Join(c.DataDir, "snapshots") }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/durable"
 )
 
 // identityFile is the name, in the data directory, of the file that binds
@@ -119,7 +120,7 @@ func claimDataDir(dir, cluster string, replica uint64, noSync bool) (inc uint64,
 	if strings.ContainsAny(cluster, "\r\n") {
 		return 0, nil, fmt.Errorf("engine: cluster ID %q contains a line break", cluster)
 	}
-	if err := mkdirAllSynced(dir, noSync); err != nil {
+	if err := durable.MkdirAll(dir, 0o755, !noSync); err != nil {
 		return 0, nil, fmt.Errorf("engine: creating the data directory: %w", err)
 	}
 	if lock, err = lockDataDir(dir); err != nil {
@@ -140,7 +141,7 @@ func claimLocked(dir, cluster string, replica uint64, noSync bool) (uint64, erro
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if ents, _ := os.ReadDir(filepath.Join(dir, "wal")); len(ents) > 0 {
+		if ents, _ := os.ReadDir(filepath.Join(dir, walDirName)); len(ents) > 0 {
 			return 0, fmt.Errorf("engine: %s holds a write-ahead log but no %s file: it was lost, or the directory was made by an older version. "+
 				"If you know this directory is replica %d of cluster %q, write the file with an incarnation above any it used "+
 				"(printf 'cluster=%s\\nreplica=%d\\nincarnation=%d\\n' > %s); otherwise start from an empty directory",
@@ -161,7 +162,7 @@ func claimLocked(dir, cluster string, replica uint64, noSync bool) (uint64, erro
 		return 0, fmt.Errorf("engine: %s: replica %d has used all %d incarnations", path, replica, maxIncarnation)
 	}
 	cur.incarnation++
-	if err := writeFileAtomic(path, cur.encode(), noSync); err != nil {
+	if err := durable.WriteFile(path, cur.encode(), 0o644, !noSync); err != nil {
 		return 0, fmt.Errorf("engine: recording the replica's incarnation: %w", err)
 	}
 	return cur.incarnation, nil
@@ -171,93 +172,8 @@ func claimLocked(dir, cluster string, replica uint64, noSync bool) (uint64, erro
 // identity file left behind when the process stopped before renaming
 // them. It is called with the lock held, so none is being written.
 func removeStaleTemps(dir string) {
-	for _, pattern := range []string{identityFile + ".tmp", identityFile + ".*.tmp"} {
-		names, _ := filepath.Glob(filepath.Join(dir, pattern))
-		for _, name := range names {
-			os.Remove(name)
-		}
+	names, _ := filepath.Glob(filepath.Join(dir, identityFile+".*.tmp")) // durable.WriteFile's temporaries
+	for _, name := range names {
+		os.Remove(name)
 	}
-}
-
-// writeFileAtomic replaces path with data: a temporary file of its own
-// (never one another writer may be filling), synced, then renamed over
-// path, then the directory synced, so that after a crash path holds either
-// the old contents or the new, whole.
-func writeFileAtomic(path string, data []byte, noSync bool) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if !noSync {
-		if err := f.Sync(); err != nil {
-			return fail(err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if noSync {
-		return nil
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// mkdirAllSynced creates dir and any missing parents, and syncs the parent
-// of each directory it created, so that the new directories survive a
-// power loss.
-func mkdirAllSynced(dir string, noSync bool) error {
-	dir = filepath.Clean(dir)
-	var created []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		created = append(created, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if noSync {
-		return nil
-	}
-	for _, d := range created {
-		if err := syncDir(filepath.Dir(d)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

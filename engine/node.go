@@ -132,7 +132,7 @@ type cmdKey struct{ client, seq uint64 }
 // of this replica: the incarnation, then a 40-bit count (a transfer takes
 // at least a round trip, so the count cannot run out within a life).
 func (n *Node) nextTransferID() uint64 {
-	return n.incarnation<<40 | n.transfers.Add(1)&(1<<40-1)
+	return n.incarnation<<paxos.IDBits | n.transfers.Add(1)&(1<<paxos.IDBits-1)
 }
 
 // waiter is a command waiting to be applied, and who waits for it.

@@ -1,7 +1,6 @@
 package net
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	stdnet "net"
@@ -138,16 +137,6 @@ func (c *Conn) Remote() Hello { return c.remote }
 
 // RemoteAddr returns the address of the other side.
 func (c *Conn) RemoteAddr() stdnet.Addr { return c.c.RemoteAddr() }
-
-// TLS returns the state of the connection's TLS session, nil if it has
-// none: PeerCertificates[0] is the other side's certificate.
-func (c *Conn) TLS() *tls.ConnectionState {
-	if tc, ok := c.c.(*tls.Conn); ok {
-		cs := tc.ConnectionState()
-		return &cs
-	}
-	return nil
-}
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }

@@ -536,14 +536,14 @@ func (t *Transport) acceptLoop() {
 		}
 		var evicted *pendingConn
 		if t.pending.Len()+len(t.inbound) >= t.opts.MaxConns {
-			oldest := Victim(&t.pending)
-			if oldest == nil {
+			victim := Victim(&t.pending)
+			if victim == nil {
 				t.mu.Unlock()
 				c.Close()
 				t.refuse(c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are established"))
 				continue
 			}
-			evicted = t.pending.Remove(oldest).(*pendingConn)
+			evicted = t.pending.Remove(victim).(*pendingConn)
 			evicted.evicted = true
 		}
 		pc.elem = t.pending.PushBack(pc)

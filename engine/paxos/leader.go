@@ -204,7 +204,7 @@ func (n *RawNode) handleAccepted(m Message) {
 		// hostile acceptor, must not wrap next past 2^64.)
 		hint := min(m.Slot, n.log.last())
 		pr.match = max(pr.match, hint)
-		pr.next = max(pr.match, hint) + 1
+		pr.next = pr.match + 1
 		if pr.match >= n.log.compacted.Slot {
 			pr.snapshotting, pr.snapshotSent = false, false
 		}

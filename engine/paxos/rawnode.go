@@ -28,9 +28,12 @@ var (
 // the newest reads fail fast and the ones waiting still complete.
 const maxFollowerReads = 4096
 
-// idBits is how many low bits of a request id count requests within one
-// life; the incarnation takes the bits above (see Config.Incarnation).
-const idBits = 40
+// IDBits is how many low bits of a request id count requests within one
+// life; the incarnation takes the bits above (see Config.Incarnation). The
+// engine names its snapshot transfers the same way.
+const IDBits = 40
+
+const idBits = IDBits
 
 // ErrIDsExhausted is returned by ReadIndex when this life of the replica
 // has drawn every request id it has (2^40: a follower draws one per round

@@ -105,8 +105,9 @@ func (q *readQueue) confirm(n *RawNode) {
 // reads it holds are bounded by maxFollowerReads, not by a count of
 // requests that may never be answered.
 type followerReads struct {
-	// inflight is the request sent, if any: its id, the leader asked, the
-	// callers' contexts, and the ticks it has waited.
+	// inflight is the request sent, if any: its id, the callers'
+	// contexts, and the ticks it has waited. It went to n.lead: a change of
+	// leader clears both fields (becomeFollower).
 	inflight *readBatch
 	// waiting are the contexts of reads that arrived since.
 	waiting []uint64
@@ -114,7 +115,6 @@ type followerReads struct {
 
 type readBatch struct {
 	id       uint64
-	lead     NodeID
 	contexts []uint64
 	age      int
 }
@@ -142,7 +142,7 @@ func (f *followerReads) send(n *RawNode) error {
 		f.waiting = nil
 		return ErrIDsExhausted
 	}
-	f.inflight = &readBatch{id: id, lead: n.lead, contexts: f.waiting}
+	f.inflight = &readBatch{id: id, contexts: f.waiting}
 	f.waiting = nil
 	n.send(Message{Type: MsgReadIndex, To: n.lead, Context: id})
 	return nil
@@ -173,7 +173,7 @@ func (f *followerReads) tick(n *RawNode) {
 func (n *RawNode) handleReadIndexResp(m Message) {
 	f := &n.freads
 	b := f.inflight
-	if b == nil || m.From != n.lead || m.Ballot != n.promised || n.role != follower || b.id != m.Context || b.lead != m.From {
+	if b == nil || m.From != n.lead || m.Ballot != n.promised || n.role != follower || b.id != m.Context {
 		return
 	}
 	f.inflight = nil

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/paxos-go/paxos/internal/durable"
 )
 
 // The files of a cluster's directory.
@@ -165,49 +167,14 @@ func checkDir(dir, cluster string, replicas []uint64) (bool, error) {
 }
 
 // WriteFileAtomic writes data to path so that a crash leaves either the
-// old file or the whole new one: it writes a temporary file in the same
-// directory with mode perm, syncs it, renames it over path, and syncs the
-// directory.
+// old file or the whole new one: a temporary file in the same directory
+// with mode perm, synced, renamed over path, then the directory synced.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(dir)
+	return durable.WriteFile(path, data, perm, true)
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("certs: syncing directory %s: %w", dir, err)
 	}
 	return nil

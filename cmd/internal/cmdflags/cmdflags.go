@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -37,7 +38,7 @@ const MaxReplicas = 99
 // would wait minutes to replace a dead leader, which is a typo, not a
 // configuration.
 const (
-	MinElectionTimeout = 10 * time.Millisecond
+	MinElectionTimeout = chatroom.MinElectionTimeout
 	MaxElectionTimeout = time.Minute
 )
 

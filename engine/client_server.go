@@ -195,8 +195,10 @@ func (s *clientServer) accept() {
 			victim := paxosnet.Victim(&s.pending)
 			if victim == nil {
 				s.mu.Unlock()
-				c.Close()
+				// Counted before it is closed, so that whoever sees it
+				// closed sees it counted.
 				s.refuse(c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are established"))
+				c.Close()
 				continue
 			}
 			evicted = s.pending.Remove(victim).(*pendingClient)

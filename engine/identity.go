@@ -172,8 +172,10 @@ func claimLocked(dir, cluster string, replica uint64, noSync bool) (uint64, erro
 // identity file left behind when the process stopped before renaming
 // them. It is called with the lock held, so none is being written.
 func removeStaleTemps(dir string) {
-	names, _ := filepath.Glob(filepath.Join(dir, identityFile+".*.tmp")) // durable.WriteFile's temporaries
-	for _, name := range names {
+	// durable.WriteFile's temporaries, and the single REPLICA.tmp of the
+	// first version of this file, which a data dir may still hold.
+	names, _ := filepath.Glob(filepath.Join(dir, identityFile+".*.tmp"))
+	for _, name := range append(names, filepath.Join(dir, identityFile+".tmp")) {
 		os.Remove(name)
 	}
 }

@@ -539,8 +539,10 @@ func (t *Transport) acceptLoop() {
 			victim := Victim(&t.pending)
 			if victim == nil {
 				t.mu.Unlock()
-				c.Close()
+				// Counted before it is closed, so that whoever sees it
+				// closed sees it counted.
 				t.refuse(c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are established"))
+				c.Close()
 				continue
 			}
 			evicted = t.pending.Remove(victim).(*pendingConn)

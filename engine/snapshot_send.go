@@ -419,7 +419,8 @@ func (n *Node) installSnapshot(m storage.Meta) error {
 	if err := n.compactWAL(c); err != nil {
 		return err
 	}
-	n.rn.InstallSnapshot(c)
+	// TODO(membership): the configuration state must travel with the snapshot.
+	n.rn.InstallSnapshot(c, paxos.ConfigState{{From: 1, Config: n.rn.Status().Config}})
 	n.lastSnapSlot, n.bytesSinceSnap = m.Slot, 0
 	n.pruneSnapshots()
 	n.log.Info("installed a snapshot from the leader", "slot", m.Slot, "bytes", m.Size)

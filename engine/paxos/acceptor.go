@@ -30,7 +30,7 @@ func (n *RawNode) handlePrepare(m Message) {
 		n.send(Message{Type: MsgNack, To: m.From, Ballot: n.promised})
 		return
 	case c > 0:
-		if n.heardFromLeader() {
+		if n.heardFromLeader() && m.Context != PrepareTransfer {
 			return
 		}
 		n.promise(m.Ballot)
@@ -100,6 +100,12 @@ func (n *RawNode) handleAccept(m Message) error {
 	if !n.acceptBallot(m) {
 		return nil
 	}
+	if len(n.confs) == 0 {
+		// Joining: nothing can be taken before a snapshot says what
+		// governs the slots.
+		n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: 0, Reject: true, Context: AcceptedNeedSnapshot})
+		return nil
+	}
 	if prev := m.Slot; prev > n.log.commit {
 		if pb, ok := n.log.ballotAt(prev); !ok || pb != m.Ballot {
 			n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo, Reject: true})
@@ -150,7 +156,9 @@ func (n *RawNode) advanceCommit(leaderCommit uint64) {
 		upTo = n.log.last() // the bug
 	}
 	if c := min(leaderCommit, upTo); c > n.log.commit {
+		prev := n.log.commit
 		n.log.commit = c
+		n.noteCommitted(prev)
 	}
 }
 

@@ -15,14 +15,24 @@ const (
 	DefaultMaxInflightSlots    = 8
 	DefaultMaxMsgBytes         = 4 << 20
 	DefaultMaxUncommittedBytes = 64 << 20
+	DefaultCatchUpSlots        = 1000
 )
 
 // Config configures a RawNode. Zero fields take the documented defaults.
 type Config struct {
-	// ID is this replica; Peers lists every replica of the cluster, this one
-	// included. Both are required.
-	ID    NodeID
-	Peers []NodeID
+	// ID is this replica. Required.
+	ID NodeID
+	// ConfigState is the configuration state to restart from: the one
+	// kept with the latest snapshot (see ConfigState). Without it, Peers
+	// bootstraps a new cluster: every replica listed, this one included,
+	// is a voter, from slot 1. With neither, the replica is joining: it
+	// knows no configuration, never campaigns, and waits for a leader to
+	// send it a snapshot (it must have been added with AddLearner).
+	ConfigState ConfigState
+	Peers       []NodeID
+	// CatchUpSlots is how close to the commit index a learner must be for
+	// ProposeChange to promote it. Default 1000.
+	CatchUpSlots uint64
 
 	// ElectionTicks is how many ticks a follower waits without hearing from
 	// a leader before it polls for an election; the actual wait is drawn
@@ -128,22 +138,37 @@ type TestingKnobs struct {
 	// for slots it holds from earlier leaders, not only those it holds
 	// from this one.
 	CommitBeyondLeader bool
+	// ImmediateConfig makes a configuration chosen in slot s govern from
+	// slot s+1 instead of s+ConfigWindow, and lets the leader propose past
+	// slots whose configuration it does not know yet.
+	ImmediateConfig bool
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if len(c.Peers) == 0 {
-		return c, errors.New("paxos: Config.Peers is empty")
+	if c.ID == None {
+		return c, errors.New("paxos: Config.ID is None")
 	}
-	c.Peers = slices.Clone(c.Peers)
-	slices.Sort(c.Peers)
-	if len(slices.Compact(slices.Clone(c.Peers))) != len(c.Peers) {
-		return c, fmt.Errorf("paxos: Config.Peers %v lists a replica twice", c.Peers)
+	if len(c.ConfigState) == 0 && len(c.Peers) > 0 {
+		c.Peers = slices.Clone(c.Peers)
+		slices.Sort(c.Peers)
+		if len(slices.Compact(slices.Clone(c.Peers))) != len(c.Peers) {
+			return c, fmt.Errorf("paxos: Config.Peers %v lists a replica twice", c.Peers)
+		}
+		if !slices.Contains(c.Peers, c.ID) {
+			return c, fmt.Errorf("paxos: Config.ID %s is not in Config.Peers %v", c.ID, c.Peers)
+		}
+		if slices.Contains(c.Peers, None) {
+			return c, errors.New("paxos: Config.Peers contains None")
+		}
+		c.ConfigState = Bootstrap(c.Peers, nil, nil)
 	}
-	if !slices.Contains(c.Peers, c.ID) {
-		return c, fmt.Errorf("paxos: Config.ID %s is not in Config.Peers %v", c.ID, c.Peers)
-	}
-	if slices.Contains(c.Peers, None) {
-		return c, errors.New("paxos: Config.Peers contains None")
+	if len(c.ConfigState) > 0 {
+		if err := c.ConfigState.Validate(); err != nil {
+			return c, err
+		}
+		c.ConfigState = slices.Clone(c.ConfigState)
+	} else if c.Compacted.Slot > 0 || len(c.Entries) > 0 {
+		return c, errors.New("paxos: a replica with a log needs Config.ConfigState")
 	}
 	if c.Rand == nil {
 		return c, errors.New("paxos: Config.Rand is nil")
@@ -174,6 +199,12 @@ func (c Config) withDefaults() (Config, error) {
 		if err != nil {
 			return c, err
 		}
+	}
+	if c.CatchUpSlots == 0 {
+		c.CatchUpSlots = DefaultCatchUpSlots
+	}
+	if c.MaxInflightSlots > ConfigWindow {
+		return c, fmt.Errorf("paxos: MaxInflightSlots (%d) may not exceed ConfigWindow (%d)", c.MaxInflightSlots, ConfigWindow)
 	}
 	if c.HeartbeatTicks >= c.ElectionTicks {
 		return c, fmt.Errorf("paxos: HeartbeatTicks (%d) must be below ElectionTicks (%d)", c.HeartbeatTicks, c.ElectionTicks)

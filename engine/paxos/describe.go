@@ -14,6 +14,13 @@ func DescribeValue(v []byte) string {
 	if IsNoop(v) {
 		return "noop"
 	}
+	if IsConfigValue(v) {
+		c, err := DecodeConfigValue(v)
+		if err != nil {
+			return "config<" + err.Error() + ">"
+		}
+		return "config" + c.String()
+	}
 	var parts []string
 	err := ForEachCommand(v, func(c Command) bool {
 		parts = append(parts, fmt.Sprintf("%d.%d:%s", c.ClientID, c.Seq, printable(c.Payload)))

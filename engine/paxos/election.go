@@ -12,18 +12,25 @@ type poll struct {
 	// id is the Context of this poll's messages, unique across the lives
 	// of this replica, so that answers to older polls, of this life or an
 	// earlier one, are ignored.
-	id       uint64
-	granted  int
-	rejected int
-	answered []bool // by peer index
+	id uint64
+	// configs are the configurations a quorum of each of which must say
+	// yes: those of the slots after the commit index whose configuration
+	// is known (a window's worth).
+	configs  []Configuration
+	answered map[NodeID]bool // the answer of each replica that answered
 }
 
 // campaign is the state of a candidate in phase 1.
 type campaign struct {
 	ballot   Ballot
 	fromSlot uint64 // the first slot the candidate is not sure is committed
-	promised []bool // by peer index
-	count    int
+	// transfer is the Context of its Prepares: PrepareTransfer when the
+	// leader handed its leadership over.
+	transfer uint64
+	// promised are the replicas whose promise was counted (the candidate's
+	// own once durable); asked those sent a Prepare.
+	promised map[NodeID]bool
+	asked    map[NodeID]bool
 	// best holds, for each slot from fromSlot on, the entry reported under
 	// the highest ballot so far: the value phase 2 must propose there.
 	best []Entry
@@ -50,14 +57,19 @@ func (n *RawNode) startPoll() {
 	}
 	n.becomeFollower(None)
 	n.role = preCandidate
-	n.poll = &poll{id: id, answered: make([]bool, len(n.peers))}
+	n.poll = &poll{id: id, answered: map[NodeID]bool{},
+		configs: n.confs.governing(n.log.commit+1, n.log.commit+n.window())}
 	n.recordPollAnswer(n.id, true)
 	if n.role != preCandidate {
 		return // a single replica: already a candidate
 	}
-	for _, p := range n.peers {
-		if p != n.id {
-			n.send(Message{Type: MsgPrePrepare, To: p, Ballot: Ballot{Round: n.maxRound + 1, Node: n.id}, Commit: n.log.commit, Context: id})
+	sent := map[NodeID]bool{n.id: true}
+	for _, c := range n.poll.configs {
+		for _, p := range c.Voters() {
+			if !sent[p] {
+				sent[p] = true
+				n.send(Message{Type: MsgPrePrepare, To: p, Ballot: Ballot{Round: n.maxRound + 1, Node: n.id}, Commit: n.log.commit, Context: id})
+			}
 		}
 	}
 }
@@ -70,21 +82,30 @@ func (n *RawNode) handlePrePromise(m Message) {
 }
 
 func (n *RawNode) recordPollAnswer(from NodeID, granted bool) {
-	i := n.peerIndex(from)
-	if n.poll.answered[i] {
+	p := n.poll
+	if _, ok := p.answered[from]; ok {
 		return
 	}
-	n.poll.answered[i] = true
-	if granted {
-		n.poll.granted++
-	} else {
-		n.poll.rejected++
+	p.answered[from] = granted
+	won := true
+	for _, c := range p.configs {
+		yes, no := 0, 0
+		voters := c.Voters()
+		for _, v := range voters {
+			if g, ok := p.answered[v]; ok && g {
+				yes++
+			} else if ok {
+				no++
+			}
+		}
+		if no > len(voters)-c.quorum() {
+			n.becomeFollower(None) // lost; wait for a leader, or the next timeout
+			return
+		}
+		won = won && yes >= c.quorum()
 	}
-	switch {
-	case n.poll.granted >= n.quorum:
+	if won {
 		n.campaign()
-	case n.poll.rejected > len(n.peers)-n.quorum:
-		n.becomeFollower(None) // lost; wait for a leader, or the next timeout
 	}
 }
 
@@ -95,7 +116,11 @@ func (n *RawNode) recordPollAnswer(from NodeID, granted bool) {
 // ballot of a new campaign is above the promise it restarts with, so a
 // durable promise is that memory). It counts its own promise, through the
 // same path, once durable, and becomes leader only with it.
-func (n *RawNode) campaign() {
+func (n *RawNode) campaign() { n.campaignWith(0) }
+
+// campaignWith is campaign, its Prepares carrying context (see
+// PrepareTransfer).
+func (n *RawNode) campaignWith(context uint64) {
 	if n.maxRound >= MaxRound {
 		n.becomeFollower(None) // no ballot above the highest seen exists: see MaxRound
 		return
@@ -104,19 +129,88 @@ func (n *RawNode) campaign() {
 	n.becomeFollower(None)
 	n.role = candidate
 	n.promise(b)
-	n.camp = &campaign{ballot: b, fromSlot: n.log.commit + 1, promised: make([]bool, len(n.peers))}
-	for _, p := range n.peers {
-		if p == n.id {
-			continue
-		}
-		m := Message{Type: MsgPrepare, From: n.id, To: p, Ballot: b, Slot: n.camp.fromSlot}
-		if n.cfg.Knobs.ReuseBallot {
-			n.msgs = append(n.msgs, m) // the bug: out before the ballot is durable
-		} else {
-			n.msgsAfterPersist = append(n.msgsAfterPersist, m)
+	n.camp = &campaign{ballot: b, fromSlot: n.log.commit + 1, transfer: context,
+		promised: map[NodeID]bool{}, asked: map[NodeID]bool{n.id: true}}
+	n.askRequired()
+	n.sendPromise(n.id, b, n.camp.fromSlot)
+}
+
+// askRequired sends Prepare to every voter of the configurations the
+// campaign needs a quorum of that it has not asked yet.
+func (n *RawNode) askRequired() {
+	c := n.camp
+	for _, conf := range n.requiredConfigs() {
+		for _, p := range conf.Voters() {
+			if c.asked[p] {
+				continue
+			}
+			c.asked[p] = true
+			m := Message{Type: MsgPrepare, From: n.id, To: p, Ballot: c.ballot, Slot: c.fromSlot, Context: c.transfer}
+			if n.cfg.Knobs.ReuseBallot {
+				n.msgs = append(n.msgs, m) // the bug: out before the ballot is durable
+			} else {
+				n.msgsAfterPersist = append(n.msgsAfterPersist, m)
+			}
 		}
 	}
-	n.sendPromise(n.id, b, n.camp.fromSlot)
+}
+
+// requiredConfigs returns the configurations phase 1 needs a quorum of
+// each of: every one that governs a slot from the first the candidate has
+// not committed to the window past the last slot anyone reported, where
+// the configuration of a slot is computed from the values the candidate
+// will propose (see doc.go). It grows as promises report more.
+func (n *RawNode) requiredConfigs() []Configuration {
+	c := n.camp
+	end := max(c.fromSlot+uint64(len(c.best)), n.log.last()+1) - 1
+	cs := n.confs
+	for s := c.fromSlot; s <= end; s++ {
+		if v := n.recoveredValue(s); IsConfigValue(v) {
+			cs = cs.applyAt(s, v, n.window())
+		}
+	}
+	return cs.governing(c.fromSlot, end+n.window())
+}
+
+// recoveredValue is the value the candidate will propose for slot s
+// (from its first uncommitted slot on): the value reported under the
+// highest ballot, its own entry, or a no-op.
+func (n *RawNode) recoveredValue(s uint64) []byte {
+	c := n.camp
+	k := int(s - c.fromSlot)
+	own, ok := n.log.entry(s)
+	reported := k < len(c.best) && c.best[k].Value != nil
+	if reported && ok && n.cfg.Knobs.AdoptLowestBallot && own.Ballot.Less(c.best[k].Ballot) {
+		reported = false // the bug: the lower of the two wins
+	}
+	switch {
+	case reported && (!ok || !c.best[k].Ballot.Less(own.Ballot)) || reported && n.cfg.Knobs.AdoptLowestBallot:
+		return c.best[k].Value
+	case ok:
+		return own.Value
+	}
+	return NoopValue()
+}
+
+// hasQuorums reports whether the campaign has its own durable promise and
+// a quorum of promises from every configuration it needs.
+func (n *RawNode) hasQuorums() bool {
+	c := n.camp
+	if !c.promised[n.id] && !n.cfg.Knobs.ReuseBallot {
+		return false
+	}
+	for _, conf := range n.requiredConfigs() {
+		k := 0
+		for _, v := range conf.Voters() {
+			if c.promised[v] {
+				k++
+			}
+		}
+		if k < conf.quorum() {
+			return false
+		}
+	}
+	return true
 }
 
 // handlePromise counts a promise and merges the entries it reports; with a
@@ -126,8 +220,7 @@ func (n *RawNode) campaign() {
 // ballot has one value per slot): it is refused whole.
 func (n *RawNode) handlePromise(m Message) error {
 	c := n.camp
-	i := n.peerIndex(m.From)
-	if c.promised[i] {
+	if c.promised[m.From] {
 		return nil
 	}
 	if m.Slot >= c.fromSlot {
@@ -147,8 +240,7 @@ func (n *RawNode) handlePromise(m Message) error {
 	if err := n.checkReported(m); err != nil {
 		return err
 	}
-	c.promised[i] = true
-	c.count++
+	c.promised[m.From] = true
 	for _, e := range m.Entries {
 		if e.Slot < c.fromSlot {
 			continue
@@ -165,7 +257,8 @@ func (n *RawNode) handlePromise(m Message) error {
 			c.best[k] = e
 		}
 	}
-	if c.count >= n.quorum && (c.promised[n.peerIndex(n.id)] || n.cfg.Knobs.ReuseBallot) {
+	n.askRequired()
+	if n.hasQuorums() {
 		n.becomeLeader()
 	}
 	return nil
@@ -207,22 +300,9 @@ func (n *RawNode) violation(m Message, slot uint64, b Ballot) error {
 // never chosen, so re-proposing them is as good as anything.
 func (n *RawNode) becomeLeader() {
 	c := n.camp
-	end := max(c.fromSlot+uint64(len(c.best))-1, n.log.last())
+	end := max(c.fromSlot+uint64(len(c.best)), n.log.last()+1) - 1
 	for s := c.fromSlot; s <= end; s++ {
-		e := Entry{Slot: s, Ballot: c.ballot, Value: NoopValue()}
-		k := int(s - c.fromSlot)
-		own, ok := n.log.entry(s)
-		reported := k < len(c.best) && c.best[k].Value != nil
-		if reported && ok && n.cfg.Knobs.AdoptLowestBallot && own.Ballot.Less(c.best[k].Ballot) {
-			reported = false // the bug: the lower of the two wins
-		}
-		switch {
-		case reported && (!ok || !c.best[k].Ballot.Less(own.Ballot)) || reported && n.cfg.Knobs.AdoptLowestBallot:
-			e.Value = c.best[k].Value
-		case ok:
-			e.Value = own.Value
-		}
-		n.log.set(e)
+		n.log.set(Entry{Slot: s, Ballot: c.ballot, Value: n.recoveredValue(s)})
 	}
 	n.acceptedUpTo = end
 	n.becomeFollower(n.id)

@@ -7,9 +7,27 @@ package paxos
 
 // leadership is the state of a leader.
 type leadership struct {
-	// progress is, by peer index, what the leader knows of each acceptor
-	// (itself included).
+	// progress is what the leader knows of each replica it sends to
+	// (itself included): see refresh.
 	progress []progress
+	// sched is the configuration state if the leader's proposals are
+	// chosen; quorums the configurations whose quorums it needs: those of
+	// the slots it holds or may still open. simple says sched has one
+	// configuration, so that nothing changes until a change is proposed.
+	sched   ConfigState
+	quorums []Configuration
+	simple  bool
+	// change is a configuration change waiting for a slot.
+	change *ConfChange
+	// transfer is the replica leadership is being handed to, or None;
+	// transferSent says MsgTimeoutNow went; transferElapsed counts the
+	// ticks since the transfer began.
+	transfer        NodeID
+	transferSent    bool
+	transferElapsed int
+	// stepDown says the configuration that removed this leader governs
+	// now: it hands over and stops at the next Ready.
+	stepDown bool
 	// recoveryEnd is the last slot phase 1 re-proposed. Until the commit
 	// index reaches it, the leader's commit index may be behind what
 	// earlier leaders committed, so it serves no reads.
@@ -28,6 +46,7 @@ type leadership struct {
 
 // progress is the leader's view of one acceptor.
 type progress struct {
+	id NodeID
 	// match: every slot up to match holds the leader's value there.
 	// next: the next slot to send. Invariant: match < next.
 	match, next uint64
@@ -46,17 +65,18 @@ type progress struct {
 	// snapshotSent says the caller reported the snapshot installed: the
 	// acceptor's report is awaited for one heartbeat.
 	snapshotSent bool
+	// needSnap says the replica knows no configuration (it is joining):
+	// it needs a snapshot whatever the leader compacted.
+	needSnap bool
 }
 
 func newLeadership(n *RawNode, recoveryEnd uint64) *leadership {
 	l := &leadership{
-		progress:    make([]progress, len(n.peers)),
 		recoveryEnd: recoveryEnd,
 		commitSent:  n.log.commit,
+		transfer:    None,
 	}
-	for i := range l.progress {
-		l.progress[i] = progress{next: n.log.commit + 1, active: true}
-	}
+	l.refresh(n)
 	for s := n.log.commit + 1; s <= n.log.last(); s++ {
 		e, _ := n.log.entry(s)
 		l.uncommittedBytes += len(e.Value)
@@ -78,6 +98,21 @@ func (l *leadership) propose(n *RawNode, value []byte) error {
 // room. Proposals waiting meanwhile pile up into bigger batches: that is
 // what the small window is for.
 func (l *leadership) openSlots(n *RawNode) {
+	if l.transfer != None {
+		return // handing over: proposals wait, and go to the next leader
+	}
+	if l.change != nil && n.log.last()-n.log.commit < uint64(n.cfg.MaxInflightSlots) {
+		slot := n.log.last() + 1
+		next, err := l.sched.Latest().Apply(*l.change, slot)
+		l.change = nil
+		if err == nil { // checked when proposed, against the same configuration
+			value := EncodeConfigValue(next)
+			n.log.set(Entry{Slot: slot, Ballot: n.promised, Value: value})
+			l.uncommittedBytes += len(value)
+			n.acceptedUpTo = slot
+			l.refresh(n)
+		}
+	}
 	for len(l.pending) > 0 && n.log.last()-n.log.commit < uint64(n.cfg.MaxInflightSlots) {
 		k, size := 1, len(l.pending[0])
 		for k < len(l.pending) && size+len(l.pending[k]) <= n.cfg.MaxBatchBytes {
@@ -101,18 +136,45 @@ func (l *leadership) openSlots(n *RawNode) {
 	if len(l.pending) == 0 {
 		l.pending = nil // let the backing array go
 	}
+	l.pad(n)
+}
+
+// pad fills, with no-ops, the slots up to where a chosen or proposed
+// configuration starts to govern, when no proposals do: the change takes
+// effect, and its window closes, without waiting for traffic.
+func (l *leadership) pad(n *RawNode) {
+	if l.simple || len(l.pending) > 0 {
+		return
+	}
+	from := l.sched[len(l.sched)-1].From
+	for n.log.last()+1 < from && n.log.last()-n.log.commit < n.window() {
+		n.log.set(Entry{Slot: n.log.last() + 1, Ballot: n.promised, Value: NoopValue()})
+		l.uncommittedBytes++
+		n.acceptedUpTo = n.log.last()
+	}
 }
 
 // hasWork reports whether flush would do anything.
 func (l *leadership) hasWork(n *RawNode) bool {
-	if len(l.pending) > 0 && n.log.last()-n.log.commit < uint64(n.cfg.MaxInflightSlots) {
+	if l.transfer == None && (len(l.pending) > 0 || l.change != nil) && n.log.last()-n.log.commit < uint64(n.cfg.MaxInflightSlots) {
 		return true
+	}
+	if !l.simple && len(l.pending) == 0 && n.log.last()+1 < l.sched[len(l.sched)-1].From && n.log.last()-n.log.commit < n.window() {
+		return true
+	}
+	if l.stepDown {
+		return true
+	}
+	if l.transfer != None && !l.transferSent {
+		if i := l.idx(l.transfer); i >= 0 && l.progress[i].match >= n.log.last() {
+			return true
+		}
 	}
 	if l.commitSent < n.log.commit || l.reads.needBeat {
 		return true
 	}
-	for i, p := range n.peers {
-		if p != n.id && (l.canSend(n, i) || l.needsSnapshot(n, i)) {
+	for i := range l.progress {
+		if l.progress[i].id != n.id && (l.canSend(n, i) || l.needsSnapshot(n, i)) {
 			return true
 		}
 	}
@@ -129,13 +191,15 @@ func (l *leadership) flush(n *RawNode) {
 	// Accept carries the commit index.
 	confirmRound := l.reads.open
 	beat := l.reads.needBeat || l.commitSent < n.log.commit
-	for i, p := range n.peers {
+	for i := range l.progress {
+		p := l.progress[i].id
 		if p == n.id {
 			continue
 		}
 		sent := false
 		if l.needsSnapshot(n, i) {
 			l.progress[i].snapshotting = true
+			l.progress[i].needSnap = false
 			n.snapshotsToSend = append(n.snapshotsToSend, p)
 		}
 		if l.canSend(n, i) {
@@ -148,21 +212,32 @@ func (l *leadership) flush(n *RawNode) {
 	}
 	l.commitSent = n.log.commit
 	l.reads.needBeat, l.reads.open = false, false
+	l.handover(n)
+}
+
+// sendLimit is the last slot the leader may send an Accept for: its last,
+// and no more than the window past its commit index, so that it knows the
+// configuration of every slot it proposes (see doc.go).
+func (l *leadership) sendLimit(n *RawNode) uint64 {
+	if n.cfg.Knobs.ImmediateConfig {
+		return n.log.last() // the bug: propose past what the leader knows governs
+	}
+	return min(n.log.last(), n.log.commit+n.window())
 }
 
 // canSend reports whether peer i lacks entries that the leader holds and
 // the window lets them go.
 func (l *leadership) canSend(n *RawNode, i int) bool {
 	pr := &l.progress[i]
-	return !pr.snapshotting && pr.next > n.log.compacted.Slot &&
-		pr.next <= n.log.last() && pr.next-pr.match-1 < uint64(n.cfg.MaxInflightSlots)
+	return !pr.snapshotting && !pr.needSnap && pr.next > n.log.compacted.Slot &&
+		pr.next <= l.sendLimit(n) && pr.next-pr.match-1 < uint64(n.cfg.MaxInflightSlots)
 }
 
 // needsSnapshot reports whether peer i needs slots the leader compacted
 // and no snapshot is on its way to it yet.
 func (l *leadership) needsSnapshot(n *RawNode, i int) bool {
 	pr := &l.progress[i]
-	return !pr.snapshotting && pr.next <= n.log.compacted.Slot
+	return !pr.snapshotting && (pr.next <= n.log.compacted.Slot || pr.needSnap)
 }
 
 // matched notes that peer i holds the leader's values up to slot.
@@ -180,23 +255,30 @@ func (l *leadership) matched(n *RawNode, i int, slot uint64) {
 
 func (l *leadership) sendAccept(n *RawNode, i int) {
 	pr := &l.progress[i]
-	hi := min(n.log.last(), pr.match+uint64(n.cfg.MaxInflightSlots)) + 1
+	hi := min(l.sendLimit(n), pr.match+uint64(n.cfg.MaxInflightSlots)) + 1
 	ents := n.log.slice(pr.next, hi, n.cfg.MaxMsgBytes)
-	n.send(Message{Type: MsgAccept, To: n.peers[i], Ballot: n.promised, Slot: pr.next - 1, Entries: ents, Commit: n.log.commit})
+	n.send(Message{Type: MsgAccept, To: pr.id, Ballot: n.promised, Slot: pr.next - 1, Entries: ents, Commit: n.log.commit})
 	pr.next += uint64(len(ents))
 }
 
 func (l *leadership) sendHeartbeat(n *RawNode, i int) {
-	n.send(Message{Type: MsgHeartbeat, To: n.peers[i], Ballot: n.promised, Commit: n.log.commit, Context: l.reads.round})
+	n.send(Message{Type: MsgHeartbeat, To: l.progress[i].id, Ballot: n.promised, Commit: n.log.commit, Context: l.reads.round})
 }
 
 // handleAccepted counts an acceptor's acknowledgement, or rewinds what to
 // send it when it could not take the entries.
 func (n *RawNode) handleAccepted(m Message) {
 	l := n.ldr
-	i := n.peerIndex(m.From)
+	i := l.idx(m.From)
+	if i < 0 {
+		return // not a replica this leader sends to (any more)
+	}
 	pr := &l.progress[i]
 	pr.active, pr.heard = true, true
+	if m.Reject && m.Context == AcceptedNeedSnapshot && m.Slot == 0 {
+		pr.needSnap, pr.match, pr.next = true, 0, 1
+		return
+	}
 	if m.Reject {
 		// m.Slot is where the acceptor's run of our values ends: send from
 		// there. (A stale rejection can only make us send again.)
@@ -217,11 +299,7 @@ func (n *RawNode) handleAccepted(m Message) {
 // acceptors hold the leader's values up to.
 func (n *RawNode) maybeCommit() {
 	l := n.ldr
-	quorum := n.quorum
-	if n.cfg.Knobs.CommitOnMinority {
-		quorum = 1
-	}
-	c := quorumMatch(l.progress, quorum)
+	c := l.committable(n)
 	if c <= n.log.commit {
 		return
 	}
@@ -229,32 +307,55 @@ func (n *RawNode) maybeCommit() {
 		e, _ := n.log.entry(s)
 		l.uncommittedBytes -= len(e.Value)
 	}
+	prev := n.log.commit
 	n.log.commit = c
+	if !l.simple {
+		n.noteCommitted(prev)
+		l.refresh(n)
+	}
 	l.reads.release(n)
+	if !l.simple || len(n.confs) > 1 || n.confs.Latest().IsRemoved(n.id) {
+		l.stepDown = n.removed() // acted on at the next Ready
+	}
 }
 
-// quorumMatch returns the highest slot that at least quorum acceptors
-// have matched.
-func quorumMatch(prs []progress, quorum int) uint64 {
-	var buf [16]uint64
-	m := buf[:0]
-	for _, pr := range prs {
-		m = append(m, pr.match)
-	}
-	// Sort descending; clusters are small, insertion sort is enough.
-	for i := 1; i < len(m); i++ {
-		for j := i; j > 0 && m[j] > m[j-1]; j-- {
-			m[j], m[j-1] = m[j-1], m[j]
+// committable returns the highest slot up to which every slot is held by
+// a quorum of the configuration that governs it: slot by slot through the
+// leader's schedule, a range governed by one configuration at a time.
+func (l *leadership) committable(n *RawNode) uint64 {
+	c, last := n.log.commit, n.log.last()
+	for c < last {
+		conf, end := l.sched.At(c+1), last
+		for _, sc := range l.sched {
+			if sc.From > c+1 {
+				end = min(end, sc.From-1)
+				break
+			}
+		}
+		quorum := conf.quorum()
+		if n.cfg.Knobs.CommitOnMinority {
+			quorum = 1
+		}
+		m := min(l.quorumIn(conf, quorum), end)
+		if m <= c {
+			break
+		}
+		c = m
+		if m < end {
+			break
 		}
 	}
-	return m[quorum-1]
+	return c
 }
 
 // handleHeartbeatResp notes the acceptor is alive, how far it holds our
 // values, and which read round it confirmed.
 func (n *RawNode) handleHeartbeatResp(m Message) {
 	l := n.ldr
-	i := n.peerIndex(m.From)
+	i := l.idx(m.From)
+	if i < 0 {
+		return
+	}
 	pr := &l.progress[i]
 	pr.active, pr.heard = true, true
 	l.matched(n, i, m.Slot)
@@ -272,16 +373,30 @@ func (n *RawNode) tickLeader() {
 	n.electionElapsed++
 	if n.electionElapsed >= n.cfg.ElectionTicks {
 		n.electionElapsed = 0
-		active := 0
 		for i := range l.progress {
-			if l.progress[i].active || n.peers[i] == n.id {
-				active++
+			if l.progress[i].id == n.id {
+				l.progress[i].active = true
 			}
+		}
+		for _, c := range l.quorums {
+			active := 0
+			for i := range l.progress {
+				if l.progress[i].active && c.IsVoter(l.progress[i].id) {
+					active++
+				}
+			}
+			if active < c.quorum() {
+				n.becomeFollower(None)
+				return
+			}
+		}
+		for i := range l.progress {
 			l.progress[i].active = false
 		}
-		if active < n.quorum {
-			n.becomeFollower(None)
-			return
+	}
+	if l.transfer != None {
+		if l.transferElapsed++; l.transferElapsed >= 2*n.cfg.ElectionTicks {
+			l.transfer = None // the target did not take over: carry on
 		}
 	}
 	l.heartbeatElapsed++
@@ -289,8 +404,8 @@ func (n *RawNode) tickLeader() {
 		return
 	}
 	l.heartbeatElapsed = 0
-	for i, p := range n.peers {
-		if p == n.id {
+	for i := range l.progress {
+		if l.progress[i].id == n.id {
 			continue
 		}
 		pr := &l.progress[i]

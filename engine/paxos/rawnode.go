@@ -63,11 +63,14 @@ func (r role) String() string {
 // order Ready documents, then calls Advance. Do not call anything else
 // between Ready and Advance.
 type RawNode struct {
-	cfg    Config
-	id     NodeID
-	peers  []NodeID // sorted; this replica included
-	quorum int      // a majority of peers
-	rng    *rand.Rand
+	cfg Config
+	id  NodeID
+	rng *rand.Rand
+
+	// confs is the configuration state derived from the committed log: it
+	// governs the slots after the commit index (see ConfigState). Empty
+	// while the replica is joining (it knows no configuration yet).
+	confs ConfigState
 
 	// promised is the highest ballot this acceptor promised. It never
 	// decreases, and is durable (with the log) before any Promise,
@@ -116,6 +119,11 @@ type RawNode struct {
 	freads followerReads
 	// violations counts messages refused as protocol violations.
 	violations uint64
+	// stash holds the proposals a leader had not put in slots when it lost
+	// its leadership (a leadership transfer, usually): they go to the next
+	// leader this replica learns of, so that they wait rather than fail.
+	stash      [][]byte
+	stashBytes int
 }
 
 // NewRawNode returns a replica in the state cfg describes.
@@ -127,8 +135,7 @@ func NewRawNode(cfg Config) (*RawNode, error) {
 	n := &RawNode{
 		cfg:      cfg,
 		id:       cfg.ID,
-		peers:    cfg.Peers,
-		quorum:   len(cfg.Peers)/2 + 1,
+		confs:    cfg.ConfigState,
 		rng:      cfg.Rand,
 		promised: cfg.HardState.Promised,
 		log:      newSlotLog(cfg.Compacted, cfg.Entries, cfg.HardState.Commit, cfg.Applied),
@@ -141,6 +148,9 @@ func NewRawNode(cfg Config) (*RawNode, error) {
 		n.maxRound = max(n.maxRound, e.Ballot.Round)
 	}
 	n.resetAcceptedUpTo()
+	if len(n.confs) > 0 {
+		n.noteCommitted(n.log.compacted.Slot)
+	}
 	n.becomeFollower(None)
 	return n, nil
 }
@@ -156,15 +166,6 @@ func (n *RawNode) resetAcceptedUpTo() {
 		}
 		n.acceptedUpTo++
 	}
-}
-
-func (n *RawNode) peerIndex(id NodeID) int {
-	for i, p := range n.peers {
-		if p == id {
-			return i
-		}
-	}
-	return -1
 }
 
 // nextID draws a request id, unique across the lives of this replica. It
@@ -208,10 +209,22 @@ func (n *RawNode) becomeFollower(lead NodeID) {
 		// retry, as after a lost message.
 		n.freads = followerReads{}
 	}
+	if n.ldr != nil && len(n.ldr.pending) > 0 {
+		// Proposals this leader had not yet put in slots: keep them for the
+		// next leader, so that they wait instead of failing.
+		n.stash = append(n.stash, n.ldr.pending...)
+		n.stashBytes += n.ldr.pendingBytes
+	}
 	n.role = follower
 	n.lead = lead
 	n.poll, n.camp, n.ldr = nil, nil, nil
 	n.resetElectionTimer()
+	if lead != None && lead != n.id && len(n.stash) > 0 {
+		for _, v := range n.stash {
+			n.send(Message{Type: MsgPropose, To: lead, Value: v})
+		}
+		n.stash, n.stashBytes = nil, 0
+	}
 }
 
 func (n *RawNode) resetElectionTimer() {
@@ -242,9 +255,12 @@ func (n *RawNode) Tick() {
 	}
 	n.electionElapsed++
 	n.freads.tick(n)
+	if !n.canCampaign() {
+		return
+	}
 	// A replica alone in its cluster has nobody to wait for (but a
 	// candidate waits for its own promise to be durable).
-	if n.electionElapsed >= n.electionTimeout || len(n.peers) == 1 && n.role == follower {
+	if n.electionElapsed >= n.electionTimeout || n.role == follower && n.alone() {
 		n.startPoll()
 	}
 }
@@ -263,8 +279,11 @@ func (n *RawNode) heardFromLeader() bool {
 // replicas outside the cluster, and malformed ones, are dropped with an
 // error.
 func (n *RawNode) Step(m Message) error {
-	if n.peerIndex(m.From) < 0 {
-		return fmt.Errorf("paxos: message from %s, which is not in the cluster", m.From)
+	if m.From == None {
+		return errors.New("paxos: message from None")
+	}
+	if len(n.confs) > 0 && n.confs.Latest().IsRemoved(m.From) {
+		return fmt.Errorf("paxos: %s from %s, which was removed from the cluster", m.Type, m.From)
 	}
 	if m.To != n.id {
 		return fmt.Errorf("paxos: message for %s delivered to %s", m.To, n.id)
@@ -325,6 +344,8 @@ func (n *RawNode) Step(m Message) error {
 		}
 	case MsgReadIndexResp:
 		n.handleReadIndexResp(m)
+	case MsgTimeoutNow:
+		n.handleTimeoutNow(m)
 	default:
 		return fmt.Errorf("paxos: unknown message type %s", m.Type)
 	}
@@ -462,6 +483,9 @@ func (n *RawNode) hardState() HardState {
 // Ready returns what the caller must do next (see Ready) and hands it out:
 // the next Ready holds only what happens after this one.
 func (n *RawNode) Ready() Ready {
+	if n.role == leader && n.ldr.stepDown {
+		n.stepDownIfRemoved()
+	}
 	if n.role == leader {
 		n.ldr.flush(n)
 	}
@@ -517,15 +541,34 @@ type Status struct {
 	// ProtocolViolations counts the messages refused because they break
 	// the protocol (see ErrProtocolViolation).
 	ProtocolViolations uint64
+	// Config is the newest configuration the committed log chose (empty
+	// while Joining). Removed says this replica was removed from it: it
+	// takes no part any more. Joining says it knows no configuration yet:
+	// it waits for a leader's snapshot.
+	Config  Configuration
+	Removed bool
+	Joining bool
+	// ChangeInProgress says the leader has a configuration change or a
+	// leadership transfer under way (a new one would be refused).
+	ChangeInProgress bool
 }
 
 // Status returns the replica's current state.
 func (n *RawNode) Status() Status {
-	return Status{
+	st := Status{
 		ID: n.id, Role: n.role.String(), Lead: n.lead, Promised: n.promised,
 		Commit: n.log.commit, Applied: n.log.applied, LastSlot: n.log.last(), AcceptedUpTo: n.acceptedUpTo,
 		ProtocolViolations: n.violations,
+		Removed:            n.removed(),
+		Joining:            len(n.confs) == 0,
 	}
+	if !st.Joining {
+		st.Config = n.confs.Latest()
+	}
+	if n.role == leader {
+		st.ChangeInProgress = n.ldr.changeInProgress(n)
+	}
+	return st
 }
 
 // IsLeader reports whether the replica is the leader.

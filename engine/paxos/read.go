@@ -49,7 +49,7 @@ func (q *readQueue) start(n *RawNode, r readRequest) {
 		q.round++
 		q.open = true
 		q.needBeat = true
-		n.ldr.progress[n.peerIndex(n.id)].readAck = q.round
+		n.ldr.progress[n.ldr.idx(n.id)].readAck = q.round
 	}
 	r.index, r.round = n.log.commit, q.round
 	q.pending = append(q.pending, r)
@@ -74,16 +74,16 @@ func (q *readQueue) confirm(n *RawNode) {
 	if len(q.pending) == 0 {
 		return
 	}
-	var buf [16]progress
-	acks := buf[:0]
-	for _, pr := range n.ldr.progress {
-		acks = append(acks, progress{match: pr.readAck})
+	// A round is confirmed by a quorum of every configuration the leader
+	// needs: any leader after it needs one of each of them too.
+	confirmed := uint64(1<<64 - 1)
+	for _, c := range n.ldr.quorums {
+		quorum := c.quorum()
+		if n.cfg.Knobs.ReadWithoutQuorum {
+			quorum = 1 // the bug: the leader's own word is enough
+		}
+		confirmed = min(confirmed, n.ldr.readQuorumIn(c, quorum))
 	}
-	quorum := n.quorum
-	if n.cfg.Knobs.ReadWithoutQuorum {
-		quorum = 1 // the bug: the leader's own word is enough
-	}
-	confirmed := quorumMatch(acks, quorum)
 	k := 0
 	for k < len(q.pending) && q.pending[k].round <= confirmed {
 		r := q.pending[k]
@@ -185,4 +185,25 @@ func (n *RawNode) handleReadIndexResp(m Message) {
 	if len(f.waiting) > 0 {
 		_ = f.send(n) // on ErrIDsExhausted the reads are dropped; callers retry
 	}
+}
+
+// readQuorumIn returns the highest read round a quorum of c's voters
+// confirmed.
+func (l *leadership) readQuorumIn(c Configuration, quorum int) uint64 {
+	var buf [16]uint64
+	m := buf[:0]
+	for i := range l.progress {
+		if c.IsVoter(l.progress[i].id) {
+			m = append(m, l.progress[i].readAck)
+		}
+	}
+	if len(m) < quorum {
+		return 0
+	}
+	for i := 1; i < len(m); i++ {
+		for j := i; j > 0 && m[j] > m[j-1]; j-- {
+			m[j], m[j-1] = m[j-1], m[j]
+		}
+	}
+	return m[quorum-1]
 }

@@ -479,7 +479,7 @@ func TestRejectHintPastLogClamped(t *testing.T) {
 	c.propose(1, 1, 1, "x")
 	c.stabilize()
 	rn.Step(Message{Type: MsgAccepted, From: 2, To: 1, Ballot: rn.Status().Promised, Slot: math.MaxUint64, Reject: true})
-	pr := rn.ldr.progress[rn.peerIndex(2)]
+	pr := rn.ldr.progress[rn.ldr.idx(2)]
 	if pr.next <= pr.match || pr.next > rn.log.last()+1 {
 		t.Fatalf("after the hint: match %d next %d (log ends at %d)", pr.match, pr.next, rn.log.last())
 	}

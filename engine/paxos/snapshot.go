@@ -53,8 +53,12 @@ func (l *slotLog) compactTo(c Compacted) {
 // log continues after it; entries held beyond it stay. It reports false,
 // and changes nothing, if the replica has already committed c.Slot (the
 // caller should then not restore the snapshot at all: see WantsSnapshot).
-func (n *RawNode) InstallSnapshot(c Compacted) bool {
-	if !n.WantsSnapshot(c.Slot) {
+//
+// cs is the configuration state kept with the snapshot: the
+// configurations of the slots after c.Slot. A joining replica learns its
+// configuration from it.
+func (n *RawNode) InstallSnapshot(c Compacted, cs ConfigState) bool {
+	if !n.WantsSnapshot(c.Slot) || cs.Validate() != nil {
 		return false
 	}
 	if n.role == candidate {
@@ -62,6 +66,8 @@ func (n *RawNode) InstallSnapshot(c Compacted) bool {
 		n.becomeFollower(None)
 	}
 	n.log.compactTo(c)
+	n.confs = ConfigState(append([]ScheduledConfig(nil), cs...)).Compact(c.Slot)
+	n.noteCommitted(c.Slot)
 	n.resetAcceptedUpTo()
 	n.acceptedUpTo = max(n.acceptedUpTo, c.Slot)
 	if n.lead != None && n.lead != n.id {
@@ -89,7 +95,7 @@ func (n *RawNode) ReportSnapshot(to NodeID, ok bool) {
 	if n.role != leader {
 		return
 	}
-	if i := n.peerIndex(to); i >= 0 && n.ldr.progress[i].snapshotting {
+	if i := n.ldr.idx(to); i >= 0 && n.ldr.progress[i].snapshotting {
 		pr := &n.ldr.progress[i]
 		if ok {
 			pr.snapshotSent = true

@@ -136,6 +136,24 @@ const (
 	// the leader it follows, under that leader's ballot, for a request it
 	// has outstanding.
 	MsgReadIndexResp
+	// MsgTimeoutNow is a leader handing its leadership over: the receiver,
+	// which the leader brought fully up to date (Slot is the leader's last
+	// slot), campaigns at once, without a poll, and its Prepare carries
+	// Context PrepareTransfer so that acceptors that heard from the leader
+	// recently still answer it. Taken only from the leader followed, under
+	// its ballot.
+	MsgTimeoutNow
+)
+
+// Context values with a meaning of their own.
+const (
+	// PrepareTransfer, as the Context of a MsgPrepare, says the candidate
+	// campaigns because the leader handed its leadership over.
+	PrepareTransfer uint64 = 1
+	// AcceptedNeedSnapshot, as the Context of a rejecting MsgAccepted,
+	// says the acceptor knows no configuration (it is joining) and needs a
+	// snapshot before it can take entries.
+	AcceptedNeedSnapshot uint64 = 1
 )
 
 var messageTypeNames = [...]string{
@@ -151,6 +169,7 @@ var messageTypeNames = [...]string{
 	MsgPropose:       "Propose",
 	MsgReadIndex:     "ReadIndex",
 	MsgReadIndexResp: "ReadIndexResp",
+	MsgTimeoutNow:    "TimeoutNow",
 }
 
 func (t MessageType) String() string {

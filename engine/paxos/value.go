@@ -16,6 +16,7 @@ import (
 //	kind 1   commands: body = command*
 //	command  = clientID:uvarint seq:uvarint len:uvarint payload:len bytes
 //	kind 2   no-op:    body is empty
+//	kind 3   configuration: see membership.go
 //
 // The commands of two batches concatenate into one batch body, so merging
 // batches into one slot is a copy, not a re-encoding.
@@ -114,6 +115,9 @@ func ForEachCommand(v []byte, fn func(Command) bool) error {
 			return fmt.Errorf("%w: no-op with a body", ErrBadValue)
 		}
 		return nil
+	case kindConfig:
+		_, err := DecodeConfigValue(v)
+		return err
 	case kindCommands:
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadValue, v[0])

@@ -20,6 +20,9 @@ type node struct {
 	id    paxos.NodeID
 	peers []paxos.NodeID
 	rn    *paxos.RawNode
+	// confs is the configuration state after the applied slot, kept with
+	// snapshots as the engine keeps it.
+	confs paxos.ConfigState
 
 	up, paused bool
 	// busy is set between Ready and Advance, while a persist is under way;
@@ -98,6 +101,8 @@ type snapshot struct {
 	ballot   paxos.Ballot
 	log      []string
 	sessions []byte
+	// confs is the configuration state after slot.
+	confs paxos.ConfigState
 }
 
 func newNode(s *Sim, id paxos.NodeID, peers []paxos.NodeID) *node {
@@ -127,10 +132,19 @@ func (n *node) boot() {
 	if n.s.opts.ForgetPromise {
 		hard.Promised = paxos.Ballot{}
 	}
+	var confs paxos.ConfigState
+	if n.snap != nil {
+		confs = n.snap.confs
+	}
+	n.confs = confs
+	if len(n.confs) == 0 {
+		n.confs = paxos.Bootstrap(n.peers, nil, nil)
+	}
 	rn, err := paxos.NewRawNode(paxos.Config{
-		ID:    n.id,
-		Peers: n.peers,
-		Rand:  rand.New(rand.NewPCG(n.s.opts.Seed, uint64(n.id)<<32|uint64(n.incarnation))),
+		ID:          n.id,
+		Peers:       n.peers,
+		ConfigState: confs,
+		Rand:        rand.New(rand.NewPCG(n.s.opts.Seed, uint64(n.id)<<32|uint64(n.incarnation))),
 		// The simulated disk's life counter: incremented at every crash,
 		// so durable before the next life starts.
 		Incarnation: uint64(n.incarnation) + 1,
@@ -857,6 +871,7 @@ func (n *node) apply(e paxos.Entry) {
 		return
 	}
 	defer func() { n.chat.applied, n.appliedBallot = e.Slot, e.Ballot }()
+	n.confs = n.confs.Apply(e.Slot, e.Value)
 	if n.s.opts.SkipSessionCheck {
 		_ = paxos.ForEachCommand(e.Value, func(c paxos.Command) bool {
 			n.answer(c, reply{resp: n.chat.execute(n, c.Payload)})
@@ -917,7 +932,7 @@ func (n *node) maybeSnapshot() bool {
 	if n.crashSnapshotStep() {
 		return true // the snapshot was never made durable
 	}
-	n.snap = &snapshot{slot: n.chat.applied, ballot: n.appliedBallot, log: slices.Clone(n.chat.log), sessions: n.sessionBytes()}
+	n.snap = &snapshot{slot: n.chat.applied, ballot: n.appliedBallot, log: slices.Clone(n.chat.log), sessions: n.sessionBytes(), confs: n.confs}
 	n.s.stats.Snapshots++
 	n.s.tracef("%s snapshot at %d", n.id, n.snap.slot)
 	if n.crashSnapshotStep() {
@@ -990,6 +1005,7 @@ func (n *node) restore(sn *snapshot) {
 		n.chat.seen[text] = true
 	}
 	n.chat.applied, n.appliedBallot = sn.slot, sn.ballot
+	n.confs = sn.confs
 }
 
 // sendSnapshots sends the leader's latest snapshot to the followers the
@@ -1040,7 +1056,7 @@ func (n *node) installSnapshot(sn *snapshot) bool {
 	c := paxos.Compacted{Slot: sn.slot, Ballot: sn.ballot}
 	n.compactDisk(c)
 	n.restore(sn)
-	if !n.rn.InstallSnapshot(c) {
+	if !n.rn.InstallSnapshot(c, sn.confs) {
 		n.s.fail(Other, "replica %s: the core refused a snapshot it wanted", n.id)
 		return true
 	}

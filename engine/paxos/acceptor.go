@@ -170,4 +170,8 @@ func (n *RawNode) handleHeartbeat(m Message) {
 	}
 	n.advanceCommit(m.Commit)
 	n.sendAfterPersist(Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo, Context: m.Context})
+	if len(n.confs) == 0 {
+		// Joining: ask for the snapshot now rather than wait for an Accept.
+		n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: 0, Reject: true, Context: AcceptedNeedSnapshot})
+	}
 }

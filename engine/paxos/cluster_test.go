@@ -21,6 +21,7 @@ type testCluster struct {
 	trace *strings.Builder // when set, every Ready and delivery is described here
 	knobs TestingKnobs
 	cfg   func(*Config)
+	seq   uint64 // the last sequence number write used
 }
 
 type testNode struct {
@@ -35,6 +36,13 @@ type testNode struct {
 	// What the state machine applied, in slot order.
 	applied []Entry
 	reads   []ReadState
+	// joined says the replica was added at run time: it starts knowing no
+	// configuration, until a snapshot (which in this cluster is the
+	// leader's applied log, copied) tells it the bootstrap one.
+	joined    bool
+	installed bool
+	// bootstrap is the cluster's configuration at slot 0.
+	bootstrap ConfigState
 }
 
 func newTestCluster(t testing.TB, n int, cfg func(*Config)) *testCluster {
@@ -42,10 +50,21 @@ func newTestCluster(t testing.TB, n int, cfg func(*Config)) *testCluster {
 	for i := 1; i <= n; i++ {
 		c.nodes = append(c.nodes, &testNode{id: NodeID(i)})
 	}
+	boot := Bootstrap(c.peers(), nil, nil)
 	for _, nd := range c.nodes {
+		nd.bootstrap = boot
 		c.start(nd)
 	}
 	return c
+}
+
+// join starts a new replica with an empty disk, knowing no configuration,
+// as the next ID.
+func (c *testCluster) join() *testNode {
+	nd := &testNode{id: NodeID(len(c.nodes) + 1), joined: true, bootstrap: c.nodes[0].bootstrap}
+	c.nodes = append(c.nodes, nd)
+	c.start(nd)
+	return nd
 }
 
 func (c *testCluster) peers() []NodeID {
@@ -64,12 +83,15 @@ func (c *testCluster) start(nd *testNode) {
 	nd.lives++
 	cfg := Config{
 		ID:          nd.id,
-		Peers:       c.peers(),
+		ConfigState: nd.bootstrap,
 		Incarnation: nd.lives,
 		Rand:        rand.New(rand.NewPCG(uint64(nd.id), 42)),
 		HardState:   nd.hard,
 		Entries:     slices.Clone(nd.entries),
 		Knobs:       c.knobs,
+	}
+	if nd.joined && !nd.installed {
+		cfg.ConfigState = nil
 	}
 	if c.cfg != nil {
 		c.cfg(&cfg)
@@ -128,7 +150,42 @@ func (c *testCluster) process(id NodeID) bool {
 	}
 	nd.reads = append(nd.reads, rd.ReadStates...)
 	nd.rn.Advance(rd)
+	for _, to := range rd.SendSnapshots {
+		c.sendSnapshot(nd, to)
+	}
 	return true
+}
+
+// sendSnapshot gives replica to the state of from's applied log, as a
+// snapshot would: its durable log becomes from's applied entries (the
+// cluster's disks keep whole logs from slot 1) and its core installs the
+// configuration state after them.
+func (c *testCluster) sendSnapshot(from *testNode, to NodeID) {
+	nd := c.node(to)
+	if !nd.up || c.cut[[2]NodeID{from.id, to}] {
+		from.rn.ReportSnapshot(to, false)
+		return
+	}
+	k := uint64(len(from.applied))
+	cs := from.bootstrap
+	for _, e := range from.applied {
+		cs = cs.Apply(e.Slot, e.Value)
+	}
+	if !nd.rn.WantsSnapshot(k) {
+		from.rn.ReportSnapshot(to, false)
+		return
+	}
+	var b Ballot
+	if k > 0 {
+		b = from.applied[k-1].Ballot
+	}
+	nd.entries = slices.Clone(from.applied)
+	nd.applied = slices.Clone(from.applied)
+	nd.installed = true
+	if !nd.rn.InstallSnapshot(Compacted{Slot: k, Ballot: b}, cs) {
+		c.t.Fatalf("%s refused a snapshot of slot %d it wanted", to, k)
+	}
+	from.rn.ReportSnapshot(to, true)
 }
 
 // deliver delivers the queued messages that match (all if match is nil),

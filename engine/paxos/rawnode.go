@@ -124,6 +124,8 @@ type RawNode struct {
 	// leader this replica learns of, so that they wait rather than fail.
 	stash      [][]byte
 	stashBytes int
+	// told says a replica told this one it was removed (MsgRemoved).
+	told bool
 }
 
 // NewRawNode returns a replica in the state cfg describes.
@@ -282,7 +284,10 @@ func (n *RawNode) Step(m Message) error {
 	if m.From == None {
 		return errors.New("paxos: message from None")
 	}
-	if len(n.confs) > 0 && n.confs.Latest().IsRemoved(m.From) {
+	if n.isGone(m.From) {
+		if m.Type != MsgRemoved {
+			n.send(Message{Type: MsgRemoved, To: m.From})
+		}
 		return fmt.Errorf("paxos: %s from %s, which was removed from the cluster", m.Type, m.From)
 	}
 	if m.To != n.id {
@@ -346,6 +351,11 @@ func (n *RawNode) Step(m Message) error {
 		n.handleReadIndexResp(m)
 	case MsgTimeoutNow:
 		n.handleTimeoutNow(m)
+	case MsgRemoved:
+		if len(n.confs) > 0 && !n.told {
+			n.told = true
+			n.becomeFollower(None)
+		}
 	default:
 		return fmt.Errorf("paxos: unknown message type %s", m.Type)
 	}

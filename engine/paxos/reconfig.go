@@ -3,6 +3,7 @@ package paxos
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Reconfiguration at run time: which configurations govern which slots,
@@ -80,7 +81,7 @@ func (n *RawNode) scheduleTo(last uint64) ConfigState {
 // canCampaign reports whether this replica may try to lead: it knows a
 // configuration, in which it votes, and was not removed.
 func (n *RawNode) canCampaign() bool {
-	if len(n.confs) == 0 {
+	if len(n.confs) == 0 || n.told {
 		return false
 	}
 	return n.confs.At(n.log.commit+1).IsVoter(n.id) || n.confs.Latest().IsVoter(n.id)
@@ -100,13 +101,18 @@ func (n *RawNode) alone() bool {
 // removed reports whether this replica was removed from the cluster: the
 // committed log chose a configuration that removed it, and that
 // configuration governs every slot after the commit index.
-func (n *RawNode) removed() bool {
-	if len(n.confs) == 0 || !n.confs.Latest().IsRemoved(n.id) {
+func (n *RawNode) removed() bool { return n.told || n.isGone(n.id) }
+
+// isGone reports whether id was removed from the cluster and its removal
+// governs every slot this replica has not committed: nothing it says can
+// matter any more.
+func (n *RawNode) isGone(id NodeID) bool {
+	if len(n.confs) == 0 || !n.confs.Latest().IsRemoved(id) {
 		return false
 	}
 	for _, sc := range n.confs {
-		if _, ok := sc.Config.Member(n.id); ok {
-			return false // still governs slots it must help decide
+		if _, ok := sc.Config.Member(id); ok {
+			return false
 		}
 	}
 	return true
@@ -172,6 +178,13 @@ func (l *leadership) refresh(n *RawNode) {
 			add(m.ID)
 		}
 	}
+	for i := range l.progress {
+		if id := l.progress[i].id; !slices.ContainsFunc(keep, func(p progress) bool { return p.id == id }) {
+			// Leaving: tell it the commit index once more, so that a
+			// replica removed learns its removal governs.
+			n.send(Message{Type: MsgHeartbeat, To: id, Ballot: n.promised, Commit: n.log.commit, Context: l.reads.round})
+		}
+	}
 	l.progress = keep
 	l.simple = len(l.sched) == 1
 }
@@ -203,8 +216,11 @@ func (n *RawNode) ProposeChange(cc ConfChange) error {
 		return err
 	}
 	if cc.Type == Promote {
+		// Caught up: it holds the log at least up to the change that added
+		// it, and is within CatchUpSlots of the commit index.
+		m, _ := l.sched.Latest().Member(cc.ID)
 		i := l.idx(cc.ID)
-		if i < 0 || !l.progress[i].heard || l.progress[i].match+n.cfg.CatchUpSlots < n.log.commit {
+		if i < 0 || !l.progress[i].heard || l.progress[i].match < m.Since || l.progress[i].match+n.cfg.CatchUpSlots < n.log.commit {
 			return fmt.Errorf("%w: learner %s", ErrNotCaughtUp, cc.ID)
 		}
 	}

@@ -83,7 +83,13 @@ func (n *RawNode) InstallSnapshot(c Compacted, cs ConfigState) bool {
 // WantsSnapshot reports whether a snapshot of slot would move this
 // replica forward: whether slot is past its commit index. A leader never
 // wants one (it holds everything committed).
-func (n *RawNode) WantsSnapshot(slot uint64) bool { return n.role != leader && slot > n.log.commit }
+//
+// A joining replica, which knows no configuration, wants any snapshot,
+// even of slot 0 (a cluster that has committed nothing yet): it carries
+// the configuration.
+func (n *RawNode) WantsSnapshot(slot uint64) bool {
+	return n.role != leader && (slot > n.log.commit || len(n.confs) == 0)
+}
 
 // ReportSnapshot tells the leader that sending its snapshot to follower to
 // ended: it failed (ok false: the leader asks for another at once), or the

@@ -143,6 +143,11 @@ const (
 	// recently still answer it. Taken only from the leader followed, under
 	// its ballot.
 	MsgTimeoutNow
+	// MsgRemoved tells a replica that the sender's committed log removed
+	// it from the cluster, and that its removal governs: it answers any
+	// message from a replica removed, which may have missed the slots that
+	// said so.
+	MsgRemoved
 )
 
 // Context values with a meaning of their own.
@@ -170,6 +175,7 @@ var messageTypeNames = [...]string{
 	MsgReadIndex:     "ReadIndex",
 	MsgReadIndexResp: "ReadIndexResp",
 	MsgTimeoutNow:    "TimeoutNow",
+	MsgRemoved:       "Removed",
 }
 
 func (t MessageType) String() string {

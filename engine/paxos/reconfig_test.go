@@ -1,0 +1,342 @@
+package paxos
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// Deterministic tests of membership changes: learners, promotion,
+// removal (of the leader too), leadership transfer, and the window rule's
+// phase 1 across configurations.
+
+// write proposes n commands at id (the leader) and stabilizes.
+func (c *testCluster) write(id NodeID, client uint64, n int) {
+	c.t.Helper()
+	for i := 0; i < n; i++ {
+		c.seq++
+		if err := c.propose(id, client, c.seq, fmt.Sprintf("w%d.%d", client, c.seq)); err != nil {
+			c.t.Fatalf("propose at %s: %v", id, err)
+		}
+		c.stabilize() // one slot each
+	}
+}
+
+// change proposes cc at the leader and stabilizes: the change is then
+// chosen and, with the leader's padding, governs.
+func (c *testCluster) change(leader NodeID, cc ConfChange) {
+	c.t.Helper()
+	if err := c.node(leader).rn.ProposeChange(cc); err != nil {
+		c.t.Fatalf("ProposeChange(%+v) at %s: %v", cc, leader, err)
+	}
+	c.stabilize()
+	if st := c.node(leader).rn.Status(); st.Role == "leader" && st.ChangeInProgress {
+		c.t.Fatalf("change %+v still in progress after stabilizing: %+v", cc, st)
+	}
+}
+
+func TestAddLearnerThenPromoteThenRemove(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.write(1, 7, 5)
+	l := c.join()
+	if st := l.rn.Status(); !st.Joining || l.rn.canCampaign() {
+		t.Fatalf("a joining replica: %+v", st)
+	}
+	c.change(1, ConfChange{Type: AddLearner, ID: l.id, PeerAddr: "p4", ClientAddr: "c4"})
+	conf := c.node(1).rn.Status().Config
+	if m, ok := conf.Member(4); !ok || m.Voter || m.PeerAddr != "p4" || m.Since == 0 {
+		t.Fatalf("after adding 4 as a learner: %+v", conf)
+	}
+	c.write(1, 7, 3)
+	if st := l.rn.Status(); st.Joining || st.Commit != c.node(1).rn.Status().Commit {
+		t.Fatalf("the learner did not catch up: %+v, leader %+v", st, c.node(1).rn.Status())
+	}
+	c.checkAgreement()
+
+	c.change(1, ConfChange{Type: Promote, ID: 4})
+	if !c.node(1).rn.Status().Config.IsVoter(4) {
+		t.Fatalf("4 not promoted: %v", c.node(1).rn.Status().Config)
+	}
+	c.change(1, ConfChange{Type: Remove, ID: 3})
+	if conf := c.node(1).rn.Status().Config; conf.IsVoter(3) || !conf.IsRemoved(3) {
+		t.Fatalf("3 not removed: %+v", conf)
+	}
+	if !c.node(3).rn.Status().Removed {
+		t.Fatalf("replica 3 does not know it was removed: %+v", c.node(3).rn.Status())
+	}
+	// The quorum is now 2 of {1, 2, 4}: without 2 and 3, 1 and 4 commit.
+	c.crash(2)
+	c.crash(3)
+	before := c.node(1).rn.Status().Commit
+	c.write(1, 7, 2)
+	if got := c.node(1).rn.Status().Commit; got != before+2 {
+		t.Fatalf("1 and 4 committed up to %d, want %d", got, before+2)
+	}
+	c.checkAgreement()
+	// A removed ID cannot come back.
+	if err := c.node(1).rn.ProposeChange(ConfChange{Type: AddLearner, ID: 3}); !errors.Is(err, ErrBadChange) {
+		t.Fatalf("re-adding removed 3: %v", err)
+	}
+}
+
+func TestLearnerDoesNotVote(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.join()
+	c.change(1, ConfChange{Type: AddLearner, ID: 4})
+	// With 2 and 3 down, 1 and the learner are not a quorum.
+	c.crash(2)
+	c.crash(3)
+	before := c.node(1).rn.Status().Commit
+	if err := c.propose(1, 9, 1, "x"); err != nil {
+		t.Fatal(err)
+	}
+	c.stabilize()
+	if got := c.node(1).rn.Status().Commit; got != before {
+		t.Fatalf("committed %d with a learner's help, want %d", got, before)
+	}
+	// A learner never campaigns.
+	c.node(4).rn.Tick()
+	for i := 0; i < 100; i++ {
+		c.node(4).rn.Tick()
+	}
+	if r := c.node(4).rn.Status().Role; r != "follower" {
+		t.Fatalf("the learner became %s", r)
+	}
+}
+
+func TestOneChangeAtATime(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.join()
+	rn := c.node(1).rn
+	if err := rn.ProposeChange(ConfChange{Type: AddLearner, ID: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.ProposeChange(ConfChange{Type: Remove, ID: 3}); !errors.Is(err, ErrChangeInProgress) {
+		t.Fatalf("a second change: %v", err)
+	}
+	if err := rn.TransferLeadership(2); !errors.Is(err, ErrChangeInProgress) {
+		t.Fatalf("a transfer during a change: %v", err)
+	}
+	if err := c.node(2).rn.ProposeChange(ConfChange{Type: Remove, ID: 3}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a change at a follower: %v", err)
+	}
+	c.stabilize()
+	if err := rn.ProposeChange(ConfChange{Type: Remove, ID: 3}); err != nil {
+		t.Fatalf("after the first change governs: %v", err)
+	}
+	for _, bad := range []ConfChange{
+		{Type: Promote, ID: 9}, {Type: Remove, ID: 9}, {Type: AddLearner, ID: 2}, {Type: Promote, ID: 2},
+	} {
+		c.stabilize()
+		if err := rn.ProposeChange(bad); !errors.Is(err, ErrBadChange) {
+			t.Fatalf("%+v: %v", bad, err)
+		}
+	}
+}
+
+func TestPromoteOnlyOnceCaughtUp(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.CatchUpSlots = 2 })
+	c.elect(1)
+	c.join()
+	c.change(1, ConfChange{Type: AddLearner, ID: 4})
+	c.isolate(4)
+	c.write(1, 3, 6)
+	if err := c.node(1).rn.ProposeChange(ConfChange{Type: Promote, ID: 4}); !errors.Is(err, ErrNotCaughtUp) {
+		t.Fatalf("promoting a learner 6 slots behind: %v", err)
+	}
+	c.heal()
+	c.tickAll(3)
+	c.change(1, ConfChange{Type: Promote, ID: 4})
+}
+
+func TestRemoveTheLeader(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.write(1, 5, 3)
+	c.change(1, ConfChange{Type: Remove, ID: 1})
+	if st := c.node(1).rn.Status(); !st.Removed || st.Role == "leader" {
+		t.Fatalf("the removed leader: %+v", st)
+	}
+	lead := c.node(2).rn.Leader()
+	if lead != 2 && lead != 3 {
+		t.Fatalf("after the leader removed itself, 2 follows %s", lead)
+	}
+	c.write(lead, 5, 3)
+	c.checkAgreement()
+	if got := len(c.node(lead).applied); got < 1+ConfigWindow+3 {
+		t.Fatalf("the new leader applied %d slots", got)
+	}
+	// The removed replica never campaigns again.
+	for i := 0; i < 50; i++ {
+		c.node(1).rn.Tick()
+	}
+	c.stabilize()
+	if r := c.node(1).rn.Status().Role; r != "follower" {
+		t.Fatalf("the removed replica became %s", r)
+	}
+}
+
+func TestTransferLeadershipKeepsProposals(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.write(1, 5, 2)
+	// 3 is behind: the transfer must bring it up to date first.
+	c.isolate(3)
+	c.write(1, 5, 2)
+	c.heal()
+	rn := c.node(1).rn
+	if err := rn.TransferLeadership(3); err != nil {
+		t.Fatal(err)
+	}
+	// Proposals arriving meanwhile wait at the old leader.
+	for seq := uint64(5); seq <= 7; seq++ {
+		if err := c.propose(1, 6, seq, fmt.Sprintf("during%d", seq)); err != nil {
+			t.Fatalf("proposal during the transfer: %v", err)
+		}
+	}
+	c.tickAll(3)
+	if !c.node(3).rn.IsLeader() {
+		t.Fatalf("3 is not the leader: %+v", c.node(3).rn.Status())
+	}
+	c.tickAll(2)
+	got := c.appliedValues(3)
+	for seq := 5; seq <= 7; seq++ {
+		cmd := fmt.Sprintf("6.%d:during%d", seq, seq)
+		if !slices.ContainsFunc(got, func(v string) bool { return containsCmd(v, cmd) }) {
+			t.Fatalf("proposal %d made during the transfer was lost: %v", seq, got)
+		}
+	}
+	c.checkAgreement()
+}
+
+func containsCmd(v, cmd string) bool {
+	return len(v) > 2 && slices.Contains(splitCmds(v), cmd)
+}
+
+func splitCmds(v string) []string {
+	var out []string
+	cur := ""
+	for _, r := range v[1 : len(v)-1] {
+		if r == ' ' {
+			out = append(out, cur)
+			cur = ""
+			continue
+		}
+		cur += string(r)
+	}
+	return append(out, cur)
+}
+
+// The window rule's phase 1: a candidate that has not committed the
+// changes that grew the cluster from {1,2,3} to {1,...,5} learns of them
+// from a promise, and must then collect a quorum of the new
+// configurations too: {2,3} was a quorum of the old one, but the new one
+// chose slots with {1,4,5}, which it does not meet.
+func TestPhase1CoversTheNewConfiguration(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.write(1, 1, 2)
+	c.isolate(3) // 3 stays behind every change
+	for _, id := range []NodeID{4, 5} {
+		c.join()
+		c.isolate(3)
+		c.change(1, ConfChange{Type: AddLearner, ID: id})
+		c.change(1, ConfChange{Type: Promote, ID: id})
+	}
+	if conf := c.node(1).rn.Status().Config; len(conf.Voters()) != 5 {
+		t.Fatalf("configuration %v", conf)
+	}
+	for _, id := range []NodeID{4, 5} {
+		if st := c.node(id).rn.Status(); st.Commit != c.node(1).rn.Status().Commit {
+			t.Fatalf("new voter %s is behind: %+v", id, st)
+		}
+	}
+	if got := c.node(3).rn.Status().Commit; got > 3 {
+		t.Fatalf("3 committed %d: it should be behind the changes", got)
+	}
+	// 2 falls behind too; 1, 4 and 5, a quorum of the five, choose more.
+	c.isolate(2)
+	c.cut[[2]NodeID{2, 3}], c.cut[[2]NodeID{3, 2}] = false, false
+	c.write(1, 1, 3)
+	chosen := c.appliedValues(1)
+	c.crash(1)
+	// Let 2's memory of its leader lapse, then have 3 campaign directly
+	// (its poll would fail: 2 has committed more). 2's promise reports the
+	// configuration slots; 3 must then also ask 4 and 5, which it cannot
+	// reach.
+	for i := 0; i < 3*DefaultElectionTicks; i++ {
+		c.node(2).rn.electionElapsed++
+		c.node(3).rn.electionElapsed++
+	}
+	c.node(3).rn.campaign()
+	c.stabilize()
+	if c.node(3).rn.IsLeader() {
+		t.Fatalf("3 led with a quorum of the old configuration only; it would propose over slots the new one chose: %v", c.node(3).rn.Status())
+	}
+	asked := c.node(3).rn.camp.asked
+	if !asked[4] || !asked[5] {
+		t.Fatalf("3 did not ask the new configuration's voters: asked %v", asked)
+	}
+	c.heal()
+	for _, id := range []NodeID{2, 4, 5} {
+		c.node(id).rn.electionElapsed += 3 * DefaultElectionTicks
+	}
+	c.node(2).rn.campaign()
+	c.stabilize()
+	if !c.node(2).rn.IsLeader() {
+		t.Fatalf("2 did not lead with 4 and 5 reachable: %+v", c.node(2).rn.Status())
+	}
+	c.write(2, 2, 1)
+	got := c.appliedValues(2)
+	if len(got) < len(chosen) || !slices.Equal(got[:len(chosen)], chosen) {
+		t.Fatalf("the new leader applied %v, which does not extend what was chosen %v", got, chosen)
+	}
+	c.checkAgreement()
+}
+
+func TestConfigValueRoundTripAndBounds(t *testing.T) {
+	c := Configuration{Members: []Member{{ID: 1, Voter: true, PeerAddr: "a:1", ClientAddr: "a:2"}, {ID: 4, Since: 9}}, Removed: []NodeID{2, 3}}
+	got, err := DecodeConfigValue(EncodeConfigValue(c))
+	if err != nil || !got.Equal(c) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	v := EncodeConfigValue(c)
+	for i := 1; i < len(v); i++ {
+		if _, err := DecodeConfigValue(v[:i]); !errors.Is(err, ErrBadValue) {
+			t.Fatalf("truncated at %d: %v", i, err)
+		}
+	}
+	if err := CheckValue(append(v, 0)); !errors.Is(err, ErrBadValue) {
+		t.Fatalf("trailing byte: %v", err)
+	}
+	huge := []byte{kindConfig, 0xff, 0xff, 0xff, 0xff, 0x0f}
+	if _, err := DecodeConfigValue(huge); !errors.Is(err, ErrBadValue) {
+		t.Fatalf("a count of 2^32 members: %v", err)
+	}
+	noVoter := EncodeConfigValue(Configuration{Members: []Member{{ID: 1}}})
+	if _, err := DecodeConfigValue(noVoter); !errors.Is(err, ErrBadValue) {
+		t.Fatalf("no voter: %v", err)
+	}
+}
+
+func FuzzDecodeConfigValue(f *testing.F) {
+	f.Add(EncodeConfigValue(Configuration{Members: []Member{{ID: 1, Voter: true}}}))
+	f.Add([]byte{kindConfig, 1, 1, 1, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		c, err := DecodeConfigValue(v)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("decoded an invalid configuration: %v", err)
+		}
+		again, err := DecodeConfigValue(EncodeConfigValue(c))
+		if err != nil || !again.Equal(c) {
+			t.Fatalf("re-encoding: %v", err)
+		}
+	})
+}

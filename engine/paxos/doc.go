@@ -96,4 +96,93 @@
 //   - A ballot round that cannot be incremented (2^64-1) is refused, so
 //     the next ballot never wraps; a promise that would go back stops the
 //     core with a panic, an assertion no input can reach.
+//
+// # Membership: the configuration is replicated state
+//
+// Which replicas vote (the voters), which only follow the log (the
+// learners), and the addresses of each, are a Configuration. It changes
+// only by a configuration value chosen in a slot, like any command, is
+// kept with snapshots (ConfigState) and is recovered at restart from the
+// snapshot and the log; Config.Peers only bootstraps a new cluster.
+//
+// The rule is the window rule of "Paxos Made Moderately Complex": a
+// configuration chosen in slot s governs the slots from s+α on, where
+// α = ConfigWindow (32) is a constant of the protocol. Each slot has
+// exactly one configuration, a function of the values chosen in the
+// slots at least α before it, so no slot is ever decided under two.
+//
+// Phase 2. The leader sends an Accept for slot t only when t <= commit+α
+// (sendLimit), so every slot up to t-α is chosen and known to it: it knows
+// the configuration of every slot it proposes, and counts slot t committed
+// when a quorum of the voters of that configuration hold it. Its pipeline
+// window (MaxInflightSlots) may not exceed α. The commit index advances
+// range by range (committable): each range of slots under one
+// configuration needs a quorum of that configuration.
+//
+// Phase 1. A candidate whose commit index is c knows the configurations
+// of slots c+1 ... c+α exactly (they depend on committed slots). Slots
+// after that may have been chosen by a leader that knew more, under a
+// configuration chosen in a slot the candidate has not committed. So
+// phase 1 grows its requirements as it learns (requiredConfigs): the
+// configuration of each slot from c+1 to E+α is computed from the values
+// the candidate will propose for the slots before it (the value reported
+// under the highest ballot, its own, or a no-op), where E is the last slot
+// any promise or its own log reports, and the candidate needs a quorum of
+// promises from every one of them, asking new voters as they appear. It
+// leads only once every configuration in that set has a quorum.
+//
+// Why that is safe, by induction on slots: suppose the candidate
+// recovers correctly every slot before t. If some value v was chosen in
+// slot t under a ballot b below the candidate's, then the leader of b
+// knew every slot up to t-α chosen when it sent the Accept (the rule
+// above), so the configuration that chose v is the one the values chosen
+// up to t-α determine, which are the values the candidate recovered
+// there: it computes the same configuration for t, and by the time it
+// leads it holds promises from a quorum of it. That quorum meets the one
+// that accepted v, so some promise reports v or a value of a higher
+// ballot, which by the usual Paxos argument is v too; the candidate
+// proposes v. Slots past E+α have the newest configuration of the set,
+// whose quorum reported nothing there, so nothing was chosen there.
+//
+// A leader's own acceptance of its recovered tail happens before that
+// gating: it is one acceptor, and a slot is chosen only by a quorum, which
+// the other acceptors join only through gated Accepts (a one-voter
+// configuration's voter is asked in every phase 1 that needs it).
+//
+// Reads. A read round is confirmed by a quorum of every configuration the
+// leader needs (those of the slots it holds or may open): any later
+// leader needs a quorum of at least one of them.
+//
+// Learners receive Accepts, heartbeats and snapshots like voters; their
+// promises and acceptances count in no quorum. ProposeChange promotes a
+// learner only once it holds the log up to the change that added it and
+// is within Config.CatchUpSlots of the commit index, so that adding a
+// replica never costs availability. One change at a time: a change (or a
+// leadership transfer) is refused with ErrChangeInProgress until the
+// previous one governs. After a change is chosen the leader pads with
+// no-ops up to the slot where it governs, so that it takes effect without
+// traffic.
+//
+// A replica joining a cluster starts knowing no configuration: it never
+// campaigns, takes no entries, and asks the leader for a snapshot
+// (AcceptedNeedSnapshot), which carries the configuration state.
+//
+// Removal. A removed ID is never used again (Configuration.Removed): a
+// replica that lost its disk forgot its promises and accepted values, and
+// must come back under a new ID. A replica knows it is removed once its
+// removal governs every slot after its commit index: it stops campaigning
+// and Status says Removed. A leader that removed itself keeps leading
+// until then, and then hands over (MsgTimeoutNow to the most up-to-date
+// voter of the new configuration) and steps down. Replicas answer any
+// message from a removed replica with MsgRemoved, so one that missed the
+// end of its configuration still learns.
+//
+// Leadership transfer. The leader stops opening slots (proposals wait in
+// its queue), waits until the target holds every slot it has, and sends
+// MsgTimeoutNow; the target campaigns at once, without a poll, and its
+// Prepare (Context PrepareTransfer) is answered even by acceptors that
+// heard from the leader recently. The old leader promises the new ballot
+// like any acceptor, and forwards the proposals that waited to the new
+// leader when it learns of it. If no new leader takes over within two
+// election timeouts, the leader carries on.
 package paxos

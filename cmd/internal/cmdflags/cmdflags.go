@@ -50,6 +50,21 @@ func Replicas(flag string, n int) error {
 	return nil
 }
 
+// MaxReplicaID bounds a replica ID given by flag. IDs of removed replicas
+// are never reused, so a cluster that replaces machines goes on to higher
+// IDs; a million leaves room for that, and refuses a typo (1e12, -1 read
+// as a huge number) before it reaches a certificate's name or a
+// configuration.
+const MaxReplicaID = 999_999
+
+// ReplicaID checks a replica ID given by flag.
+func ReplicaID(flag string, id uint64) error {
+	if id > MaxReplicaID {
+		return fmt.Errorf("%s %d: a replica ID is between 0 and %d", flag, id, MaxReplicaID)
+	}
+	return nil
+}
+
 // Port checks a TCP port given by flag.
 func Port(flag string, p int) error {
 	if p < 1 || p > 65535 {

@@ -3,9 +3,12 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
+	stdnet "net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,5 +231,101 @@ func TestLinearizabilityOracle(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("no picture: %v", err)
+	}
+}
+
+// TestFrontCutsBySource: a front tells who dialled it from the socket
+// table, forwards that server's connections, and cuts only its link.
+func TestFrontCutsBySource(t *testing.T) {
+	if err := checkSocketTable(); err != nil {
+		t.Skip(err)
+	}
+	echo, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	// This test process plays server 7.
+	var mu sync.Mutex
+	pids := map[int]int{os.Getpid(): 7}
+	dialler := func(from, to int) (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		var ps []int
+		for p := range pids {
+			ps = append(ps, p)
+		}
+		pid, ok, err := socketOwner(from, to, ps)
+		if err != nil || !ok {
+			return 0, false
+		}
+		id, ok := pids[pid]
+		return id, ok
+	}
+	f, err := newFront(0, echo.Addr().String(), dialler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	// roundTrip reports whether a line comes back through the front.
+	roundTrip := func() bool {
+		c, err := stdnet.Dial("tcp", f.addr())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			return false
+		}
+		buf := make([]byte, 5)
+		_, err = io.ReadFull(c, buf)
+		return err == nil && string(buf) == "ping\n"
+	}
+	if !roundTrip() {
+		t.Fatal("no echo through an open link")
+	}
+	f.setCut(3, true) // another server's link: not ours
+	if !roundTrip() {
+		t.Fatal("cutting server 3's link cut server 7's")
+	}
+	c, err := stdnet.Dial("tcp", f.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	f.setCut(7, true)
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("an open connection of server 7 survived the cut of its link")
+	}
+	if roundTrip() {
+		t.Fatal("server 7 got through its cut link")
+	}
+	f.heal()
+	if !roundTrip() {
+		t.Fatal("no echo after heal")
+	}
+	// A process the harness does not run is refused.
+	mu.Lock()
+	pids = map[int]int{}
+	mu.Unlock()
+	if roundTrip() {
+		t.Fatal("a stranger got through")
 	}
 }

@@ -121,15 +121,22 @@ type run struct {
 	start   time.Time
 	report  *Report
 
-	count      int
+	count      int         // the servers the scenario's Starts name
 	tlsDir     string      // the servers' --tls-dir; "" with Insecure
 	lastLeader int         // the server the last "leader" named, or -1
 	ports      map[int]int // client port: scenario's to the one used
 	peerPorts  map[int]int // server id to its real peer port
-	starts     map[int]Op  // server id to its last Start
-	proxies    map[[2]int]*proxy
+	starts     map[int]Op  // server id to its last Start (or AddServer)
+	fronts     map[int]*front
 	servers    map[int]*server
 	clients    map[int]*harnessClient
+	// voters are the servers whose votes count, as the harness's own
+	// membership operations left them; removed, those it removed.
+	voters  map[int]bool
+	removed map[int]bool
+
+	pidMu sync.Mutex
+	pids  map[int]int // the process of each running server, to its id
 
 	mu      sync.Mutex // guards what the put workers write
 	history []porcupine.Operation
@@ -175,9 +182,12 @@ func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
 		ports:      map[int]int{},
 		peerPorts:  map[int]int{},
 		starts:     map[int]Op{},
-		proxies:    map[[2]int]*proxy{},
+		fronts:     map[int]*front{},
 		servers:    map[int]*server{},
 		clients:    map[int]*harnessClient{},
+		voters:     map[int]bool{},
+		removed:    map[int]bool{},
+		pids:       map[int]int{},
 	}
 	var err error
 	if r.dir, err = os.MkdirTemp(opts.WorkDir, "run-"+sc.Name+"-"); err != nil {
@@ -269,9 +279,11 @@ func (r *run) exec(op Op) error {
 		return r.connect(op.ID, op.Server)
 	case "Isolate":
 		r.report.Faults++
-		for link, p := range r.proxies {
-			if link[0] == op.ID || link[1] == op.ID {
-				p.setCut(true)
+		for dst, f := range r.fronts {
+			for src := range r.fronts {
+				if src != dst && (src == op.ID || dst == op.ID) {
+					f.setCut(src, true)
+				}
 			}
 		}
 	case "Disconnect":
@@ -295,31 +307,35 @@ func (r *run) exec(op Op) error {
 	case "Partition":
 		r.report.Faults++
 		group := map[int]int{}
-		for i := 0; i < r.count; i++ {
-			group[i] = -1 - i // alone unless listed
+		for id := range r.fronts {
+			group[id] = -1 - id // alone unless listed
 		}
 		for g, ids := range op.Groups {
 			for _, id := range ids {
 				group[id] = g
 			}
 		}
-		for link, p := range r.proxies {
-			p.setCut(group[link[0]] != group[link[1]])
+		for dst, f := range r.fronts {
+			for src := range r.fronts {
+				if src != dst {
+					f.setCut(src, group[src] != group[dst])
+				}
+			}
 		}
 	case "Heal":
-		for _, p := range r.proxies {
-			p.setCut(false)
+		for _, f := range r.fronts {
+			f.heal()
 		}
 	case "Cut":
 		if op.From == op.To {
 			return fmt.Errorf("a server has no link to itself")
 		}
-		p, ok := r.proxies[[2]int{op.From, op.To}]
-		if !ok {
+		f, ok := r.fronts[op.To]
+		if _, from := r.fronts[op.From]; !ok || !from {
 			return fmt.Errorf("no link from %d to %d yet: start the servers first", op.From, op.To)
 		}
 		r.report.Faults++
-		p.setCut(true)
+		f.setCut(op.From, true)
 	case "WaitLeader":
 		return r.waitLeader(time.Duration(op.TimeoutMs) * time.Millisecond)
 	case "Expect":
@@ -336,7 +352,7 @@ var portsHanded = struct {
 
 // freePort finds a loopback port for a server to listen on: free now, not
 // handed out before, and below Linux's ephemeral range (32768 and up), so
-// that neither the proxies (which listen on ephemeral ports) nor outgoing
+// that neither the fronts (which listen on ephemeral ports) nor outgoing
 // connections can take it before the server binds it.
 func freePort() (int, error) {
 	portsHanded.Lock()
@@ -357,11 +373,14 @@ func freePort() (int, error) {
 	return 0, fmt.Errorf("no free port found")
 }
 
-// setup allocates the ports of the cluster and the proxies between its
-// servers, the first time a server starts.
+// setup makes the cluster's certificates and the fronts of its servers,
+// the first time a server starts.
 func (r *run) setup(count int) error {
 	if r.count != 0 {
 		return nil
+	}
+	if err := checkSocketTable(); err != nil {
+		return err
 	}
 	r.count = count
 	ids := make([]uint64, count)
@@ -384,24 +403,47 @@ func (r *run) setup(count int) error {
 		}
 	}
 	for id := 0; id < count; id++ {
-		p, err := freePort()
-		if err != nil {
+		if err := r.addFront(id); err != nil {
 			return err
 		}
-		r.peerPorts[id] = p
-	}
-	for i := 0; i < count; i++ {
-		for j := 0; j < count; j++ {
-			if i != j {
-				p, err := newProxy(fmt.Sprintf("127.0.0.1:%d", r.peerPorts[j]))
-				if err != nil {
-					return err
-				}
-				r.proxies[[2]int{i, j}] = p
-			}
-		}
+		r.voters[id] = true
 	}
 	return nil
+}
+
+// addFront gives server id a peer port and the front before it.
+func (r *run) addFront(id int) error {
+	p, err := freePort()
+	if err != nil {
+		return err
+	}
+	r.peerPorts[id] = p
+	f, err := newFront(id, fmt.Sprintf("127.0.0.1:%d", p), r.dialler)
+	if err != nil {
+		return err
+	}
+	r.fronts[id] = f
+	return nil
+}
+
+// dialler says which running server holds the local end of the
+// connection from 127.0.0.1:fromPort to 127.0.0.1:toPort. It is called by
+// the fronts' goroutines.
+func (r *run) dialler(fromPort, toPort int) (int, bool) {
+	r.pidMu.Lock()
+	pids := make([]int, 0, len(r.pids))
+	for pid := range r.pids {
+		pids = append(pids, pid)
+	}
+	r.pidMu.Unlock()
+	pid, ok, err := socketOwner(fromPort, toPort, pids)
+	if err != nil || !ok {
+		return 0, false
+	}
+	r.pidMu.Lock()
+	defer r.pidMu.Unlock()
+	id, ok := r.pids[pid]
+	return id, ok
 }
 
 // clientPort maps a scenario's client port to a free one, the same each
@@ -429,13 +471,13 @@ func (r *run) startServer(op Op) error {
 	if err != nil {
 		return err
 	}
-	// Server i reaches server j through the proxy of link (i, j).
+	// Server i reaches server j through j's front.
 	peers := make([]string, r.count)
 	for j := 0; j < r.count; j++ {
 		if j == op.ID {
 			peers[j] = fmt.Sprintf("127.0.0.1:%d", r.peerPorts[j])
 		} else {
-			peers[j] = r.proxies[[2]int{op.ID, j}].addr()
+			peers[j] = r.fronts[j].addr()
 		}
 	}
 	args := []string{
@@ -460,6 +502,9 @@ func (r *run) startServer(op Op) error {
 	}
 	s.id = op.ID
 	r.servers[op.ID], r.starts[op.ID] = s, op
+	r.pidMu.Lock()
+	r.pids[s.cmd.Process.Pid] = op.ID
+	r.pidMu.Unlock()
 	return nil
 }
 
@@ -467,6 +512,9 @@ func (r *run) crash(id int) {
 	if s, ok := r.servers[id]; ok {
 		s.kill()
 		delete(r.servers, id)
+		r.pidMu.Lock()
+		delete(r.pids, s.cmd.Process.Pid)
+		r.pidMu.Unlock()
 	}
 }
 
@@ -617,7 +665,8 @@ func (r *run) status(ctx context.Context, id int) (engine.Status, error) {
 	return c.Status(ctx)
 }
 
-// waitLeader waits until a server leads and a majority follows it.
+// waitLeader waits until a server leads and a majority of the voters
+// follows it.
 func (r *run) waitLeader(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -629,12 +678,12 @@ func (r *run) waitLeader(timeout time.Duration) error {
 			ctx, cancel := context.WithTimeout(r.ctx, 500*time.Millisecond)
 			st, err := r.status(ctx, id)
 			cancel()
-			if err == nil && st.HasLead {
+			if err == nil && st.HasLead && r.voters[id] {
 				votes[st.Leader]++
 			}
 		}
 		for _, n := range votes {
-			if n > r.count/2 {
+			if n > len(r.voters)/2 {
 				return nil
 			}
 		}
@@ -683,8 +732,8 @@ func (r *run) expect(op Op) error {
 func (r *run) judge() {
 	// Everything comes back, and the network heals: the replicas must
 	// then converge, and the puts still being retried go through.
-	for _, p := range r.proxies {
-		p.setCut(false)
+	for _, f := range r.fronts {
+		f.heal()
 	}
 	for _, s := range r.servers {
 		if s.paused {
@@ -795,8 +844,8 @@ func (r *run) cleanup() {
 			c.c.Close()
 		}
 	}
-	for _, p := range r.proxies {
-		p.close()
+	for _, f := range r.fronts {
+		f.close()
 	}
 	r.report.Duration = time.Since(r.start)
 	if r.report.Pass() && !r.opts.Keep {

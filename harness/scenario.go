@@ -184,8 +184,9 @@ const defaultWaitMs = 10000
 // a typo, and would only end at the run's deadline, for another reason.
 const maxWaitMs = 3_600_000
 
-// MaxServers bounds a scenario's cluster: the harness runs a proxy on each
-// directed link, count*(count-1) of them.
+// MaxServers bounds a scenario's servers, started and added: each is a
+// process, and partitions cut each directed link between them,
+// n*(n-1) of them.
 const MaxServers = 16
 
 // Parse parses a scenario. Errors name the operation (its index and type)

@@ -30,6 +30,15 @@ func NewClient(addrs []string, opts Options) *Client {
 // ID returns the client's session ID.
 func (c *Client) ID() uint64 { return c.c.ID() }
 
+// Seq returns the sequence number of the client's last put.
+func (c *Client) Seq() uint64 { return c.c.Seq() }
+
+// SetSeq sets the sequence number of the client's last put. A put that
+// returned an error (ErrTimeout: its outcome is unknown) is retried
+// exactly once only under its own number: set the number it followed
+// before retrying, and the cluster stores it at most once.
+func (c *Client) SetSeq(seq uint64) { c.c.SetSeq(seq) }
+
 // Put stores msg and returns once it is committed (and applied), with the
 // log's length after it.
 func (c *Client) Put(ctx context.Context, msg string) (uint64, error) {

@@ -125,6 +125,7 @@ type run struct {
 	tlsDir     string      // the servers' --tls-dir; "" with Insecure
 	lastLeader int         // the server the last "leader" named, or -1
 	ports      map[int]int // client port: scenario's to the one used
+	portOf     map[int]int // server id to its client port in the scenario
 	peerPorts  map[int]int // server id to its real peer port
 	starts     map[int]Op  // server id to its last Start (or AddServer)
 	fronts     map[int]*front
@@ -137,6 +138,8 @@ type run struct {
 
 	pidMu sync.Mutex
 	pids  map[int]int // the process of each running server, to its id
+
+	load *load // the running Load, if any
 
 	mu      sync.Mutex // guards what the put workers write
 	history []porcupine.Operation
@@ -180,6 +183,7 @@ func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
 		report:     &Report{Scenario: sc.Name, Ops: len(sc.Ops)},
 		lastLeader: -1,
 		ports:      map[int]int{},
+		portOf:     map[int]int{},
 		peerPorts:  map[int]int{},
 		starts:     map[int]Op{},
 		fronts:     map[int]*front{},
@@ -195,6 +199,18 @@ func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
 		return r.report
 	}
 	defer r.cleanup()
+	// Every server's client port, known from the start: a client knows
+	// them all, those of servers added later too, so that it can still
+	// reach the cluster after every server it first knew was replaced.
+	for _, op := range sc.Ops {
+		if op.Type == "Start" || op.Type == "AddServer" {
+			r.portOf[op.ID] = op.Port
+			if _, err := r.clientPort(op.Port); err != nil {
+				r.fail("%v", err)
+				return r.report
+			}
+		}
+	}
 	for _, op := range sc.Ops {
 		if ctx.Err() != nil {
 			r.fail("op %d (%s): the run's deadline passed", op.Index, op)
@@ -295,7 +311,9 @@ func (r *run) exec(op Op) error {
 		if !ok || !c.connected {
 			return fmt.Errorf("client %d is not connected", op.ID)
 		}
+		r.mu.Lock()
 		r.report.Puts++
+		r.mu.Unlock()
 		c.queue <- putRequest{msg: op.Message, call: r.now()}
 	case "Get":
 		return r.get(op.ID)
@@ -338,6 +356,10 @@ func (r *run) exec(op Op) error {
 		f.setCut(op.From, true)
 	case "WaitLeader":
 		return r.waitLeader(time.Duration(op.TimeoutMs) * time.Millisecond)
+	case "Load":
+		return r.startLoad(op)
+	case "StopLoad":
+		return r.stopLoad()
 	case "Expect":
 		return r.expect(op)
 	}
@@ -518,17 +540,17 @@ func (r *run) crash(id int) {
 	}
 }
 
-// addrs returns the client addresses of every server started so far, the
-// one of id first.
+// addrs returns the client addresses of every server of the scenario, but
+// those removed, the one of id first.
 func (r *run) addrs(id int) []string {
 	out := []string{r.addr(id)}
-	ids := make([]int, 0, len(r.starts))
-	for i := range r.starts {
+	ids := make([]int, 0, len(r.portOf))
+	for i := range r.portOf {
 		ids = append(ids, i)
 	}
 	sort.Ints(ids)
 	for _, i := range ids {
-		if i != id {
+		if i != id && !r.removed[i] {
 			out = append(out, r.addr(i))
 		}
 	}
@@ -536,7 +558,7 @@ func (r *run) addrs(id int) []string {
 }
 
 func (r *run) addr(id int) string {
-	return fmt.Sprintf("127.0.0.1:%d", r.ports[r.starts[id].Port])
+	return fmt.Sprintf("127.0.0.1:%d", r.ports[r.portOf[id]])
 }
 
 // resolve turns "leader" and "last-leader" into a server id.
@@ -609,29 +631,45 @@ func (r *run) connect(id, server int) error {
 func (r *run) putWorker(c *harnessClient) {
 	defer r.pending.Done()
 	for p := range c.queue {
-		for {
-			ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-			_, err := c.c.Put(ctx, p.msg)
-			cancel()
-			if err == nil {
-				r.mu.Lock()
-				r.acked = append(r.acked, p.msg)
-				r.report.Acked++
-				r.history = append(r.history, porcupine.Operation{ClientId: c.id, Input: chatmodel.Input{Put: true, Text: p.msg}, Call: p.call, Return: r.now()})
-				r.mu.Unlock()
-				break
+		if !r.put(c.c, c.id, p, c.done, nil) {
+			for range c.queue {
 			}
-			select {
-			case <-c.done:
-				// The run is over: the put may or may not have happened.
-				r.mu.Lock()
-				r.history = append(r.history, porcupine.Operation{ClientId: c.id, Input: chatmodel.Input{Put: true, Text: p.msg}, Call: p.call, Return: 1 << 62})
-				r.mu.Unlock()
-				for range c.queue {
-				}
-				return
-			default:
-			}
+			return
+		}
+	}
+}
+
+// put sends one put through c until it is acknowledged, and records it;
+// it returns false if done closed first (the run is over: the put may or
+// may not have happened, and stays pending in the history). Each failed
+// attempt (the client's own retries ran out) goes to onErr, if set. A
+// retry reuses the put's sequence number, so that the put is stored at
+// most once whatever became of the attempts before.
+func (r *run) put(c *chatroom.Client, client int, p putRequest, done <-chan struct{}, onErr func(error)) bool {
+	seq := c.Seq()
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		_, err := c.Put(ctx, p.msg)
+		cancel()
+		if err == nil {
+			r.mu.Lock()
+			r.acked = append(r.acked, p.msg)
+			r.report.Acked++
+			r.history = append(r.history, porcupine.Operation{ClientId: client, Input: chatmodel.Input{Put: true, Text: p.msg}, Call: p.call, Return: r.now()})
+			r.mu.Unlock()
+			return true
+		}
+		if onErr != nil {
+			onErr(err)
+		}
+		c.SetSeq(seq)
+		select {
+		case <-done:
+			r.mu.Lock()
+			r.history = append(r.history, porcupine.Operation{ClientId: client, Input: chatmodel.Input{Put: true, Text: p.msg}, Call: p.call, Return: 1 << 62})
+			r.mu.Unlock()
+			return false
+		default:
 		}
 	}
 }
@@ -740,6 +778,9 @@ func (r *run) judge() {
 			s.resume()
 		}
 	}
+	if err := r.stopLoad(); err != nil {
+		r.fail("%v", err)
+	}
 	settle, cancel := context.WithTimeout(r.ctx, r.opts.SettleTimeout)
 	defer cancel()
 	r.waitPuts(settle)
@@ -831,6 +872,11 @@ func (r *run) converge(ctx context.Context) []string {
 }
 
 func (r *run) cleanup() {
+	if r.load != nil {
+		close(r.load.done)
+		close(r.load.stop)
+		r.load.wg.Wait()
+	}
 	for id := range r.servers {
 		r.crash(id)
 	}

@@ -176,6 +176,33 @@ func (t TLS) ReplicaDir(def, cluster string, count int, mine []uint64) (dir stri
 	return t.Dir, false, nil
 }
 
+// JoinerDir returns the certificate directory of replica id, which joins
+// a running cluster of cluster ("" with --insecure): --tls-dir, or def
+// without it. Unlike ReplicaDir it makes nothing: the directory is the
+// cluster's, made when the cluster was, and the new replica's certificate
+// is issued by its CA (paxos certs --add), which a joining server does not
+// do on its own.
+func (t TLS) JoinerDir(def, cluster string, id uint64) (string, error) {
+	if err := t.Check(); err != nil {
+		return "", err
+	}
+	if t.Insecure {
+		return "", nil
+	}
+	dir, flag := t.Dir, "--tls-dir "+t.Dir
+	if dir == "" {
+		dir, flag = def, "the certificates in "+def+" (--tls-dir to name others, --insecure for none)"
+	}
+	if _, err := certs.LoadReplica(dir, cluster, id); err != nil {
+		hint := ""
+		if errors.Is(err, fs.ErrNotExist) {
+			hint = fmt.Sprintf("; issue it with the cluster's CA: paxos certs --dir %s --cluster-id %s --add %d", dir, cluster, id)
+		}
+		return "", fmt.Errorf("%s: %w%s", flag, err, hint)
+	}
+	return dir, nil
+}
+
 // ClientBundle reads what a client of cluster needs from --tls-dir, or
 // def without it: ca.pem, client.pem and client-key.pem. Neither is made
 // here: a client cannot know how many replicas the cluster has, and its

@@ -1,6 +1,7 @@
 package cmdflags
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -128,5 +129,34 @@ func TestClientBundle(t *testing.T) {
 	}
 	if _, err := ClusterOf(missing); err == nil {
 		t.Error("ClusterOf a missing directory")
+	}
+}
+
+// TestJoinerDir: a joining replica's certificate must be in the
+// directory already; the error says how to issue it, and nothing is made.
+func TestJoinerDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	if _, err := certs.CreateDir(dir, "c", []uint64{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := (TLS{}).JoinerDir(dir, "c", 1); err != nil || got != dir {
+		t.Errorf("a replica with its certificate: %q, %v", got, err)
+	}
+	_, err := (TLS{}).JoinerDir(dir, "c", 3)
+	if err == nil || !strings.Contains(err.Error(), "paxos certs --dir "+dir+" --cluster-id c --add 3") || !strings.Contains(err.Error(), "(--tls-dir to name others") {
+		t.Errorf("no certificate for 3: %v", err)
+	}
+	if _, err := (TLS{Dir: dir}).JoinerDir("unused", "other", 1); err == nil || !strings.Contains(err.Error(), "--tls-dir "+dir) {
+		t.Errorf("another cluster: %v", err)
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	if _, err := (TLS{}).JoinerDir(none, "c", 0); err == nil {
+		t.Error("a missing directory was accepted")
+	}
+	if _, err := os.Stat(none); err == nil {
+		t.Error("JoinerDir made a directory")
+	}
+	if got, err := (TLS{Insecure: true}).JoinerDir(none, "c", 0); err != nil || got != "" {
+		t.Errorf("--insecure: %q, %v", got, err)
 	}
 }

@@ -204,6 +204,7 @@ func (n *Node) queueChange(w *changeWaiter) error {
 // driveChanges takes the changes callers asked for and moves the one
 // under way forward. It runs on the loop, every turn.
 func (n *Node) driveChanges() {
+	defer func() { n.changing.Store(n.change != nil) }()
 	n.mu.Lock()
 	reqs := n.changeReqs
 	n.changeReqs = nil

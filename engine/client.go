@@ -304,11 +304,14 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 		req.Redirect = true
 		var wait time.Duration
 		if req.change != nil {
-			// The server waits for the change up to what is left of ctx
-			// (at most changeWait), and the attempt for the server.
+			// The server waits for the change up to most of what is left
+			// of ctx (at most changeWait), so that its answer, and why
+			// the change is not made yet, arrives before ctx ends; the
+			// attempt waits for the server.
 			wait = changeWait
 			if d, ok := ctx.Deadline(); ok {
-				wait = max(min(wait, time.Until(d)), time.Millisecond)
+				left := time.Until(d)
+				wait = max(min(wait, left-left/10), time.Millisecond)
 			}
 			req.change.WaitMillis = uint64(wait / time.Millisecond)
 			req.Payload = encodeMsgpack(req.change)

@@ -243,9 +243,7 @@ func (c Config) withDefaults() (Config, error) {
 	if paxos.NodeID(c.ID) == paxos.None {
 		return c, fmt.Errorf("engine: Config.ID %d is reserved (it means no replica)", c.ID)
 	}
-	if _, ok := c.Peers[c.ID]; len(c.Peers) > 0 && !ok {
-		return c, fmt.Errorf("engine: Config.ID %d is not in Config.Peers", c.ID)
-	}
+
 	if c.DataDir == "" {
 		return c, errors.New("engine: Config.DataDir is empty")
 	}

@@ -74,6 +74,9 @@ func (n *Node) startingConfiguration(hasLog bool) error {
 			}
 		}
 	case !recorded:
+		if _, ok := n.cfg.Peers[n.cfg.ID]; len(n.cfg.Peers) > 0 && !ok {
+			return fmt.Errorf("engine: Config.ID %d is not in Config.Peers: a new cluster's first configuration must have this replica (to join a running cluster, set Join)", n.cfg.ID)
+		}
 		if len(n.cfg.Peers) == 0 {
 			if hasLog {
 				return fmt.Errorf("engine: %s holds a log but no record of the cluster's first configuration (%s; a data directory of an older version): "+
@@ -88,10 +91,6 @@ func (n *Node) startingConfiguration(hasLog bool) error {
 		if hasLog {
 			n.log.Info("recorded Config.Peers as the first configuration of a data directory made by an older version", "configuration", boot.configState().Latest())
 		}
-	case len(n.cfg.Peers) > 0 && !boot.join && !flags.equal(boot):
-		n.log.Warn("Config.Peers (or Config.ClientAddrs) differs from the first configuration recorded in the data directory: "+
-			"using the recorded one and the changes since, from the log and the snapshots (flags only bootstrap a new cluster)",
-			"recorded", boot.configState().Latest(), "flags", flags.configState().Latest())
 	case len(n.cfg.Peers) > 0 && boot.join && hasLog:
 		n.log.Info("this replica joined its cluster: Config.Peers is ignored; the configuration comes from its snapshots and log")
 	}
@@ -116,6 +115,27 @@ func (n *Node) startingConfiguration(hasLog bool) error {
 	}
 	n.confsGen++
 	return nil
+}
+
+// checkFlags logs it when Config.Peers (or ClientAddrs) says another
+// configuration than the one the replica recovered: the flags only
+// bootstrap a new cluster.
+func (n *Node) checkFlags(recovered paxos.Configuration) {
+	if len(n.cfg.Peers) == 0 || n.cfg.Join || len(recovered.Members) == 0 {
+		return
+	}
+	flags, err := bootstrapOf(n.cfg.Peers, n.cfg.ClientAddrs)
+	if err != nil {
+		return
+	}
+	same := func(a, b paxos.Member) bool {
+		return a.ID == b.ID && a.Voter == b.Voter && a.PeerAddr == b.PeerAddr && a.ClientAddr == b.ClientAddr
+	}
+	if !slices.EqualFunc(flags.members, recovered.Members, same) {
+		n.log.Warn("Config.Peers (or Config.ClientAddrs) differs from the configuration recovered from the data directory: "+
+			"using the recovered one (the configuration is replicated state; the flags only bootstrap a new cluster)",
+			"recovered", recovered, "flags", flags.configState().Latest())
+	}
 }
 
 // removedFrom reports whether id's removal governs every slot cs covers.
@@ -327,17 +347,23 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 // data, or "". A replica that lost its data forgot what it promised and
 // accepted: as a voter it could help choose a second value for a slot.
 // The dialer's Hello says whether it holds state (Fresh: no promise, no
-// log, no snapshot) and whether it was started to join (Joining). Refused:
+// log, no snapshot) and whether it was started to join (Joining: it knows
+// no configuration yet). "Heard with state" below means that this replica
+// took a connection from it, in this life, whose Hello said it held state
+// and was not joining. Refused:
 //
-//   - a joining replica that is a voter: a learner becomes a voter only
-//     once caught up, so it had state, and lost it;
+//   - a joining voter of the first configuration (Since 0): those never
+//     join, so it had state and was started again with Join;
+//   - a joining voter heard with state: it had joined, and lost its data.
+//     (A joining voter neither: a learner promoted before its snapshot
+//     reached it, which the core allows while the commit index is below
+//     its CatchUpSlots. It has promised things, which it remembers.)
 //   - a fresh replica, not joining, that a reconfiguration added (Since >
 //     0): it had no bootstrap configuration of its own to start from, so
 //     it joined, and had state (or it was started as a new cluster by
 //     mistake: refused as well, it would campaign under a configuration
 //     of its own making);
-//   - a fresh voter, not joining, that this replica heard from with state
-//     in this life.
+//   - a fresh voter, not joining, heard with state.
 //
 // The gap: a replica of the first configuration whose data directory is
 // wiped before any replica heard from it with state, or after every
@@ -349,20 +375,22 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 // new one under a new ID.
 func (n *Node) dataLost(h paxosnet.Hello, m paxos.Member, member bool) string {
 	const remedy = "a replica that lost its data must be removed (RemoveReplica) and added again under a new ID, with an empty data directory"
-	switch {
-	case !member:
+	if !member || !h.Joining && !h.Fresh {
 		return ""
-	case h.Joining && m.Voter:
-		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but it is a voter of the cluster, so it had state: %s", h.NodeID, remedy)
-	case h.Joining || !h.Fresh:
-		return ""
-	case m.Since > 0:
-		return fmt.Sprintf("replica %d's data directory is new but the cluster added replica %d at slot %d (a new replica must start with Join): %s", h.NodeID, h.NodeID, m.Since, remedy)
 	}
 	n.statefulMu.Lock()
 	heard := n.stateful[h.NodeID]
 	n.statefulMu.Unlock()
-	if heard && m.Voter {
+	switch {
+	case h.Joining && m.Voter && m.Since == 0:
+		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but it is a voter of the cluster's first configuration, so it had state: %s", h.NodeID, remedy)
+	case h.Joining && m.Voter && heard:
+		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but it is a voter of the cluster that had state: %s", h.NodeID, remedy)
+	case h.Joining:
+		return ""
+	case m.Since > 0:
+		return fmt.Sprintf("replica %d's data directory is new but the cluster added replica %d at slot %d (a new replica must start with Join): %s", h.NodeID, h.NodeID, m.Since, remedy)
+	case heard && m.Voter:
 		return fmt.Sprintf("replica %d's data directory is new but the cluster knows replica %d, which had state: %s", h.NodeID, h.NodeID, remedy)
 	}
 	return ""

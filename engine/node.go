@@ -104,6 +104,7 @@ type Node struct {
 	joining       bool
 	peerAddrs     map[uint64]string // what the transport was last given
 	change        *changeOp         // the change or transfer under way
+	changing      atomic.Bool       // change != nil, for tests
 	// Commands that found no leader to go to (a leadership transfer under
 	// way, usually): they wait, up to an election timeout, for one.
 	parked      [][]paxos.Command
@@ -343,6 +344,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	n.checkFlags(n.rn.Status().Config)
 	n.publishView(n.rn.Status())
 	n.peerAddrs = n.wantedPeers()
 	n.tr = n.cfg.Transport
@@ -1046,6 +1048,12 @@ func (n *Node) fail(err error) {
 			"Remove it (RemoveReplica) and add a new replica under a new ID, with an empty data directory", "reason", err)
 	default:
 		n.log.Error("replica stopped", "error", err)
+	}
+	if errors.Is(err, ErrRemoved) {
+		// Told by a peer, perhaps, before its own log showed it.
+		st := *n.status.Load()
+		st.Removed = true
+		n.status.Store(&st)
 	}
 	n.mu.Lock()
 	n.failure = err

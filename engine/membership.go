@@ -222,7 +222,7 @@ func (n *Node) syncPeers() {
 // port, if it changed.
 func (n *Node) publishView(st paxos.Status) {
 	old := n.view.Load()
-	if old != nil && old.gen == n.confsGen && old.joining == st.Joining && old.conf.Equal(st.Config) {
+	if old != nil && old.gen == n.confsGen && old.joining == st.Joining && sameConfig(old.conf, st.Config) {
 		return
 	}
 	v := &memberView{conf: st.Config, joining: st.Joining, members: map[uint64]bool{}, gen: n.confsGen}
@@ -232,6 +232,17 @@ func (n *Node) publishView(st paxos.Status) {
 		}
 	}
 	n.view.Store(v)
+}
+
+// sameConfig reports whether a and b are the same configuration, at once
+// if they share their storage (the core hands out the same one until it
+// changes).
+func sameConfig(a, b paxos.Configuration) bool {
+	if len(a.Members) == len(b.Members) && len(a.Removed) == len(b.Removed) &&
+		(len(a.Members) == 0 || &a.Members[0] == &b.Members[0]) && (len(a.Removed) == 0 || &a.Removed[0] == &b.Removed[0]) {
+		return true
+	}
+	return a.Equal(b)
 }
 
 // clientAddrOf returns the client address the configuration gives replica
@@ -272,6 +283,25 @@ func (n *Node) afterTurn() error {
 		return fmt.Errorf("%w: the configuration the cluster chose, %v, no longer has replica %d", ErrRemoved, st.Config, n.cfg.ID)
 	}
 	return nil
+}
+
+// checkQuiet, on every tick, makes the transport connect again after two
+// election timeouts without a message from anyone. A replica removed from
+// the cluster may not hear that its removal governs (the leader stops
+// sending to it once it does), and a learner never campaigns: a new
+// handshake is how it learns it (its peers refuse it, saying why: see
+// onRefused). For a replica that is merely cut off, connecting again
+// costs nothing.
+func (n *Node) checkQuiet() {
+	n.quietTicks++
+	if n.quietTicks < 2*int(n.cfg.ElectionTimeout/n.cfg.HeartbeatInterval) {
+		return
+	}
+	n.quietTicks = 0
+	if t, ok := n.tr.(interface{ Reconnect() }); ok {
+		n.log.Debug("heard from no replica for two election timeouts: connecting again")
+		t.Reconnect()
+	}
 }
 
 // leaderRecently reports whether a leader was known within an election

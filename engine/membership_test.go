@@ -543,6 +543,13 @@ func TestLearnerCatchesUpBySnapshot(t *testing.T) {
 	}
 	acked = append(acked, c.writers(2, 10, 300)...)
 	checkExactlyOnce(t, c.converged(), acked)
+
+	// A learner removed learns it, although it never campaigns and the
+	// leader stops sending to it once its removal governs.
+	if err := c.onLeader(ctx, func(l *Node) error { return l.RemoveReplica(ctx, 4) }); err != nil {
+		t.Fatal(err)
+	}
+	waitStopped(t, n4, ErrRemoved)
 }
 
 // TestChangesThroughAFollowersClientPort drives every change through a

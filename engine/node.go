@@ -115,6 +115,8 @@ type Node struct {
 	leaderLost time.Time
 	// confsGen counts the changes of confs.
 	confsGen uint64
+	// quietTicks counts the ticks since a message last arrived.
+	quietTicks int
 	// freshState says the replica holds no durable state yet (see
 	// noteDurableState).
 	freshState atomic.Bool
@@ -427,7 +429,9 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.rn.Tick()
 			n.sweep()
+			n.checkQuiet()
 		case batch := <-recv:
+			n.quietTicks = 0
 			err = n.stepAll(batch)
 		case msgs := <-n.selfCh:
 			n.stepSelf(msgs)

@@ -387,6 +387,20 @@ func (t *Transport) Peers() map[uint64]string {
 	return out
 }
 
+// Reconnect makes every outbound connection again, with a new handshake.
+// A replica that hears from nobody for a while calls it: the peers then
+// tell it, in their answer to the handshake, if they will not take it any
+// more (see Options.OnRefused), which a connection that stays up would
+// never tell it.
+func (t *Transport) Reconnect() {
+	for _, p := range *t.peers.Load() {
+		select {
+		case p.rehello <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // SetState changes what this replica's Hellos say about its data. When it
 // changes, the outbound connections are made again, so that every peer
 // hears the new state (a replica that now holds state says so: that is

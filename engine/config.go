@@ -86,6 +86,13 @@ type Config struct {
 	// (AddLearner gives a new replica's).
 	ClientAddr  string
 	ClientAddrs map[uint64]string
+	// PeerListenAddr, if set, is where the default transport listens for
+	// peers, instead of this replica's peer address (the configuration's,
+	// or Peers[ID] before it has one), which the other replicas go on
+	// dialling and its Hellos go on advertising: for a proxy, a NAT or a
+	// port mapping between the replicas (the fault harness puts a proxy
+	// in front of every replica).
+	PeerListenAddr string
 
 	// ElectionTimeout: a follower that hears nothing from the leader for
 	// between one and two of these starts an election. Default 1 s; at
@@ -355,3 +362,12 @@ const walDirName = "wal"
 func (c Config) walDir() string { return filepath.Join(c.DataDir, walDirName) }
 
 func (c Config) snapshotDir() string { return filepath.Join(c.DataDir, "snapshots") }
+
+// peerListenAddr returns where the default transport listens: the
+// replica's peer address, unless PeerListenAddr says otherwise.
+func (c Config) peerListenAddr(peerAddr string) string {
+	if c.PeerListenAddr != "" {
+		return c.PeerListenAddr
+	}
+	return peerAddr
+}

@@ -359,7 +359,7 @@ func (n *Node) open() error {
 			ClusterID:     n.cfg.ClusterID,
 			ID:            n.cfg.ID,
 			Peers:         n.peerAddrs,
-			ListenAddr:    listen,
+			ListenAddr:    n.cfg.peerListenAddr(listen),
 			AdvertiseAddr: listen,
 			State:         n.peerState,
 			Admit:         n.admit,

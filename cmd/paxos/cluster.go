@@ -237,11 +237,13 @@ func (t *clusterTarget) do(g *globals, done string, change func(context.Context,
 
 // explain adds what to do to the errors a person can act on.
 func explain(err error, timeout time.Duration) error {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("no answer within --timeout %v (is a majority of the voters up? a learner still far behind?): %w", timeout, err)
+	if e := explainEngine(err); e != err {
+		return e
 	}
-	return explainEngine(err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within --timeout %v (is a majority of the voters up?): %w", timeout, err)
+	}
+	return err
 }
 
 // printConfiguration prints one line per member, sorted by ID, then the

@@ -5,11 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/engine"
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // TestClusterBadCommandLines: every malformed cluster command is refused
@@ -204,3 +209,94 @@ func (f *fakeCluster) TransferLeadership(_ context.Context, id uint64) error {
 }
 
 func (f *fakeCluster) Close() error { f.closed = true; return nil }
+
+// TestClusterAgainstARealCluster runs the commands against three chat
+// room replicas and a fourth that joins: add, promote, transfer, remove,
+// status, and the errors of changes the cluster refuses.
+func TestClusterAgainstARealCluster(t *testing.T) {
+	dir := t.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	if _, err := certs.CreateDir(tlsDir, "chatroom", []uint64{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI("certs", "--dir", tlsDir, "--cluster-id", "chatroom", "--add", "3"); code != 0 {
+		t.Fatalf("certs --add 3: %s", errOut)
+	}
+	clientPort, peerPort := freePorts(t, 4), freePorts(t, 4)
+	peers := map[uint64]string{}
+	for id := 0; id < 3; id++ {
+		peers[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", peerPort+id)
+	}
+	clients := map[uint64]string{}
+	for id := 0; id < 3; id++ {
+		clients[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", clientPort+id)
+	}
+	start := func(id int, join bool) *engine.Node {
+		cfg := chatroom.ServerConfig{ID: id, Count: 3, Peers: peers, ClientAddrs: clients, ClientAddr: fmt.Sprintf("127.0.0.1:%d", clientPort+id),
+			DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", id)), ClusterID: "chatroom", ElectionTimeout: 300 * time.Millisecond, TLSDir: tlsDir}
+		if join {
+			cfg.Count, cfg.Join, cfg.ClientAddrs = 0, true, nil
+			cfg.Peers = map[uint64]string{uint64(id): fmt.Sprintf("127.0.0.1:%d", peerPort+id)}
+		}
+		n, err := chatroom.StartServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	for id := 0; id < 3; id++ {
+		start(id, false)
+	}
+	joiner := start(3, true)
+	target := fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", clientPort, clientPort+1, clientPort+2)
+	cli := func(args ...string) (int, string, string) {
+		return runCLI(append(append([]string{"cluster"}, args...), "--target", target, "--tls-dir", tlsDir)...)
+	}
+	// The replicas elect a leader.
+	var code int
+	var out, errOut string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, out, errOut = cli("status")
+		if strings.Contains(out, "*") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("0   voter  127.0.0.1:%d  127.0.0.1:%d", peerPort, clientPort)) || strings.Count(out, "voter") != 3 || strings.Count(out, "*") != 1 {
+		t.Fatalf("status: exit %d, stdout\n%s\nstderr %q", code, out, errOut)
+	}
+	code, out, errOut = cli("add", "3", "--peer-addr", fmt.Sprintf("127.0.0.1:%d", peerPort+3), "--client-addr", fmt.Sprintf("127.0.0.1:%d", clientPort+3))
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("3   learner  127.0.0.1:%d", peerPort+3)) {
+		t.Fatalf("add: exit %d, stdout\n%s\nstderr %q", code, out, errOut)
+	}
+	code, out, errOut = cli("promote", "3")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("3   voter  127.0.0.1:%d", peerPort+3)) {
+		t.Fatalf("promote: exit %d, stdout\n%s\nstderr %q", code, out, errOut)
+	}
+	code, out, errOut = cli("transfer", "3")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("127.0.0.1:%d  *", clientPort+3)) {
+		t.Fatalf("transfer: exit %d, stdout\n%s\nstderr %q (replica 3: %+v, %v)", code, out, errOut, joiner.Status(), joiner.Err())
+	}
+	if st := joiner.Status(); st.Role != "leader" {
+		t.Errorf("replica 3 is %s after the transfer", st.Role)
+	}
+	code, out, errOut = cli("remove", "0")
+	if code != 0 || strings.Contains(out, fmt.Sprintf("127.0.0.1:%d ", peerPort)) || !strings.Contains(out, "removed (IDs never reused): 0") {
+		t.Fatalf("remove: exit %d, stdout\n%s\nstderr %q", code, out, errOut)
+	}
+	// Changes the cluster refuses: a removed ID, a replica that is not a
+	// member. One-line errors, exit 1.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"add", "0", "--peer-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:2"}, "invalid configuration change"},
+		{[]string{"promote", "7"}, "invalid configuration change"},
+		{[]string{"transfer", "7"}, "invalid configuration change"},
+	} {
+		code, out, errOut := cli(tc.args...)
+		if code != 1 || out != "" || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 1 and a line with %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}

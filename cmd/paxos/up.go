@@ -81,9 +81,10 @@ func (u *upCmd) tls() cmdflags.TLS { return cmdflags.TLS{Dir: u.TLSDir, Insecure
 // Run starts the replicas, prints how to reach them, and shows the leader
 // and the commit progress until the context ends (Ctrl-C).
 func (u *upCmd) Run(g *globals) error {
-	peers := map[uint64]string{}
+	peers, clients := map[uint64]string{}, map[uint64]string{}
 	for id := 0; id < u.Nodes; id++ {
 		peers[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", u.PeerPort+id)
+		clients[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", u.ClientPort+id)
 	}
 	mine := u.mine()
 	for _, id := range mine {
@@ -107,8 +108,8 @@ func (u *upCmd) Run(g *globals) error {
 	}()
 	for _, id := range mine {
 		n, err := chatroom.StartServer(chatroom.ServerConfig{
-			ID: id, Count: u.Nodes, Peers: peers,
-			ClientAddr:      fmt.Sprintf("127.0.0.1:%d", u.ClientPort+id),
+			ID: id, Count: u.Nodes, Peers: peers, ClientAddrs: clients,
+			ClientAddr:      clients[uint64(id)],
 			DataDir:         filepath.Join(u.DataDir, fmt.Sprintf("node-%d", id)),
 			ClusterID:       u.ClusterID,
 			ElectionTimeout: u.Timeout,

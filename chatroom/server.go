@@ -111,9 +111,15 @@ func StartServer(cfg ServerConfig) (*engine.Node, error) {
 	n, err := engine.Start(ec, New())
 	if cfg.Join && errors.Is(err, engine.ErrJoinNotEmpty) {
 		// It joined before: restart from its data, which holds the
-		// configuration. Without Peers, an empty data dir would be
-		// refused (engine.ErrNoPeers), never taken for a new cluster.
-		ec.Join, ec.Peers = false, nil
+		// configuration. Peers only bootstraps a data dir with no record
+		// of how the replica began, and this one has it (the engine
+		// records the join before it writes any log, and ClaimDataDir
+		// above let through only a dir claimed by a joined replica):
+		// the engine takes from Peers only this replica's address, for as
+		// long as the configuration it recovers gives none (its newest
+		// snapshot is older than its own addition, which the log after it
+		// holds).
+		ec.Join = false
 		n, err = engine.Start(ec, New())
 	}
 	return n, err

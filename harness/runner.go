@@ -225,6 +225,12 @@ func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
 	if r.report.Pass() {
 		r.judge()
 	}
+	if !r.report.Pass() {
+		// What a server said as it stopped by itself is often the reason.
+		for _, line := range r.exitedServers() {
+			r.fail("%s", line)
+		}
+	}
 	return r.report
 }
 
@@ -263,7 +269,16 @@ func (r *run) exec(op Op) error {
 		}
 		op.ID = id
 	}
+	if err := r.checkNotRemoved(op); err != nil {
+		return err
+	}
 	switch op.Type {
+	case "AddServer":
+		return r.addServer(op)
+	case "RemoveServer":
+		return r.removeServer(op)
+	case "TransferLeader":
+		return r.transferLeader(op)
 	case "Start":
 		return r.startServer(op)
 	case "Restart":
@@ -483,8 +498,11 @@ func (r *run) clientPort(port int) (int, error) {
 }
 
 func (r *run) startServer(op Op) error {
-	if err := r.setup(op.Count); err != nil {
-		return err
+	join := op.Type == "AddServer"
+	if !join {
+		if err := r.setup(op.Count); err != nil {
+			return err
+		}
 	}
 	if _, ok := r.servers[op.ID]; ok {
 		r.crash(op.ID) // the original replaced a running server
@@ -493,22 +511,25 @@ func (r *run) startServer(op Op) error {
 	if err != nil {
 		return err
 	}
-	// Server i reaches server j through j's front.
-	peers := make([]string, r.count)
-	for j := 0; j < r.count; j++ {
-		if j == op.ID {
-			peers[j] = fmt.Sprintf("127.0.0.1:%d", r.peerPorts[j])
-		} else {
-			peers[j] = r.fronts[j].addr()
-		}
-	}
+	// Every server is reached through its front, at the address the
+	// cluster's configuration holds for it; it listens on its real peer
+	// port behind it (--peer-listen).
 	args := []string{
-		"-i", fmt.Sprint(op.ID), "-p", fmt.Sprint(port), "-c", fmt.Sprint(op.Count),
+		"-i", fmt.Sprint(op.ID), "-p", fmt.Sprint(port),
 		"-t", fmt.Sprint(r.opts.ElectionTimeout.Milliseconds()),
 		"--data-dir", filepath.Join(r.dir, fmt.Sprintf("node-%d", op.ID)),
-		"--peers", strings.Join(peers, ","),
+		"--peer-listen", fmt.Sprintf("127.0.0.1:%d", r.peerPorts[op.ID]),
 		"--cluster-id", r.cluster,
 		"--wal-segment-mb", "4",
+	}
+	if join {
+		args = append(args, "--join", "--peers", fmt.Sprintf("%d=%s", op.ID, r.fronts[op.ID].addr()))
+	} else {
+		peers := make([]string, r.count)
+		for j := range peers {
+			peers[j] = r.fronts[j].addr()
+		}
+		args = append(args, "-c", fmt.Sprint(op.Count), "--peers", strings.Join(peers, ","))
 	}
 	if r.opts.Insecure {
 		args = append(args, "--insecure")
@@ -674,6 +695,9 @@ func (r *run) put(c *chatroom.Client, client int, p putRequest, done <-chan stru
 	}
 }
 
+// maxLoggedRead bounds the messages of a read that -v prints in full.
+const maxLoggedRead = 20
+
 // get reads the log through client id, with the Get deadline.
 func (r *run) get(id int) error {
 	c, ok := r.clients[id]
@@ -692,7 +716,11 @@ func (r *run) get(id int) error {
 	r.report.Gets++
 	r.reads = append(r.reads, msgs)
 	r.history = append(r.history, porcupine.Operation{ClientId: 1000 + id, Input: chatmodel.Input{}, Call: call, Output: chatmodel.Output{Log: chatmodel.Join(msgs)}, Return: r.now()})
-	r.opts.Logf("%s: client %d read %q", r.sc.Name, id, msgs)
+	if len(msgs) > maxLoggedRead {
+		r.opts.Logf("%s: client %d read %d messages: %q ... %q", r.sc.Name, id, len(msgs), msgs[:maxLoggedRead/2], msgs[len(msgs)-maxLoggedRead/2:])
+	} else {
+		r.opts.Logf("%s: client %d read %q", r.sc.Name, id, msgs)
+	}
 	return nil
 }
 
@@ -869,6 +897,34 @@ func (r *run) converge(ctx context.Context) []string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// exitedServers describes the servers whose process exited by itself
+// (the harness neither killed nor stopped it), with the last line it
+// wrote that came from chatroom-server itself: its one-line error.
+func (r *run) exitedServers() []string {
+	var out []string
+	ids := make([]int, 0, len(r.servers))
+	for id := range r.servers {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		s := r.servers[id]
+		if s.running() {
+			continue
+		}
+		last := "(it wrote no error)"
+		if data, err := os.ReadFile(filepath.Join(r.dir, fmt.Sprintf("node-%d.log", id))); err == nil {
+			for _, l := range strings.Split(string(data), "\n") {
+				if strings.HasPrefix(l, "chatroom-server: ") {
+					last = l
+				}
+			}
+		}
+		out = append(out, fmt.Sprintf("server %d exited by itself (%v): %s", id, s.cmd.ProcessState, last))
+	}
+	return out
 }
 
 func (r *run) cleanup() {

@@ -200,7 +200,18 @@ func clusterLine(nodes []*engine.Node) string {
 	if leader == "none yet" && elsewhere != "" {
 		leader = elsewhere
 	}
-	return fmt.Sprintf("leader: %s | commit: slot %d | applied: %s", leader, commit, strings.Join(applied, " "))
+	// The configuration, as the replica that has committed furthest
+	// knows it: it changes with paxos cluster add, promote and remove.
+	conf := ""
+	var best uint64
+	for _, n := range nodes {
+		if n != nil {
+			if st := n.Status(); conf == "" || st.Commit > best {
+				conf, best = n.Configuration().String(), st.Commit
+			}
+		}
+	}
+	return fmt.Sprintf("leader: %s | commit: slot %d | applied: %s | configuration: %s", leader, commit, strings.Join(applied, " "), conf)
 }
 
 func joinInts(ids []int) string {

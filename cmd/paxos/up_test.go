@@ -87,7 +87,7 @@ func TestUp(t *testing.T) {
 	// Secure by default: the certificates were made under the data dir,
 	// and the client command printed names them.
 	tlsDir := filepath.Join(dir, "tls")
-	for _, want := range []string{"3 replicas on 127.0.0.1", "mutual TLS, with certificates made now in " + tlsDir,
+	for _, want := range []string{"3 replicas on 127.0.0.1", "mutual TLS, with certificates made now in " + tlsDir, "configuration: {0 1 2}",
 		"go run ./cmd/chatroom-client --tls-dir " + tlsDir, fmt.Sprintf("connect %d", clientPort), "stopping"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())

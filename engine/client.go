@@ -192,6 +192,12 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // retries until the change is made or ctx ends. Asking again for a change
 // already made returns nil, so a retry after a timeout is safe. Errors:
 // ErrBadChange and ErrChangeInProgress (not retried), ErrTimeout.
+//
+// A follower does not forward a change: it redirects the client to the
+// leader's client address, which the configuration gives when the
+// replicas have one (Config.ClientAddrs at bootstrap, AddLearner's
+// clientAddr after). Without it, the client tries its other addresses
+// in turn: give it every replica's.
 func (c *Client) AddLearner(ctx context.Context, id uint64, peerAddr, clientAddr string) error {
 	return c.change(ctx, wireChange{Kind: uint8(changeAddLearner), ID: id, PeerAddr: peerAddr, ClientAddr: clientAddr})
 }

@@ -42,8 +42,8 @@ type Options struct {
 	// Listener, if set, is used instead of listening on ListenAddr.
 	Listener stdnet.Listener
 	// AdvertiseAddr is the address this replica's Hellos give for it
-	// (Hello.PeerAddr). Default: ListenAddr, or the listener's address if
-	// ListenAddr has no port.
+	// (Hello.PeerAddr). Default: ListenAddr; the listener's address if
+	// either has no port, or port 0.
 	AdvertiseAddr string
 	// State is what this replica's Hellos say about its data (see
 	// PeerState); SetState changes it.
@@ -300,9 +300,9 @@ func Listen(opts Options) (*Transport, error) {
 	t.advertise = opts.AdvertiseAddr
 	if t.advertise == "" {
 		t.advertise = opts.ListenAddr
-		if _, port, err := stdnet.SplitHostPort(t.advertise); err != nil || port == "" || port == "0" {
-			t.advertise = ln.Addr().String()
-		}
+	}
+	if _, port, err := stdnet.SplitHostPort(t.advertise); err != nil || port == "" || port == "0" {
+		t.advertise = ln.Addr().String() // a port chosen by the system
 	}
 	if opts.TLS != nil {
 		t.serverTLS = opts.TLS.Clone()

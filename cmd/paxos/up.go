@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	stdnet "net"
 	"path/filepath"
@@ -23,7 +24,7 @@ type upCmd struct {
 	ClusterID  string        `name:"cluster-id" default:"chatroom" help:"The cluster's name."`
 	TLSDir     string        `name:"tls-dir" placeholder:"DIR" help:"The cluster's certificates, as paxos certs writes them; the peer ports run mutual TLS with them. Default: <data-dir>/tls, made on first start."`
 	Insecure   bool          `help:"Run the peer and client ports in plaintext, unauthenticated, instead of mutual TLS."`
-	Replicas   []int         `sep:"," placeholder:"ID,..." help:"Run only these replicas of the cluster in this process (default: all of them). The others run elsewhere, or are down: chatroom-server -i ID -p <client-port+ID> -c <nodes> runs replica ID as a process of its own, with the same ports and data dir."`
+	Replicas   []int         `sep:"," placeholder:"ID,..." help:"Run only these replicas of the cluster in this process (default: all of them). The others run elsewhere, or are down: another paxos up --replicas runs them with the same ports and data dirs."`
 }
 
 // Validate refuses a bad command line before anything starts (kong calls
@@ -143,12 +144,27 @@ func (u *upCmd) Run(g *globals) error {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	last, lastPrint := "", time.Time{}
+	stopped := map[int]bool{} // replicas that stopped by themselves, said once
 	for {
 		select {
 		case <-g.ctx.Done():
 			fmt.Fprintln(g.out, "stopping")
 			return nil
 		case <-tick.C:
+		}
+		for id, n := range nodes {
+			if n == nil || stopped[id] {
+				continue
+			}
+			select {
+			case <-n.Done():
+				stopped[id] = true
+				fmt.Fprintf(g.out, "%s  replica %d stopped: %v\n", time.Now().Format("15:04:05"), id, n.Err())
+			default:
+			}
+		}
+		if len(stopped) == len(mine) {
+			return errors.New("every replica of this process stopped")
 		}
 		if line := clusterLine(nodes); line != last || time.Since(lastPrint) > 10*time.Second {
 			fmt.Fprintf(g.out, "%s  %s\n", time.Now().Format("15:04:05"), line)

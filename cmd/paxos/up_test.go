@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/engine"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -215,6 +216,22 @@ func TestUpSomeReplicas(t *testing.T) {
 			t.Fatalf("no progress line labelled by replica:\n%s", out.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// A replica of paxos up that the cluster removes stops, and paxos up
+	// says so, and goes on with the other.
+	admin := engine.NewClient([]string{fmt.Sprintf("127.0.0.1:%d", clientPort+1)}, engine.ClientOptions{ClusterID: "chatroom", TLSDir: filepath.Join(dir, "tls")})
+	defer admin.Close()
+	if err := admin.RemoveReplica(pctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "replica 2 stopped: paxos: this replica was removed from the cluster") {
+		if time.Now().After(deadline) {
+			t.Fatalf("paxos up did not say that replica 2 stopped:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := c.Put(pctx, "after"); err != nil {
+		t.Fatal(err)
 	}
 	cancel()
 	if code := <-done; code != 0 {

@@ -620,13 +620,16 @@ func (r *run) connect(id, server int) error {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := stdnet.DialTimeout("tcp", r.addr(server), time.Second)
+		// A status request, not a bare connection, which the server
+		// would log as a refused handshake.
+		ctx, cancel := context.WithTimeout(r.ctx, time.Second)
+		_, err := r.status(ctx, server)
+		cancel()
 		if err == nil {
-			c.Close()
 			break
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("server %d does not accept connections: %v", server, err)
+		if time.Now().After(deadline) || r.ctx.Err() != nil {
+			return fmt.Errorf("server %d does not answer: %v", server, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
+	"github.com/paxos-go/paxos/engine"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -142,18 +143,25 @@ func (r *repl) connect(arg string) {
 		return
 	}
 	addr := stdnet.JoinHostPort(r.Host, strconv.Itoa(port))
-	c, err := stdnet.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		r.fail("failed to connect to server at port %d", port)
-		return
-	}
-	c.Close()
-	if r.client != nil {
-		r.client.Close()
-	}
 	opts := chatroom.Options{ClusterID: r.ClusterID}
 	if b != nil {
 		opts.TLS = certs.ClientConfig(b)
+	}
+	// A status request tells that a server of this cluster answers there,
+	// through the same TLS as the puts will take. (A bare TCP connection
+	// closed at once, as this used to be, made the server log a refused
+	// handshake at every connect.)
+	probe := engine.NewClient([]string{addr}, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = probe.Status(ctx)
+	cancel()
+	probe.Close()
+	if err != nil {
+		r.fail("failed to connect to server at port %d: %v", port, err)
+		return
+	}
+	if r.client != nil {
+		r.client.Close()
 	}
 	r.client = chatroom.NewClient([]string{addr}, opts)
 	r.port = port

@@ -151,7 +151,9 @@ func NewRawNode(cfg Config) (*RawNode, error) {
 	}
 	n.resetAcceptedUpTo()
 	if len(n.confs) > 0 {
-		n.noteCommitted(n.log.compacted.Slot)
+		// ConfigState is the state after the applied slot (a snapshot's);
+		// the committed slots after it may choose more.
+		n.noteCommitted(max(n.log.applied, n.log.compacted.Slot))
 	}
 	n.becomeFollower(None)
 	return n, nil

@@ -339,6 +339,13 @@ func (n *RawNode) Step(m Message) error {
 		if err := CheckValue(m.Value); err != nil {
 			return err
 		}
+		if !isCommands(m.Value) {
+			// Only a leader's own ProposeChange makes a configuration
+			// slot (validated, one at a time), and only a leader opens
+			// no-ops: a forwarded one is refused.
+			n.violations++
+			return fmt.Errorf("%w: Propose from %s carries a value that is not a batch of commands", ErrProtocolViolation, m.From)
+		}
 		if n.role == leader {
 			return n.ldr.propose(n, m.Value)
 		}
@@ -418,8 +425,8 @@ func (n *RawNode) Propose(value []byte) error {
 	if err := CheckValue(value); err != nil {
 		return err
 	}
-	if IsNoop(value) {
-		return fmt.Errorf("%w: no-op proposed", ErrBadValue)
+	if !isCommands(value) {
+		return fmt.Errorf("%w: only batches of commands can be proposed (a no-op or a configuration was)", ErrBadValue)
 	}
 	switch {
 	case n.role == leader:

@@ -388,3 +388,25 @@ func TestRemoveALearnerAndTellIt(t *testing.T) {
 		t.Fatalf("the removed learner was not told: %+v", l.rn.Status())
 	}
 }
+
+// A configuration value can enter the log only through the leader's
+// ProposeChange: proposed or forwarded as a command batch, it is refused.
+func TestConfigValueCannotBeProposed(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	rn := c.elect(1)
+	v := EncodeConfigValue(Configuration{Members: []Member{{ID: 9, Voter: true}}})
+	if err := rn.Propose(v); !errors.Is(err, ErrBadValue) {
+		t.Fatalf("Propose(configuration): %v", err)
+	}
+	err := rn.Step(Message{Type: MsgPropose, From: 2, To: 1, Value: v})
+	if !errors.Is(err, ErrProtocolViolation) {
+		t.Fatalf("forwarded configuration: %v", err)
+	}
+	if err := rn.Step(Message{Type: MsgPropose, From: 2, To: 1, Value: NoopValue()}); !errors.Is(err, ErrProtocolViolation) {
+		t.Fatalf("forwarded no-op: %v", err)
+	}
+	c.stabilize()
+	if conf := rn.Status().Config; len(conf.Members) != 3 {
+		t.Fatalf("the configuration changed: %v", conf)
+	}
+}

@@ -301,7 +301,10 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 			if errors.Is(err, errClientConfig) {
 				return nil, err
 			}
-			last, redirect = err, ""
+			if last == nil || ctx.Err() == nil {
+				last = err // (see below)
+			}
+			redirect = ""
 			continue
 		}
 		redirect = ""
@@ -325,7 +328,11 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 		sent++
 		resp, err := c.roundTrip(ctx, req, wait)
 		if err != nil {
-			last = err
+			if last == nil || ctx.Err() == nil {
+				// (An attempt cut short by the end of ctx says less than
+				// what a server answered before.)
+				last = err
+			}
 			c.disconnect()
 			continue
 		}

@@ -263,11 +263,23 @@ func (c *testCluster) leader() uint64 {
 	c.t.Helper()
 	var id uint64
 	waitFor(c.t, 20*time.Second, "a leader", func() bool {
-		for i, n := range c.running() {
-			if n.Status().Role == "leader" {
-				id = i
-				return true
+		nodes := c.running()
+		for i, n := range nodes {
+			if n.Status().Role != "leader" {
+				continue
 			}
+			for _, o := range nodes {
+				select {
+				case <-o.Done():
+					continue // stopped (removed, refused)
+				default:
+				}
+				if st := o.Status(); !st.Joining && (!st.HasLead || st.Leader != i) {
+					return false
+				}
+			}
+			id = i
+			return true
 		}
 		return false
 	})

@@ -23,7 +23,8 @@ type Config struct {
 	// ID is this replica. Required.
 	ID NodeID
 	// ConfigState is the configuration state to restart from: the one
-	// kept with the latest snapshot (see ConfigState). Without it, Peers
+	// kept with the latest snapshot (see ConfigState), which is the state
+	// after slot Applied (the snapshot's slot). Without it, Peers
 	// bootstraps a new cluster: every replica listed, this one included,
 	// is a voter, from slot 1. With neither, the replica is joining: it
 	// knows no configuration, never campaigns, and waits for a leader to

@@ -308,6 +308,10 @@ func (n *RawNode) becomeLeader() {
 	n.becomeFollower(n.id)
 	n.role = leader
 	n.ldr = newLeadership(n, end)
+	// Proposals kept from an earlier leadership of this replica (see
+	// stash) are this leadership's to propose.
+	n.ldr.pending, n.ldr.pendingBytes = n.stash, n.stashBytes
+	n.stash, n.stashBytes = nil, 0
 	// Announce the new leadership at once (a heartbeat to whoever gets no
 	// Accept), so that followers know whom to follow and forward to.
 	n.ldr.reads.needBeat = true

@@ -151,7 +151,9 @@ func NewRawNode(cfg Config) (*RawNode, error) {
 	}
 	n.resetAcceptedUpTo()
 	if len(n.confs) > 0 {
-		n.noteCommitted(n.log.compacted.Slot)
+		// ConfigState is the state after the applied slot (a snapshot's);
+		// the committed slots after it may choose more.
+		n.noteCommitted(max(n.log.applied, n.log.compacted.Slot))
 	}
 	n.becomeFollower(None)
 	return n, nil
@@ -337,6 +339,13 @@ func (n *RawNode) Step(m Message) error {
 		if err := CheckValue(m.Value); err != nil {
 			return err
 		}
+		if !isCommands(m.Value) {
+			// Only a leader's own ProposeChange makes a configuration
+			// slot (validated, one at a time), and only a leader opens
+			// no-ops: a forwarded one is refused.
+			n.violations++
+			return fmt.Errorf("%w: Propose from %s carries a value that is not a batch of commands", ErrProtocolViolation, m.From)
+		}
 		if n.role == leader {
 			return n.ldr.propose(n, m.Value)
 		}
@@ -416,8 +425,8 @@ func (n *RawNode) Propose(value []byte) error {
 	if err := CheckValue(value); err != nil {
 		return err
 	}
-	if IsNoop(value) {
-		return fmt.Errorf("%w: no-op proposed", ErrBadValue)
+	if !isCommands(value) {
+		return fmt.Errorf("%w: only batches of commands can be proposed (a no-op or a configuration was)", ErrBadValue)
 	}
 	switch {
 	case n.role == leader:

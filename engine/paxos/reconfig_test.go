@@ -340,3 +340,73 @@ func FuzzDecodeConfigValue(f *testing.F) {
 		}
 	})
 }
+
+// A transfer to a replica that never takes over is abandoned after two
+// election timeouts, and the proposals that waited go into slots.
+func TestTransferToADeadReplicaIsAbandoned(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.write(1, 1, 1)
+	rn := c.node(1).rn
+	if err := rn.TransferLeadership(3); err != nil {
+		t.Fatal(err)
+	}
+	c.crash(3)
+	if err := c.propose(1, 2, 1, "waits"); err != nil {
+		t.Fatal(err)
+	}
+	c.stabilize()
+	before := rn.Status().Commit
+	if !rn.Status().ChangeInProgress {
+		t.Fatal("the transfer is not in progress")
+	}
+	c.tickAll(2*DefaultElectionTicks + 1)
+	if !rn.IsLeader() || rn.Status().ChangeInProgress {
+		t.Fatalf("the leader did not carry on: %+v", rn.Status())
+	}
+	if rn.Status().Commit <= before || !slices.ContainsFunc(c.appliedValues(1), func(v string) bool { return containsCmd(v, "2.1:waits") }) {
+		t.Fatalf("the proposal that waited was not committed: %v", c.appliedValues(1))
+	}
+}
+
+// Removing a learner, and a replica that answers a removed one.
+func TestRemoveALearnerAndTellIt(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	l := c.join()
+	c.change(1, ConfChange{Type: AddLearner, ID: l.id})
+	c.isolate(l.id) // it misses its removal
+	c.change(1, ConfChange{Type: Remove, ID: l.id})
+	if l.rn.Status().Removed {
+		t.Fatal("the cut-off learner knows of its removal already")
+	}
+	c.heal()
+	// Any message from it now gets MsgRemoved back.
+	l.rn.send(Message{Type: MsgReadIndex, To: 2, Context: 1})
+	c.stabilize()
+	if !l.rn.Status().Removed {
+		t.Fatalf("the removed learner was not told: %+v", l.rn.Status())
+	}
+}
+
+// A configuration value can enter the log only through the leader's
+// ProposeChange: proposed or forwarded as a command batch, it is refused.
+func TestConfigValueCannotBeProposed(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	rn := c.elect(1)
+	v := EncodeConfigValue(Configuration{Members: []Member{{ID: 9, Voter: true}}})
+	if err := rn.Propose(v); !errors.Is(err, ErrBadValue) {
+		t.Fatalf("Propose(configuration): %v", err)
+	}
+	err := rn.Step(Message{Type: MsgPropose, From: 2, To: 1, Value: v})
+	if !errors.Is(err, ErrProtocolViolation) {
+		t.Fatalf("forwarded configuration: %v", err)
+	}
+	if err := rn.Step(Message{Type: MsgPropose, From: 2, To: 1, Value: NoopValue()}); !errors.Is(err, ErrProtocolViolation) {
+		t.Fatalf("forwarded no-op: %v", err)
+	}
+	c.stabilize()
+	if conf := rn.Status().Config; len(conf.Members) != 3 {
+		t.Fatalf("the configuration changed: %v", conf)
+	}
+}

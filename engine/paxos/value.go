@@ -40,6 +40,10 @@ var ErrBadValue = errors.New("paxos: malformed value")
 // NoopValue returns the value of a no-op slot.
 func NoopValue() []byte { return []byte{kindNoop} }
 
+// isCommands reports whether v is a batch of commands (not a no-op or a
+// configuration).
+func isCommands(v []byte) bool { return len(v) > 0 && v[0] == kindCommands }
+
 // IsNoop reports whether v is the value of a no-op slot.
 func IsNoop(v []byte) bool { return len(v) == 1 && v[0] == kindNoop }
 

@@ -194,11 +194,13 @@ func TestUpSomeReplicas(t *testing.T) {
 	if strings.Contains(out.String(), "replica 1  clients") || !strings.Contains(out.String(), "replicas 0,2 of 3") {
 		t.Fatalf("paxos up --replicas 2,0 says:\n%s", out.String())
 	}
-	peers := map[uint64]string{}
+	// Replica 1 as paxos up would start it: the same first configuration.
+	peers, clients := map[uint64]string{}, map[uint64]string{}
 	for id := 0; id < 3; id++ {
 		peers[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", peerPort+id)
+		clients[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", clientPort+id)
 	}
-	n, err := chatroom.StartServer(chatroom.ServerConfig{ID: 1, Count: 3, Peers: peers, ClientAddr: fmt.Sprintf("127.0.0.1:%d", clientPort+1),
+	n, err := chatroom.StartServer(chatroom.ServerConfig{ID: 1, Count: 3, Peers: peers, ClientAddrs: clients, ClientAddr: fmt.Sprintf("127.0.0.1:%d", clientPort+1),
 		DataDir: filepath.Join(dir, "node-1"), ClusterID: "chatroom", ElectionTimeout: 300 * time.Millisecond, TLSDir: filepath.Join(dir, "tls")})
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +221,11 @@ func TestUpSomeReplicas(t *testing.T) {
 	}
 	// A replica of paxos up that the cluster removes stops, and paxos up
 	// says so, and goes on with the other.
-	admin := engine.NewClient([]string{fmt.Sprintf("127.0.0.1:%d", clientPort+1)}, engine.ClientOptions{ClusterID: "chatroom", TLSDir: filepath.Join(dir, "tls")})
+	var all []string
+	for id := 0; id < 3; id++ {
+		all = append(all, fmt.Sprintf("127.0.0.1:%d", clientPort+id))
+	}
+	admin := engine.NewClient(all, engine.ClientOptions{ClusterID: "chatroom", TLSDir: filepath.Join(dir, "tls")})
 	defer admin.Close()
 	if err := admin.RemoveReplica(pctx, 2); err != nil {
 		t.Fatal(err)

@@ -449,6 +449,26 @@ func (sc *Scenario) Servers() int {
 	return 0
 }
 
+// ServerIDs returns the ids of every server the scenario starts or adds,
+// sorted: those a certificate directory must hold certificates for.
+func (sc *Scenario) ServerIDs() []uint64 {
+	seen := map[uint64]bool{}
+	for id := 0; id < sc.Servers(); id++ {
+		seen[uint64(id)] = true
+	}
+	for _, op := range sc.Ops {
+		if op.Type == "AddServer" {
+			seen[uint64(op.ID)] = true
+		}
+	}
+	ids := make([]uint64, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
 // Load reads and parses a scenario file.
 func Load(path string) (*Scenario, error) {
 	data, err := os.ReadFile(path)

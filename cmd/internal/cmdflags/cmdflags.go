@@ -170,7 +170,7 @@ func (t TLS) ReplicaDir(def, cluster string, count int, mine []uint64) (dir stri
 	}
 	for _, id := range mine {
 		if _, err := certs.LoadReplica(t.Dir, cluster, id); err != nil {
-			return "", false, fmt.Errorf("--tls-dir %s: %w%s", t.Dir, err, makeHint(t.Dir, cluster, err))
+			return "", false, fmt.Errorf("--tls-dir %s: %w%s", t.Dir, err, makeHint(t.Dir, cluster, id, err))
 		}
 	}
 	return t.Dir, false, nil
@@ -230,10 +230,14 @@ func (t TLS) ClientBundle(def, cluster string) (*certs.Bundle, error) {
 	return b, nil
 }
 
-// makeHint tells how to make a missing directory.
-func makeHint(dir, cluster string, err error) string {
+// makeHint tells how to make a missing directory, or replica id's missing
+// certificate in a directory that has the cluster's CA.
+func makeHint(dir, cluster string, id uint64, err error) string {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return ""
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, certs.CAFile)); statErr == nil {
+		return fmt.Sprintf(" (issue it with: paxos certs --dir %s --cluster-id %s --add %d)", dir, cluster, id)
 	}
 	return fmt.Sprintf(" (make it with: paxos certs --dir %s --cluster-id %s --nodes N)", dir, cluster)
 }

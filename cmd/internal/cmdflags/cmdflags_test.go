@@ -160,3 +160,21 @@ func TestJoinerDir(t *testing.T) {
 		t.Errorf("--insecure: %q, %v", got, err)
 	}
 }
+
+// TestReplicaDirHints: a missing directory is made with --nodes; a
+// missing certificate in a directory that has the CA is issued with --add.
+func TestReplicaDirHints(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	if _, err := certs.CreateDir(dir, "c", []uint64{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := TLS{Dir: dir}.ReplicaDir("", "c", 3, []uint64{0, 2})
+	if err == nil || !strings.Contains(err.Error(), "(issue it with: paxos certs --dir "+dir+" --cluster-id c --add 2)") {
+		t.Errorf("a missing certificate: %v", err)
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	_, _, err = TLS{Dir: none}.ReplicaDir("", "c", 3, []uint64{0})
+	if err == nil || !strings.Contains(err.Error(), "(make it with: paxos certs --dir "+none+" --cluster-id c --nodes N)") {
+		t.Errorf("a missing directory: %v", err)
+	}
+}

@@ -96,7 +96,8 @@ type Report struct {
 	// Failures says what went wrong; a run passes when it is empty.
 	Failures []string
 	Ops      int
-	// Faults counts crashes, restarts, pauses, partitions and cuts.
+	// Faults counts crashes, restarts, pauses, partitions and cuts, and
+	// membership changes (added and removed servers, transfers).
 	Faults   int
 	Duration time.Duration
 	// Dir is the run directory (server logs), if it was kept.

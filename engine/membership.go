@@ -152,13 +152,20 @@ func removedFrom(cs paxos.ConfigState, id uint64) bool {
 }
 
 // listenAddr is where the replica listens for peers: the address the
-// configuration gives it, which is where the others reach it; else
+// configuration gives it (the core's, which has replayed the committed
+// log), which is where the others reach it; else
 // Config.Peers[ID] (a joining replica, or one the configuration gives no
 // address).
 func (n *Node) listenAddr() (string, error) {
 	self := paxos.NodeID(n.cfg.ID)
 	flag := n.cfg.Peers[n.cfg.ID]
 	var addr string
+	// The core's newest committed configuration first: it includes the
+	// committed log after the snapshot, which may be what added this
+	// replica (a joined replica whose snapshot predates its addition).
+	if m, ok := n.rn.Status().Config.Member(self); ok {
+		addr = m.PeerAddr
+	}
 	for i := len(n.confs) - 1; i >= 0 && addr == ""; i-- {
 		if m, ok := n.confs[i].Config.Member(self); ok {
 			addr = m.PeerAddr

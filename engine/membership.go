@@ -36,6 +36,10 @@ type memberView struct {
 	conf paxos.Configuration
 	// members are the replicas of every configuration in confs.
 	members map[uint64]bool
+	// dismiss are the removed replicas this replica may tell so, so that
+	// they stop (paxos.RawNode.MayDismiss: it leads, and the configuration
+	// after them durably knows they are not needed).
+	dismiss map[uint64]bool
 	joining bool
 	gen     uint64 // confsGen when published
 }
@@ -229,10 +233,19 @@ func (n *Node) syncPeers() {
 // port, if it changed.
 func (n *Node) publishView(st paxos.Status) {
 	old := n.view.Load()
-	if old != nil && old.gen == n.confsGen && old.joining == st.Joining && sameConfig(old.conf, st.Config) {
+	var dismiss map[uint64]bool
+	for _, id := range st.Config.Removed {
+		if n.rn.MayDismiss(id) {
+			if dismiss == nil {
+				dismiss = map[uint64]bool{}
+			}
+			dismiss[uint64(id)] = true
+		}
+	}
+	if old != nil && old.gen == n.confsGen && old.joining == st.Joining && sameConfig(old.conf, st.Config) && maps.Equal(old.dismiss, dismiss) {
 		return
 	}
-	v := &memberView{conf: st.Config, joining: st.Joining, members: map[uint64]bool{}, gen: n.confsGen}
+	v := &memberView{conf: st.Config, joining: st.Joining, members: map[uint64]bool{}, dismiss: dismiss, gen: n.confsGen}
 	for _, sc := range n.confs {
 		for _, m := range sc.Config.Members {
 			v.members[uint64(m.ID)] = true
@@ -360,9 +373,18 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 		return nil
 	}
 	id := paxos.NodeID(h.NodeID)
-	if v.conf.IsRemoved(id) {
-		return &paxosnet.PeerRefusal{Code: paxosnet.RefusalRemoved,
-			Reason: fmt.Sprintf("replica %d was removed from the cluster; its ID is never used again", h.NodeID)}
+	if v.conf.IsRemoved(id) && !v.members[h.NodeID] {
+		// Removed, and no longer governing a slot this replica has not
+		// applied. Only a leader whose new configuration durably knows it
+		// is not needed tells it so (it then stops); anyone else refuses it
+		// plainly, and it keeps trying: stopped too early, it could be
+		// needed after all to recover the last slots its old
+		// configuration governed (see paxos.RawNode.MayDismiss).
+		if v.dismiss[h.NodeID] {
+			return &paxosnet.PeerRefusal{Code: paxosnet.RefusalRemoved,
+				Reason: fmt.Sprintf("replica %d was removed from the cluster; its ID is never used again", h.NodeID)}
+		}
+		return fmt.Errorf("replica %d was removed from the cluster", h.NodeID)
 	}
 	m, member := v.conf.Member(id)
 	if why := n.dataLost(h, m, member); why != "" {

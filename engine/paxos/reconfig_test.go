@@ -23,19 +23,6 @@ func (c *testCluster) write(id NodeID, client uint64, n int) {
 	}
 }
 
-// change proposes cc at the leader and stabilizes: the change is then
-// chosen and, with the leader's padding, governs.
-func (c *testCluster) change(leader NodeID, cc ConfChange) {
-	c.t.Helper()
-	if err := c.node(leader).rn.ProposeChange(cc); err != nil {
-		c.t.Fatalf("ProposeChange(%+v) at %s: %v", cc, leader, err)
-	}
-	c.stabilize()
-	if st := c.node(leader).rn.Status(); st.Role == "leader" && st.ChangeInProgress {
-		c.t.Fatalf("change %+v still in progress after stabilizing: %+v", cc, st)
-	}
-}
-
 func TestAddLearnerThenPromoteThenRemove(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	c.elect(1)
@@ -63,6 +50,7 @@ func TestAddLearnerThenPromoteThenRemove(t *testing.T) {
 	if conf := c.node(1).rn.Status().Config; conf.IsVoter(3) || !conf.IsRemoved(3) {
 		t.Fatalf("3 not removed: %+v", conf)
 	}
+	c.tickAll(3) // it is told once the new configuration durably knows
 	if !c.node(3).rn.Status().Removed {
 		t.Fatalf("replica 3 does not know it was removed: %+v", c.node(3).rn.Status())
 	}
@@ -158,6 +146,7 @@ func TestRemoveTheLeader(t *testing.T) {
 	c.elect(1)
 	c.write(1, 5, 3)
 	c.change(1, ConfChange{Type: Remove, ID: 1})
+	c.tickAll(3) // it hands over once the new configuration durably knows
 	if st := c.node(1).rn.Status(); !st.Removed || st.Role == "leader" {
 		t.Fatalf("the removed leader: %+v", st)
 	}
@@ -380,9 +369,19 @@ func TestRemoveALearnerAndTellIt(t *testing.T) {
 	if l.rn.Status().Removed {
 		t.Fatal("the cut-off learner knows of its removal already")
 	}
-	c.heal()
-	// Any message from it now gets MsgRemoved back.
+	// A follower does not know that the new configuration durably knows
+	// the commit index past the learner's last slot: it says nothing.
+	c.tickAll(3)
+	delete(c.cut, [2]NodeID{l.id, 2})
+	delete(c.cut, [2]NodeID{2, l.id})
 	l.rn.send(Message{Type: MsgReadIndex, To: 2, Context: 1})
+	c.stabilize()
+	if l.rn.Status().Removed {
+		t.Fatal("a follower told a removed replica it was removed")
+	}
+	// The leader does.
+	c.heal()
+	l.rn.send(Message{Type: MsgReadIndex, To: 1, Context: 2})
 	c.stabilize()
 	if !l.rn.Status().Removed {
 		t.Fatalf("the removed learner was not told: %+v", l.rn.Status())
@@ -409,4 +408,37 @@ func TestConfigValueCannotBeProposed(t *testing.T) {
 	if conf := rn.Status().Config; len(conf.Members) != 3 {
 		t.Fatalf("the configuration changed: %v", conf)
 	}
+}
+
+// A replica removed while cut off, whose removal the leader that made it
+// never told it (leadership moved), learns it from the next leader when
+// it polls: the leader answers a retired replica with MsgRemoved once the
+// new configuration durably knows the commit index.
+func TestNewLeaderTellsAReplicaRemovedUnderTheOldOne(t *testing.T) {
+	c := newTestCluster(t, 4, nil)
+	c.elect(1)
+	c.write(1, 1, 1)
+	c.isolate(4)
+	c.change(1, ConfChange{Type: Remove, ID: 4})
+	c.tickAll(3)
+	if err := c.node(1).rn.TransferLeadership(2); err != nil {
+		t.Fatal(err)
+	}
+	c.tickAll(3)
+	if !c.node(2).rn.IsLeader() {
+		t.Fatalf("2 did not take over: %+v", c.node(2).rn.Status())
+	}
+	c.write(2, 1, 1)
+	c.tickAll(3)
+	if c.node(4).rn.Status().Removed {
+		t.Fatal("4 learned of its removal while cut off")
+	}
+	c.heal()
+	for i := 0; i < 3*DefaultElectionTicks && !c.node(4).rn.Status().Removed; i++ {
+		c.tickAll(1)
+	}
+	if !c.node(4).rn.Status().Removed {
+		t.Fatalf("4 never learned it was removed: %+v", c.node(4).rn.Status())
+	}
+	c.checkAgreement()
 }

@@ -168,6 +168,9 @@ func (n *RawNode) requiredConfigs() []Configuration {
 			cs = cs.applyAt(s, v, n.window())
 		}
 	}
+	if n.cfg.Knobs.Phase1FirstConfig {
+		return n.confs.governing(c.fromSlot, c.fromSlot+n.window()-1) // the bug
+	}
 	return cs.governing(c.fromSlot, end+n.window())
 }
 

@@ -69,6 +69,9 @@ type progress struct {
 	// snapshotSent says the caller reported the snapshot installed: the
 	// acceptor's report is awaited for one heartbeat.
 	snapshotSent bool
+	// learner says the replica votes in none of the configurations the
+	// leader needs quorums of (see wantsSend).
+	learner bool
 	// needSnap says the replica knows no configuration (it is joining):
 	// it needs a snapshot whatever the leader compacted.
 	needSnap bool
@@ -195,7 +198,7 @@ func (l *leadership) hasWork(n *RawNode) bool {
 		return true
 	}
 	for i := range l.progress {
-		if l.progress[i].id != n.id && (l.canSend(n, i) || l.needsSnapshot(n, i)) {
+		if l.progress[i].id != n.id && (l.wantsSend(n, i) || l.needsSnapshot(n, i)) {
 			return true
 		}
 	}
@@ -223,9 +226,17 @@ func (l *leadership) flush(n *RawNode) {
 			l.progress[i].needSnap = false
 			n.snapshotsToSend = append(n.snapshotsToSend, p)
 		}
-		if l.canSend(n, i) {
+		if l.wantsSend(n, i) {
 			l.sendAccept(n, i)
 			sent = true
+		}
+		if l.progress[i].learner {
+			// A learner counts in no quorum: it confirms no read round, and
+			// hears the commit index at the heartbeat interval only.
+			if l.reads.needBeat && !sent {
+				l.sendHeartbeat(n, i)
+			}
+			continue
 		}
 		if confirmRound || (beat && !sent) {
 			l.sendHeartbeat(n, i)
@@ -234,6 +245,19 @@ func (l *leadership) flush(n *RawNode) {
 	l.commitSent = n.log.commit
 	l.reads.needBeat, l.reads.open = false, false
 	l.handover(n)
+}
+
+// wantsSend reports whether the leader sends peer i an Accept now. A
+// learner gets one only once a window's worth of slots waits for it, or at
+// the heartbeat interval: it counts in no quorum, so nobody waits for it,
+// and fewer, bigger messages cost it (one write each) and the leader less
+// than one per slot, on the machine they may share with the voters.
+func (l *leadership) wantsSend(n *RawNode, i int) bool {
+	if !l.canSend(n, i) {
+		return false
+	}
+	pr := &l.progress[i]
+	return !pr.learner || l.reads.needBeat || n.log.last()+1-pr.next >= uint64(n.cfg.MaxInflightSlots)
 }
 
 // sendLimit is the last slot the leader may send an Accept for: its last,

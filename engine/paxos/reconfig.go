@@ -239,6 +239,11 @@ func (l *leadership) refresh(n *RawNode) {
 			keep = append(keep, pr)
 		}
 	}
+	for i := range keep {
+		pr := &keep[i]
+		pr.learner = pr.id != n.id && pr.retireAt == 0 &&
+			!slices.ContainsFunc(l.quorums, func(c Configuration) bool { return c.IsVoter(pr.id) })
+	}
 	l.progress = keep
 	l.simple = len(l.sched) == 1
 }

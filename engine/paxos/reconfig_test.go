@@ -37,6 +37,7 @@ func TestAddLearnerThenPromoteThenRemove(t *testing.T) {
 		t.Fatalf("after adding 4 as a learner: %+v", conf)
 	}
 	c.write(1, 7, 3)
+	c.tickAll(1) // a learner hears of a few slots at the heartbeat interval
 	if st := l.rn.Status(); st.Joining || st.Commit != c.node(1).rn.Status().Commit {
 		t.Fatalf("the learner did not catch up: %+v, leader %+v", st, c.node(1).rn.Status())
 	}
@@ -256,6 +257,8 @@ func phase1Schedule(t *testing.T, knobs TestingKnobs) (bool, *testCluster) {
 		c.join()
 		c.isolate(3)
 		c.change(1, ConfChange{Type: AddLearner, ID: id})
+		c.tickAll(1)
+		c.isolate(3)
 		c.change(1, ConfChange{Type: Promote, ID: id})
 	}
 	if conf := c.node(1).rn.Status().Config; len(conf.Voters()) != 5 {
@@ -464,4 +467,37 @@ func TestNewLeaderTellsAReplicaRemovedUnderTheOldOne(t *testing.T) {
 		t.Fatalf("4 never learned it was removed: %+v", c.node(4).rn.Status())
 	}
 	c.checkAgreement()
+}
+
+// A learner gets Accepts a window's worth of slots at a time (or at the
+// heartbeat interval), not one per slot like a voter: nobody waits for it.
+func TestLearnerGetsBatchedAccepts(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	l := c.join()
+	c.change(1, ConfChange{Type: AddLearner, ID: l.id})
+	c.tickAll(1)
+	accepts := map[NodeID]int{}
+	const writes = 4 * DefaultMaxInflightSlots
+	for i := 0; i < writes; i++ {
+		c.seq++
+		if err := c.propose(1, 9, c.seq, "x"); err != nil {
+			t.Fatal(err)
+		}
+		for c.process(1) || c.process(2) || c.process(3) || c.process(l.id) || len(c.queue) > 0 {
+			for _, m := range c.queue {
+				if m.Type == MsgAccept && m.From == 1 {
+					accepts[m.To]++
+				}
+			}
+			c.deliver(nil)
+		}
+	}
+	if accepts[2] < writes || accepts[l.id] > writes/DefaultMaxInflightSlots+1 {
+		t.Fatalf("Accepts sent for %d single-slot writes: voter %d, learner %d", writes, accepts[2], accepts[l.id])
+	}
+	c.tickAll(1)
+	if got, want := l.rn.Status().Commit, c.node(1).rn.Status().Commit; got != want {
+		t.Fatalf("after a heartbeat the learner is at %d, the leader at %d", got, want)
+	}
 }

@@ -7,32 +7,49 @@ import (
 	"github.com/paxos-go/paxos/wal"
 )
 
-// persistJob is one Ready's write and the replies that wait for it.
-type persistJob struct {
-	write  bool
-	ticket wal.Ticket
-	after  []outbound      // to other replicas
-	self   []paxos.Message // to this replica
-}
-
-type outbound struct {
-	to      uint64
-	payload []byte
-}
-
-// handleReady does what a Ready asks, in the order the core requires:
+// Persisting: the order in which a Ready is made durable, in one place.
 //
-//  1. Messages that depend on nothing durable go at once: the leader's
-//     Accepts travel while it writes its own log.
-//  2. The hard state and entries are queued in the WAL, in Ready order,
-//     and the replies that promise durable state are handed to the
-//     persister, which sends them only once the WAL has synced the write
-//     (or a later one: the WAL writes in order). The loop does not wait:
-//     it goes on stepping acknowledgements and proposals while the disk
-//     works, and the WAL merges the writes that queue meanwhile into one
-//     fdatasync.
-//  3. Committed entries are applied now. They are chosen, durable on a
-//     majority, whether or not this replica's own copy is on disk yet.
+// The core (engine/paxos) decides; this file makes its decisions durable
+// and visible, in the order below, for each Ready. handleReady does it on
+// the loop goroutine, and the persister goroutine (persist) finishes what
+// must wait for the disk. The order is what makes a reply a promise: a
+// Promise or an Accepted sent before the state it reports is on disk is a
+// promise a crash can take back. (etcd's raft/node.go, Ready and
+// Node.Advance, with its asynchronous storage writes, works the same way.)
+//
+//  1. Send Ready.Messages at once: they promise nothing about this
+//     replica's disk, so a leader's Accepts travel to the followers while
+//     it writes its own copy, and the fsyncs of leader and followers
+//     overlap.
+//  2. Persist Ready.HardState and Ready.Entries: one write, queued in the
+//     WAL in Ready order (wal.Log.Enqueue), synced when Ready.MustSync.
+//     The loop does not wait for it; the WAL merges the writes queued
+//     during a flush into the next fdatasync.
+//  3. Then, and only then, send Ready.MessagesAfterPersist: the replies
+//     that promise durable state (a promise, an accepted entry, a
+//     candidate's Prepare under its own new promise). The loop hands them
+//     to the persister with the write's ticket; the persister waits for
+//     the tickets in order (wal.Log.Wait) and sends them after the
+//     fdatasync returned. It is the only sender of such replies. Those
+//     addressed to this replica go back to the loop to be stepped. A reply
+//     with no write of its own goes through the queue too: it may report
+//     entries that an earlier, still pending write holds.
+//  4. Apply Ready.Committed (apply.go), without waiting for step 3: a
+//     committed entry is chosen, durable on a majority, whether or not
+//     this replica's own copy is on disk yet. Then serve the reads whose
+//     read index is applied (Ready.ReadStates).
+//  5. Advance the core (RawNode.Advance), then start snapshot transfers
+//     (Ready.SendSnapshots) and take a snapshot if the policy says so
+//     (snapshot.go). The loop goes on stepping acknowledgements while the
+//     disk works, so a commit needs a durable majority, which may or may
+//     not include the leader's own copy yet.
+//
+// A failed write stops the replica: the persister sends nothing after it
+// (the replies queued behind it would promise what is not on disk) and
+// reports it on persistErr, and the loop stops with it (Node.fail).
+
+// handleReady does what a Ready asks, in the order above: steps 1, 2, 4
+// and 5 on the loop goroutine, step 3 handed to the persister.
 func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
 	for _, m := range rd.Messages {
@@ -124,6 +141,19 @@ func (n *Node) persist() {
 			}
 		}
 	}
+}
+
+// persistJob is one Ready's write and the replies that wait for it.
+type persistJob struct {
+	write  bool
+	ticket wal.Ticket
+	after  []outbound      // to other replicas
+	self   []paxos.Message // to this replica
+}
+
+type outbound struct {
+	to      uint64
+	payload []byte
 }
 
 func (n *Node) send(m paxos.Message) {

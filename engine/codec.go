@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/msgp"
 )
 
 // Messages between replicas travel as msgpack arrays; entry values are
@@ -14,15 +15,7 @@ import (
 //	message = [type, from, to, [round, node], slot, commit,
 //	           [[slot, [round, node], value]...], reject, context, value]
 
-var msgpackHandle = func() *codec.MsgpackHandle {
-	h := &codec.MsgpackHandle{}
-	h.WriteExt = true
-	h.StructToArray = true
-	// Bounds what a decoder allocates up front for a length read from the
-	// wire; longer collections grow as their bytes are actually read.
-	h.MaxInitLen = 4096
-	return h
-}()
+var msgpackHandle = msgp.Handle
 
 type wireBallot struct {
 	Round uint64
@@ -50,29 +43,12 @@ type wireMessage struct {
 
 // messageCodec encodes and decodes messages, reusing its buffers. It is
 // not safe for concurrent use: the node's loop owns one.
-// view is a []byte that decodes as a view of the decoder's input instead
-// of a copy. It is on the wire exactly what []byte is (msgpack bin), but
-// msgpack decodes a []byte by growing it MaxInitLen bytes at a time and
-// copying all of it at each step: quadratic in the value's length. A 256
-// KiB batch took 8.7 ms to decode that way and takes 1 µs as a view;
-// profiling 1 KiB commands at 256 clients found 56% of the CPU there.
-// Every decoder here reads a buffer its caller owns (a received frame),
-// so the view may outlive the decode.
-type view []byte
+// view is msgp.View: a []byte that decodes as a view of the decoder's
+// input (a received frame) instead of a copy.
+type view = msgp.View
 
-// MarshalBinary returns v itself: msgpack writes it as bin.
-func (v view) MarshalBinary() ([]byte, error) { return v, nil }
-
-// UnmarshalBinary keeps data, the bin's bytes in the input, without
-// copying. (An empty bin stays empty, not nil, as with []byte.)
-func (v *view) UnmarshalBinary(data []byte) error {
-	if data == nil {
-		data = []byte{}
-	}
-	*v = data
-	return nil
-}
-
+// messageCodec encodes and decodes messages, reusing its buffers. It is
+// not safe for concurrent use: the node's loop owns one.
 type messageCodec struct {
 	enc     *codec.Encoder
 	scratch []byte
@@ -336,21 +312,6 @@ func (r *wireReader) bin(what string) []byte {
 	return r.next(int(n), what)
 }
 
-func encodeMsgpack(v any) []byte {
-	var b []byte
-	if err := codec.NewEncoderBytes(&b, msgpackHandle).Encode(v); err != nil {
-		panic(fmt.Sprintf("engine: encoding %T: %v", v, err)) // fixed structs: a bug
-	}
-	return b
-}
+func encodeMsgpack(v any) []byte { return msgp.Encode(v) }
 
-func decodeMsgpack(b []byte, v any) error {
-	dec := codec.NewDecoderBytes(b, msgpackHandle)
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if n := dec.NumBytesRead(); n != len(b) {
-		return fmt.Errorf("%d trailing bytes", len(b)-n)
-	}
-	return nil
-}
+func decodeMsgpack(b []byte, v any) error { return msgp.Decode(b, v) }

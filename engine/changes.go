@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/clientproto"
 )
 
 // Configuration changes and leadership transfers, asked of a Node (or
@@ -27,14 +28,15 @@ import (
 // that lost track of its change (a timeout, a leader that moved) can
 // simply ask again.
 
-// changeKind is what a change asks.
+// changeKind is what a change asks: the kinds of the client protocol's
+// Change.
 type changeKind uint8
 
 const (
-	changeAddLearner changeKind = iota + 1
-	changePromote
-	changeRemove
-	changeTransfer
+	changeAddLearner = changeKind(clientproto.ChangeAddLearner)
+	changePromote    = changeKind(clientproto.ChangePromote)
+	changeRemove     = changeKind(clientproto.ChangeRemove)
+	changeTransfer   = changeKind(clientproto.ChangeTransfer)
 )
 
 // changeRequest is a change asked of the node. For a transfer, cc.ID is

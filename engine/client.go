@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/clientproto"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/net/certs"
 )
@@ -122,7 +123,7 @@ func (c *Client) Submit(ctx context.Context, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	c.seq++
-	resp, err := c.do(ctx, clientRequest{Op: opSubmit, ClientID: c.opts.ClientID, Seq: c.seq, Payload: payload})
+	resp, err := c.do(ctx, clientproto.Request{Op: clientproto.OpSubmit, ClientID: c.opts.ClientID, Seq: c.seq, Payload: payload})
 	var nr notRun
 	if errors.As(err, &nr) {
 		// No server can have proposed the command: its number is free,
@@ -144,9 +145,9 @@ func (e notRun) Unwrap() error { return e.err }
 
 // checkSize refuses a payload that cannot fit in a frame.
 func (c *Client) checkSize(payload []byte) error {
-	if len(payload)+clientEnvelopeBytes > c.opts.MaxFrameBytes {
+	if len(payload)+clientproto.EnvelopeBytes > c.opts.MaxFrameBytes {
 		return fmt.Errorf("%w: %d bytes, above the client's MaxFrameBytes (%d) less %d bytes for the request",
-			ErrTooLarge, len(payload), c.opts.MaxFrameBytes, clientEnvelopeBytes)
+			ErrTooLarge, len(payload), c.opts.MaxFrameBytes, clientproto.EnvelopeBytes)
 	}
 	return nil
 }
@@ -158,7 +159,7 @@ func (c *Client) Query(ctx context.Context, q []byte) ([]byte, error) {
 	if err := c.checkSize(q); err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, clientRequest{Op: opQuery, Payload: q})
+	resp, err := c.do(ctx, clientproto.Request{Op: clientproto.OpQuery, Payload: q})
 	var nr notRun
 	if errors.As(err, &nr) {
 		err = nr.err
@@ -175,7 +176,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	c.id++
-	resp, err := c.roundTrip(ctx, clientRequest{ID: c.id, Op: opStatus}, 0)
+	resp, err := c.roundTrip(ctx, clientproto.Request{ID: c.id, Op: clientproto.OpStatus}, 0)
 	if err != nil {
 		c.disconnect()
 		return Status{}, err
@@ -199,27 +200,27 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // clientAddr after). Without it, the client tries its other addresses
 // in turn: give it every replica's.
 func (c *Client) AddLearner(ctx context.Context, id uint64, peerAddr, clientAddr string) error {
-	return c.change(ctx, wireChange{Kind: uint8(changeAddLearner), ID: id, PeerAddr: peerAddr, ClientAddr: clientAddr})
+	return c.change(ctx, clientproto.Change{Kind: clientproto.ChangeAddLearner, ID: id, PeerAddr: peerAddr, ClientAddr: clientAddr})
 }
 
 // Promote asks the leader to make learner id a voter once it has caught
 // up (see Node.Promote). When ctx ends first, the error wraps ErrTimeout
 // and, if the learner was still behind, ErrNotCaughtUp.
 func (c *Client) Promote(ctx context.Context, id uint64) error {
-	return c.change(ctx, wireChange{Kind: uint8(changePromote), ID: id})
+	return c.change(ctx, clientproto.Change{Kind: clientproto.ChangePromote, ID: id})
 }
 
 // RemoveReplica asks the leader to remove replica id for good (see
 // Node.RemoveReplica).
 func (c *Client) RemoveReplica(ctx context.Context, id uint64) error {
-	return c.change(ctx, wireChange{Kind: uint8(changeRemove), ID: id})
+	return c.change(ctx, clientproto.Change{Kind: clientproto.ChangeRemove, ID: id})
 }
 
 // TransferLeadership asks the leader to hand its leadership to voter id
 // (see Node.TransferLeadership); it returns once the old leader knows id
 // leads.
 func (c *Client) TransferLeadership(ctx context.Context, id uint64) error {
-	return c.change(ctx, wireChange{Kind: uint8(changeTransfer), ID: id})
+	return c.change(ctx, clientproto.Change{Kind: clientproto.ChangeTransfer, ID: id})
 }
 
 // Configuration returns the newest configuration the leader's committed
@@ -228,7 +229,7 @@ func (c *Client) TransferLeadership(ctx context.Context, id uint64) error {
 func (c *Client) Configuration(ctx context.Context) (paxos.Configuration, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	resp, err := c.do(ctx, clientRequest{Op: opConfig})
+	resp, err := c.do(ctx, clientproto.Request{Op: clientproto.OpConfig})
 	var nr notRun
 	if errors.As(err, &nr) {
 		err = nr.err
@@ -244,10 +245,10 @@ func (c *Client) Configuration(ctx context.Context) (paxos.Configuration, error)
 }
 
 // change asks for a configuration change or a transfer.
-func (c *Client) change(ctx context.Context, wc wireChange) error {
+func (c *Client) change(ctx context.Context, wc clientproto.Change) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.do(ctx, clientRequest{Op: opChange, change: &wc})
+	_, err := c.do(ctx, clientproto.Request{Op: clientproto.OpChange, Change: &wc})
 	var nr notRun
 	if errors.As(err, &nr) {
 		err = nr.err
@@ -270,7 +271,7 @@ func (c *Client) Close() error {
 
 // do sends req until it gets a final answer or ctx ends. c.mu is held.
 // An error that no server can have run req comes as a notRun.
-func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
+func (c *Client) do(ctx context.Context, req clientproto.Request) ([]byte, error) {
 	var last error
 	redirect := ""
 	sent := 0 // the attempts that may have reached a server
@@ -312,7 +313,7 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 		req.ID = c.id
 		req.Redirect = true
 		var wait time.Duration
-		if req.change != nil {
+		if req.Change != nil {
 			// The server waits for the change up to most of what is left
 			// of ctx (at most changeWait), so that its answer, and why
 			// the change is not made yet, arrives before ctx ends; the
@@ -322,8 +323,8 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 				left := time.Until(d)
 				wait = max(min(wait, left-left/10), time.Millisecond)
 			}
-			req.change.WaitMillis = uint64(wait / time.Millisecond)
-			req.Payload = encodeMsgpack(req.change)
+			req.Change.WaitMillis = uint64(wait / time.Millisecond)
+			req.Payload = encodeMsgpack(req.Change)
 		}
 		sent++
 		resp, err := c.roundTrip(ctx, req, wait)
@@ -337,35 +338,35 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 			continue
 		}
 		switch resp.Status {
-		case statusOK:
+		case clientproto.StatusOK:
 			return resp.Result, nil
-		case statusRedirect:
+		case clientproto.StatusRedirect:
 			redirect = resp.Leader
 			continue
 		}
-		err = codeErrors[resp.Code]
+		err = clientproto.CodeErrors[resp.Code]
 		if err == nil {
 			return nil, fmt.Errorf("engine: the server refused the request: %s", resp.Message)
 		}
 		switch resp.Code {
-		case codeNotLeader:
+		case clientproto.CodeNotLeader:
 			last = &NotLeaderError{LeaderAddr: resp.Leader}
 			redirect = resp.Leader
 			if redirect == "" {
 				c.disconnect() // try another server
 			}
-		case codeBusy, codeTimeout:
+		case clientproto.CodeBusy, clientproto.CodeTimeout:
 			last = err
-		case codeNotCaughtUp:
+		case clientproto.CodeNotCaughtUp:
 			last = serverError(err, resp.Message)
 		default: // closed, removed, data lost, stale, expired, too large, not kept, bad change, change in progress
-			if resp.Code == codeClosed || resp.Code == codeRemoved || resp.Code == codeDataLost {
+			if resp.Code == clientproto.CodeClosed || resp.Code == clientproto.CodeRemoved || resp.Code == clientproto.CodeDataLost {
 				// That server stopped: try another.
 				last = serverError(err, resp.Message)
 				c.disconnect()
 				continue
 			}
-			if resp.Code == codeTooLarge && sent == 1 {
+			if resp.Code == clientproto.CodeTooLarge && sent == 1 {
 				// Refused before it was proposed, by the only server
 				// that saw it.
 				return nil, notRun{serverError(err, resp.Message)}
@@ -465,25 +466,25 @@ func (c *Client) disconnect() {
 
 // roundTrip sends req and reads until the response with its ID, waiting
 // AttemptTimeout plus wait (what the server may take) at most.
-func (c *Client) roundTrip(ctx context.Context, req clientRequest, wait time.Duration) (clientResponse, error) {
+func (c *Client) roundTrip(ctx context.Context, req clientproto.Request, wait time.Duration) (clientproto.Response, error) {
 	deadline := time.Now().Add(c.opts.AttemptTimeout + wait)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if err := c.conn.WriteFrames(time.Until(deadline), encodeMsgpack(&req)); err != nil {
-		return clientResponse{}, err
+		return clientproto.Response{}, err
 	}
 	c.conn.SetReadDeadline(deadline)
 	for {
 		frame, err := c.conn.ReadFrame()
 		if err != nil {
-			return clientResponse{}, err
+			return clientproto.Response{}, err
 		}
-		var resp clientResponse
+		var resp clientproto.Response
 		if err := decodeMsgpack(frame, &resp); err != nil {
-			return clientResponse{}, fmt.Errorf("engine: malformed response: %w", err)
+			return clientproto.Response{}, fmt.Errorf("engine: malformed response: %w", err)
 		}
-		if resp.ID == req.ID || resp.ID == 0 && resp.Code == codeTooLarge {
+		if resp.ID == req.ID || resp.ID == 0 && resp.Code == clientproto.CodeTooLarge {
 			// (ID 0: the server refused a request frame it did not read,
 			// and closes the connection; this client has one request in
 			// flight.)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/paxos-go/paxos/internal/clientproto"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/net/certs"
 )
@@ -139,7 +140,7 @@ func TestClientPortPipelinedGetsUnread(t *testing.T) {
 	defer conn.Close()
 	var frames [][]byte
 	for id := uint64(1); id <= 2000; id++ {
-		frames = append(frames, encodeMsgpack(&clientRequest{ID: id, Op: opQuery, Payload: []byte("G")}))
+		frames = append(frames, encodeMsgpack(&clientproto.Request{ID: id, Op: clientproto.OpQuery, Payload: []byte("G")}))
 	}
 	go conn.WriteFrames(10*time.Second, frames...) // may block: the node stops reading
 	var peak uint64
@@ -252,7 +253,7 @@ func TestClientPortIdleTimeout(t *testing.T) {
 		idleClosed <- fmt.Errorf("after %v: %w", time.Since(start).Round(time.Millisecond), err)
 	}()
 	for id := uint64(1); time.Since(start) < 1500*time.Millisecond; id++ {
-		if err := busy.WriteFrames(time.Second, encodeMsgpack(&clientRequest{ID: id, Op: opStatus})); err != nil {
+		if err := busy.WriteFrames(time.Second, encodeMsgpack(&clientproto.Request{ID: id, Op: clientproto.OpStatus})); err != nil {
 			t.Fatalf("a busy connection was closed after %v: %v", time.Since(start), err)
 		}
 		busy.SetReadDeadline(time.Now().Add(time.Second))

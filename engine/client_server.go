@@ -13,110 +13,15 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/clientproto"
 	paxosnet "github.com/paxos-go/paxos/net"
 )
 
-// The client protocol: after the handshake (kind client; inside TLS unless
-// the node is Insecure), a client sends request frames and gets response
-// frames, matched by ID, in any order; requests may be pipelined.
-//
-//	request  msgpack [id, op, clientID, seq, payload, redirect]
-//	response msgpack [id, status, result, leader, code, message]
-//
-// op 1 submits a command (exactly once per clientID and seq); op 2 asks a
-// read-only query; op 3 asks for the replica's Status (msgpack), for tools;
-// op 4 asks for a configuration change or a leadership transfer, whose
-// payload is a wireChange (msgpack), answered once it is made (see
-// Node.AddLearner and the others), after at most the wait it gives; op 5
-// asks for the newest configuration the replica's committed log chose
-// (the result is paxos.EncodeConfigValue's). With redirect set, a follower
-// that knows the leader's client address answers status 1 with it instead
-// of forwarding or answering (ops 1, 2, 4 and 5); without it, a follower
-// answers op 4 with code 1 (not the leader), naming the leader's address
-// if it knows it.
-//
-// A request frame longer than MaxCommandBytes plus 1 KiB is answered with
-// a response of ID 0 and code 8 (too large), and the connection is closed:
-// the stream cannot be resynchronised after a frame that was not read.
-//
-// Bounds (see Config): the handshake has a deadline; the node keeps at
-// most ClientMaxConns connections, closes idle ones, and stops reading a
-// connection's requests while ClientMaxInflight of them are being served
-// or ClientMaxQueuedBytes of its responses wait to be written.
+// The client protocol (frames, operations, error codes) is defined in
+// internal/clientproto, whose package doc describes it; this file serves it.
 
-const (
-	opSubmit uint8 = 1
-	opQuery  uint8 = 2
-	opStatus uint8 = 3
-	opChange uint8 = 4
-	opConfig uint8 = 5
-
-	statusOK       uint8 = 0
-	statusRedirect uint8 = 1
-	statusError    uint8 = 2
-)
-
-// Error codes of the client protocol.
-const (
-	codeNotLeader uint8 = iota + 1
-	codeBusy
-	codeTimeout
-	codeClosed
-	codeStale
-	codeExpired
-	codeBadRequest
-	codeTooLarge
-	codeNotKept
-	codeChangeInProgress
-	codeBadChange
-	codeNotCaughtUp
-	codeRemoved
-	codeDataLost
-)
-
-var codeErrors = map[uint8]error{
-	codeNotLeader: ErrNotLeader, codeBusy: ErrBusy, codeTimeout: ErrTimeout, codeClosed: ErrClosed,
-	codeStale: ErrStale, codeExpired: ErrSessionExpired, codeTooLarge: ErrTooLarge, codeNotKept: ErrResponseNotKept,
-	codeChangeInProgress: ErrChangeInProgress, codeBadChange: ErrBadChange, codeNotCaughtUp: ErrNotCaughtUp,
-	codeRemoved: ErrRemoved, codeDataLost: ErrDataLost,
-}
-
-// codeOrder is the order errorCode tries the codes in: an error may match
-// several (a timeout while the learner is not caught up; a node closed
-// because it was removed), and the more telling one wins.
-var codeOrder = []uint8{
-	codeNotLeader, codeBusy, codeChangeInProgress, codeBadChange, codeNotCaughtUp, codeRemoved, codeDataLost,
-	codeTimeout, codeClosed, codeStale, codeExpired, codeTooLarge, codeNotKept,
-}
-
-func errorCode(err error) uint8 {
-	for _, code := range codeOrder {
-		if errors.Is(err, codeErrors[code]) {
-			return code
-		}
-	}
-	return codeBadRequest
-}
-
-// wireChange is the payload of op 4.
-type wireChange struct {
-	Kind       uint8 // changeKind
-	ID         uint64
-	PeerAddr   string
-	ClientAddr string
-	// WaitMillis is how long the server waits for the change before it
-	// answers ErrTimeout (default 10 s, at most a minute).
-	WaitMillis uint64
-}
-
-// Bounds of a change's wait on the server.
-const (
-	defaultChangeWait = 10 * time.Second
-	maxChangeWait     = time.Minute
-)
-
-// request returns the change wc asks for.
-func (wc wireChange) request() (changeRequest, error) {
+// changeRequestOf returns the change wc asks for.
+func changeRequestOf(wc clientproto.Change) (changeRequest, error) {
 	cc := paxos.ConfChange{ID: paxos.NodeID(wc.ID), PeerAddr: wc.PeerAddr, ClientAddr: wc.ClientAddr}
 	switch changeKind(wc.Kind) {
 	case changeAddLearner:
@@ -132,38 +37,6 @@ func (wc wireChange) request() (changeRequest, error) {
 	}
 	return changeRequest{kind: changeKind(wc.Kind), cc: cc}, nil
 }
-
-func (wc wireChange) wait() time.Duration {
-	if wc.WaitMillis == 0 {
-		return defaultChangeWait
-	}
-	return min(time.Duration(wc.WaitMillis)*time.Millisecond, maxChangeWait)
-}
-
-type clientRequest struct {
-	ID       uint64
-	Op       uint8
-	ClientID uint64
-	Seq      uint64
-	Payload  view
-	Redirect bool
-	// change is the client's change of op 4, which it encodes into
-	// Payload at each attempt (not on the wire itself).
-	change *wireChange `codec:"-"`
-}
-
-type clientResponse struct {
-	ID      uint64
-	Status  uint8
-	Result  view
-	Leader  string
-	Code    uint8
-	Message string
-}
-
-// size is what a queued response counts against ClientMaxQueuedBytes: its
-// bytes, and a little for the rest.
-func (r *clientResponse) size() int { return len(r.Result) + len(r.Message) + len(r.Leader) + 64 }
 
 // Reasons a client connection was refused or closed, for the log.
 const (
@@ -214,7 +87,7 @@ func startClientServer(n *Node) (*clientServer, error) {
 	}
 	s := &clientServer{
 		n: n, ln: ln, conns: map[*clientConn]struct{}{},
-		maxReq: min(n.cfg.MaxCommandBytes+clientEnvelopeBytes, n.cfg.MaxFrameBytes),
+		maxReq: min(n.cfg.MaxCommandBytes+clientproto.EnvelopeBytes, n.cfg.MaxFrameBytes),
 	}
 	if n.cfg.ClientTLS != nil {
 		s.tls = n.cfg.ClientTLS.Clone()
@@ -422,9 +295,9 @@ type clientConn struct {
 	raw  stdnet.Conn // under conn: the TLS or TCP connection
 
 	mu       sync.Mutex
-	out      []clientResponse // queued responses, oldest first
-	queued   int              // size() of the responses queued or being written
-	inflight int              // requests being served
+	out      []clientproto.Response // queued responses, oldest first
+	queued   int                    // size() of the responses queued or being written
+	inflight int                    // requests being served
 
 	// lastActive is when the connection last completed a request or a
 	// write (Unix nanoseconds).
@@ -491,7 +364,7 @@ func (cc *clientConn) readLoop() {
 			}
 			return
 		}
-		var req clientRequest
+		var req clientproto.Request
 		if err := decodeMsgpack(frame, &req); err != nil {
 			s.refusals.Add(clientClosedMalformed, cc.conn.RemoteAddr(), fmt.Errorf("malformed request: %w", err))
 			return
@@ -507,9 +380,9 @@ func (cc *clientConn) readLoop() {
 // for a moment, so that its response is not lost in a reset.
 func (cc *clientConn) refuseTooLarge() {
 	s := cc.s
-	resp := clientResponse{Status: statusError, Code: codeTooLarge,
+	resp := clientproto.Response{Status: clientproto.StatusError, Code: clientproto.CodeTooLarge,
 		Message: fmt.Sprintf("%v: a request frame is at most %d bytes (MaxCommandBytes %d, plus %d for the request)",
-			ErrTooLarge, s.maxReq, s.n.cfg.MaxCommandBytes, clientEnvelopeBytes)}
+			ErrTooLarge, s.maxReq, s.n.cfg.MaxCommandBytes, clientproto.EnvelopeBytes)}
 	if err := cc.conn.WriteFrames(s.n.cfg.ClientWriteTimeout, encodeMsgpack(&resp)); err != nil {
 		return
 	}
@@ -520,33 +393,33 @@ func (cc *clientConn) refuseTooLarge() {
 	io.Copy(io.Discard, io.LimitReader(cc.raw, 64<<20))
 }
 
-func (cc *clientConn) handle(req clientRequest) {
+func (cc *clientConn) handle(req clientproto.Request) {
 	n := cc.s.n
 	cc.mu.Lock()
 	cc.inflight++
 	cc.mu.Unlock()
-	if req.Op == opStatus {
+	if req.Op == clientproto.OpStatus {
 		st := n.Status()
-		cc.queue(clientResponse{ID: req.ID, Result: encodeMsgpack(&st)})
+		cc.queue(clientproto.Response{ID: req.ID, Result: encodeMsgpack(&st)})
 		return
 	}
-	if req.Redirect && (req.Op == opSubmit || req.Op == opQuery || req.Op == opChange || req.Op == opConfig) {
+	if req.Redirect && (req.Op == clientproto.OpSubmit || req.Op == clientproto.OpQuery || req.Op == clientproto.OpChange || req.Op == clientproto.OpConfig) {
 		if st := n.Status(); st.Role != "leader" && st.HasLead {
 			if addr := n.clientAddrOf(st.Leader); addr != "" {
-				cc.queue(clientResponse{ID: req.ID, Status: statusRedirect, Leader: addr})
+				cc.queue(clientproto.Response{ID: req.ID, Status: clientproto.StatusRedirect, Leader: addr})
 				return
 			}
 		}
 	}
 	var err error
 	switch req.Op {
-	case opSubmit:
+	case clientproto.OpSubmit:
 		if req.ClientID == 0 || req.Seq == 0 {
 			err = errors.New("client id and sequence number must not be 0")
 			break
 		}
 		err = n.submit(req.ClientID, req.Seq, req.Payload, func(r Result) { cc.reply(req.ID, r.Response, r.Err) })
-	case opQuery:
+	case clientproto.OpQuery:
 		qr, ok := n.sm.(Querier)
 		if !ok {
 			err = errors.New("this state machine answers no queries")
@@ -554,18 +427,18 @@ func (cc *clientConn) handle(req clientRequest) {
 		}
 		var resp []byte
 		_, err = n.read(func() { resp = qr.Query(req.Payload) }, func(err error) { cc.reply(req.ID, resp, err) })
-	case opChange:
-		var wc wireChange
+	case clientproto.OpChange:
+		var wc clientproto.Change
 		if err = decodeMsgpack(req.Payload, &wc); err != nil {
 			err = fmt.Errorf("malformed change: %w", err)
 			break
 		}
 		var r changeRequest
-		if r, err = wc.request(); err != nil {
+		if r, err = changeRequestOf(wc); err != nil {
 			break
 		}
-		err = n.changeAsync(r, wc.wait(), func(err error) { cc.reply(req.ID, nil, err) })
-	case opConfig:
+		err = n.changeAsync(r, wc.Wait(), func(err error) { cc.reply(req.ID, nil, err) })
+	case clientproto.OpConfig:
 		v := n.view.Load()
 		if v == nil || v.joining {
 			err = fmt.Errorf("%w: this replica is joining and knows no configuration yet", n.notLeaderHint())
@@ -584,9 +457,9 @@ func (cc *clientConn) handle(req clientRequest) {
 // reply queues the response to a request. It is called from the node's
 // loop, so it never blocks.
 func (cc *clientConn) reply(id uint64, result []byte, err error) {
-	resp := clientResponse{ID: id, Result: result}
+	resp := clientproto.Response{ID: id, Result: result}
 	if err != nil {
-		resp.Status, resp.Code, resp.Message = statusError, errorCode(err), err.Error()
+		resp.Status, resp.Code, resp.Message = clientproto.StatusError, clientproto.ErrorCode(err), err.Error()
 		var nl *NotLeaderError
 		if errors.As(err, &nl) {
 			resp.Leader = nl.LeaderAddr
@@ -596,7 +469,7 @@ func (cc *clientConn) reply(id uint64, result []byte, err error) {
 }
 
 // queue queues resp, which ends a request in flight.
-func (cc *clientConn) queue(resp clientResponse) {
+func (cc *clientConn) queue(resp clientproto.Response) {
 	cc.mu.Lock()
 	cc.inflight--
 	select {
@@ -604,7 +477,7 @@ func (cc *clientConn) queue(resp clientResponse) {
 		// Nobody will write it: drop it.
 	default:
 		cc.out = append(cc.out, resp)
-		cc.queued += resp.size()
+		cc.queued += resp.Size()
 	}
 	cc.mu.Unlock()
 	signal(cc.kick)
@@ -641,8 +514,8 @@ func (cc *clientConn) writeLoop() {
 		frames, bytes, counted := frames[:0], 0, 0
 		for i := range out {
 			f := encodeMsgpack(&out[i])
-			counted += out[i].size()
-			out[i] = clientResponse{} // the frame holds its bytes now
+			counted += out[i].Size()
+			out[i] = clientproto.Response{} // the frame holds its bytes now
 			frames = append(frames, f)
 			bytes += len(f)
 			if bytes < clientWriteChunk && i < len(out)-1 {

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/clientproto"
 )
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -136,10 +137,10 @@ func FuzzDecodeMessage(f *testing.F) {
 //
 //	go test -fuzz=FuzzDecodeClientRequest ./engine
 func FuzzDecodeClientRequest(f *testing.F) {
-	for _, r := range []clientRequest{
-		{ID: 1, Op: opSubmit, ClientID: 7, Seq: 1, Payload: []byte("P hello"), Redirect: true},
-		{ID: 1 << 40, Op: opQuery, Payload: []byte{'G', 0, 0}},
-		{ID: 3, Op: opStatus},
+	for _, r := range []clientproto.Request{
+		{ID: 1, Op: clientproto.OpSubmit, ClientID: 7, Seq: 1, Payload: []byte("P hello"), Redirect: true},
+		{ID: 1 << 40, Op: clientproto.OpQuery, Payload: []byte{'G', 0, 0}},
+		{ID: 3, Op: clientproto.OpStatus},
 	} {
 		f.Add(encodeMsgpack(&r))
 	}
@@ -148,7 +149,7 @@ func FuzzDecodeClientRequest(f *testing.F) {
 	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		before := heapAllocated()
-		var req clientRequest
+		var req clientproto.Request
 		err := decodeMsgpack(data, &req)
 		if got := heapAllocated() - before; got > uint64(64<<10+16*len(data)) {
 			t.Fatalf("decoding %d bytes allocated %d", len(data), got)
@@ -156,7 +157,7 @@ func FuzzDecodeClientRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var again clientRequest
+		var again clientproto.Request
 		if err := decodeMsgpack(encodeMsgpack(&req), &again); err != nil ||
 			again.ID != req.ID || again.Op != req.Op || again.ClientID != req.ClientID || again.Seq != req.Seq ||
 			again.Redirect != req.Redirect || !bytes.Equal(again.Payload, req.Payload) {

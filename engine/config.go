@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/clientproto"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/storage"
 	"github.com/paxos-go/paxos/wal"
@@ -37,9 +38,6 @@ const (
 	DefaultClientWriteTimeout     = 5 * time.Second
 	DefaultRefusalLogInterval     = 10 * time.Second
 	DefaultMaxCommandBytes        = 1 << 20
-	// clientEnvelopeBytes is what a client request carries besides its
-	// payload, at most (IDs, op, flags: about 40 bytes), with room.
-	clientEnvelopeBytes = 1 << 10
 )
 
 // Config configures a Node. ID and DataDir are required, and Peers or
@@ -341,9 +339,9 @@ func (c Config) withDefaults() (Config, error) {
 	defInt(&c.ClientMaxInflight, DefaultClientMaxInflight)
 	defInt(&c.ClientMaxQueuedBytes, DefaultClientMaxQueuedBytes)
 	if c.MaxCommandBytes <= 0 {
-		c.MaxCommandBytes = min(DefaultMaxCommandBytes, c.MaxMsgBytes-clientEnvelopeBytes)
+		c.MaxCommandBytes = min(DefaultMaxCommandBytes, c.MaxMsgBytes-clientproto.EnvelopeBytes)
 	}
-	if c.MaxCommandBytes > c.MaxMsgBytes-clientEnvelopeBytes {
+	if c.MaxCommandBytes > c.MaxMsgBytes-clientproto.EnvelopeBytes {
 		return c, fmt.Errorf("engine: MaxCommandBytes %d is above MaxMsgBytes %d minus 1 KiB: such a command might not fit in a message", c.MaxCommandBytes, c.MaxMsgBytes)
 	}
 	if c.Logger == nil {

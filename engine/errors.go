@@ -2,42 +2,43 @@ package engine
 
 import (
 	"errors"
-	"fmt"
 
-	"github.com/paxos-go/paxos/engine/paxos"
+	"github.com/paxos-go/paxos/internal/clientproto"
 )
 
-// Errors returned by Node and Client. Compare with errors.Is; ErrNotLeader
-// also comes as a *NotLeaderError carrying a hint.
+// Errors returned by Node. Compare with errors.Is; ErrNotLeader also comes
+// as a *NotLeaderError carrying a hint. Those that the client port sends
+// are the same errors as the client package's (client.ErrNotLeader is
+// ErrNotLeader), so errors.Is matches them on either side.
 var (
 	// ErrNotLeader: no leader is known (an election is under way, or this
 	// replica is cut off). The *NotLeaderError says where to try.
-	ErrNotLeader = errors.New("paxos: not the leader")
+	ErrNotLeader = clientproto.ErrNotLeader
 	// ErrBusy: too much is pending or uncommitted; back off and retry.
-	ErrBusy = errors.New("paxos: busy")
+	ErrBusy = clientproto.ErrBusy
 	// ErrClosed: the node (or client) is closed, or failed.
-	ErrClosed = errors.New("paxos: closed")
+	ErrClosed = clientproto.ErrClosed
 	// ErrTimeout: the context ended before the outcome was known. A
 	// command may still be applied; retry it with the same (clientID,
 	// seq) and it is applied at most once.
-	ErrTimeout = errors.New("paxos: timed out")
+	ErrTimeout = clientproto.ErrTimeout
 	// ErrStale: the client has already moved past this sequence number.
-	ErrStale = errors.New("paxos: command older than the client's last")
+	ErrStale = clientproto.ErrStale
 	// ErrSessionExpired: the client's session expired; the command was not
 	// executed. Start over with a new client ID.
-	ErrSessionExpired = errors.New("paxos: client session expired")
+	ErrSessionExpired = clientproto.ErrSessionExpired
 	// ErrTooLarge: the command (or request) is longer than the node's
 	// MaxCommandBytes; it was not proposed, and retrying it will not help.
-	ErrTooLarge = errors.New("paxos: command too large")
+	ErrTooLarge = clientproto.ErrTooLarge
 	// ErrResponseNotKept: a retry of a command that was executed, whose
 	// response the session table did not keep (longer than
 	// session.MaxCachedResponseBytes, or dropped to keep the table within
 	// session.MaxCachedBytes). The command ran once; its response is lost.
-	ErrResponseNotKept = errors.New("paxos: the command was executed, but its response was not kept for a retry")
+	ErrResponseNotKept = clientproto.ErrResponseNotKept
 	// ErrRemoved: this replica was removed from the cluster's
 	// configuration. It stopped (its calls return ErrRemoved, wrapped in
 	// ErrClosed) and takes no part any more; its ID is never used again.
-	ErrRemoved = errors.New("paxos: this replica was removed from the cluster")
+	ErrRemoved = clientproto.ErrRemoved
 	// ErrDataLost: the cluster refused this replica as one that lost its
 	// data: its data directory is new (or wiped, or it was started with
 	// Join) but the cluster knows its ID as a replica that had state. It
@@ -45,24 +46,24 @@ var (
 	// agreement. Remove it (RemoveReplica) and add a new replica under a
 	// new ID with an empty data directory. The refusal is recorded in the
 	// data directory: later starts of it are refused too.
-	ErrDataLost = errors.New("paxos: the cluster refused this replica: it lost its data")
+	ErrDataLost = clientproto.ErrDataLost
 	// ErrChangeInProgress: another configuration change or leadership
 	// transfer asked of this leader has not finished; one at a time. (The
 	// same error as paxos.ErrChangeInProgress.)
-	ErrChangeInProgress = paxos.ErrChangeInProgress
+	ErrChangeInProgress = clientproto.ErrChangeInProgress
 	// ErrBadChange: the change cannot apply to the configuration: adding
 	// an ID that is a member already with other addresses, or that was
 	// removed (an ID is never used again); promoting or removing a
 	// replica that is not a member; removing the last voter; transferring
 	// leadership to a replica that is not a voter. (The same error as
 	// paxos.ErrBadChange.)
-	ErrBadChange = paxos.ErrBadChange
+	ErrBadChange = clientproto.ErrBadChange
 	// ErrNotCaughtUp: the learner to promote is more than the core's
 	// CatchUpSlots behind the commit index, or the leader has not heard
 	// from the replica to hand its leadership to. Promote and
 	// TransferLeadership retry until their context ends, then return it
 	// wrapped with ErrTimeout. (The same error as paxos.ErrNotCaughtUp.)
-	ErrNotCaughtUp = paxos.ErrNotCaughtUp
+	ErrNotCaughtUp = clientproto.ErrNotCaughtUp
 	// ErrJoinNotEmpty: Start was given Join with a data directory that
 	// already holds state: a replica joins once, with an empty directory;
 	// after that it restarts without Join.
@@ -80,25 +81,10 @@ var (
 		"(or Config.ClientTLS), or set Config.Insecure to serve clients in plaintext, unauthenticated, on a network where every host is trusted")
 )
 
-// NotLeaderError is an ErrNotLeader with a hint: the leader's ID and its
-// client address, if this replica knows them (the address is the one the
-// configuration gives the leader; see Config.ClientAddrs).
-type NotLeaderError struct {
-	// LeaderKnown says LeaderID is the leader this replica follows.
-	LeaderKnown bool
-	LeaderID    uint64
-	LeaderAddr  string // empty when unknown
-}
-
-func (e *NotLeaderError) Error() string {
-	switch {
-	case e.LeaderAddr != "":
-		return fmt.Sprintf("%s (the leader is replica %d at %s)", ErrNotLeader, e.LeaderID, e.LeaderAddr)
-	case e.LeaderKnown:
-		return fmt.Sprintf("%s (the leader is replica %d, whose client address is unknown)", ErrNotLeader, e.LeaderID)
-	}
-	return ErrNotLeader.Error() + " (leader unknown)"
-}
-
-// Is makes errors.Is(err, ErrNotLeader) true.
-func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+// NotLeaderError is an ErrNotLeader with a hint: the leader's ID
+// (LeaderID, valid when LeaderKnown) and its client address (LeaderAddr,
+// empty when unknown), if this replica knows them (the address is the one
+// the configuration gives the leader; see Config.ClientAddrs). It is the
+// same type as client.NotLeaderError, so errors.As finds it in an error of
+// either package.
+type NotLeaderError = clientproto.NotLeaderError

@@ -5,26 +5,26 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/paxos-go/paxos/engine"
+	"github.com/paxos-go/paxos/client"
 )
 
 // Client is a chat room client. It finds the leader, follows redirects,
 // and retries a put with the same (ClientID, Seq) until it is answered, so
 // that a message is stored exactly once. One put at a time per Client.
 type Client struct {
-	c    *engine.Client
-	read *engine.Client // reads do not wait behind a put
+	c    *client.Client
+	read *client.Client // reads do not wait behind a put
 }
 
 // Options configure a Client: ClusterID, and TLS or TLSDir for servers
-// whose client port runs TLS (the default: see engine.ClientOptions).
-type Options = engine.ClientOptions
+// whose client port runs TLS (the default: see client.Options).
+type Options = client.Options
 
 // NewClient returns a client of the servers whose client ports are addrs.
 func NewClient(addrs []string, opts Options) *Client {
 	read := opts
 	read.ClientID = 0
-	return &Client{c: engine.NewClient(addrs, opts), read: engine.NewClient(addrs, read)}
+	return &Client{c: client.New(addrs, opts), read: client.New(addrs, read)}
 }
 
 // ID returns the client's session ID.

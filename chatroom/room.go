@@ -4,7 +4,7 @@
 // from an offset, so that a client need not fetch everything each time.
 //
 // Room is the state machine (an engine.StateMachine and engine.Querier);
-// Client is the client library, on top of engine.Client.
+// Client is the client library, on top of client.Client.
 package chatroom
 
 import (

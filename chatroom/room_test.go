@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/engine"
 )
 
@@ -193,7 +194,7 @@ func TestRawClientLongMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := engine.NewClient([]string{n.ClientAddr().String()}, engine.ClientOptions{})
+	c := client.New([]string{n.ClientAddr().String()}, client.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := 0; i < 10; i++ {

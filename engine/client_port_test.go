@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/internal/clientproto"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/net/certs"
@@ -111,12 +112,12 @@ func rawClient(t *testing.T, addr, cluster string) *paxosnet.Conn {
 }
 
 // checkServes checks that a normal client gets served.
-func checkServes(t *testing.T, n *Node, opts ClientOptions) {
+func checkServes(t *testing.T, n *Node, opts client.Options) {
 	t.Helper()
 	if opts.ClusterID == "" {
 		opts.ClusterID = n.cfg.ClusterID
 	}
-	c := NewClient([]string{n.ClientAddr().String()}, opts)
+	c := client.New([]string{n.ClientAddr().String()}, opts)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -164,7 +165,7 @@ func TestClientPortPipelinedGetsUnread(t *testing.T) {
 			break
 		}
 	}
-	checkServes(t, n, ClientOptions{})
+	checkServes(t, n, client.Options{})
 	if after := heapLive(); after > base+32<<20 {
 		t.Fatalf("after the attack, the live heap is %d MiB above its base", (after-base)>>20)
 	}
@@ -207,7 +208,7 @@ func TestClientPortMaxConns(t *testing.T) {
 		defer n.cs.mu.Unlock()
 		return len(n.cs.conns) < max
 	})
-	checkServes(t, n, ClientOptions{})
+	checkServes(t, n, client.Options{})
 
 	// Fill the rest with connections that never say Hello: a newcomer
 	// evicts the oldest of them and is served.
@@ -224,7 +225,7 @@ func TestClientPortMaxConns(t *testing.T) {
 		defer n.cs.mu.Unlock()
 		return n.cs.pending.Len()+len(n.cs.conns) >= max
 	})
-	checkServes(t, n, ClientOptions{})
+	checkServes(t, n, client.Options{})
 	silent[0].SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := silent[0].Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the oldest connection in its handshake was not evicted: %v", err)
@@ -270,7 +271,7 @@ func TestClientPortIdleTimeout(t *testing.T) {
 	if n.cs.idleClosed.Load() == 0 {
 		t.Fatal("no idle closure counted")
 	}
-	checkServes(t, n, ClientOptions{})
+	checkServes(t, n, client.Options{})
 }
 
 // flakyListener fails its first failures Accepts with EMFILE, as a
@@ -298,7 +299,7 @@ func TestClientPortAcceptSurvivesEMFILE(t *testing.T) {
 	fl := &flakyListener{Listener: ln}
 	fl.failures.Store(8)
 	n, logs := startClientPort(t, &logMachine{}, func(c *Config) { c.ClientAddr, c.ClientListener = "", fl })
-	checkServes(t, n, ClientOptions{})
+	checkServes(t, n, client.Options{})
 	if fl.failures.Load() >= 0 {
 		t.Fatal("the listener's failures were not all met")
 	}
@@ -364,9 +365,9 @@ func TestClientPortStrangerLearnsNothing(t *testing.T) {
 	if w := logs.warnings("refused a client connection"); w > 1 {
 		t.Fatalf("3 refusals made %d warn lines", w)
 	}
-	checkServes(t, n, ClientOptions{TLSDir: dir})
+	checkServes(t, n, client.Options{TLSDir: dir})
 	// A plaintext client of the cluster is refused too.
-	c := NewClient([]string{addr}, ClientOptions{ClusterID: cluster})
+	c := client.New([]string{addr}, client.Options{ClusterID: cluster})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	if _, err := c.Submit(ctx, []byte("x")); err == nil {
@@ -380,16 +381,16 @@ func TestClientPortStrangerLearnsNothing(t *testing.T) {
 		nil, // plaintext
 	} {
 		n, _ := startClientPort(t, &logMachine{}, mod)
-		opts := ClientOptions{ClusterID: "guess"}
+		opts := client.Options{ClusterID: "guess"}
 		if n.cfg.TLSDir != "" {
 			b, err := certs.LoadTrust(dir, cluster)
 			if err != nil {
 				t.Fatal(err)
 			}
 			opts.TLS = certs.ClientConfig(b) // trusts the CA, presents nothing
-			checkServes(t, n, ClientOptions{TLS: opts.TLS})
+			checkServes(t, n, client.Options{TLS: opts.TLS})
 		}
-		c := NewClient([]string{n.ClientAddr().String()}, opts)
+		c := client.New([]string{n.ClientAddr().String()}, opts)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_, err := c.Submit(ctx, []byte("x"))
 		cancel()
@@ -424,7 +425,7 @@ func TestClientPortTooLarge(t *testing.T) {
 	if _, err := n.Submit(ctx, 1, 1, make([]byte, 64<<10)); err != nil {
 		t.Fatalf("Node.Submit of MaxCommandBytes: %v", err)
 	}
-	c := NewClient([]string{n.ClientAddr().String()}, ClientOptions{ClusterID: n.cfg.ClusterID})
+	c := client.New([]string{n.ClientAddr().String()}, client.Options{ClusterID: n.cfg.ClusterID})
 	defer c.Close()
 	for _, size := range []int{64<<10 + 1, 64<<10 + 512, 1 << 20, 10 << 20} {
 		start := time.Now()
@@ -451,7 +452,7 @@ func TestFreshClientsLongResponses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i := 0; i < 300; i++ {
-		c := NewClient([]string{n.ClientAddr().String()}, ClientOptions{ClusterID: n.cfg.ClusterID})
+		c := client.New([]string{n.ClientAddr().String()}, client.Options{ClusterID: n.cfg.ClusterID})
 		resp, err := c.Submit(ctx, []byte("G"))
 		c.Close()
 		if err != nil || len(resp) != pageBytes {
@@ -508,12 +509,12 @@ func TestClientPortNeedsTLSOrInsecure(t *testing.T) {
 	n, _ := startClientPort(t, &logMachine{}, func(c *Config) {
 		c.ClusterID, c.ClientTLS = "paxos", certs.ClientPortConfig(b, certs.ClientPortOptions{})
 	})
-	checkServes(t, n, ClientOptions{TLSDir: dir})
+	checkServes(t, n, client.Options{TLSDir: dir})
 	cb, err := certs.LoadTrust(dir, "paxos")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := NewClient([]string{n.ClientAddr().String()}, ClientOptions{ClusterID: "paxos", TLS: certs.ClientConfig(cb)})
+	c := client.New([]string{n.ClientAddr().String()}, client.Options{ClusterID: "paxos", TLS: certs.ClientConfig(cb)})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -521,7 +522,7 @@ func TestClientPortNeedsTLSOrInsecure(t *testing.T) {
 		t.Fatal("a client without a certificate was served")
 	}
 	// TLSDir and TLS are exclusive in the client, refused at once.
-	c2 := NewClient([]string{n.ClientAddr().String()}, ClientOptions{ClusterID: "paxos", TLSDir: dir, TLS: certs.ClientConfig(cb)})
+	c2 := client.New([]string{n.ClientAddr().String()}, client.Options{ClusterID: "paxos", TLSDir: dir, TLS: certs.ClientConfig(cb)})
 	defer c2.Close()
 	if _, err := c2.Submit(context.Background(), []byte("x")); err == nil || !strings.Contains(err.Error(), "choose one") {
 		t.Fatalf("a client with TLS and TLSDir: %v", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/engine/paxos"
 	paxosnet "github.com/paxos-go/paxos/net"
 )
@@ -283,7 +284,7 @@ func TestTransferLeadershipUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := NewClient(addrs, ClientOptions{ClusterID: "test", TLSDir: c.tlsDir})
+			cl := client.New(addrs, client.Options{ClusterID: "test", TLSDir: c.tlsDir})
 			defer cl.Close()
 			for i := 1; ; i++ {
 				select {
@@ -575,7 +576,7 @@ func TestChangesThroughAFollowersClientPort(t *testing.T) {
 		t.Fatalf("a change asked of a follower: %v, want a *NotLeaderError naming replica %d at %s", err, leader, c.client[leader])
 	}
 
-	cl := NewClient([]string{c.client[follower]}, ClientOptions{ClusterID: "test", TLSDir: c.tlsDir})
+	cl := client.New([]string{c.client[follower]}, client.Options{ClusterID: "test", TLSDir: c.tlsDir})
 	defer cl.Close()
 	a := c.newReplica(4)
 	c.startJoining(4, nil)
@@ -607,8 +608,8 @@ func TestChangesThroughAFollowersClientPort(t *testing.T) {
 	if _, err := cl.Submit(ctx, []byte("through the new leader")); err != nil {
 		t.Fatal(err)
 	}
-	if cl.cur != a.client {
-		t.Fatalf("the client talks to %s, not the new leader at %s", cl.cur, a.client)
+	if st, err := cl.Status(ctx); err != nil || st.ID != 4 {
+		t.Fatalf("the client talks to replica %d (%v), not the new leader at %s", st.ID, err, a.client)
 	}
 	if err := cl.RemoveReplica(ctx, leader); err != nil {
 		t.Fatalf("RemoveReplica through the client: %v", err)
@@ -631,7 +632,7 @@ func TestChangesThroughAFollowersClientPort(t *testing.T) {
 		promoted <- cl.Promote(pctx, 5)
 	}()
 	waitFor(t, 10*time.Second, "the promotion to be under way", func() bool { return c.node(4).changeUnderWay() })
-	cl2 := NewClient([]string{c.client[follower]}, ClientOptions{ClusterID: "test", TLSDir: c.tlsDir})
+	cl2 := client.New([]string{c.client[follower]}, client.Options{ClusterID: "test", TLSDir: c.tlsDir})
 	defer cl2.Close()
 	if err := cl2.AddLearner(ctx, 6, "127.0.0.1:2", ""); !errors.Is(err, ErrChangeInProgress) {
 		t.Fatalf("a second change while one waits: %v, want ErrChangeInProgress", err)

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/paxos-go/paxos/client"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/net/certs"
 )
@@ -529,7 +530,7 @@ func TestClientLibrary(t *testing.T) {
 	leader := c.leader()
 	// Start at a follower: the client is redirected to the leader.
 	follower := leader%3 + 1
-	cl := NewClient([]string{c.client[follower]}, ClientOptions{ClusterID: "test", TLSDir: c.tlsDir})
+	cl := client.New([]string{c.client[follower]}, client.Options{ClusterID: "test", TLSDir: c.tlsDir})
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -539,8 +540,8 @@ func TestClientLibrary(t *testing.T) {
 			t.Fatalf("Submit %d: %q, %v", i, resp, err)
 		}
 	}
-	if cl.cur != c.client[leader] {
-		t.Fatalf("the client talks to %s, not the leader at %s", cl.cur, c.client[leader])
+	if st, err := cl.Status(ctx); err != nil || st.ID != leader {
+		t.Fatalf("the client talks to replica %d (%v), not the leader at %s", st.ID, err, c.client[leader])
 	}
 	got, err := cl.Query(ctx, nil)
 	if err != nil || string(got) != "m1,m2,m3,m4,m5" {
@@ -556,7 +557,7 @@ func TestClientLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := NewClient([]string{c.client[leader]}, ClientOptions{ClusterID: "other", TLS: certs.ClientConfig(b)})
+	wrong := client.New([]string{c.client[leader]}, client.Options{ClusterID: "other", TLS: certs.ClientConfig(b)})
 	defer wrong.Close()
 	wctx, wcancel := context.WithTimeout(ctx, time.Second)
 	defer wcancel()

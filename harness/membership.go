@@ -8,12 +8,12 @@ import (
 	"sort"
 	"time"
 
-	"github.com/paxos-go/paxos/engine"
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
 // The membership operations. Each asks the cluster through an
-// engine.Client of every live server (it finds the leader), waits for the
+// client.Client of every live server (it finds the leader), waits for the
 // change to be made (the client retries until the operation's deadline),
 // and then checks what it can see: a server added is a voter of the
 // configuration, one removed is not in it, the one handed the leadership
@@ -46,7 +46,7 @@ func (r *run) checkNotRemoved(op Op) error {
 }
 
 // admin returns a client of every live server that is not id.
-func (r *run) admin(except int) *engine.Client {
+func (r *run) admin(except int) *client.Client {
 	var addrs []string
 	ids := make([]int, 0, len(r.servers))
 	for id := range r.servers {
@@ -61,7 +61,7 @@ func (r *run) admin(except int) *engine.Client {
 	if len(addrs) == 0 { // no other server runs: let the client say so
 		addrs = []string{r.addr(except)}
 	}
-	return engine.NewClient(addrs, engine.ClientOptions{ClusterID: r.cluster, TLSDir: r.tlsDir, AttemptTimeout: time.Second})
+	return client.New(addrs, client.Options{ClusterID: r.cluster, TLSDir: r.tlsDir, AttemptTimeout: time.Second})
 }
 
 // addServer starts server op.ID with an empty data dir and --join, adds it
@@ -170,7 +170,7 @@ func (r *run) transferLeader(op Op) error {
 // voters, accepts it and its voters are those the harness expects, or ctx
 // ends. It reads again because the replica that answers may be a follower
 // that has not yet heard that the change committed.
-func (r *run) checkConfiguration(ctx context.Context, c *engine.Client, check func(voters map[int]bool) error) error {
+func (r *run) checkConfiguration(ctx context.Context, c *client.Client, check func(voters map[int]bool) error) error {
 	want := make([]int, 0, len(r.voters))
 	for id := range r.voters {
 		want = append(want, id)

@@ -16,7 +16,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/paxos-go/paxos/chatroom"
-	"github.com/paxos-go/paxos/engine"
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/internal/chatmodel"
 	"github.com/paxos-go/paxos/net/certs"
 )
@@ -729,8 +729,8 @@ func (r *run) get(id int) error {
 }
 
 // status asks server id for its state.
-func (r *run) status(ctx context.Context, id int) (engine.Status, error) {
-	c := engine.NewClient([]string{r.addr(id)}, engine.ClientOptions{ClusterID: r.cluster, TLSDir: r.tlsDir, AttemptTimeout: 500 * time.Millisecond})
+func (r *run) status(ctx context.Context, id int) (client.Status, error) {
+	c := client.New([]string{r.addr(id)}, client.Options{ClusterID: r.cluster, TLSDir: r.tlsDir, AttemptTimeout: 500 * time.Millisecond})
 	defer c.Close()
 	return c.Status(ctx)
 }

@@ -30,8 +30,8 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
-	"github.com/paxos-go/paxos/engine"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -151,7 +151,7 @@ func (r *repl) connect(arg string) {
 	// through the same TLS as the puts will take. (A bare TCP connection
 	// closed at once, as this used to be, made the server log a refused
 	// handshake at every connect.)
-	probe := engine.NewClient([]string{addr}, opts)
+	probe := client.New([]string{addr}, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_, err = probe.Status(ctx)
 	cancel()

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/chatroom"
-	"github.com/paxos-go/paxos/engine"
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -272,7 +272,7 @@ func TestJoin(t *testing.T) {
 	waitFor(j, fmt.Sprintf("paxos cluster add 3 --peer-addr 127.0.0.1:%d --client-addr 127.0.0.1:%d", peerPorts[3], ports[3]))
 
 	addrs := []string{fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])}
-	admin := engine.NewClient(addrs, engine.ClientOptions{ClusterID: "chatroom"})
+	admin := client.New(addrs, client.Options{ClusterID: "chatroom"})
 	defer admin.Close()
 	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ccancel()

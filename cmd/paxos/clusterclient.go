@@ -6,15 +6,16 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/engine"
 )
 
-// engineMembership is the cluster commands' client: an engine.Client,
+// engineMembership is the cluster commands' client: an client.Client,
 // which finds the leader among the addresses and follows redirects.
-type engineMembership struct{ c *engine.Client }
+type engineMembership struct{ c *client.Client }
 
 func newEngineMembership(addrs []string, cluster string, tlsConfig *tls.Config) membership {
-	return engineMembership{engine.NewClient(addrs, engine.ClientOptions{ClusterID: cluster, TLS: tlsConfig})}
+	return engineMembership{client.New(addrs, client.Options{ClusterID: cluster, TLS: tlsConfig})}
 }
 
 // Configuration asks for the configuration (through the leader, when one

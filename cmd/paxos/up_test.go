@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/chatroom"
-	"github.com/paxos-go/paxos/engine"
+	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -225,7 +225,7 @@ func TestUpSomeReplicas(t *testing.T) {
 	for id := 0; id < 3; id++ {
 		all = append(all, fmt.Sprintf("127.0.0.1:%d", clientPort+id))
 	}
-	admin := engine.NewClient(all, engine.ClientOptions{ClusterID: "chatroom", TLSDir: filepath.Join(dir, "tls")})
+	admin := client.New(all, client.Options{ClusterID: "chatroom", TLSDir: filepath.Join(dir, "tls")})
 	defer admin.Close()
 	if err := admin.RemoveReplica(pctx, 2); err != nil {
 		t.Fatal(err)

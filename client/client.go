@@ -1,4 +1,14 @@
-package engine
+// Package client is the Go client of a paxos-go cluster: it talks to the
+// replicas' client ports (engine.Config.ClientAddr), finds the leader,
+// follows redirects, and retries a command with the same sequence number
+// until it is answered, so that it is applied exactly once.
+//
+// It is a package of its own so that a program that only talks to a
+// cluster does not link the replica, its write-ahead log or its snapshot
+// store. Its errors are the engine's (client.ErrNotLeader is
+// engine.ErrNotLeader): errors.Is and errors.As match them from either
+// package.
+package client
 
 import (
 	"context"
@@ -15,12 +25,13 @@ import (
 
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/internal/clientproto"
+	"github.com/paxos-go/paxos/internal/msgp"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
-// ClientOptions configure a Client.
-type ClientOptions struct {
+// Options configure a Client.
+type Options struct {
 	// ClusterID must match the servers'. Default "paxos".
 	ClusterID string
 	// ClientID names this client's session; commands are numbered from 1
@@ -49,7 +60,7 @@ type ClientOptions struct {
 	// is returned by every call.
 	//
 	// With neither, the client speaks plaintext, which only a server with
-	// Config.Insecure accepts.
+	// engine.Config.Insecure accepts.
 	TLS    *tls.Config
 	TLSDir string
 }
@@ -61,7 +72,7 @@ type ClientOptions struct {
 // Clients for concurrency.
 type Client struct {
 	addrs []string
-	opts  ClientOptions
+	opts  Options
 
 	mu   sync.Mutex
 	seq  uint64
@@ -75,8 +86,8 @@ type Client struct {
 	tlsErr  error
 }
 
-// NewClient returns a client of the servers at addrs. It connects lazily.
-func NewClient(addrs []string, opts ClientOptions) *Client {
+// New returns a client of the servers at addrs. It connects lazily.
+func New(addrs []string, opts Options) *Client {
 	if opts.ClusterID == "" {
 		opts.ClusterID = "paxos"
 	}
@@ -182,21 +193,21 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	var st Status
-	if err := decodeMsgpack(resp.Result, &st); err != nil {
+	if err := msgp.Decode(resp.Result, &st); err != nil {
 		return Status{}, fmt.Errorf("engine: malformed status: %w", err)
 	}
 	return st, nil
 }
 
 // AddLearner asks the cluster's leader to add replica id as a learner
-// (see Node.AddLearner): the client finds the leader as for a command, and
-// retries until the change is made or ctx ends. Asking again for a change
+// (see engine.Node.AddLearner): the client finds the leader as for a
+// command, and retries until the change is made or ctx ends. Asking again for a change
 // already made returns nil, so a retry after a timeout is safe. Errors:
 // ErrBadChange and ErrChangeInProgress (not retried), ErrTimeout.
 //
 // A follower does not forward a change: it redirects the client to the
 // leader's client address, which the configuration gives when the
-// replicas have one (Config.ClientAddrs at bootstrap, AddLearner's
+// replicas have one (engine.Config.ClientAddrs at bootstrap, AddLearner's
 // clientAddr after). Without it, the client tries its other addresses
 // in turn: give it every replica's.
 func (c *Client) AddLearner(ctx context.Context, id uint64, peerAddr, clientAddr string) error {
@@ -204,21 +215,21 @@ func (c *Client) AddLearner(ctx context.Context, id uint64, peerAddr, clientAddr
 }
 
 // Promote asks the leader to make learner id a voter once it has caught
-// up (see Node.Promote). When ctx ends first, the error wraps ErrTimeout
-// and, if the learner was still behind, ErrNotCaughtUp.
+// up (see engine.Node.Promote). When ctx ends first, the error wraps
+// ErrTimeout and, if the learner was still behind, ErrNotCaughtUp.
 func (c *Client) Promote(ctx context.Context, id uint64) error {
 	return c.change(ctx, clientproto.Change{Kind: clientproto.ChangePromote, ID: id})
 }
 
 // RemoveReplica asks the leader to remove replica id for good (see
-// Node.RemoveReplica).
+// engine.Node.RemoveReplica).
 func (c *Client) RemoveReplica(ctx context.Context, id uint64) error {
 	return c.change(ctx, clientproto.Change{Kind: clientproto.ChangeRemove, ID: id})
 }
 
 // TransferLeadership asks the leader to hand its leadership to voter id
-// (see Node.TransferLeadership); it returns once the old leader knows id
-// leads.
+// (see engine.Node.TransferLeadership); it returns once the old leader
+// knows id leads.
 func (c *Client) TransferLeadership(ctx context.Context, id uint64) error {
 	return c.change(ctx, clientproto.Change{Kind: clientproto.ChangeTransfer, ID: id})
 }
@@ -324,7 +335,7 @@ func (c *Client) do(ctx context.Context, req clientproto.Request) ([]byte, error
 				wait = max(min(wait, left-left/10), time.Millisecond)
 			}
 			req.Change.WaitMillis = uint64(wait / time.Millisecond)
-			req.Payload = encodeMsgpack(req.Change)
+			req.Payload = msgp.Encode(req.Change)
 		}
 		sent++
 		resp, err := c.roundTrip(ctx, req, wait)
@@ -442,7 +453,7 @@ func (c *Client) tlsConfig() (*tls.Config, error) {
 	c.tlsOnce.Do(func() {
 		switch {
 		case c.opts.TLS != nil && c.opts.TLSDir != "":
-			c.tlsErr = fmt.Errorf("%w: ClientOptions.TLS and ClientOptions.TLSDir are both set; choose one", errClientConfig)
+			c.tlsErr = fmt.Errorf("%w: Options.TLS and Options.TLSDir are both set; choose one", errClientConfig)
 		case c.opts.TLS != nil:
 			c.tls = c.opts.TLS
 		case c.opts.TLSDir != "":
@@ -471,7 +482,7 @@ func (c *Client) roundTrip(ctx context.Context, req clientproto.Request, wait ti
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := c.conn.WriteFrames(time.Until(deadline), encodeMsgpack(&req)); err != nil {
+	if err := c.conn.WriteFrames(time.Until(deadline), msgp.Encode(&req)); err != nil {
 		return clientproto.Response{}, err
 	}
 	c.conn.SetReadDeadline(deadline)
@@ -481,7 +492,7 @@ func (c *Client) roundTrip(ctx context.Context, req clientproto.Request, wait ti
 			return clientproto.Response{}, err
 		}
 		var resp clientproto.Response
-		if err := decodeMsgpack(frame, &resp); err != nil {
+		if err := msgp.Decode(frame, &resp); err != nil {
 			return clientproto.Response{}, fmt.Errorf("engine: malformed response: %w", err)
 		}
 		if resp.ID == req.ID || resp.ID == 0 && resp.Code == clientproto.CodeTooLarge {

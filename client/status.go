@@ -1,0 +1,22 @@
+package client
+
+import "github.com/paxos-go/paxos/engine/paxos"
+
+// Status is a replica's state as its client port reports it (see
+// Client.Status), for monitoring and tools: engine.Status, field for field
+// (the wire carries the fields in this order).
+type Status struct {
+	ID       uint64
+	Role     string
+	Leader   uint64 // valid when HasLead
+	HasLead  bool
+	Promised paxos.Ballot
+	Commit   uint64
+	Applied  uint64
+	LastSlot uint64
+	// Joining says the replica knows no configuration yet: it waits to be
+	// added. Removed says the cluster removed it: it stopped.
+	// ChangeInProgress says this leader has a configuration change or a
+	// leadership transfer under way.
+	Joining, Removed, ChangeInProgress bool
+}

@@ -1,0 +1,50 @@
+package client_test
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/paxos-go/paxos/client"
+	"github.com/paxos-go/paxos/engine"
+)
+
+// TestStatusMatchesEngine checks that client.Status decodes what a server
+// sends: engine.Status, whose fields travel as a msgpack array, in order.
+func TestStatusMatchesEngine(t *testing.T) {
+	c, e := reflect.TypeFor[client.Status](), reflect.TypeFor[engine.Status]()
+	if c.NumField() != e.NumField() {
+		t.Fatalf("client.Status has %d fields, engine.Status %d", c.NumField(), e.NumField())
+	}
+	for i := range c.NumField() {
+		cf, ef := c.Field(i), e.Field(i)
+		if cf.Name != ef.Name || cf.Type != ef.Type {
+			t.Errorf("field %d: client.Status has %s %s, engine.Status %s %s", i, cf.Name, cf.Type, ef.Name, ef.Type)
+		}
+	}
+}
+
+// TestErrorsMatchEngine checks that an error from either package matches
+// the other's sentinels with errors.Is and errors.As.
+func TestErrorsMatchEngine(t *testing.T) {
+	pairs := []struct{ c, e error }{
+		{client.ErrNotLeader, engine.ErrNotLeader}, {client.ErrBusy, engine.ErrBusy},
+		{client.ErrClosed, engine.ErrClosed}, {client.ErrTimeout, engine.ErrTimeout},
+		{client.ErrStale, engine.ErrStale}, {client.ErrSessionExpired, engine.ErrSessionExpired},
+		{client.ErrTooLarge, engine.ErrTooLarge}, {client.ErrResponseNotKept, engine.ErrResponseNotKept},
+		{client.ErrRemoved, engine.ErrRemoved}, {client.ErrDataLost, engine.ErrDataLost},
+		{client.ErrChangeInProgress, engine.ErrChangeInProgress}, {client.ErrBadChange, engine.ErrBadChange},
+		{client.ErrNotCaughtUp, engine.ErrNotCaughtUp},
+	}
+	for _, p := range pairs {
+		if !errors.Is(fmt.Errorf("wrapped: %w", p.c), p.e) || !errors.Is(fmt.Errorf("wrapped: %w", p.e), p.c) {
+			t.Errorf("%v: the client's and the engine's errors differ", p.c)
+		}
+	}
+	var err error = fmt.Errorf("wrapped: %w", &engine.NotLeaderError{LeaderKnown: true, LeaderID: 2})
+	var nl *client.NotLeaderError
+	if !errors.As(err, &nl) || nl.LeaderID != 2 || !errors.Is(err, client.ErrNotLeader) {
+		t.Errorf("an engine.NotLeaderError is not a client.NotLeaderError: %v", err)
+	}
+}

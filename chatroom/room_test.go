@@ -71,6 +71,19 @@ func TestClientExactlyOnce(t *testing.T) {
 	if err != nil || !slices.Equal(got, []string{"hello 1", "hello 2", "hello 3"}) {
 		t.Fatalf("Get: %v, %v", got, err)
 	}
+	// A put retried under its own number (SetSeq) is stored once, and
+	// answered as the first time.
+	seq := c.Seq()
+	if l, err := c.Put(ctx, "again"); err != nil || l != 4 {
+		t.Fatalf("Put: length %d, %v", l, err)
+	}
+	c.SetSeq(seq)
+	if l, err := c.Put(ctx, "again"); err != nil || l != 4 {
+		t.Fatalf("the retried Put: length %d, %v; want the first answer, 4", l, err)
+	}
+	if got, err := c.Get(ctx); err != nil || len(got) != 4 {
+		t.Fatalf("Get after a retry: %v, %v", got, err)
+	}
 }
 
 // A put longer than MaxMessageBytes is refused by Apply itself, whoever

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paxos-go/paxos/engine/paxos"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/net/certs"
 )
@@ -174,7 +175,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	c.id++
-	resp, err := c.roundTrip(ctx, clientRequest{ID: c.id, Op: opStatus})
+	resp, err := c.roundTrip(ctx, clientRequest{ID: c.id, Op: opStatus}, 0)
 	if err != nil {
 		c.disconnect()
 		return Status{}, err
@@ -185,6 +186,79 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	}
 	return st, nil
 }
+
+// AddLearner asks the cluster's leader to add replica id as a learner
+// (see Node.AddLearner): the client finds the leader as for a command, and
+// retries until the change is made or ctx ends. Asking again for a change
+// already made returns nil, so a retry after a timeout is safe. Errors:
+// ErrBadChange and ErrChangeInProgress (not retried), ErrTimeout.
+//
+// A follower does not forward a change: it redirects the client to the
+// leader's client address, which the configuration gives when the
+// replicas have one (Config.ClientAddrs at bootstrap, AddLearner's
+// clientAddr after). Without it, the client tries its other addresses
+// in turn: give it every replica's.
+func (c *Client) AddLearner(ctx context.Context, id uint64, peerAddr, clientAddr string) error {
+	return c.change(ctx, wireChange{Kind: uint8(changeAddLearner), ID: id, PeerAddr: peerAddr, ClientAddr: clientAddr})
+}
+
+// Promote asks the leader to make learner id a voter once it has caught
+// up (see Node.Promote). When ctx ends first, the error wraps ErrTimeout
+// and, if the learner was still behind, ErrNotCaughtUp.
+func (c *Client) Promote(ctx context.Context, id uint64) error {
+	return c.change(ctx, wireChange{Kind: uint8(changePromote), ID: id})
+}
+
+// RemoveReplica asks the leader to remove replica id for good (see
+// Node.RemoveReplica).
+func (c *Client) RemoveReplica(ctx context.Context, id uint64) error {
+	return c.change(ctx, wireChange{Kind: uint8(changeRemove), ID: id})
+}
+
+// TransferLeadership asks the leader to hand its leadership to voter id
+// (see Node.TransferLeadership); it returns once the old leader knows id
+// leads.
+func (c *Client) TransferLeadership(ctx context.Context, id uint64) error {
+	return c.change(ctx, wireChange{Kind: uint8(changeTransfer), ID: id})
+}
+
+// Configuration returns the newest configuration the leader's committed
+// log chose (or, with no leader known, that of the first replica that
+// answers).
+func (c *Client) Configuration(ctx context.Context) (paxos.Configuration, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp, err := c.do(ctx, clientRequest{Op: opConfig})
+	var nr notRun
+	if errors.As(err, &nr) {
+		err = nr.err
+	}
+	if err != nil {
+		return paxos.Configuration{}, err
+	}
+	conf, err := paxos.DecodeConfigValue(resp)
+	if err != nil {
+		return paxos.Configuration{}, fmt.Errorf("engine: malformed configuration: %w", err)
+	}
+	return conf, nil
+}
+
+// change asks for a configuration change or a transfer.
+func (c *Client) change(ctx context.Context, wc wireChange) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.do(ctx, clientRequest{Op: opChange, change: &wc})
+	var nr notRun
+	if errors.As(err, &nr) {
+		err = nr.err
+	}
+	return err
+}
+
+// changeWait is how long the server waits for a change before it answers
+// ErrTimeout (the client asks again): bounded, so that a client whose
+// server died moves on.
+const changeWait = 10 * time.Second
 
 // Close closes the client's connection.
 func (c *Client) Close() error {
@@ -205,6 +279,9 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 			if last == nil {
 				last = err
 			}
+			if errors.Is(last, ErrNotCaughtUp) {
+				return nil, fmt.Errorf("%w: %w: %w", ErrTimeout, err, last)
+			}
 			return nil, fmt.Errorf("%w: %w (last error: %v)", ErrTimeout, err, last)
 		}
 		if attempt > 0 && redirect == "" {
@@ -224,17 +301,38 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 			if errors.Is(err, errClientConfig) {
 				return nil, err
 			}
-			last, redirect = err, ""
+			if last == nil || ctx.Err() == nil {
+				last = err // (see below)
+			}
+			redirect = ""
 			continue
 		}
 		redirect = ""
 		c.id++
 		req.ID = c.id
 		req.Redirect = true
+		var wait time.Duration
+		if req.change != nil {
+			// The server waits for the change up to most of what is left
+			// of ctx (at most changeWait), so that its answer, and why
+			// the change is not made yet, arrives before ctx ends; the
+			// attempt waits for the server.
+			wait = changeWait
+			if d, ok := ctx.Deadline(); ok {
+				left := time.Until(d)
+				wait = max(min(wait, left-left/10), time.Millisecond)
+			}
+			req.change.WaitMillis = uint64(wait / time.Millisecond)
+			req.Payload = encodeMsgpack(req.change)
+		}
 		sent++
-		resp, err := c.roundTrip(ctx, req)
+		resp, err := c.roundTrip(ctx, req, wait)
 		if err != nil {
-			last = err
+			if last == nil || ctx.Err() == nil {
+				// (An attempt cut short by the end of ctx says less than
+				// what a server answered before.)
+				last = err
+			}
 			c.disconnect()
 			continue
 		}
@@ -258,9 +356,12 @@ func (c *Client) do(ctx context.Context, req clientRequest) ([]byte, error) {
 			}
 		case codeBusy, codeTimeout:
 			last = err
-		default: // closed, stale, expired, too large, not kept
-			if resp.Code == codeClosed {
-				last = err
+		case codeNotCaughtUp:
+			last = serverError(err, resp.Message)
+		default: // closed, removed, data lost, stale, expired, too large, not kept, bad change, change in progress
+			if resp.Code == codeClosed || resp.Code == codeRemoved || resp.Code == codeDataLost {
+				// That server stopped: try another.
+				last = serverError(err, resp.Message)
 				c.disconnect()
 				continue
 			}
@@ -362,9 +463,10 @@ func (c *Client) disconnect() {
 	}
 }
 
-// roundTrip sends req and reads until the response with its ID.
-func (c *Client) roundTrip(ctx context.Context, req clientRequest) (clientResponse, error) {
-	deadline := time.Now().Add(c.opts.AttemptTimeout)
+// roundTrip sends req and reads until the response with its ID, waiting
+// AttemptTimeout plus wait (what the server may take) at most.
+func (c *Client) roundTrip(ctx context.Context, req clientRequest, wait time.Duration) (clientResponse, error) {
+	deadline := time.Now().Add(c.opts.AttemptTimeout + wait)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}

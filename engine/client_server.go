@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/paxos-go/paxos/engine/paxos"
 	paxosnet "github.com/paxos-go/paxos/net"
 )
 
@@ -23,9 +24,16 @@ import (
 //	response msgpack [id, status, result, leader, code, message]
 //
 // op 1 submits a command (exactly once per clientID and seq); op 2 asks a
-// read-only query; op 3 asks for the replica's Status (msgpack), for tools.
-// With redirect set, a follower that knows the leader's client address
-// answers status 1 with it instead of forwarding (ops 1 and 2).
+// read-only query; op 3 asks for the replica's Status (msgpack), for tools;
+// op 4 asks for a configuration change or a leadership transfer, whose
+// payload is a wireChange (msgpack), answered once it is made (see
+// Node.AddLearner and the others), after at most the wait it gives; op 5
+// asks for the newest configuration the replica's committed log chose
+// (the result is paxos.EncodeConfigValue's). With redirect set, a follower
+// that knows the leader's client address answers status 1 with it instead
+// of forwarding or answering (ops 1, 2, 4 and 5); without it, a follower
+// answers op 4 with code 1 (not the leader), naming the leader's address
+// if it knows it.
 //
 // A request frame longer than MaxCommandBytes plus 1 KiB is answered with
 // a response of ID 0 and code 8 (too large), and the connection is closed:
@@ -40,6 +48,8 @@ const (
 	opSubmit uint8 = 1
 	opQuery  uint8 = 2
 	opStatus uint8 = 3
+	opChange uint8 = 4
+	opConfig uint8 = 5
 
 	statusOK       uint8 = 0
 	statusRedirect uint8 = 1
@@ -57,20 +67,77 @@ const (
 	codeBadRequest
 	codeTooLarge
 	codeNotKept
+	codeChangeInProgress
+	codeBadChange
+	codeNotCaughtUp
+	codeRemoved
+	codeDataLost
 )
 
 var codeErrors = map[uint8]error{
 	codeNotLeader: ErrNotLeader, codeBusy: ErrBusy, codeTimeout: ErrTimeout, codeClosed: ErrClosed,
 	codeStale: ErrStale, codeExpired: ErrSessionExpired, codeTooLarge: ErrTooLarge, codeNotKept: ErrResponseNotKept,
+	codeChangeInProgress: ErrChangeInProgress, codeBadChange: ErrBadChange, codeNotCaughtUp: ErrNotCaughtUp,
+	codeRemoved: ErrRemoved, codeDataLost: ErrDataLost,
+}
+
+// codeOrder is the order errorCode tries the codes in: an error may match
+// several (a timeout while the learner is not caught up; a node closed
+// because it was removed), and the more telling one wins.
+var codeOrder = []uint8{
+	codeNotLeader, codeBusy, codeChangeInProgress, codeBadChange, codeNotCaughtUp, codeRemoved, codeDataLost,
+	codeTimeout, codeClosed, codeStale, codeExpired, codeTooLarge, codeNotKept,
 }
 
 func errorCode(err error) uint8 {
-	for code, e := range codeErrors {
-		if errors.Is(err, e) {
+	for _, code := range codeOrder {
+		if errors.Is(err, codeErrors[code]) {
 			return code
 		}
 	}
 	return codeBadRequest
+}
+
+// wireChange is the payload of op 4.
+type wireChange struct {
+	Kind       uint8 // changeKind
+	ID         uint64
+	PeerAddr   string
+	ClientAddr string
+	// WaitMillis is how long the server waits for the change before it
+	// answers ErrTimeout (default 10 s, at most a minute).
+	WaitMillis uint64
+}
+
+// Bounds of a change's wait on the server.
+const (
+	defaultChangeWait = 10 * time.Second
+	maxChangeWait     = time.Minute
+)
+
+// request returns the change wc asks for.
+func (wc wireChange) request() (changeRequest, error) {
+	cc := paxos.ConfChange{ID: paxos.NodeID(wc.ID), PeerAddr: wc.PeerAddr, ClientAddr: wc.ClientAddr}
+	switch changeKind(wc.Kind) {
+	case changeAddLearner:
+		cc.Type = paxos.AddLearner
+	case changePromote:
+		cc.Type = paxos.Promote
+	case changeRemove:
+		cc.Type = paxos.Remove
+	case changeTransfer:
+		cc.PeerAddr, cc.ClientAddr = "", ""
+	default:
+		return changeRequest{}, fmt.Errorf("unknown change kind %d", wc.Kind)
+	}
+	return changeRequest{kind: changeKind(wc.Kind), cc: cc}, nil
+}
+
+func (wc wireChange) wait() time.Duration {
+	if wc.WaitMillis == 0 {
+		return defaultChangeWait
+	}
+	return min(time.Duration(wc.WaitMillis)*time.Millisecond, maxChangeWait)
 }
 
 type clientRequest struct {
@@ -80,6 +147,9 @@ type clientRequest struct {
 	Seq      uint64
 	Payload  view
 	Redirect bool
+	// change is the client's change of op 4, which it encodes into
+	// Payload at each attempt (not on the wire itself).
+	change *wireChange `codec:"-"`
 }
 
 type clientResponse struct {
@@ -460,9 +530,9 @@ func (cc *clientConn) handle(req clientRequest) {
 		cc.queue(clientResponse{ID: req.ID, Result: encodeMsgpack(&st)})
 		return
 	}
-	if req.Redirect && (req.Op == opSubmit || req.Op == opQuery) {
+	if req.Redirect && (req.Op == opSubmit || req.Op == opQuery || req.Op == opChange || req.Op == opConfig) {
 		if st := n.Status(); st.Role != "leader" && st.HasLead {
-			if addr := n.cfg.ClientAddrs[st.Leader]; addr != "" {
+			if addr := n.clientAddrOf(st.Leader); addr != "" {
 				cc.queue(clientResponse{ID: req.ID, Status: statusRedirect, Leader: addr})
 				return
 			}
@@ -484,6 +554,25 @@ func (cc *clientConn) handle(req clientRequest) {
 		}
 		var resp []byte
 		_, err = n.read(func() { resp = qr.Query(req.Payload) }, func(err error) { cc.reply(req.ID, resp, err) })
+	case opChange:
+		var wc wireChange
+		if err = decodeMsgpack(req.Payload, &wc); err != nil {
+			err = fmt.Errorf("malformed change: %w", err)
+			break
+		}
+		var r changeRequest
+		if r, err = wc.request(); err != nil {
+			break
+		}
+		err = n.changeAsync(r, wc.wait(), func(err error) { cc.reply(req.ID, nil, err) })
+	case opConfig:
+		v := n.view.Load()
+		if v == nil || v.joining {
+			err = fmt.Errorf("%w: this replica is joining and knows no configuration yet", n.notLeaderHint())
+			break
+		}
+		cc.reply(req.ID, paxos.EncodeConfigValue(v.conf), nil)
+		return
 	default:
 		err = fmt.Errorf("unknown operation %d", req.Op)
 	}

@@ -42,13 +42,35 @@ const (
 	clientEnvelopeBytes = 1 << 10
 )
 
-// Config configures a Node. ID, Peers and DataDir are required; every
-// other field has the default its comment gives.
+// Config configures a Node. ID and DataDir are required, and Peers or
+// Join at the first start; every other field has the default its comment
+// gives.
 type Config struct {
 	// ID is this replica. Peers maps every replica of the cluster, this one
 	// included, to the address replicas use to reach it.
+	//
+	// Peers (with ClientAddrs) only bootstraps a new cluster: at the first
+	// start, in an empty data directory, it is recorded there as the
+	// cluster's first configuration, and every later start uses the
+	// recorded one and the changes made since (AddLearner, Promote,
+	// RemoveReplica), which the log and the snapshots carry; Peers may then
+	// be left out, and if it differs the node logs it and ignores it. An
+	// empty data directory with neither Peers nor Join is refused
+	// (ErrNoPeers).
 	ID    uint64
 	Peers map[uint64]string
+	// Join starts a replica that joins a running cluster: its data
+	// directory must be empty (ErrJoinNotEmpty otherwise), it knows no
+	// configuration and never campaigns, and it waits until the cluster
+	// adds it (AddLearner, on the leader, with this replica's addresses);
+	// then the leader sends it a snapshot, from which it learns the
+	// configuration, and the log. Peers needs only this replica's own
+	// address, to listen on; other entries are replicas to reach meanwhile
+	// (none is needed: the leader reaches the new replica, which takes any
+	// replica of the cluster while it knows no configuration). Once it has
+	// joined, restart it without Join: a Join start of a directory that
+	// holds state is refused.
+	Join bool
 	// ClusterID must be the same on every replica; connections from
 	// another cluster are refused. Default "paxos".
 	ClusterID string
@@ -59,9 +81,18 @@ type Config struct {
 	// ClientAddr, if set, is where this replica serves clients (see
 	// Client). ClientAddrs maps replicas to their client addresses, so
 	// that a follower can redirect clients to the leader; without it,
-	// followers forward.
+	// followers forward. Like Peers, ClientAddrs only bootstraps: the
+	// configuration carries each replica's client address from then on
+	// (AddLearner gives a new replica's).
 	ClientAddr  string
 	ClientAddrs map[uint64]string
+	// PeerListenAddr, if set, is where the default transport listens for
+	// peers, instead of this replica's peer address (the configuration's,
+	// or Peers[ID] before it has one), which the other replicas go on
+	// dialling and its Hellos go on advertising: for a proxy, a NAT or a
+	// port mapping between the replicas (the fault harness puts a proxy
+	// in front of every replica).
+	PeerListenAddr string
 
 	// ElectionTimeout: a follower that hears nothing from the leader for
 	// between one and two of these starts an election. Default 1 s; at
@@ -216,12 +247,10 @@ type Transport interface {
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if len(c.Peers) == 0 {
-		return c, errors.New("engine: Config.Peers is empty")
+	if paxos.NodeID(c.ID) == paxos.None {
+		return c, fmt.Errorf("engine: Config.ID %d is reserved (it means no replica)", c.ID)
 	}
-	if _, ok := c.Peers[c.ID]; !ok {
-		return c, fmt.Errorf("engine: Config.ID %d is not in Config.Peers", c.ID)
-	}
+
 	if c.DataDir == "" {
 		return c, errors.New("engine: Config.DataDir is empty")
 	}
@@ -333,3 +362,12 @@ const walDirName = "wal"
 func (c Config) walDir() string { return filepath.Join(c.DataDir, walDirName) }
 
 func (c Config) snapshotDir() string { return filepath.Join(c.DataDir, "snapshots") }
+
+// peerListenAddr returns where the default transport listens: the
+// replica's peer address, unless PeerListenAddr says otherwise.
+func (c Config) peerListenAddr(peerAddr string) string {
+	if c.PeerListenAddr != "" {
+		return c.PeerListenAddr
+	}
+	return peerAddr
+}

@@ -172,7 +172,7 @@ func TestSnapshotHeaderLengthIsChecked(t *testing.T) {
 	for _, length := range []int{0xFFFFFFF0, 1} {
 		s := storage.NewMem()
 		w, _ := s.Create(5, storage.Ballot{})
-		w.Write(snapshotHeader(5, length))
+		w.Write(legacySnapshotHeader(5, length))
 		m, err := w.Commit()
 		if err != nil {
 			t.Fatal(err)
@@ -180,7 +180,7 @@ func TestSnapshotHeaderLengthIsChecked(t *testing.T) {
 		n := &Node{snaps: s, log: hclog.NewNullLogger()}
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		err = n.loadSnapshot(m)
+		_, err = n.loadSnapshot(m, false)
 		runtime.ReadMemStats(&after)
 		if err == nil || !strings.Contains(err.Error(), "malformed header") {
 			t.Fatalf("a %d-byte snapshot declaring a session table of %d bytes: %v, want a malformed header", m.Size, length, err)

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/paxos-go/paxos/engine/paxos"
 )
 
 // Errors returned by Node and Client. Compare with errors.Is; ErrNotLeader
@@ -32,6 +34,43 @@ var (
 	// session.MaxCachedResponseBytes, or dropped to keep the table within
 	// session.MaxCachedBytes). The command ran once; its response is lost.
 	ErrResponseNotKept = errors.New("paxos: the command was executed, but its response was not kept for a retry")
+	// ErrRemoved: this replica was removed from the cluster's
+	// configuration. It stopped (its calls return ErrRemoved, wrapped in
+	// ErrClosed) and takes no part any more; its ID is never used again.
+	ErrRemoved = errors.New("paxos: this replica was removed from the cluster")
+	// ErrDataLost: the cluster refused this replica as one that lost its
+	// data: its data directory is new (or wiped, or it was started with
+	// Join) but the cluster knows its ID as a replica that had state. It
+	// forgot what it promised and accepted, so taking it back could break
+	// agreement. Remove it (RemoveReplica) and add a new replica under a
+	// new ID with an empty data directory. The refusal is recorded in the
+	// data directory: later starts of it are refused too.
+	ErrDataLost = errors.New("paxos: the cluster refused this replica: it lost its data")
+	// ErrChangeInProgress: another configuration change or leadership
+	// transfer asked of this leader has not finished; one at a time. (The
+	// same error as paxos.ErrChangeInProgress.)
+	ErrChangeInProgress = paxos.ErrChangeInProgress
+	// ErrBadChange: the change cannot apply to the configuration: adding
+	// an ID that is a member already with other addresses, or that was
+	// removed (an ID is never used again); promoting or removing a
+	// replica that is not a member; removing the last voter; transferring
+	// leadership to a replica that is not a voter. (The same error as
+	// paxos.ErrBadChange.)
+	ErrBadChange = paxos.ErrBadChange
+	// ErrNotCaughtUp: the learner to promote is more than the core's
+	// CatchUpSlots behind the commit index, or the leader has not heard
+	// from the replica to hand its leadership to. Promote and
+	// TransferLeadership retry until their context ends, then return it
+	// wrapped with ErrTimeout. (The same error as paxos.ErrNotCaughtUp.)
+	ErrNotCaughtUp = paxos.ErrNotCaughtUp
+	// ErrJoinNotEmpty: Start was given Join with a data directory that
+	// already holds state: a replica joins once, with an empty directory;
+	// after that it restarts without Join.
+	ErrJoinNotEmpty = errors.New("engine: Join needs an empty data directory")
+	// ErrNoPeers: Start was given an empty data directory, no Peers and
+	// no Join: there is no configuration to start from. Set Peers to
+	// bootstrap a new cluster, or Join to join a running one.
+	ErrNoPeers = errors.New("engine: the data directory is empty and Config.Peers is empty: set Peers to bootstrap a new cluster, or Join to join a running one")
 	// ErrNoTLS: Start was given no TLS for the peer port, nor Insecure.
 	ErrNoTLS = errors.New("engine: the peer port needs TLS: set Config.TLSDir to a directory made by `paxos certs` " +
 		"(or Config.PeerTLS), or set Config.Insecure to run it unauthenticated on a network where every host is trusted")
@@ -41,18 +80,24 @@ var (
 		"(or Config.ClientTLS), or set Config.Insecure to serve clients in plaintext, unauthenticated, on a network where every host is trusted")
 )
 
-// NotLeaderError is an ErrNotLeader with a hint: the leader's client
-// address, if this replica knows it (and Config.ClientAddrs lists it).
+// NotLeaderError is an ErrNotLeader with a hint: the leader's ID and its
+// client address, if this replica knows them (the address is the one the
+// configuration gives the leader; see Config.ClientAddrs).
 type NotLeaderError struct {
-	LeaderID   uint64
-	LeaderAddr string // empty when unknown
+	// LeaderKnown says LeaderID is the leader this replica follows.
+	LeaderKnown bool
+	LeaderID    uint64
+	LeaderAddr  string // empty when unknown
 }
 
 func (e *NotLeaderError) Error() string {
-	if e.LeaderAddr == "" {
-		return ErrNotLeader.Error() + " (leader unknown)"
+	switch {
+	case e.LeaderAddr != "":
+		return fmt.Sprintf("%s (the leader is replica %d at %s)", ErrNotLeader, e.LeaderID, e.LeaderAddr)
+	case e.LeaderKnown:
+		return fmt.Sprintf("%s (the leader is replica %d, whose client address is unknown)", ErrNotLeader, e.LeaderID)
 	}
-	return fmt.Sprintf("%s (the leader is replica %d at %s)", ErrNotLeader, e.LeaderID, e.LeaderAddr)
+	return ErrNotLeader.Error() + " (leader unknown)"
 }
 
 // Is makes errors.Is(err, ErrNotLeader) true.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +89,37 @@ type Node struct {
 	senderWG    sync.WaitGroup
 	snapResults chan snapSendResult
 	incoming    *snapReceiver
+	// snapHasConfig says the newest snapshot carries the configuration
+	// state (version 2): one without it is not sent to a follower.
+	snapHasConfig bool
+
+	// Membership (see membership.go), owned by the loop. confs is the
+	// configuration state at the applied slot, compacted to it: the
+	// configurations of the slots after it; nil while joining (no
+	// configuration known yet). Invariant: confs is the bootstrap (or
+	// snapshot's) state with every configuration value applied up to
+	// applied.
+	confs         paxos.ConfigState
+	restoredConfs paxos.ConfigState // of the snapshot Start restored, if any
+	joining       bool
+	peerAddrs     map[uint64]string // what the transport was last given
+	change        *changeOp         // the change or transfer under way
+	changing      atomic.Bool       // change != nil, for tests
+	// Commands that found no leader to go to (a leadership transfer under
+	// way, usually): they wait, up to an election timeout, for one.
+	parked      [][]paxos.Command
+	parkedSince time.Time
+	// hadLeader says a leader was known at the end of the last turn;
+	// leaderLost is when the last one was lost.
+	hadLeader  bool
+	leaderLost time.Time
+	// confsGen counts the changes of confs.
+	confsGen uint64
+	// quietTicks counts the ticks since a message last arrived.
+	quietTicks int
+	// freshState says the replica holds no durable state yet (see
+	// noteDurableState).
+	freshState atomic.Bool
 
 	// Shared with callers; guarded by mu.
 	mu         sync.Mutex
@@ -98,8 +128,23 @@ type Node struct {
 	waiters    map[cmdKey]*waiter
 	reads      []*readRequest // read requests for the loop to start
 	snapReqs   []chan snapshotResult
+	changeReqs []*changeWaiter // configuration changes for the loop to take
 	closed     bool
 	failure    error
+
+	// Shared with the transport's goroutines (see admit): the membership
+	// this replica knows, and the replicas it heard from with state in this
+	// life.
+	view       atomic.Pointer[memberView]
+	statefulMu sync.Mutex
+	stateful   map[uint64]bool
+	// peerState is what the transport's Hellos say; the persister and the
+	// loop change it (under peerStateMu, so that they never send it back).
+	peerStateMu sync.Mutex
+	peerState   paxosnet.PeerState
+	// refusedCh carries a refusal by the cluster (removed, data lost) from
+	// the transport to the loop, which stops.
+	refusedCh chan error
 
 	kick chan struct{} // wakes the loop: a command or read arrived
 	stop chan struct{} // closed by Close
@@ -172,6 +217,11 @@ type Status struct {
 	Commit   uint64
 	Applied  uint64
 	LastSlot uint64
+	// Joining says the replica knows no configuration yet: it waits to be
+	// added (Config.Join). Removed says the cluster removed it: it stopped.
+	// ChangeInProgress says this leader has a configuration change or a
+	// leadership transfer under way.
+	Joining, Removed, ChangeInProgress bool
 }
 
 // Start opens the node's log and snapshots, recovers its state (the latest
@@ -199,6 +249,8 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		selfCh:      make(chan []paxos.Message, 256),
 		persistErr:  make(chan error, 1),
 		persistDone: make(chan struct{}),
+		stateful:    map[uint64]bool{},
+		refusedCh:   make(chan error, 1),
 	}
 	if ro, ok := sm.(ReadOnlyCommands); ok {
 		n.readOnly = ro.ReadOnly
@@ -241,6 +293,9 @@ func (n *Node) open() error {
 			return err
 		}
 	}
+	if err := checkDataLost(n.cfg.DataDir); err != nil {
+		return err
+	}
 	if err := n.restoreSnapshot(st); err != nil {
 		return err
 	}
@@ -259,14 +314,22 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
-	peers := make([]paxos.NodeID, 0, len(n.cfg.Peers))
-	for id := range n.cfg.Peers {
-		peers = append(peers, paxos.NodeID(id))
+	// The replica holds state if it has a log, a snapshot or a promise:
+	// fresh, it has promised and accepted nothing (see paxosnet.Hello).
+	snaps, err := n.snaps.List()
+	if err != nil {
+		return fmt.Errorf("engine: listing snapshots: %w", err)
 	}
-	slices.Sort(peers)
+	hasLog := st.LastSlot > 0 || st.Compacted.Slot > 0 || n.applied > 0 || len(snaps) > 0
+	fresh := !hasLog && st.HardState == (wal.HardState{})
+	if err := n.startingConfiguration(hasLog); err != nil {
+		return err
+	}
+	n.peerState = paxosnet.PeerState{Fresh: fresh, Joining: n.joining}
+	n.freshState.Store(fresh)
 	n.rn, err = paxos.NewRawNode(paxos.Config{
 		ID:                  paxos.NodeID(n.cfg.ID),
-		Peers:               peers,
+		ConfigState:         n.confs,
 		ElectionTicks:       int(n.cfg.ElectionTimeout / n.cfg.HeartbeatInterval),
 		HeartbeatTicks:      1,
 		MaxBatchBytes:       n.cfg.MaxBatchBytes,
@@ -283,12 +346,24 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	n.checkFlags(n.rn.Status().Config)
+	n.publishView(n.rn.Status())
+	n.peerAddrs = n.wantedPeers()
 	n.tr = n.cfg.Transport
 	if n.tr == nil {
+		listen, err := n.listenAddr()
+		if err != nil {
+			return err
+		}
 		tr, err := paxosnet.Listen(paxosnet.Options{
 			ClusterID:     n.cfg.ClusterID,
 			ID:            n.cfg.ID,
-			Peers:         n.cfg.Peers,
+			Peers:         n.peerAddrs,
+			ListenAddr:    n.cfg.peerListenAddr(listen),
+			AdvertiseAddr: listen,
+			State:         n.peerState,
+			Admit:         n.admit,
+			OnRefused:     n.onRefused,
 			TLS:           n.cfg.PeerTLS,
 			Insecure:      n.cfg.Insecure,
 			MaxFrameBytes: n.cfg.MaxFrameBytes,
@@ -304,7 +379,11 @@ func (n *Node) open() error {
 			return err
 		}
 	}
-	n.log.Info("replica started", "id", n.cfg.ID, "peers", len(peers), "applied", n.applied,
+	conf := "none yet (joining)"
+	if n.confs != nil {
+		conf = n.confs.Latest().String()
+	}
+	n.log.Info("replica started", "id", n.cfg.ID, "configuration", conf, "fresh", fresh, "applied", n.applied,
 		"log_first", st.FirstSlot, "log_last", st.LastSlot, "promised", st.HardState.Promised)
 	return nil
 }
@@ -346,10 +425,13 @@ func (n *Node) run() {
 		case <-n.stop:
 			return
 		case err = <-n.persistErr:
+		case err = <-n.refusedCh:
 		case <-ticker.C:
 			n.rn.Tick()
 			n.sweep()
+			n.checkQuiet()
 		case batch := <-recv:
+			n.quietTicks = 0
 			err = n.stepAll(batch)
 		case msgs := <-n.selfCh:
 			n.stepSelf(msgs)
@@ -375,9 +457,14 @@ func (n *Node) run() {
 			err = n.takeRequests()
 		}
 		if err == nil {
+			n.unpark()
+			n.driveChanges()
 			if n.rn.HasReady() {
 				err = n.handleReady()
 			}
+		}
+		if err == nil {
+			err = n.afterTurn()
 		}
 		if err != nil {
 			n.fail(err)
@@ -386,7 +473,6 @@ func (n *Node) run() {
 		if len(n.senders) > 0 {
 			n.stopSendersIfFollowing()
 		}
-		n.publishStatus()
 	}
 }
 
@@ -460,7 +546,14 @@ func (n *Node) takeRequests() error {
 		// growing buffer as they came, a batch of 1 KiB commands was
 		// copied about twice over, a quarter of a loaded leader's CPU.
 		if err := n.rn.Propose(paxos.EncodeBatch(batch)); err != nil {
-			n.failCommands(batch, n.proposeError(err))
+			if errors.Is(err, paxos.ErrNoLeader) && n.leaderRecently() {
+				// A leader was known a moment ago: a transfer, or an
+				// election, is under way. Wait for the next one rather
+				// than fail.
+				n.park(batch)
+			} else {
+				n.failCommands(batch, n.proposeError(err))
+			}
 		}
 	}
 	for _, r := range reads {
@@ -538,8 +631,8 @@ func (n *Node) proposeError(err error) error {
 func (n *Node) notLeader() error {
 	e := &NotLeaderError{}
 	if l := n.rn.Leader(); l != paxos.None {
-		e.LeaderID = uint64(l)
-		e.LeaderAddr = n.cfg.ClientAddrs[uint64(l)]
+		e.LeaderKnown, e.LeaderID = true, uint64(l)
+		e.LeaderAddr = n.clientAddrOf(uint64(l))
 	}
 	return e
 }
@@ -621,6 +714,12 @@ func (n *Node) handleReady() error {
 	n.serveReads()
 	n.rn.Advance(rd)
 	for _, to := range rd.SendSnapshots {
+		if _, running := n.senders[uint64(to)]; running {
+			continue
+		}
+		if err := n.snapshotToSend(); err != nil {
+			return err
+		}
 		n.startSnapshotSender(uint64(to))
 	}
 	return n.maybeSnapshot()
@@ -643,6 +742,7 @@ func (n *Node) persist() {
 				n.persistErr <- fmt.Errorf("engine: the write-ahead log failed: %w", err)
 				continue
 			}
+			n.noteDurableState()
 		}
 		for _, m := range job.after {
 			n.tr.Send(m.to, m.payload)
@@ -663,6 +763,7 @@ func (n *Node) send(m paxos.Message) {
 // apply applies committed entries through the session table, then
 // answers the waiting callers all at once.
 func (n *Node) apply(ents []paxos.Entry) error {
+	confsChanged := false
 	for _, e := range ents {
 		if e.Slot <= n.applied {
 			continue // covered by the snapshot the node restarted from
@@ -684,6 +785,20 @@ func (n *Node) apply(ents []paxos.Entry) error {
 		}
 		n.applied, n.appliedBallot = e.Slot, e.Ballot
 		n.bytesSinceSnap += int64(len(e.Value))
+		if n.confs != nil && paxos.IsConfigValue(e.Value) {
+			// A configuration chosen: it governs from ConfigWindow slots
+			// on. (The session table applied nothing: the value holds no
+			// commands.)
+			n.confs, confsChanged = n.confs.Apply(e.Slot, e.Value), true
+		}
+	}
+	if len(n.confs) > 1 {
+		if c := n.confs.Compact(n.applied); len(c) != len(n.confs) {
+			n.confs, confsChanged = c, true
+		}
+	}
+	if confsChanged {
+		n.syncPeers()
 	}
 	if len(n.results) == 0 {
 		return nil
@@ -908,11 +1023,13 @@ func (n *Node) serveReads() {
 	n.readsToServe = kept
 }
 
-func (n *Node) publishStatus() {
-	st := n.rn.Status()
+func (n *Node) publishStatus() { n.publishStatusOf(n.rn.Status()) }
+
+func (n *Node) publishStatusOf(st paxos.Status) {
 	s := &Status{
 		ID: n.cfg.ID, Role: st.Role, Promised: st.Promised, Commit: st.Commit,
 		Applied: n.applied, LastSlot: st.LastSlot,
+		Joining: st.Joining, Removed: st.Removed, ChangeInProgress: st.ChangeInProgress,
 	}
 	if st.Lead != paxos.None {
 		s.Leader, s.HasLead = uint64(st.Lead), true
@@ -927,12 +1044,53 @@ func (n *Node) Status() Status { return *n.status.Load() }
 // failing, above all): it refuses all further work, and everyone waiting
 // gets the error.
 func (n *Node) fail(err error) {
-	n.log.Error("replica stopped", "error", err)
+	switch {
+	case errors.Is(err, ErrRemoved):
+		n.log.Warn("this replica was removed from the cluster: it stops and takes no part any more", "reason", err)
+	case errors.Is(err, ErrDataLost):
+		n.log.Error("the cluster refused this replica as one that lost its data: it stops. "+
+			"Remove it (RemoveReplica) and add a new replica under a new ID, with an empty data directory", "reason", err)
+	default:
+		n.log.Error("replica stopped", "error", err)
+	}
+	if errors.Is(err, ErrRemoved) {
+		// Told by a peer, perhaps, before its own log showed it.
+		st := *n.status.Load()
+		st.Removed = true
+		n.status.Store(&st)
+	}
 	n.mu.Lock()
 	n.failure = err
 	n.closed = true
 	n.mu.Unlock()
 	n.abandonAll(fmt.Errorf("%w: %w", ErrClosed, err))
+	if errors.Is(err, ErrRemoved) || errors.Is(err, ErrDataLost) {
+		// The cluster will not take the replica back: release its ports
+		// and its data directory, as Close does. A moment later, so that
+		// the messages of its last turn (a removed leader's handover) go
+		// out first.
+		go func() {
+			t := time.NewTimer(2 * n.cfg.HeartbeatInterval)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-n.stop:
+			}
+			n.Close()
+		}()
+	}
+}
+
+// Done returns a channel that is closed when the node stops: Close was
+// called, or it failed, or the cluster removed it (see Err).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns why the node stopped by itself (a failed write, ErrRemoved,
+// ErrDataLost), or nil.
+func (n *Node) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.failure
 }
 
 func (n *Node) closedError() error {
@@ -945,9 +1103,19 @@ func (n *Node) closedError() error {
 // abandonAll answers everyone still waiting with err.
 func (n *Node) abandonAll(err error) {
 	n.mu.Lock()
-	waiters, reads, snaps := n.waiters, n.reads, n.snapReqs
-	n.waiters, n.reads, n.snapReqs, n.batch, n.batchBytes = map[cmdKey]*waiter{}, nil, nil, nil, 0
+	waiters, reads, snaps, changes := n.waiters, n.reads, n.snapReqs, n.changeReqs
+	n.waiters, n.reads, n.snapReqs, n.batch, n.batchBytes, n.changeReqs = map[cmdKey]*waiter{}, nil, nil, nil, 0, nil
 	n.mu.Unlock()
+	n.parked = nil
+	for _, w := range changes {
+		w.finish(err)
+	}
+	if n.change != nil {
+		for _, w := range n.change.waiters {
+			w.finish(err)
+		}
+		n.change = nil
+	}
 	for _, w := range waiters {
 		for _, fn := range w.notify {
 			fn(Result{Err: err})

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,9 +95,11 @@ type testCluster struct {
 	mod    func(*Config)
 	tlsDir string // the cluster's certificates
 
-	mu    sync.Mutex // guards nodes and sms, which crashes and restarts change
+	mu    sync.Mutex // guards nodes, sms and added, which crashes and restarts change
 	nodes map[uint64]*Node
 	sms   map[uint64]*logMachine
+	// added are the addresses of the replicas added at run time.
+	added map[uint64]replicaAddrs
 	// trivial makes start give replicas a trivialMachine (benchmarks).
 	trivial bool
 }
@@ -141,8 +144,12 @@ func newTestCluster(t testing.TB, size int, mod func(*Config)) *testCluster {
 		c.peers[id], c.client[id] = freeAddr(t), freeAddr(t)
 		ids = append(ids, id)
 	}
-	// The replicas talk mutual TLS, as in production.
+	// The replicas talk mutual TLS, as in production; the certificates
+	// cover a few replicas more, for tests that add some.
 	c.tlsDir = filepath.Join(c.dir, "certs")
+	for id := uint64(size) + 1; id <= uint64(size)+spareReplicas; id++ {
+		ids = append(ids, id)
+	}
 	if _, err := certs.CreateDir(c.tlsDir, "test", ids); err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +170,29 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// spareReplicas is how many replica IDs past a test cluster's size have
+// certificates, for tests that add replicas.
+const spareReplicas = 4
+
 // start starts replica id from its data directory, with a fresh state
 // machine that the node restores from its snapshot and log.
 func (c *testCluster) start(id uint64) *Node {
+	c.t.Helper()
+	return c.startWith(id, nil)
+}
+
+// startWith is start with mod applied to the configuration last.
+func (c *testCluster) startWith(id uint64, mod func(*Config)) *Node {
+	c.t.Helper()
+	n, err := c.tryStart(id, mod)
+	if err != nil {
+		c.t.Fatalf("starting replica %d: %v", id, err)
+	}
+	return n
+}
+
+// tryStart is startWith, returning the error of Start.
+func (c *testCluster) tryStart(id uint64, mod func(*Config)) (*Node, error) {
 	c.t.Helper()
 	sm := &logMachine{}
 	var machine StateMachine = sm
@@ -179,27 +206,38 @@ func (c *testCluster) start(id uint64) *Node {
 		ClientAddrs:     c.client,
 		ElectionTimeout: 300 * time.Millisecond,
 	}
+	c.mu.Lock()
+	if a, ok := c.added[id]; ok {
+		// A replica added at run time: the flags are the first
+		// configuration's, which does not have it.
+		cfg.ClientAddr = a.client
+	}
+	c.mu.Unlock()
 	cfg.WAL.SegmentBytes = 1 << 20
 	if c.mod != nil {
 		c.mod(&cfg)
+	}
+	if mod != nil {
+		mod(&cfg)
 	}
 	var n *Node
 	var err error
 	// The address may still be held by the previous incarnation for a
 	// moment after it closed.
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if n, err = Start(cfg, machine); err == nil || time.Now().After(deadline) {
+		n, err = Start(cfg, machine)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		c.t.Fatalf("starting replica %d: %v", id, err)
+		return nil, err
 	}
 	c.mu.Lock()
 	c.nodes[id], c.sms[id] = n, sm
 	c.mu.Unlock()
-	return n
+	return n, nil
 }
 
 // crash stops replica id the way a killed process stops: Close writes
@@ -225,11 +263,23 @@ func (c *testCluster) leader() uint64 {
 	c.t.Helper()
 	var id uint64
 	waitFor(c.t, 20*time.Second, "a leader", func() bool {
-		for i, n := range c.running() {
-			if n.Status().Role == "leader" {
-				id = i
-				return true
+		nodes := c.running()
+		for i, n := range nodes {
+			if n.Status().Role != "leader" {
+				continue
 			}
+			for _, o := range nodes {
+				select {
+				case <-o.Done():
+					continue // stopped (removed, refused)
+				default:
+				}
+				if st := o.Status(); !st.Joining && (!st.HasLead || st.Leader != i) {
+					return false
+				}
+			}
+			id = i
+			return true
 		}
 		return false
 	})
@@ -299,6 +349,15 @@ func (c *testCluster) submitRetrying(ctx context.Context, client, seq uint64, pa
 // what they saw acknowledged.
 func (c *testCluster) writers(k, count int, clientBase uint64) []string {
 	c.t.Helper()
+	acked, err := c.writersErr(k, count, clientBase)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return acked
+}
+
+// writersErr is writers for any goroutine: it returns the first failure.
+func (c *testCluster) writersErr(k, count int, clientBase uint64) ([]string, error) {
 	var mu sync.Mutex
 	var acked []string
 	var wg sync.WaitGroup
@@ -330,9 +389,9 @@ func (c *testCluster) writers(k, count int, clientBase uint64) []string {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		c.t.Fatal(err)
+		return acked, err
 	}
-	return acked
+	return acked, nil
 }
 
 // checkExactlyOnce checks that log holds every acknowledged payload

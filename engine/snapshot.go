@@ -16,13 +16,37 @@ import (
 	"github.com/paxos-go/paxos/wal"
 )
 
-// A snapshot holds the state machine and the session table after a slot:
+// A snapshot holds the configuration state, the session table and the
+// state machine after a slot:
 //
-//	magic "PXSN" | version u8 | slot u64 | sessions length u32 | sessions | state machine...
+//	magic "PXSN" | version u8 (2) | slot u64
+//	| config length u32 | config state
+//	| sessions length u32 | sessions | state machine...
 //
-// (big-endian; the state machine's part runs to the end).
+//	config state = count u8 | (from u64 | length u32 | configuration value)*
+//
+// (big-endian; the state machine's part runs to the end). The
+// configuration state is the configurations of the slots after the
+// snapshot's slot (paxos.ConfigState, compacted to the slot), each value
+// as paxos.EncodeConfigValue writes it: it travels with the snapshot to a
+// replica that installs it, which learns the configuration from it (a
+// joining replica knows none before).
+//
+// Version 1, written before membership changes, has no configuration
+// part (magic | 1 | slot | sessions length | sessions | state machine):
+// it still loads, and the replica then keeps the configuration it had
+// (the bootstrap configuration, at a restart: version 1 predates any
+// change to it).
 
-const snapshotVersion = 1
+const (
+	snapshotVersion       = 2
+	legacySnapshotVersion = 1
+)
+
+// maxConfigStateBytes bounds the configuration part of a snapshot, checked
+// before it is allocated: a configuration state holds at most
+// 2*ConfigWindow+2 configurations of at most MaxMembers members.
+const maxConfigStateBytes = 16 << 20
 
 var snapshotMagic = []byte("PXSN")
 
@@ -172,7 +196,7 @@ func (n *Node) writeSnapshot() (storage.Meta, error) {
 	var sessions []byte
 	sessionsBuf := &byteWriter{&sessions}
 	n.sessions.WriteTo(sessionsBuf)
-	bw.Write(snapshotHeader(n.applied, len(sessions)))
+	bw.Write(snapshotHeader(n.applied, n.confs, len(sessions)))
 	bw.Write(sessions)
 	err = n.sm.Snapshot(bw)
 	if err == nil {
@@ -186,17 +210,75 @@ func (n *Node) writeSnapshot() (storage.Meta, error) {
 	if err != nil {
 		return storage.Meta{}, err
 	}
+	n.snapHasConfig = true
 	n.log.Info("snapshot written", "slot", m.Slot, "bytes", m.Size)
 	return m, nil
 }
 
-// snapshotHeader is the start of a snapshot of slot whose session table
-// takes sessionsLen bytes.
-func snapshotHeader(slot uint64, sessionsLen int) []byte {
+// snapshotHeader is the start of a snapshot of slot with configuration
+// state cs, whose session table takes sessionsLen bytes.
+func snapshotHeader(slot uint64, cs paxos.ConfigState, sessionsLen int) []byte {
 	hdr := append([]byte(nil), snapshotMagic...)
 	hdr = append(hdr, snapshotVersion)
 	hdr = binary.BigEndian.AppendUint64(hdr, slot)
+	conf := encodeConfigState(cs)
+	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(conf)))
+	hdr = append(hdr, conf...)
 	return binary.BigEndian.AppendUint32(hdr, uint32(sessionsLen))
+}
+
+// legacySnapshotHeader is the start of a snapshot of version 1 (no
+// configuration), for tests of old data directories.
+func legacySnapshotHeader(slot uint64, sessionsLen int) []byte {
+	hdr := append([]byte(nil), snapshotMagic...)
+	hdr = append(hdr, legacySnapshotVersion)
+	hdr = binary.BigEndian.AppendUint64(hdr, slot)
+	return binary.BigEndian.AppendUint32(hdr, uint32(sessionsLen))
+}
+
+// encodeConfigState encodes cs as a snapshot holds it (see above).
+func encodeConfigState(cs paxos.ConfigState) []byte {
+	b := []byte{byte(len(cs))}
+	for _, sc := range cs {
+		v := paxos.EncodeConfigValue(sc.Config)
+		b = binary.BigEndian.AppendUint64(b, sc.From)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}
+
+// decodeConfigState decodes and checks a snapshot's configuration state.
+func decodeConfigState(b []byte) (paxos.ConfigState, error) {
+	if len(b) < 1 {
+		return nil, errors.New("empty configuration state")
+	}
+	count := int(b[0])
+	b = b[1:]
+	var cs paxos.ConfigState
+	for i := 0; i < count; i++ {
+		if len(b) < 12 {
+			return nil, fmt.Errorf("configuration %d: truncated", i)
+		}
+		from, size := binary.BigEndian.Uint64(b), binary.BigEndian.Uint32(b[8:])
+		b = b[12:]
+		if uint64(size) > uint64(len(b)) {
+			return nil, fmt.Errorf("configuration %d: %d bytes declared, %d left", i, size, len(b))
+		}
+		c, err := paxos.DecodeConfigValue(b[:size])
+		if err != nil {
+			return nil, fmt.Errorf("configuration %d: %w", i, err)
+		}
+		b = b[size:]
+		cs = append(cs, paxos.ScheduledConfig{From: from, Config: c})
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", len(b))
+	}
+	if err := cs.Validate(); err != nil {
+		return nil, err
+	}
+	return cs, nil
 }
 
 type byteWriter struct{ b *[]byte }
@@ -221,9 +303,11 @@ func (n *Node) restoreSnapshot(st wal.InitialState) error {
 			n.log.Warn("skipping a snapshot that does not verify", "slot", m.Slot, "error", err)
 			continue
 		}
-		if err := n.loadSnapshot(m); err != nil {
+		cs, err := n.loadSnapshot(m, false)
+		if err != nil {
 			return err
 		}
+		n.restoredConfs = cs
 		break
 	}
 	if st.Compacted.Slot > n.applied {
@@ -232,44 +316,73 @@ func (n *Node) restoreSnapshot(st wal.InitialState) error {
 	return nil
 }
 
-func (n *Node) loadSnapshot(m storage.Meta) error {
+// loadSnapshot restores the state machine and the session table from the
+// committed snapshot m, and returns its configuration state: nil for a
+// snapshot of version 1, which has none, and which needConfig refuses
+// before anything is restored.
+func (n *Node) loadSnapshot(m storage.Meta, needConfig bool) (paxos.ConfigState, error) {
 	r, _, err := n.snaps.Open(m.Slot)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 256<<10)
 	hdr := make([]byte, len(snapshotMagic)+1+8+4)
 	if _, err := io.ReadFull(br, hdr); err != nil {
-		return fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
+		return nil, fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
 	}
-	if string(hdr[:4]) != string(snapshotMagic) || hdr[4] != snapshotVersion {
-		return fmt.Errorf("engine: snapshot of slot %d is not a paxos-go snapshot of version %d", m.Slot, snapshotVersion)
+	if string(hdr[:4]) != string(snapshotMagic) || (hdr[4] != snapshotVersion && hdr[4] != legacySnapshotVersion) {
+		return nil, fmt.Errorf("engine: snapshot of slot %d is not a paxos-go snapshot of version %d or %d", m.Slot, legacySnapshotVersion, snapshotVersion)
 	}
 	slot := binary.BigEndian.Uint64(hdr[5:])
-	// The session table's length is checked against the bytes the snapshot
-	// has after the header before anything is allocated for it: a damaged
-	// or hostile length must not make Start allocate 4 GiB.
+	// Each length is checked against the bytes the snapshot has after it
+	// before anything is allocated for it: a damaged or hostile length
+	// must not make Start allocate 4 GiB.
+	left := m.Size - int64(len(hdr))
+	var cs paxos.ConfigState
+	if hdr[4] == snapshotVersion {
+		confLen := int64(binary.BigEndian.Uint32(hdr[13:]))
+		if slot != m.Slot || confLen > left-4 || confLen > maxConfigStateBytes {
+			return nil, fmt.Errorf("engine: snapshot of slot %d has a malformed header: slot %d, a configuration state of %d bytes in a snapshot of %d", m.Slot, slot, confLen, m.Size)
+		}
+		conf := make([]byte, confLen+4)
+		if _, err := io.ReadFull(br, conf); err != nil {
+			return nil, fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
+		}
+		if cs, err = decodeConfigState(conf[:confLen]); err != nil {
+			return nil, fmt.Errorf("engine: snapshot of slot %d: malformed configuration state: %w", m.Slot, err)
+		}
+		copy(hdr[13:], conf[confLen:]) // the session table's length follows
+		left -= confLen + 4
+	}
+	if cs == nil && needConfig {
+		return nil, fmt.Errorf("engine: snapshot of slot %d is of version 1 and carries no configuration, which a joining replica needs", m.Slot)
+	}
 	tableLen := int64(binary.BigEndian.Uint32(hdr[13:]))
-	if slot != m.Slot || tableLen > m.Size-int64(len(hdr)) {
-		return fmt.Errorf("engine: snapshot of slot %d has a malformed header: slot %d, a session table of %d bytes in a snapshot of %d", m.Slot, slot, tableLen, m.Size)
+	if slot != m.Slot || tableLen > left {
+		return nil, fmt.Errorf("engine: snapshot of slot %d has a malformed header: slot %d, a session table of %d bytes in a snapshot of %d", m.Slot, slot, tableLen, m.Size)
 	}
 	sessions := make([]byte, tableLen)
 	if _, err := io.ReadFull(br, sessions); err != nil {
-		return fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
+		return nil, fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
 	}
 	table, err := session.Read(sessions)
 	if err != nil {
-		return fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
+		return nil, fmt.Errorf("engine: snapshot of slot %d: %w", m.Slot, err)
 	}
 	if err := n.sm.Restore(br); err != nil {
-		return fmt.Errorf("engine: restoring the state machine from the snapshot of slot %d: %w", m.Slot, err)
+		return nil, fmt.Errorf("engine: restoring the state machine from the snapshot of slot %d: %w", m.Slot, err)
 	}
 	n.sessions = table
 	n.applied = m.Slot
 	n.appliedBallot = paxos.Ballot{Round: m.Ballot.Round, Node: paxos.NodeID(m.Ballot.Node)}
-	n.log.Info("restored a snapshot", "slot", m.Slot, "bytes", m.Size)
-	return nil
+	n.snapHasConfig = cs != nil
+	if cs != nil {
+		n.log.Info("restored a snapshot", "slot", m.Slot, "bytes", m.Size, "configuration", cs.Latest())
+	} else {
+		n.log.Info("restored a snapshot of version 1 (no configuration)", "slot", m.Slot, "bytes", m.Size)
+	}
+	return cs, nil
 }
 
 // newRand returns a random source seeded from the operating system, for
@@ -278,4 +391,25 @@ func newRand() *mrand.Rand {
 	var seed [16]byte
 	rand.Read(seed[:])
 	return mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+}
+
+// snapshotToSend makes sure the newest snapshot carries the configuration
+// state before it is sent to a follower, which needs it (a joining one
+// knows no configuration without it): with none yet, or one of version 1,
+// it writes one now. Only a failure that stops the replica is returned;
+// otherwise the transfer fails and the core asks for it again.
+func (n *Node) snapshotToSend() error {
+	if n.snapHasConfig {
+		return nil
+	}
+	_, err := n.snapshotAndCompact()
+	if isFatal(err) {
+		return err
+	}
+	if err != nil {
+		n.log.Warn("no snapshot to send a follower yet", "error", err)
+	} else if !n.snapHasConfig {
+		n.log.Warn("the newest snapshot is of version 1 (no configuration): it is not sent until a newer one is written", "slot", n.lastSnapSlot)
+	}
+	return nil
 }

@@ -50,7 +50,7 @@ func (frameTransport) Close() error                       { return nil }
 func snapshotBytes(slot uint64, lines ...string) []byte {
 	var sessions bytes.Buffer
 	session.New(0).WriteTo(&sessions)
-	b := append(snapshotHeader(slot, sessions.Len()), sessions.Bytes()...)
+	b := append(snapshotHeader(slot, paxos.Bootstrap([]paxos.NodeID{1, 2, 3}, nil, nil), sessions.Len()), sessions.Bytes()...)
 	for _, l := range lines {
 		b = append(b, l+"\n"...)
 	}

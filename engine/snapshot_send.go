@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
+	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/storage"
 )
 
@@ -92,6 +93,9 @@ type snapSender struct {
 	id   uint64 // the transfer's id
 	acks chan wireSnapshotFrame
 	quit chan struct{} // closed by the loop when this replica stops leading
+	// usable says the newest snapshot carries the configuration state (a
+	// follower needs it): one that does not is not sent.
+	usable bool
 }
 
 // startSnapshotSender starts a transfer to follower to, unless one runs.
@@ -99,7 +103,7 @@ func (n *Node) startSnapshotSender(to uint64) {
 	if _, ok := n.senders[to]; ok {
 		return
 	}
-	s := &snapSender{n: n, to: to, id: n.nextTransferID(), acks: make(chan wireSnapshotFrame, 4*snapshotWindow), quit: make(chan struct{})}
+	s := &snapSender{n: n, to: to, id: n.nextTransferID(), acks: make(chan wireSnapshotFrame, 4*snapshotWindow), quit: make(chan struct{}), usable: n.snapHasConfig}
 	n.senders[to] = s
 	n.senderWG.Add(1)
 	go func() {
@@ -146,11 +150,24 @@ func (n *Node) stopSendersIfFollowing() {
 func (s *snapSender) run() error {
 	n := s.n
 	m, ok, err := n.snaps.Latest()
-	if err != nil {
-		return fmt.Errorf("finding the snapshot to send: %w", err)
+	switch {
+	case err != nil:
+	case !ok:
+		err = errors.New("no snapshot to send yet")
+	case !s.usable:
+		err = errors.New("the newest snapshot carries no configuration (version 1); waiting for a newer one")
 	}
-	if !ok {
-		return errors.New("no snapshot to send")
+	if err != nil {
+		// Wait a moment before reporting it: the core asks for another
+		// transfer at once, and the loop writes a snapshot when it can.
+		t := time.NewTimer(n.cfg.ElectionTimeout / 2)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-n.stop:
+		case <-s.quit:
+		}
+		return fmt.Errorf("finding the snapshot to send: %w", err)
 	}
 	n.log.Info("sending a snapshot", "to", s.to, "slot", m.Slot, "bytes", m.Size)
 	start := time.Now()
@@ -410,17 +427,41 @@ func (n *Node) finishIncoming(ack wireSnapshotFrame) error {
 }
 
 // installSnapshot restores the state machine from the committed snapshot
-// m, records the compaction point in the log (durably) and tells the core.
+// m, records the compaction point in the log (durably) and tells the core,
+// with the configuration state the snapshot carries: the configurations
+// of the slots after it (a joining replica learns its configuration so).
 func (n *Node) installSnapshot(m storage.Meta) error {
-	if err := n.loadSnapshot(m); err != nil {
+	cs, err := n.loadSnapshot(m, n.joining)
+	if err != nil {
 		return fmt.Errorf("engine: installing a received snapshot: %w", err)
+	}
+	if cs == nil {
+		// Version 1, from a leader of an older version: it predates
+		// configuration changes, so the configuration is the one this
+		// replica has. (A joining replica has none: loadSnapshot refused
+		// it before restoring anything.)
+		cs = n.confs
+		if cs == nil {
+			cs = paxos.ConfigState{{From: 1, Config: n.rn.Status().Config}}
+		}
 	}
 	c := paxos.Compacted{Slot: m.Slot, Ballot: paxos.Ballot{Round: m.Ballot.Round, Node: paxos.NodeID(m.Ballot.Node)}}
 	if err := n.compactWAL(c); err != nil {
 		return err
 	}
-	// TODO(membership): the configuration state must travel with the snapshot.
-	n.rn.InstallSnapshot(c, paxos.ConfigState{{From: 1, Config: n.rn.Status().Config}})
+	if !n.rn.InstallSnapshot(c, cs) {
+		return fmt.Errorf("engine: the core refused a snapshot of slot %d with configuration state %v", m.Slot, cs)
+	}
+	n.confs = cs.Compact(m.Slot)
+	n.syncPeers()
+	if n.joining {
+		n.joining = false
+		n.log.Info("joined the cluster: learned the configuration from the leader's snapshot", "slot", m.Slot, "configuration", n.confs.Latest())
+	}
+	// The snapshot and the compaction point are durable: the replica holds
+	// state, and says so from now on.
+	n.freshState.Store(false)
+	n.setPeerState(func(s *paxosnet.PeerState) { s.Fresh, s.Joining = false, false })
 	n.lastSnapSlot, n.bytesSinceSnap = m.Slot, 0
 	n.pruneSnapshots()
 	n.log.Info("installed a snapshot from the leader", "slot", m.Slot, "bytes", m.Size)

@@ -2,9 +2,13 @@ package harness
 
 import (
 	"context"
+	"fmt"
+	"io"
+	stdnet "net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +51,87 @@ func TestParseErrorsNameTheOp(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error containing %q", tc.json, err, tc.want)
 		}
+	}
+}
+
+// TestParseMembershipOps: the membership and load operations are read
+// with their defaults, and an added server may be named once it is added.
+func TestParseMembershipOps(t *testing.T) {
+	sc, err := Parse("t", []byte(`[
+		{"type":"Start","id":0,"port":11000,"count":3},
+		{"type":"Load","clients":4},
+		{"type":"AddServer","id":3,"port":11003},
+		{"type":"Crash","id":3},
+		{"type":"Restart","id":3},
+		{"type":"Partition","groups":[[0,3],[1,2]]},
+		{"type":"Connect","id":9,"server":3},
+		{"type":"TransferLeader","id":3,"timeout_ms":5000},
+		{"type":"RemoveServer","id":"leader"},
+		{"type":"RemoveServer","id":0},
+		{"type":"StopLoad"},
+		{"type":"Load","clients":1,"max_errors":0}
+	]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := sc.Ops
+	if ops[1].Clients != 4 || ops[1].MaxErrors != -1 || ops[11].MaxErrors != 0 {
+		t.Errorf("Load parsed as %+v and %+v", ops[1], ops[11])
+	}
+	if ops[2].ID != 3 || ops[2].Port != 11003 || ops[2].TimeoutMs != defaultChangeMs {
+		t.Errorf("AddServer parsed as %+v", ops[2])
+	}
+	if ops[7].TimeoutMs != 5000 || ops[8].ID != LeaderID || ops[9].ID != 0 {
+		t.Errorf("parsed %+v, %+v, %+v", ops[7], ops[8], ops[9])
+	}
+	for i, want := range map[int]string{1: "Load{clients: 4}", 2: "AddServer{id: 3, port: 11003}", 7: "TransferLeader{id: 3}",
+		8: "RemoveServer{id: leader}", 10: "StopLoad", 11: "Load{clients: 1, max_errors: 0}"} {
+		if got := ops[i].String(); got != want {
+			t.Errorf("op %d prints as %q, want %q", i, got, want)
+		}
+	}
+}
+
+func TestParseMembershipErrors(t *testing.T) {
+	const start = `{"type":"Start","id":0,"port":11000,"count":3},`
+	for _, tc := range []struct {
+		ops, want string
+	}{
+		{`{"type":"AddServer","id":3}`, `op 1: AddServer: missing field "port"`},
+		{`{"type":"AddServer","port":11003}`, `op 1: AddServer: missing field "id"`},
+		{`{"type":"AddServer","id":"leader","port":11003}`, `op 1: AddServer: field "id"`},
+		{`{"type":"AddServer","id":1,"port":11003}`, "op 1 (AddServer): server 1 already exists"},
+		{`{"type":"AddServer","id":3,"port":11000}`, "op 1 (AddServer): port 11000 is server 0's"},
+		{`{"type":"AddServer","id":3,"port":0}`, "op 1 (AddServer): port 0 is not a TCP port"},
+		{`{"type":"AddServer","id":1000,"port":11003}`, "op 1 (AddServer): id 1000: at most 999"},
+		{`{"type":"AddServer","id":3,"port":11003},{"type":"AddServer","id":4,"port":11003}`, "op 2 (AddServer): port 11003 is server 3's"},
+		{`{"type":"RemoveServer","id":2},{"type":"AddServer","id":2,"port":11005}`, "op 2 (AddServer): server 2 was removed by op 1, and a removed id is never used again"},
+		{`{"type":"RemoveServer","id":2},{"type":"Restart","id":2}`, "op 2 (Restart): server 2 was removed by op 1"},
+		{`{"type":"RemoveServer","id":2},{"type":"Partition","groups":[[0],[1,2]]}`, "op 2 (Partition): server 2 was removed by op 1"},
+		{`{"type":"RemoveServer","id":2},{"type":"RemoveServer","id":2}`, "op 2 (RemoveServer): server 2 was removed by op 1"},
+		{`{"type":"Crash","id":3},{"type":"AddServer","id":3,"port":11003}`, "op 1 (Crash): server 3, but the cluster has 3 servers and no AddServer{id: 3} comes before"},
+		{`{"type":"TransferLeader","id":7}`, "op 1 (TransferLeader): server 7"},
+		{`{"type":"TransferLeader","id":"leader"}`, `op 1: TransferLeader: field "id"`},
+		{`{"type":"RemoveServer","id":0,"timeout_ms":4000000}`, `op 1: RemoveServer: field "timeout_ms"`},
+		{`{"type":"Connect","id":0,"server":3}`, "op 1 (Connect): server 3"},
+		{`{"type":"Load"}`, `op 1: Load: missing field "clients"`},
+		{`{"type":"Load","clients":0}`, `op 1: Load: field "clients": 0: between 1 and 64`},
+		{`{"type":"Load","clients":65}`, `op 1: Load: field "clients": 65: between 1 and 64`},
+		{`{"type":"Load","clients":1,"max_errors":-1}`, `op 1: Load: field "max_errors"`},
+		{`{"type":"Start","id":1,"port":11000,"count":3}`, "op 1 (Start): server 1 on port 11000, which is server 0's"},
+	} {
+		_, err := Parse("t", []byte("["+start+tc.ops+"]"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.ops, err, tc.want)
+		}
+	}
+	// Sixteen servers in all, started and added.
+	ops := `{"type":"Start","id":0,"port":1,"count":15}`
+	for id := 15; id <= 16; id++ {
+		ops += fmt.Sprintf(`,{"type":"AddServer","id":%d,"port":%d}`, id, 100+id)
+	}
+	if _, err := Parse("t", []byte("["+ops+"]")); err == nil || !strings.Contains(err.Error(), "op 2 (AddServer): server 16 would be the 17th: the harness runs at most 16 servers") {
+		t.Errorf("a 17th server: %v", err)
 	}
 }
 
@@ -146,5 +231,101 @@ func TestLinearizabilityOracle(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("no picture: %v", err)
+	}
+}
+
+// TestFrontCutsBySource: a front tells who dialled it from the socket
+// table, forwards that server's connections, and cuts only its link.
+func TestFrontCutsBySource(t *testing.T) {
+	if err := checkSocketTable(); err != nil {
+		t.Skip(err)
+	}
+	echo, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	// This test process plays server 7.
+	var mu sync.Mutex
+	pids := map[int]int{os.Getpid(): 7}
+	dialler := func(from, to int) (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		var ps []int
+		for p := range pids {
+			ps = append(ps, p)
+		}
+		pid, ok, err := socketOwner(from, to, ps)
+		if err != nil || !ok {
+			return 0, false
+		}
+		id, ok := pids[pid]
+		return id, ok
+	}
+	f, err := newFront(0, echo.Addr().String(), dialler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	// roundTrip reports whether a line comes back through the front.
+	roundTrip := func() bool {
+		c, err := stdnet.Dial("tcp", f.addr())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			return false
+		}
+		buf := make([]byte, 5)
+		_, err = io.ReadFull(c, buf)
+		return err == nil && string(buf) == "ping\n"
+	}
+	if !roundTrip() {
+		t.Fatal("no echo through an open link")
+	}
+	f.setCut(3, true) // another server's link: not ours
+	if !roundTrip() {
+		t.Fatal("cutting server 3's link cut server 7's")
+	}
+	c, err := stdnet.Dial("tcp", f.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	f.setCut(7, true)
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("an open connection of server 7 survived the cut of its link")
+	}
+	if roundTrip() {
+		t.Fatal("server 7 got through its cut link")
+	}
+	f.heal()
+	if !roundTrip() {
+		t.Fatal("no echo after heal")
+	}
+	// A process the harness does not run is refused.
+	mu.Lock()
+	pids = map[int]int{}
+	mu.Unlock()
+	if roundTrip() {
+		t.Fatal("a stranger got through")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // server is a running chatroom-server process.
@@ -64,5 +65,20 @@ func (s *server) running() bool {
 		return false
 	default:
 		return true
+	}
+}
+
+// stop asks the process to stop (SIGTERM) and waits for it, up to
+// timeout; then it kills it.
+func (s *server) stop(timeout time.Duration) {
+	if s.paused {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+		s.paused = false
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(timeout):
+		s.kill()
 	}
 }

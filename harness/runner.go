@@ -96,7 +96,8 @@ type Report struct {
 	// Failures says what went wrong; a run passes when it is empty.
 	Failures []string
 	Ops      int
-	// Faults counts crashes, restarts, pauses, partitions and cuts.
+	// Faults counts crashes, restarts, pauses, partitions and cuts, and
+	// membership changes (added and removed servers, transfers).
 	Faults   int
 	Duration time.Duration
 	// Dir is the run directory (server logs), if it was kept.
@@ -121,15 +122,25 @@ type run struct {
 	start   time.Time
 	report  *Report
 
-	count      int
+	count      int         // the servers the scenario's Starts name
 	tlsDir     string      // the servers' --tls-dir; "" with Insecure
 	lastLeader int         // the server the last "leader" named, or -1
 	ports      map[int]int // client port: scenario's to the one used
+	portOf     map[int]int // server id to its client port in the scenario
 	peerPorts  map[int]int // server id to its real peer port
-	starts     map[int]Op  // server id to its last Start
-	proxies    map[[2]int]*proxy
+	starts     map[int]Op  // server id to its last Start (or AddServer)
+	fronts     map[int]*front
 	servers    map[int]*server
 	clients    map[int]*harnessClient
+	// voters are the servers whose votes count, as the harness's own
+	// membership operations left them; removed, those it removed.
+	voters  map[int]bool
+	removed map[int]bool
+
+	pidMu sync.Mutex
+	pids  map[int]int // the process of each running server, to its id
+
+	load *load // the running Load, if any
 
 	mu      sync.Mutex // guards what the put workers write
 	history []porcupine.Operation
@@ -173,11 +184,15 @@ func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
 		report:     &Report{Scenario: sc.Name, Ops: len(sc.Ops)},
 		lastLeader: -1,
 		ports:      map[int]int{},
+		portOf:     map[int]int{},
 		peerPorts:  map[int]int{},
 		starts:     map[int]Op{},
-		proxies:    map[[2]int]*proxy{},
+		fronts:     map[int]*front{},
 		servers:    map[int]*server{},
 		clients:    map[int]*harnessClient{},
+		voters:     map[int]bool{},
+		removed:    map[int]bool{},
+		pids:       map[int]int{},
 	}
 	var err error
 	if r.dir, err = os.MkdirTemp(opts.WorkDir, "run-"+sc.Name+"-"); err != nil {
@@ -185,6 +200,18 @@ func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
 		return r.report
 	}
 	defer r.cleanup()
+	// Every server's client port, known from the start: a client knows
+	// them all, those of servers added later too, so that it can still
+	// reach the cluster after every server it first knew was replaced.
+	for _, op := range sc.Ops {
+		if op.Type == "Start" || op.Type == "AddServer" {
+			r.portOf[op.ID] = op.Port
+			if _, err := r.clientPort(op.Port); err != nil {
+				r.fail("%v", err)
+				return r.report
+			}
+		}
+	}
 	for _, op := range sc.Ops {
 		if ctx.Err() != nil {
 			r.fail("op %d (%s): the run's deadline passed", op.Index, op)
@@ -198,6 +225,12 @@ func Run(ctx context.Context, sc *Scenario, opts Options) *Report {
 	}
 	if r.report.Pass() {
 		r.judge()
+	}
+	if !r.report.Pass() {
+		// What a server said as it stopped by itself is often the reason.
+		for _, line := range r.exitedServers() {
+			r.fail("%s", line)
+		}
 	}
 	return r.report
 }
@@ -237,7 +270,16 @@ func (r *run) exec(op Op) error {
 		}
 		op.ID = id
 	}
+	if err := r.checkNotRemoved(op); err != nil {
+		return err
+	}
 	switch op.Type {
+	case "AddServer":
+		return r.addServer(op)
+	case "RemoveServer":
+		return r.removeServer(op)
+	case "TransferLeader":
+		return r.transferLeader(op)
 	case "Start":
 		return r.startServer(op)
 	case "Restart":
@@ -269,9 +311,11 @@ func (r *run) exec(op Op) error {
 		return r.connect(op.ID, op.Server)
 	case "Isolate":
 		r.report.Faults++
-		for link, p := range r.proxies {
-			if link[0] == op.ID || link[1] == op.ID {
-				p.setCut(true)
+		for dst, f := range r.fronts {
+			for src := range r.fronts {
+				if src != dst && (src == op.ID || dst == op.ID) {
+					f.setCut(src, true)
+				}
 			}
 		}
 	case "Disconnect":
@@ -283,7 +327,9 @@ func (r *run) exec(op Op) error {
 		if !ok || !c.connected {
 			return fmt.Errorf("client %d is not connected", op.ID)
 		}
+		r.mu.Lock()
 		r.report.Puts++
+		r.mu.Unlock()
 		c.queue <- putRequest{msg: op.Message, call: r.now()}
 	case "Get":
 		return r.get(op.ID)
@@ -295,33 +341,41 @@ func (r *run) exec(op Op) error {
 	case "Partition":
 		r.report.Faults++
 		group := map[int]int{}
-		for i := 0; i < r.count; i++ {
-			group[i] = -1 - i // alone unless listed
+		for id := range r.fronts {
+			group[id] = -1 - id // alone unless listed
 		}
 		for g, ids := range op.Groups {
 			for _, id := range ids {
 				group[id] = g
 			}
 		}
-		for link, p := range r.proxies {
-			p.setCut(group[link[0]] != group[link[1]])
+		for dst, f := range r.fronts {
+			for src := range r.fronts {
+				if src != dst {
+					f.setCut(src, group[src] != group[dst])
+				}
+			}
 		}
 	case "Heal":
-		for _, p := range r.proxies {
-			p.setCut(false)
+		for _, f := range r.fronts {
+			f.heal()
 		}
 	case "Cut":
 		if op.From == op.To {
 			return fmt.Errorf("a server has no link to itself")
 		}
-		p, ok := r.proxies[[2]int{op.From, op.To}]
-		if !ok {
+		f, ok := r.fronts[op.To]
+		if _, from := r.fronts[op.From]; !ok || !from {
 			return fmt.Errorf("no link from %d to %d yet: start the servers first", op.From, op.To)
 		}
 		r.report.Faults++
-		p.setCut(true)
+		f.setCut(op.From, true)
 	case "WaitLeader":
 		return r.waitLeader(time.Duration(op.TimeoutMs) * time.Millisecond)
+	case "Load":
+		return r.startLoad(op)
+	case "StopLoad":
+		return r.stopLoad()
 	case "Expect":
 		return r.expect(op)
 	}
@@ -336,7 +390,7 @@ var portsHanded = struct {
 
 // freePort finds a loopback port for a server to listen on: free now, not
 // handed out before, and below Linux's ephemeral range (32768 and up), so
-// that neither the proxies (which listen on ephemeral ports) nor outgoing
+// that neither the fronts (which listen on ephemeral ports) nor outgoing
 // connections can take it before the server binds it.
 func freePort() (int, error) {
 	portsHanded.Lock()
@@ -357,11 +411,14 @@ func freePort() (int, error) {
 	return 0, fmt.Errorf("no free port found")
 }
 
-// setup allocates the ports of the cluster and the proxies between its
-// servers, the first time a server starts.
+// setup makes the cluster's certificates and the fronts of its servers,
+// the first time a server starts.
 func (r *run) setup(count int) error {
 	if r.count != 0 {
 		return nil
+	}
+	if err := checkSocketTable(); err != nil {
+		return err
 	}
 	r.count = count
 	ids := make([]uint64, count)
@@ -384,24 +441,47 @@ func (r *run) setup(count int) error {
 		}
 	}
 	for id := 0; id < count; id++ {
-		p, err := freePort()
-		if err != nil {
+		if err := r.addFront(id); err != nil {
 			return err
 		}
-		r.peerPorts[id] = p
-	}
-	for i := 0; i < count; i++ {
-		for j := 0; j < count; j++ {
-			if i != j {
-				p, err := newProxy(fmt.Sprintf("127.0.0.1:%d", r.peerPorts[j]))
-				if err != nil {
-					return err
-				}
-				r.proxies[[2]int{i, j}] = p
-			}
-		}
+		r.voters[id] = true
 	}
 	return nil
+}
+
+// addFront gives server id a peer port and the front before it.
+func (r *run) addFront(id int) error {
+	p, err := freePort()
+	if err != nil {
+		return err
+	}
+	r.peerPorts[id] = p
+	f, err := newFront(id, fmt.Sprintf("127.0.0.1:%d", p), r.dialler)
+	if err != nil {
+		return err
+	}
+	r.fronts[id] = f
+	return nil
+}
+
+// dialler says which running server holds the local end of the
+// connection from 127.0.0.1:fromPort to 127.0.0.1:toPort. It is called by
+// the fronts' goroutines.
+func (r *run) dialler(fromPort, toPort int) (int, bool) {
+	r.pidMu.Lock()
+	pids := make([]int, 0, len(r.pids))
+	for pid := range r.pids {
+		pids = append(pids, pid)
+	}
+	r.pidMu.Unlock()
+	pid, ok, err := socketOwner(fromPort, toPort, pids)
+	if err != nil || !ok {
+		return 0, false
+	}
+	r.pidMu.Lock()
+	defer r.pidMu.Unlock()
+	id, ok := r.pids[pid]
+	return id, ok
 }
 
 // clientPort maps a scenario's client port to a free one, the same each
@@ -419,8 +499,11 @@ func (r *run) clientPort(port int) (int, error) {
 }
 
 func (r *run) startServer(op Op) error {
-	if err := r.setup(op.Count); err != nil {
-		return err
+	join := op.Type == "AddServer"
+	if !join {
+		if err := r.setup(op.Count); err != nil {
+			return err
+		}
 	}
 	if _, ok := r.servers[op.ID]; ok {
 		r.crash(op.ID) // the original replaced a running server
@@ -429,22 +512,25 @@ func (r *run) startServer(op Op) error {
 	if err != nil {
 		return err
 	}
-	// Server i reaches server j through the proxy of link (i, j).
-	peers := make([]string, r.count)
-	for j := 0; j < r.count; j++ {
-		if j == op.ID {
-			peers[j] = fmt.Sprintf("127.0.0.1:%d", r.peerPorts[j])
-		} else {
-			peers[j] = r.proxies[[2]int{op.ID, j}].addr()
-		}
-	}
+	// Every server is reached through its front, at the address the
+	// cluster's configuration holds for it; it listens on its real peer
+	// port behind it (--peer-listen).
 	args := []string{
-		"-i", fmt.Sprint(op.ID), "-p", fmt.Sprint(port), "-c", fmt.Sprint(op.Count),
+		"-i", fmt.Sprint(op.ID), "-p", fmt.Sprint(port),
 		"-t", fmt.Sprint(r.opts.ElectionTimeout.Milliseconds()),
 		"--data-dir", filepath.Join(r.dir, fmt.Sprintf("node-%d", op.ID)),
-		"--peers", strings.Join(peers, ","),
+		"--peer-listen", fmt.Sprintf("127.0.0.1:%d", r.peerPorts[op.ID]),
 		"--cluster-id", r.cluster,
 		"--wal-segment-mb", "4",
+	}
+	if join {
+		args = append(args, "--join", "--peers", fmt.Sprintf("%d=%s", op.ID, r.fronts[op.ID].addr()))
+	} else {
+		peers := make([]string, r.count)
+		for j := range peers {
+			peers[j] = r.fronts[j].addr()
+		}
+		args = append(args, "-c", fmt.Sprint(op.Count), "--peers", strings.Join(peers, ","))
 	}
 	if r.opts.Insecure {
 		args = append(args, "--insecure")
@@ -460,6 +546,9 @@ func (r *run) startServer(op Op) error {
 	}
 	s.id = op.ID
 	r.servers[op.ID], r.starts[op.ID] = s, op
+	r.pidMu.Lock()
+	r.pids[s.cmd.Process.Pid] = op.ID
+	r.pidMu.Unlock()
 	return nil
 }
 
@@ -467,20 +556,23 @@ func (r *run) crash(id int) {
 	if s, ok := r.servers[id]; ok {
 		s.kill()
 		delete(r.servers, id)
+		r.pidMu.Lock()
+		delete(r.pids, s.cmd.Process.Pid)
+		r.pidMu.Unlock()
 	}
 }
 
-// addrs returns the client addresses of every server started so far, the
-// one of id first.
+// addrs returns the client addresses of every server of the scenario, but
+// those removed, the one of id first.
 func (r *run) addrs(id int) []string {
 	out := []string{r.addr(id)}
-	ids := make([]int, 0, len(r.starts))
-	for i := range r.starts {
+	ids := make([]int, 0, len(r.portOf))
+	for i := range r.portOf {
 		ids = append(ids, i)
 	}
 	sort.Ints(ids)
 	for _, i := range ids {
-		if i != id {
+		if i != id && !r.removed[i] {
 			out = append(out, r.addr(i))
 		}
 	}
@@ -488,7 +580,7 @@ func (r *run) addrs(id int) []string {
 }
 
 func (r *run) addr(id int) string {
-	return fmt.Sprintf("127.0.0.1:%d", r.ports[r.starts[id].Port])
+	return fmt.Sprintf("127.0.0.1:%d", r.ports[r.portOf[id]])
 }
 
 // resolve turns "leader" and "last-leader" into a server id.
@@ -529,13 +621,16 @@ func (r *run) connect(id, server int) error {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := stdnet.DialTimeout("tcp", r.addr(server), time.Second)
+		// A status request, not a bare connection, which the server
+		// would log as a refused handshake.
+		ctx, cancel := context.WithTimeout(r.ctx, time.Second)
+		_, err := r.status(ctx, server)
+		cancel()
 		if err == nil {
-			c.Close()
 			break
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("server %d does not accept connections: %v", server, err)
+		if time.Now().After(deadline) || r.ctx.Err() != nil {
+			return fmt.Errorf("server %d does not answer: %v", server, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -561,32 +656,51 @@ func (r *run) connect(id, server int) error {
 func (r *run) putWorker(c *harnessClient) {
 	defer r.pending.Done()
 	for p := range c.queue {
-		for {
-			ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-			_, err := c.c.Put(ctx, p.msg)
-			cancel()
-			if err == nil {
-				r.mu.Lock()
-				r.acked = append(r.acked, p.msg)
-				r.report.Acked++
-				r.history = append(r.history, porcupine.Operation{ClientId: c.id, Input: chatmodel.Input{Put: true, Text: p.msg}, Call: p.call, Return: r.now()})
-				r.mu.Unlock()
-				break
+		if !r.put(c.c, c.id, p, c.done, nil) {
+			for range c.queue {
 			}
-			select {
-			case <-c.done:
-				// The run is over: the put may or may not have happened.
-				r.mu.Lock()
-				r.history = append(r.history, porcupine.Operation{ClientId: c.id, Input: chatmodel.Input{Put: true, Text: p.msg}, Call: p.call, Return: 1 << 62})
-				r.mu.Unlock()
-				for range c.queue {
-				}
-				return
-			default:
-			}
+			return
 		}
 	}
 }
+
+// put sends one put through c until it is acknowledged, and records it;
+// it returns false if done closed first (the run is over: the put may or
+// may not have happened, and stays pending in the history). Each failed
+// attempt (the client's own retries ran out) goes to onErr, if set. A
+// retry reuses the put's sequence number, so that the put is stored at
+// most once whatever became of the attempts before.
+func (r *run) put(c *chatroom.Client, client int, p putRequest, done <-chan struct{}, onErr func(error)) bool {
+	seq := c.Seq()
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		_, err := c.Put(ctx, p.msg)
+		cancel()
+		if err == nil {
+			r.mu.Lock()
+			r.acked = append(r.acked, p.msg)
+			r.report.Acked++
+			r.history = append(r.history, porcupine.Operation{ClientId: client, Input: chatmodel.Input{Put: true, Text: p.msg}, Call: p.call, Return: r.now()})
+			r.mu.Unlock()
+			return true
+		}
+		if onErr != nil {
+			onErr(err)
+		}
+		c.SetSeq(seq)
+		select {
+		case <-done:
+			r.mu.Lock()
+			r.history = append(r.history, porcupine.Operation{ClientId: client, Input: chatmodel.Input{Put: true, Text: p.msg}, Call: p.call, Return: 1 << 62})
+			r.mu.Unlock()
+			return false
+		default:
+		}
+	}
+}
+
+// maxLoggedRead bounds the messages of a read that -v prints in full.
+const maxLoggedRead = 20
 
 // get reads the log through client id, with the Get deadline.
 func (r *run) get(id int) error {
@@ -606,7 +720,11 @@ func (r *run) get(id int) error {
 	r.report.Gets++
 	r.reads = append(r.reads, msgs)
 	r.history = append(r.history, porcupine.Operation{ClientId: 1000 + id, Input: chatmodel.Input{}, Call: call, Output: chatmodel.Output{Log: chatmodel.Join(msgs)}, Return: r.now()})
-	r.opts.Logf("%s: client %d read %q", r.sc.Name, id, msgs)
+	if len(msgs) > maxLoggedRead {
+		r.opts.Logf("%s: client %d read %d messages: %q ... %q", r.sc.Name, id, len(msgs), msgs[:maxLoggedRead/2], msgs[len(msgs)-maxLoggedRead/2:])
+	} else {
+		r.opts.Logf("%s: client %d read %q", r.sc.Name, id, msgs)
+	}
 	return nil
 }
 
@@ -617,7 +735,8 @@ func (r *run) status(ctx context.Context, id int) (engine.Status, error) {
 	return c.Status(ctx)
 }
 
-// waitLeader waits until a server leads and a majority follows it.
+// waitLeader waits until a server leads and a majority of the voters
+// follows it.
 func (r *run) waitLeader(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -629,12 +748,12 @@ func (r *run) waitLeader(timeout time.Duration) error {
 			ctx, cancel := context.WithTimeout(r.ctx, 500*time.Millisecond)
 			st, err := r.status(ctx, id)
 			cancel()
-			if err == nil && st.HasLead {
+			if err == nil && st.HasLead && r.voters[id] {
 				votes[st.Leader]++
 			}
 		}
 		for _, n := range votes {
-			if n > r.count/2 {
+			if n > len(r.voters)/2 {
 				return nil
 			}
 		}
@@ -683,13 +802,16 @@ func (r *run) expect(op Op) error {
 func (r *run) judge() {
 	// Everything comes back, and the network heals: the replicas must
 	// then converge, and the puts still being retried go through.
-	for _, p := range r.proxies {
-		p.setCut(false)
+	for _, f := range r.fronts {
+		f.heal()
 	}
 	for _, s := range r.servers {
 		if s.paused {
 			s.resume()
 		}
+	}
+	if err := r.stopLoad(); err != nil {
+		r.fail("%v", err)
 	}
 	settle, cancel := context.WithTimeout(r.ctx, r.opts.SettleTimeout)
 	defer cancel()
@@ -781,7 +903,40 @@ func (r *run) converge(ctx context.Context) []string {
 	}
 }
 
+// exitedServers describes the servers whose process exited by itself
+// (the harness neither killed nor stopped it), with the last line it
+// wrote that came from chatroom-server itself: its one-line error.
+func (r *run) exitedServers() []string {
+	var out []string
+	ids := make([]int, 0, len(r.servers))
+	for id := range r.servers {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		s := r.servers[id]
+		if s.running() {
+			continue
+		}
+		last := "(it wrote no error)"
+		if data, err := os.ReadFile(filepath.Join(r.dir, fmt.Sprintf("node-%d.log", id))); err == nil {
+			for _, l := range strings.Split(string(data), "\n") {
+				if strings.HasPrefix(l, "chatroom-server: ") {
+					last = l
+				}
+			}
+		}
+		out = append(out, fmt.Sprintf("server %d exited by itself (%v): %s", id, s.cmd.ProcessState, last))
+	}
+	return out
+}
+
 func (r *run) cleanup() {
+	if r.load != nil {
+		close(r.load.done)
+		close(r.load.stop)
+		r.load.wg.Wait()
+	}
 	for id := range r.servers {
 		r.crash(id)
 	}
@@ -795,8 +950,8 @@ func (r *run) cleanup() {
 			c.c.Close()
 		}
 	}
-	for _, p := range r.proxies {
-		p.close()
+	for _, f := range r.fronts {
+		f.close()
 	}
 	r.report.Duration = time.Since(r.start)
 	if r.report.Pass() && !r.opts.Keep {

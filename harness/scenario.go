@@ -50,8 +50,25 @@ type Scenario struct {
 //	{"type":"Expect","id":0,"messages":["a"],"count":3,"timeout_ms":10000}
 //	                                                 wait until server id's log holds these messages (and this many)
 //
+// Membership changes:
+//
+//	{"type":"AddServer","id":3,"port":11003}         start a new server with an empty data dir (--join), add it
+//	                                                 as a learner, and promote it once it has caught up
+//	{"type":"RemoveServer","id":0}                   remove a server from the configuration, then stop its process
+//	{"type":"TransferLeader","id":1}                 hand leadership to a voter; returns once it leads
+//
+// each with an optional "timeout_ms" (default 30 s). An added server is a
+// server like the others: every operation that names a server may name it
+// once it is added, and none may name a removed one. And load:
+//
+//	{"type":"Load","clients":4,"max_errors":0}       start clients that put messages of their own, one after
+//	                                                 another, until StopLoad (or the end of the scenario);
+//	                                                 with "max_errors", more puts that fail (after the client's
+//	                                                 own retries) than that fail the run
+//	{"type":"StopLoad"}                              stop them, and wait for their last puts
+//
 // Where an operation names a server (Crash, Pause, Resume, Restart,
-// Isolate, Expect), "id" may also be "leader", the server leading at that moment,
+// Isolate, Expect, RemoveServer), "id" may also be "leader", the server leading at that moment,
 // or "last-leader", the one the last "leader" named. Connect takes an
 // optional "server" (default: the same number as "id"), so that many
 // clients can share a server; Put, Get and Disconnect name clients.
@@ -69,6 +86,8 @@ type Op struct {
 	TimeoutMs int
 	Messages  []string
 	Len       int // Expect's "count"; -1 when not given
+	Clients   int // Load's "clients"
+	MaxErrors int // Load's "max_errors"; -1 when not given
 }
 
 func (op Op) String() string {
@@ -89,6 +108,15 @@ func (op Op) String() string {
 		return fmt.Sprintf("WaitLeader{timeout_ms: %d}", op.TimeoutMs)
 	case "Expect":
 		return fmt.Sprintf("Expect{id: %d, messages: %q, count: %d}", op.ID, op.Messages, op.Len)
+	case "AddServer":
+		return fmt.Sprintf("AddServer{id: %d, port: %d}", op.ID, op.Port)
+	case "Load":
+		if op.MaxErrors >= 0 {
+			return fmt.Sprintf("Load{clients: %d, max_errors: %d}", op.Clients, op.MaxErrors)
+		}
+		return fmt.Sprintf("Load{clients: %d}", op.Clients)
+	case "StopLoad":
+		return "StopLoad"
 	}
 	switch op.ID {
 	case LeaderID:
@@ -126,7 +154,28 @@ var fields = map[string]struct{ required, optional []string }{
 	"Isolate":    {[]string{"id"}, nil},
 	"WaitLeader": {nil, []string{"timeout_ms"}},
 	"Expect":     {[]string{"id"}, []string{"messages", "count", "timeout_ms"}},
+
+	"AddServer":      {[]string{"id", "port"}, []string{"timeout_ms"}},
+	"RemoveServer":   {[]string{"id"}, []string{"timeout_ms"}},
+	"TransferLeader": {[]string{"id"}, []string{"timeout_ms"}},
+	"Load":           {[]string{"clients"}, []string{"max_errors"}},
+	"StopLoad":       {nil, nil},
 }
+
+// membershipOps are the operations that change the configuration; their
+// deadline defaults to defaultChangeMs: adding a server waits for it to
+// start and catch up.
+var membershipOps = map[string]bool{"AddServer": true, "RemoveServer": true, "TransferLeader": true}
+
+// defaultChangeMs is the deadline of a membership operation without one.
+const defaultChangeMs = 30000
+
+// MaxServerID bounds the id of a server a scenario adds: ids are small
+// numbers, and the harness names files and certificates after them.
+const MaxServerID = 999
+
+// MaxLoadClients bounds Load's "clients".
+const MaxLoadClients = 64
 
 // defaultWaitMs is the deadline of WaitLeader and Expect without one.
 const defaultWaitMs = 10000
@@ -135,8 +184,9 @@ const defaultWaitMs = 10000
 // a typo, and would only end at the run's deadline, for another reason.
 const maxWaitMs = 3_600_000
 
-// MaxServers bounds a scenario's cluster: the harness runs a proxy on each
-// directed link, count*(count-1) of them.
+// MaxServers bounds a scenario's servers, started and added: each is a
+// process, and partitions cut each directed link between them,
+// n*(n-1) of them.
 const MaxServers = 16
 
 // Parse parses a scenario. Errors name the operation (its index and type)
@@ -180,7 +230,10 @@ func parseOp(r json.RawMessage) (Op, error) {
 	if !ok {
 		return Op{}, fmt.Errorf("unknown type %q", typ)
 	}
-	op := Op{Type: typ, Len: -1, TimeoutMs: defaultWaitMs, Server: -3}
+	op := Op{Type: typ, Len: -1, MaxErrors: -1, TimeoutMs: defaultWaitMs, Server: -3}
+	if membershipOps[typ] {
+		op.TimeoutMs = defaultChangeMs
+	}
 	for _, f := range spec.required {
 		if _, ok := obj[f]; !ok {
 			return Op{}, fmt.Errorf("%s: missing field %q", typ, f)
@@ -236,6 +289,13 @@ func parseOp(r json.RawMessage) (Op, error) {
 				// retry it until the run's deadline.
 				err = fmt.Errorf("%d bytes: a chat message holds at most %d", len(op.Message), chatroom.MaxMessageBytes)
 			}
+		case "clients":
+			op.Clients, err = nat(v)
+			if err == nil && (op.Clients < 1 || op.Clients > MaxLoadClients) {
+				err = fmt.Errorf("%d: between 1 and %d", op.Clients, MaxLoadClients)
+			}
+		case "max_errors":
+			op.MaxErrors, err = nat(v)
 		case "messages":
 			err = json.Unmarshal(v, &op.Messages)
 		case "groups":
@@ -260,7 +320,7 @@ func parseOp(r json.RawMessage) (Op, error) {
 
 // serverOps are the operations whose id names a server that may be
 // "leader" or "last-leader".
-var serverOps = map[string]bool{"Crash": true, "Pause": true, "Resume": true, "Restart": true, "Isolate": true, "Expect": true}
+var serverOps = map[string]bool{"Crash": true, "Pause": true, "Resume": true, "Restart": true, "Isolate": true, "Expect": true, "RemoveServer": true}
 
 // nat decodes a non-negative JSON integer.
 func nat(v json.RawMessage) (int, error) {
@@ -276,10 +336,11 @@ func nat(v json.RawMessage) (int, error) {
 }
 
 // check checks what a single operation cannot: one cluster size, ids
-// within it, ports consistent per server.
+// within it or added before, ports consistent per server and distinct
+// between servers, no operation on a server removed before.
 func (sc *Scenario) check() error {
 	count := 0
-	ports := map[int]int{}
+	ports := map[int]int{} // server to its client port
 	for _, op := range sc.Ops {
 		if op.Type != "Start" {
 			continue
@@ -299,15 +360,25 @@ func (sc *Scenario) check() error {
 		if p, ok := ports[op.ID]; ok && p != op.Port {
 			return fmt.Errorf("op %d (Start): server %d on port %d, but it was started on port %d before", op.Index, op.ID, op.Port, p)
 		}
+		for id, p := range ports {
+			if p == op.Port && id != op.ID {
+				return fmt.Errorf("op %d (Start): server %d on port %d, which is server %d's", op.Index, op.ID, op.Port, id)
+			}
+		}
 		count, ports[op.ID] = op.Count, op.Port
 	}
 	if count == 0 {
 		return fmt.Errorf("no Start: nothing to run")
 	}
+	known := map[int]bool{} // the servers started or added so far
+	for id := 0; id < count; id++ {
+		known[id] = true
+	}
+	removedBy := map[int]int{} // server to the op that removed it
 	for _, op := range sc.Ops {
 		var servers []int // the servers the operation names
 		switch op.Type {
-		case "Sleep", "Heal", "WaitLeader", "Put", "Get", "Disconnect":
+		case "Sleep", "Heal", "WaitLeader", "Put", "Get", "Disconnect", "Load", "StopLoad":
 		case "Connect":
 			servers = []int{op.Server}
 		case "Cut":
@@ -316,13 +387,53 @@ func (sc *Scenario) check() error {
 			for _, g := range op.Groups {
 				servers = append(servers, g...)
 			}
+		case "AddServer":
+			if err := checkAdd(op, known, removedBy, ports); err != nil {
+				return fmt.Errorf("op %d (AddServer): %w", op.Index, err)
+			}
+			known[op.ID], ports[op.ID] = true, op.Port
+			continue
 		default:
 			servers = []int{op.ID}
 		}
 		for _, id := range servers {
-			if id >= count {
-				return fmt.Errorf("op %d (%s): server %d, but the cluster has %d servers", op.Index, op.Type, id, count)
+			if id < 0 { // "leader", "last-leader": resolved when the op runs
+				continue
 			}
+			if !known[id] {
+				return fmt.Errorf("op %d (%s): server %d, but the cluster has %d servers and no AddServer{id: %d} comes before", op.Index, op.Type, id, count, id)
+			}
+			if by, ok := removedBy[id]; ok {
+				return fmt.Errorf("op %d (%s): server %d was removed by op %d", op.Index, op.Type, id, by)
+			}
+		}
+		if op.Type == "RemoveServer" && op.ID >= 0 {
+			removedBy[op.ID] = op.Index
+		}
+	}
+	return nil
+}
+
+// checkAdd checks an AddServer against the servers before it.
+func checkAdd(op Op, known map[int]bool, removedBy map[int]int, ports map[int]int) error {
+	if by, ok := removedBy[op.ID]; ok {
+		return fmt.Errorf("server %d was removed by op %d, and a removed id is never used again", op.ID, by)
+	}
+	if known[op.ID] {
+		return fmt.Errorf("server %d already exists", op.ID)
+	}
+	if op.ID > MaxServerID {
+		return fmt.Errorf("id %d: at most %d", op.ID, MaxServerID)
+	}
+	if len(known) >= MaxServers {
+		return fmt.Errorf("server %d would be the %dth: the harness runs at most %d servers, started and added", op.ID, len(known)+1, MaxServers)
+	}
+	if op.Port < 1 || op.Port > 65535 {
+		return fmt.Errorf("port %d is not a TCP port", op.Port)
+	}
+	for id, p := range ports {
+		if p == op.Port {
+			return fmt.Errorf("port %d is server %d's", op.Port, id)
 		}
 	}
 	return nil
@@ -336,6 +447,26 @@ func (sc *Scenario) Servers() int {
 		}
 	}
 	return 0
+}
+
+// ServerIDs returns the ids of every server the scenario starts or adds,
+// sorted: those a certificate directory must hold certificates for.
+func (sc *Scenario) ServerIDs() []uint64 {
+	seen := map[uint64]bool{}
+	for id := 0; id < sc.Servers(); id++ {
+		seen[uint64(id)] = true
+	}
+	for _, op := range sc.Ops {
+		if op.Type == "AddServer" {
+			seen[uint64(op.ID)] = true
+		}
+	}
+	ids := make([]uint64, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
 }
 
 // Load reads and parses a scenario file.

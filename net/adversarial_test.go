@@ -415,8 +415,8 @@ func TestDialerRefusesWrongReplica(t *testing.T) {
 			t.Fatal("replica 3 received what was meant for replica 2")
 		}
 	}
-	if st := t1.Stats(); st.Dropped != 0 || t1.peers[2].queueLen() != 1 {
-		t.Fatalf("the message for replica 2 should wait in its queue: %+v, queue %d", st, t1.peers[2].queueLen())
+	if st := t1.Stats(); st.Dropped != 0 || (*t1.peers.Load())[2].queueLen() != 1 {
+		t.Fatalf("the message for replica 2 should wait in its queue: %+v, queue %d", st, (*t1.peers.Load())[2].queueLen())
 	}
 	t.Log(sink.lines("WARN", "")[0])
 }
@@ -773,7 +773,7 @@ func TestQueueBoundInBytes(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		tr.Send(2, bytes.Repeat([]byte{byte(i)}, 1<<10))
 	}
-	p := tr.peers[2]
+	p := (*tr.peers.Load())[2]
 	p.mu.Lock()
 	n, b, first := len(p.queue), p.queueBytes, p.queue[0][0]
 	p.mu.Unlock()

@@ -43,7 +43,7 @@ func benchOneWay(b *testing.B, start func(*testing.B) map[uint64]*Transport) {
 					// Keep the queue from overflowing: the sender is far
 					// faster than any socket.
 					for {
-						p := ts[1].peers[2]
+						p := (*ts[1].peers.Load())[2]
 						p.mu.Lock()
 						n := len(p.queue)
 						p.mu.Unlock()

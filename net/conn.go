@@ -14,8 +14,15 @@ import (
 // Hello frame; the listener checks it and answers with a Welcome frame,
 // closing the connection after a refusal:
 //
-//	Hello   msgpack [magic "PXNT", version 1, clusterID, nodeID, kind]
-//	Welcome msgpack [ok, reason, nodeID of the listener (0 in a refusal)]
+//	Hello   msgpack [magic "PXNT", version 1, clusterID, nodeID, kind,
+//	                 fresh, joining, peerAddr]
+//	Welcome msgpack [ok, reason, nodeID of the listener (0 in a refusal), code]
+//
+// The last three fields of a Hello and the code of a Welcome came with
+// membership changes. They are optional on the wire: a decoder fills the
+// fields an older peer did not send with zero values (not fresh, not
+// joining, no address, no code) and skips fields it does not know, so the
+// version stays 1 and replicas of both kinds still talk.
 //
 // Both frames are at most DefaultMaxHelloBytes (or Options.MaxHelloBytes).
 // On a peer port with TLS, the handshake runs inside the TLS session, after
@@ -39,6 +46,21 @@ type Hello struct {
 	// connections carry 0.
 	NodeID uint64
 	Kind   uint8
+	// The rest is for peer connections only (see PeerState).
+	//
+	// Fresh says the dialing replica holds no durable protocol state: no
+	// promise, no log, no snapshot. A replica whose data directory is new
+	// or was wiped says so until it has written something; the cluster
+	// uses it to refuse a replica that lost its data and came back under
+	// its old ID.
+	Fresh bool
+	// Joining says the dialing replica was started to join a running
+	// cluster and knows no configuration yet.
+	Joining bool
+	// PeerAddr is the address the dialing replica listens on for peers, so
+	// that a listener that has no address for it yet (a joining replica)
+	// can answer.
+	PeerAddr string
 }
 
 type helloWire struct {
@@ -47,17 +69,60 @@ type helloWire struct {
 	ClusterID string
 	NodeID    uint64
 	Kind      uint8
+	Fresh     bool
+	Joining   bool
+	PeerAddr  string
 }
 
 type welcomeWire struct {
 	OK     bool
 	Reason string
 	NodeID uint64
+	Code   RefusalCode
 }
 
 // ErrRefused is matched by the error a dialer gets when the listener
-// refuses the handshake; the error carries the listener's reason.
+// refuses the handshake; the error carries the listener's reason, and is a
+// *RefusedError.
 var ErrRefused = errors.New("net: connection refused by the peer")
+
+// RefusalCode says why a listener refused a peer, when the reason is one
+// the dialer must act on instead of retrying: the cluster will never take
+// it back.
+type RefusalCode uint8
+
+// Refusal codes. Zero is any other refusal (one to retry: a replica not
+// added yet, a misconfiguration being fixed).
+const (
+	// RefusalRemoved: the dialer was removed from the cluster.
+	RefusalRemoved RefusalCode = 1
+	// RefusalDataLost: the dialer lost its data (or was started as a new
+	// replica under the ID of one the cluster knows had state).
+	RefusalDataLost RefusalCode = 2
+)
+
+// PeerRefusal is the error an Options.Admit hook returns to refuse a peer
+// with a code: the dialer's transport reports it to its Options.OnRefused.
+// Reason is sent to the dialer.
+type PeerRefusal struct {
+	Code   RefusalCode
+	Reason string
+}
+
+func (r *PeerRefusal) Error() string { return r.Reason }
+
+// RefusedError is the error of a handshake the listener refused: its
+// reason, and its code (zero unless the listener gave one). It matches
+// ErrRefused.
+type RefusedError struct {
+	Code   RefusalCode
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return fmt.Sprintf("%v: %s", ErrRefused, e.Reason) }
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 
 // msgpackHandle encodes the handshake. Structs are arrays on the wire.
 var msgpackHandle = func() *codec.MsgpackHandle {
@@ -157,7 +222,8 @@ func ClientHandshake(c stdnet.Conn, h Hello, maxFrame int, timeout time.Duration
 
 func clientHandshake(c stdnet.Conn, h Hello, maxFrame, maxHello int, deadline time.Time) (*Conn, error) {
 	c.SetDeadline(deadline)
-	err := writeSmallFrame(c, encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: h.ClusterID, NodeID: h.NodeID, Kind: h.Kind}))
+	err := writeSmallFrame(c, encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: h.ClusterID, NodeID: h.NodeID, Kind: h.Kind,
+		Fresh: h.Fresh, Joining: h.Joining, PeerAddr: h.PeerAddr}))
 	var frame []byte
 	if err == nil {
 		frame, err = readSmallFrame(c, maxHello)
@@ -167,7 +233,7 @@ func clientHandshake(c stdnet.Conn, h Hello, maxFrame, maxHello int, deadline ti
 		err = decode(frame, &w)
 	}
 	if err == nil && !w.OK {
-		err = fmt.Errorf("%w: %s", ErrRefused, w.Reason)
+		err = &RefusedError{Code: w.Code, Reason: w.Reason}
 	}
 	if err != nil {
 		c.Close()
@@ -199,7 +265,12 @@ func ServerHandshake(c stdnet.Conn, self uint64, check func(Hello) error, maxFra
 func serverHandshake(c stdnet.Conn, self uint64, check func(Hello) error, maxFrame, maxHello int, deadline time.Time) (*Conn, error) {
 	c.SetDeadline(deadline)
 	refuse := func(reason error) (*Conn, error) {
-		writeSmallFrame(c, encode(&welcomeWire{Reason: reason.Error()}))
+		w := welcomeWire{Reason: reason.Error()}
+		var pr *PeerRefusal
+		if errors.As(reason, &pr) {
+			w.Code = pr.Code
+		}
+		writeSmallFrame(c, encode(&w))
 		c.Close()
 		return nil, &refusal{err: reason}
 	}
@@ -212,7 +283,7 @@ func serverHandshake(c stdnet.Conn, self uint64, check func(Hello) error, maxFra
 	if err := decodeHello(frame, &hw); err != nil {
 		return refuse(err)
 	}
-	h := Hello{ClusterID: hw.ClusterID, NodeID: hw.NodeID, Kind: hw.Kind}
+	h := Hello{ClusterID: hw.ClusterID, NodeID: hw.NodeID, Kind: hw.Kind, Fresh: hw.Fresh, Joining: hw.Joining, PeerAddr: hw.PeerAddr}
 	if err := check(h); err != nil {
 		return refuse(err)
 	}

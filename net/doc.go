@@ -48,5 +48,16 @@
 // connection has one reader goroutine, which hands over everything already
 // buffered as one batch.
 //
+// Membership: the set of peers follows the cluster's configuration.
+// SetPeers adds and removes peers at run time (a removed peer's queue is
+// dropped and its connections closed, both ways). Options.Admit lets the
+// caller decide which dialers to take beyond the set (a member of the
+// configuration not in the set yet; anyone, for a replica that is joining
+// and knows no configuration), and refuse one with a code the dialer acts
+// on (RefusalRemoved, RefusalDataLost: see Options.OnRefused). A Hello
+// says whether the dialer holds durable state (Fresh) and is joining
+// (Joining), and the address it listens on, which a listener that admitted
+// it without knowing it answers to.
+//
 // MemNetwork provides the same interface in memory, for tests.
 package net

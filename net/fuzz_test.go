@@ -92,9 +92,9 @@ func FuzzHello(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add(AppendFrame(nil, []byte{0x95, 0xa4, 'P', 'X', 'N', 'T', 1, 0xdb, 0xff, 0xff, 0xff, 0xff}))
 	tr := &Transport{
-		opts:  Options{ClusterID: cluster, ID: 1, MaxHelloBytes: DefaultMaxHelloBytes, Logger: hclog.NewNullLogger()},
-		peers: map[uint64]*peer{2: {id: 2}, 3: {id: 3}},
+		opts: Options{ClusterID: cluster, ID: 1, MaxHelloBytes: DefaultMaxHelloBytes, Logger: hclog.NewNullLogger()},
 	}
+	tr.peers.Store(&map[uint64]*peer{2: {id: 2}, 3: {id: 3}})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := &fuzzConn{r: bytes.NewReader(data)}
 		conn, err := serverHandshake(c, 1, func(h Hello) error { return tr.checkPeer(h, nil) }, 0, DefaultMaxHelloBytes, time.Time{})

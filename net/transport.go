@@ -33,13 +33,39 @@ type Options struct {
 	ClusterID string
 	// ID is this replica; Peers maps every replica of the cluster (this one
 	// may be left out) to its address. Connections from replicas not in
-	// Peers are refused.
+	// Peers are refused, unless Admit says otherwise. SetPeers changes the
+	// set at run time.
 	ID    uint64
 	Peers map[uint64]string
 	// ListenAddr is where peers reach this replica. Default: Peers[ID].
 	ListenAddr string
 	// Listener, if set, is used instead of listening on ListenAddr.
 	Listener stdnet.Listener
+	// AdvertiseAddr is the address this replica's Hellos give for it
+	// (Hello.PeerAddr). Default: ListenAddr; the listener's address if
+	// either has no port, or port 0.
+	AdvertiseAddr string
+	// State is what this replica's Hellos say about its data (see
+	// PeerState); SetState changes it.
+	State PeerState
+
+	// Admit, if set, decides whether to take a peer connection whose Hello
+	// passed the transport's own checks (the cluster, the certificate, not
+	// this replica's own ID); known says the peer is in the transport's set
+	// of peers. Its error refuses the connection and is sent to the dialer
+	// as the reason (with its code, if it is a *PeerRefusal). Without
+	// Admit, peers not in the set are refused. A peer that Admit takes and
+	// that is not in the set is added to it, with the address its Hello
+	// advertises, so that it can be answered (until the next SetPeers).
+	// Admit is called from the transport's goroutines, concurrently; it
+	// must not call the transport.
+	Admit func(h Hello, known bool) error
+	// OnRefused, if set, is told when a peer refuses this replica with a
+	// code (see PeerRefusal): the cluster will not take this replica back,
+	// and it should stop. It is called from a writer goroutine each time a
+	// dial is so refused (the transport goes on retrying); it must not
+	// block, and must not call Close.
+	OnRefused func(peer uint64, e *RefusedError)
 
 	// TLS secures the peer port: the listener serves with it and dialers
 	// use it. It must hold this replica's certificate and trust the
@@ -123,6 +149,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ListenAddr == "" {
 		o.ListenAddr = o.Peers[o.ID]
 	}
+	if len(o.AdvertiseAddr) > maxAdvertiseLen {
+		return o, fmt.Errorf("net: Options.AdvertiseAddr is longer than %d bytes", maxAdvertiseLen)
+	}
 	if o.ListenAddr == "" && o.Listener == nil {
 		return o, fmt.Errorf("net: no address to listen on for replica %d", o.ID)
 	}
@@ -180,11 +209,16 @@ type Stats struct {
 // has been authenticated, so a stranger cannot push a replica out (with
 // Insecure, anyone who knows the cluster ID and a member's ID can).
 type Transport struct {
-	opts  Options
-	log   hclog.Logger
-	ln    stdnet.Listener
-	recv  chan []Inbound
-	peers map[uint64]*peer
+	opts Options
+	log  hclog.Logger
+	ln   stdnet.Listener
+	recv chan []Inbound
+	// peers is the set of peers, by ID: copied on write under mu, so that
+	// Send reads it without a lock.
+	peers atomic.Pointer[map[uint64]*peer]
+	// state is what Hellos say (PeerState); advertise the address they give.
+	state     atomic.Pointer[PeerState]
+	advertise string
 	// serverTLS and dialTLS are Options.TLS for each side (nil without).
 	serverTLS, dialTLS *tls.Config
 	// ctx is cancelled by Close; stop is its Done channel.
@@ -213,15 +247,32 @@ type pendingConn struct {
 	evicted bool // closed to make room (guarded by Transport.mu)
 }
 
-// peer is the outbound side towards one replica.
+// peer is the outbound side towards one replica at one address. A peer
+// removed, or whose address changes, is stopped (cancel) and replaced by
+// a new one.
 type peer struct {
 	id         uint64
 	addr       string
+	ctx        context.Context // cancelled when the peer is removed or the transport closes
+	cancel     context.CancelFunc
 	mu         sync.Mutex
 	queue      [][]byte // payloads waiting, oldest first
 	queueBytes int      // their total length
 	kick       chan struct{}
+	// rehello asks the writer to connect again, so that the peer hears
+	// this replica's new PeerState.
+	rehello chan struct{}
 }
+
+// PeerState is what a replica's Hellos say about its data: see
+// Hello.Fresh and Hello.Joining.
+type PeerState struct {
+	Fresh, Joining bool
+}
+
+// maxAdvertiseLen bounds the advertised address, so that a Hello stays far
+// below MaxHelloBytes.
+const maxAdvertiseLen = 1024
 
 // Listen starts a transport: it listens for peers and starts a writer for
 // each of them, which connects in the background.
@@ -241,8 +292,17 @@ func Listen(opts Options) (*Transport, error) {
 		log:     opts.Logger,
 		ln:      ln,
 		recv:    make(chan []Inbound, 1024),
-		peers:   map[uint64]*peer{},
 		inbound: map[uint64]*Conn{},
+	}
+	t.peers.Store(&map[uint64]*peer{})
+	state := opts.State
+	t.state.Store(&state)
+	t.advertise = opts.AdvertiseAddr
+	if t.advertise == "" {
+		t.advertise = opts.ListenAddr
+	}
+	if _, port, err := stdnet.SplitHostPort(t.advertise); err != nil || port == "" || port == "0" {
+		t.advertise = ln.Addr().String() // a port chosen by the system
 	}
 	if opts.TLS != nil {
 		t.serverTLS = opts.TLS.Clone()
@@ -255,22 +315,106 @@ func Listen(opts Options) (*Transport, error) {
 	t.acceptLg = newRateLog(t.log, opts.RefusalLogInterval, "accepting peer connections failed; retrying", "accepting peer connections failed %d times in the last %v")
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.stop = t.ctx.Done()
-	ids := make([]uint64, 0, len(opts.Peers))
-	for id := range opts.Peers {
-		if id != opts.ID {
+	t.SetPeers(opts.Peers)
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// SetPeers makes peers (ID to address; this replica's own ID is ignored)
+// the set of replicas the transport talks to: writers start for the new
+// ones; a replica no longer in the set is stopped, its queue dropped and
+// its connections, both ways, closed (a replica whose address changed is
+// reconnected at the new one). Connections from replicas outside the set
+// are refused from then on, unless Options.Admit takes them. The caller
+// keeps peers.
+func (t *Transport) SetPeers(peers map[uint64]string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	old := *t.peers.Load()
+	next := make(map[uint64]*peer, len(peers))
+	ids := make([]uint64, 0, len(peers))
+	for id := range peers {
+		if id != t.opts.ID {
 			ids = append(ids, id)
 		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
-		p := &peer{id: id, addr: opts.Peers[id], kick: make(chan struct{}, 1)}
-		t.peers[id] = p
-		t.wg.Add(1)
-		go t.writeLoop(p)
+		if p, ok := old[id]; ok && p.addr == peers[id] {
+			next[id] = p
+			continue
+		}
+		next[id] = t.startPeerLocked(id, peers[id])
 	}
+	for id, p := range old {
+		if next[id] == p {
+			continue
+		}
+		p.cancel()
+		if _, still := next[id]; !still {
+			if c := t.inbound[id]; c != nil {
+				c.Close()
+			}
+			t.log.Info("stopped talking to a replica no longer in the configuration", "peer", id, "addr", p.addr)
+		} else {
+			t.log.Info("a replica's address changed", "peer", id, "old", p.addr, "new", next[id].addr)
+		}
+	}
+	t.peers.Store(&next)
+}
+
+// startPeerLocked starts the writer of a new peer; t.mu is held.
+func (t *Transport) startPeerLocked(id uint64, addr string) *peer {
+	p := &peer{id: id, addr: addr, kick: make(chan struct{}, 1), rehello: make(chan struct{}, 1)}
+	p.ctx, p.cancel = context.WithCancel(t.ctx)
 	t.wg.Add(1)
-	go t.acceptLoop()
-	return t, nil
+	go t.writeLoop(p)
+	return p
+}
+
+// Peers returns the replicas the transport talks to, with their
+// addresses.
+func (t *Transport) Peers() map[uint64]string {
+	ps := *t.peers.Load()
+	out := make(map[uint64]string, len(ps))
+	for id, p := range ps {
+		out[id] = p.addr
+	}
+	return out
+}
+
+// Reconnect makes every outbound connection again, with a new handshake.
+// A replica that hears from nobody for a while calls it: the peers then
+// tell it, in their answer to the handshake, if they will not take it any
+// more (see Options.OnRefused), which a connection that stays up would
+// never tell it.
+func (t *Transport) Reconnect() {
+	for _, p := range *t.peers.Load() {
+		select {
+		case p.rehello <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// SetState changes what this replica's Hellos say about its data. When it
+// changes, the outbound connections are made again, so that every peer
+// hears the new state (a replica that now holds state says so: that is
+// what lets the cluster tell, later, that it lost it).
+func (t *Transport) SetState(s PeerState) {
+	if old := t.state.Swap(&s); *old == s {
+		return
+	}
+	for _, p := range *t.peers.Load() {
+		select {
+		case p.rehello <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Addr returns the address the transport listens on.
@@ -287,7 +431,7 @@ func (t *Transport) Receive() <-chan []Inbound { return t.recv }
 // transport keeps payload until it is written; the caller must not modify
 // it.
 func (t *Transport) Send(to uint64, payload []byte) {
-	p, ok := t.peers[to]
+	p, ok := (*t.peers.Load())[to]
 	if !ok {
 		t.dropped.Add(1)
 		return
@@ -327,6 +471,9 @@ func (t *Transport) Close() error {
 	for _, c := range t.inbound {
 		c.Close()
 	}
+	for _, p := range *t.peers.Load() {
+		p.cancel()
+	}
 	for e := t.pending.Front(); e != nil; e = e.Next() {
 		e.Value.(*pendingConn).c.Close()
 	}
@@ -344,7 +491,12 @@ func (t *Transport) writeLoop(p *peer) {
 	defer t.wg.Done()
 	backoff := t.opts.ReconnectMin
 	var buf []byte
+	stop := p.ctx.Done()
 	for {
+		select { // a reconnection asked for before this one is done by it
+		case <-p.rehello:
+		default:
+		}
 		conn := t.connect(p, &backoff)
 		if conn == nil {
 			return // stopped
@@ -353,11 +505,15 @@ func (t *Transport) writeLoop(p *peer) {
 		case p.kick <- struct{}{}:
 		default:
 		}
+	write:
 		for {
 			select {
-			case <-t.stop:
+			case <-stop:
 				conn.Close()
 				return
+			case <-p.rehello:
+				conn.Close()
+				break write
 			case <-p.kick:
 			}
 			p.mu.Lock()
@@ -374,7 +530,7 @@ func (t *Transport) writeLoop(p *peer) {
 				t.dropped.Add(uint64(len(batch)))
 				t.log.Debug("lost the connection to a peer", "peer", p.id, "error", err)
 				conn.Close()
-				break
+				break write
 			}
 			t.sent.Add(uint64(len(batch)))
 		}
@@ -409,13 +565,18 @@ func (c *Conn) SetWriteDeadlineAfter(d time.Duration) { c.c.SetWriteDeadline(tim
 // connect dials p until a handshake succeeds or the transport stops (nil),
 // waiting a jittered, doubling backoff between attempts.
 func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
+	stop := p.ctx.Done()
 	for attempt := 0; ; attempt++ {
 		select {
-		case <-t.stop:
+		case <-stop:
 			return nil
 		default:
 		}
 		conn, err := t.dial(p)
+		var refused *RefusedError
+		if errors.As(err, &refused) && refused.Code != 0 && t.opts.OnRefused != nil {
+			t.opts.OnRefused(p.id, refused)
+		}
 		if err == nil {
 			if attempt >= 20 {
 				t.log.Info("connected to a peer", "peer", p.id, "addr", p.addr)
@@ -437,7 +598,7 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 		*backoff = min(2**backoff, t.opts.ReconnectMax)
 		timer := time.NewTimer(wait)
 		select {
-		case <-t.stop:
+		case <-stop:
 			timer.Stop()
 			return nil
 		case <-timer.C:
@@ -451,7 +612,7 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 var ErrWrongPeer = errors.New("net: the other side is not the replica dialed")
 
 func (t *Transport) dial(p *peer) (*Conn, error) {
-	ctx, cancel := context.WithTimeout(t.ctx, t.opts.DialTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, t.opts.DialTimeout)
 	defer cancel()
 	var d stdnet.Dialer
 	c, err := d.DialContext(ctx, "tcp", p.addr)
@@ -462,7 +623,7 @@ func (t *Transport) dial(p *peer) (*Conn, error) {
 	if t.dialTLS != nil {
 		c.SetDeadline(deadline)
 		tc := tls.Client(c, t.dialTLS)
-		hctx, cancel := context.WithDeadline(t.ctx, deadline)
+		hctx, cancel := context.WithDeadline(p.ctx, deadline)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
@@ -479,7 +640,9 @@ func (t *Transport) dial(p *peer) (*Conn, error) {
 		}
 		c = tc
 	}
-	return clientHandshake(c, Hello{ClusterID: t.opts.ClusterID, NodeID: t.opts.ID, Kind: KindPeer}, t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
+	st := *t.state.Load()
+	h := Hello{ClusterID: t.opts.ClusterID, NodeID: t.opts.ID, Kind: KindPeer, Fresh: st.Fresh, Joining: st.Joining, PeerAddr: t.advertise}
+	return clientHandshake(c, h, t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
 }
 
 // peerIdentity verifies the certificate of the other side of c against the
@@ -565,9 +728,10 @@ func (t *Transport) refuse(remote stdnet.Addr, reason string, err error) {
 	t.refusals.add(reason, remote, err)
 }
 
-// checkPeer accepts peers of this cluster that it knows, and that are who
-// their certificate says (certID), if any. Its reasons name no cluster and
-// no replica the dialer did not name itself.
+// checkPeer accepts peers of this cluster that it knows (or that
+// Options.Admit takes), and that are who their certificate says (certID),
+// if any. Its reasons name no cluster and no replica the dialer did not
+// name itself.
 func (t *Transport) checkPeer(h Hello, certID *uint64) error {
 	switch {
 	case h.Kind != KindPeer:
@@ -579,7 +743,17 @@ func (t *Transport) checkPeer(h Hello, certID *uint64) error {
 	case h.NodeID == t.opts.ID:
 		return fmt.Errorf("the dialer claims to be replica %d, which is this replica", h.NodeID)
 	}
-	if _, ok := t.peers[h.NodeID]; !ok {
+	return t.admit(h)
+}
+
+// admit is the membership part of checkPeer: the set of peers, or
+// Options.Admit.
+func (t *Transport) admit(h Hello) error {
+	_, known := (*t.peers.Load())[h.NodeID]
+	if t.opts.Admit != nil {
+		return t.opts.Admit(h, known)
+	}
+	if !known {
 		return fmt.Errorf("replica %d is not a member of this cluster", h.NodeID)
 	}
 	return nil
@@ -608,6 +782,25 @@ func (t *Transport) serve(pc *pendingConn) {
 		return
 	}
 	from := conn.Remote().NodeID
+	// Admitted during the handshake; asked again under the lock, so that a
+	// SetPeers that removed the replica meanwhile (and closed the
+	// connections it had) does not miss this one.
+	if err := t.admit(conn.Remote()); err != nil {
+		t.mu.Unlock()
+		conn.Close()
+		t.refuse(conn.RemoteAddr(), refusedCheck, err)
+		return
+	}
+	if peers := *t.peers.Load(); peers[from] == nil && conn.Remote().PeerAddr != "" {
+		// Taken by Admit without being in the set: learn where to answer.
+		next := make(map[uint64]*peer, len(peers)+1)
+		for id, p := range peers {
+			next[id] = p
+		}
+		next[from] = t.startPeerLocked(from, conn.Remote().PeerAddr)
+		t.peers.Store(&next)
+		t.log.Info("learned a peer's address from its handshake", "peer", from, "addr", conn.Remote().PeerAddr)
+	}
 	if old := t.inbound[from]; old != nil {
 		// The replica connected again: it is authenticated, so the old
 		// connection is stale (the replica restarted, or saw it fail

@@ -236,7 +236,7 @@ func TestFullQueueDropsOldest(t *testing.T) {
 	if d := tr.Stats().Dropped; d != 15 {
 		t.Fatalf("dropped %d, want 15", d)
 	}
-	p := tr.peers[2]
+	p := (*tr.peers.Load())[2]
 	p.mu.Lock()
 	first := p.queue[0][0]
 	p.mu.Unlock()

@@ -7,11 +7,14 @@ import (
 	stdnet "net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/engine"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -31,7 +34,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-p", "1", "-c", "1"}, "missing flags"},
 		{[]string{"-i", "3", "-p", "10000", "-c", "3"}, "ids run from 0 to count-1"},
 		{[]string{"-i", "0", "-p", "70000", "-c", "1"}, "not a TCP port"},
-		{[]string{"-i", "0", "-p", "10000", "-c", "0"}, "at least one server"},
+		{[]string{"-i", "0", "-p", "10000", "-c", "0"}, "--count"},
 		{[]string{"-i", "0", "-p", "x", "-c", "1"}, "--port"},
 		{[]string{"-i", "0", "-p", "10000", "-c", "2", "--peers", "127.0.0.1:1", "--data-dir", dir}, "lists 1 servers"},
 		{[]string{"-i", "0", "-p", "10000", "-c", "100"}, "--count 100: a cluster has at most 99"},
@@ -50,6 +53,16 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-i", "0", "-p", "10000", "-c", "1", "--peers", "nohost"}, `"nohost" is not host:port`},
 		{[]string{"-i", "0", "-p", "10000", "-c", "1", "--cluster-id", "a b"}, `--cluster-id "a b"`},
 		{[]string{"-i", "0", "-p", "10000", "-c", "1", "--tls-dir", dir, "--insecure"}, "choose one"},
+		{[]string{"-i", "0", "-p", "10000"}, "missing flags: --count=INT (or --join"},
+		{[]string{"--join", "-i", "3", "-p", "10000", "-c", "3"}, "--count 3 and --join"},
+		{[]string{"--join", "--id=-1", "-p", "10000"}, "--id -1: a replica ID is between 0 and 999999"},
+		{[]string{"--join", "-i", "1000000", "-p", "10000"}, "--id 1000000"},
+		{[]string{"--join", "-i", "50000", "-p", "10000"}, "--id 50000: its default peer port, 20000+id, is past 65535; give its address with --peers 50000=HOST:PORT"},
+		{[]string{"--join", "-i", "3", "-p", "10000", "--peers", "0=127.0.0.1:20000"}, "--peers has no address for id 3, this server (with --join, give it as 3=HOST:PORT)"},
+		{[]string{"--join", "-i", "3", "-p", "10000", "--peers", "3=127.0.0.1:20003,3=127.0.0.1:20004"}, "--peers: id 3 given twice"},
+		{[]string{"--join", "-i", "3", "-p", "10000", "--peers", "9999999=127.0.0.1:1"}, "--peers: id 9999999"},
+		{[]string{"--join", "-i", "3", "-p", "20003"}, "--port 20003: it is server 3's peer port"},
+		{[]string{"--join", "-i", "3", "-p", "10000", "--peers", "3=nohost"}, `"nohost" is not host:port`},
 	} {
 		code, out := runServer(t, context.Background(), tc.args...)
 		if code == 0 || !strings.Contains(out, tc.want) || strings.Contains(strings.TrimSpace(out), "\n") {
@@ -202,4 +215,146 @@ func TestCleanShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server did not stop")
 	}
+}
+
+// TestJoin: a server started with --join waits to be added, says how to
+// add it, catches up once added and promoted, restarts from its data with
+// the same command line, and stops by itself, saying so, once removed.
+func TestJoin(t *testing.T) {
+	dir := t.TempDir()
+	peerPorts := []int{freePort(t), freePort(t), freePort(t), freePort(t)}
+	ports := []int{freePort(t), freePort(t), freePort(t), freePort(t)}
+	peers := fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", peerPorts[0], peerPorts[1], peerPorts[2])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		code int
+		out  string
+	}
+	done := make(chan result, 3)
+	for id := range 3 {
+		go func() {
+			code, out := runServer(t, ctx, "-i", fmt.Sprint(id), "-p", fmt.Sprint(ports[id]), "-c", "3", "-t", "300", "--peers", peers,
+				"--data-dir", filepath.Join(dir, fmt.Sprint(id)), "--insecure")
+			done <- result{code, out}
+		}()
+	}
+	defer func() {
+		cancel()
+		for range 3 {
+			if r := <-done; r.code != 0 {
+				t.Errorf("a server exited %d: %s", r.code, r.out)
+			}
+		}
+	}()
+	joinArgs := []string{"--join", "-i", "3", "-p", fmt.Sprint(ports[3]), "-t", "300", "--peers", fmt.Sprintf("3=127.0.0.1:%d", peerPorts[3]),
+		"--data-dir", filepath.Join(dir, "3"), "--insecure", "-v"}
+	type joiner struct {
+		cancel context.CancelFunc
+		out    *syncBuffer
+		done   chan int
+	}
+	startJoiner := func() joiner {
+		jctx, jcancel := context.WithCancel(ctx)
+		j := joiner{cancel: jcancel, out: &syncBuffer{}, done: make(chan int, 1)}
+		go func() { j.done <- run(jctx, joinArgs, j.out) }()
+		return j
+	}
+	waitFor := func(j joiner, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(j.out.String(), want); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the joining server never said %q:\n%s", want, j.out.String())
+			}
+		}
+	}
+	j := startJoiner()
+	waitFor(j, fmt.Sprintf("paxos cluster add 3 --peer-addr 127.0.0.1:%d --client-addr 127.0.0.1:%d", peerPorts[3], ports[3]))
+
+	addrs := []string{fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])}
+	admin := engine.NewClient(addrs, engine.ClientOptions{ClusterID: "chatroom"})
+	defer admin.Close()
+	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+	defer ccancel()
+	if err := admin.AddLearner(cctx, 3, fmt.Sprintf("127.0.0.1:%d", peerPorts[3]), fmt.Sprintf("127.0.0.1:%d", ports[3])); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Promote(cctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	c := chatroom.NewClient(addrs, chatroom.Options{ClusterID: "chatroom"})
+	defer c.Close()
+	if _, err := c.Put(cctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	read3 := func() []string {
+		c3 := chatroom.NewClient([]string{fmt.Sprintf("127.0.0.1:%d", ports[3])}, chatroom.Options{ClusterID: "chatroom"})
+		defer c3.Close()
+		got, _ := c3.Get(cctx)
+		return got
+	}
+	for !slices.Contains(read3(), "hello") {
+		if cctx.Err() != nil {
+			t.Fatal("the new server never served the message")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The same command line restarts it from its data.
+	j.cancel()
+	if code := <-j.done; code != 0 {
+		t.Fatalf("the joined server exited %d on SIGTERM: %s", code, j.out.String())
+	}
+	j = startJoiner()
+	waitFor(j, "serving")
+	if strings.Contains(j.out.String(), "waits to join") {
+		t.Errorf("the restarted server waits to join again:\n%s", j.out.String())
+	}
+	for !slices.Contains(read3(), "hello") {
+		if cctx.Err() != nil {
+			t.Fatal("the restarted server does not serve the message")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Removed, it stops by itself and says so.
+	if err := admin.RemoveReplica(cctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-j.done:
+		if code != 0 || !strings.Contains(j.out.String(), "replica 3 was removed from the cluster") {
+			t.Fatalf("the removed server exited %d:\n%s", code, j.out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the removed server did not stop:\n%s", j.out.String())
+	}
+
+	// A server that lost its data cannot come back under its ID: started
+	// with --join and an empty data dir as replica 1, it is refused by
+	// the cluster, and stops with the documented way out.
+	var out syncBuffer
+	code := run(cctx, []string{"--join", "-i", "1", "-p", fmt.Sprint(freePort(t)), "--insecure",
+		"--peers", fmt.Sprintf("1=127.0.0.1:%d,0=127.0.0.1:%d", freePort(t), peerPorts[0]), "--data-dir", filepath.Join(dir, "1-new")}, &out)
+	if code != 1 || !strings.Contains(out.String(), "lost its data") {
+		t.Fatalf("a replica without its data came back under its ID: exit %d:\n%s", code, out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a goroutine writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

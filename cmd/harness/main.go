@@ -19,8 +19,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -73,12 +75,15 @@ func (c *cli) run(ctx context.Context, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "harness: --tls-dir %s: %v\n", c.TLSDir, err)
 			return 1
 		}
-		servers := 0
+		ids := map[uint64]bool{}
 		for _, sc := range scenarios {
-			servers = max(servers, sc.Servers())
+			for _, id := range sc.ServerIDs() {
+				ids[id] = true
+			}
 		}
+		mine := slices.Sorted(maps.Keys(ids))
 		t := cmdflags.TLS{Dir: c.TLSDir}
-		if _, _, err := t.ReplicaDir("", opts.ClusterID, servers, cmdflags.IDs(servers)); err != nil {
+		if _, _, err := t.ReplicaDir("", opts.ClusterID, len(mine), mine); err != nil {
 			fmt.Fprintf(stderr, "harness: %v\n", err)
 			return 1
 		}

@@ -64,12 +64,16 @@ func TestTLSDirChecked(t *testing.T) {
 	if _, err := certs.CreateDir(tlsDir, "two", []uint64{0, 1}); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ tlsDir, want string }{
-		{tlsDir, "--tls-dir " + tlsDir + ": certs: loading"},
-		{filepath.Join(dir, "none"), "--tls-dir " + filepath.Join(dir, "none") + ": open"},
+	// A server the scenario adds needs its certificate too.
+	added := filepath.Join(dir, "added.json")
+	os.WriteFile(added, []byte(`[{"type":"Start","id":0,"port":1,"count":2},{"type":"AddServer","id":5,"port":2}]`), 0o644)
+	for _, tc := range []struct{ file, tlsDir, want string }{
+		{sc, tlsDir, "--tls-dir " + tlsDir + ": certs: loading"},
+		{sc, filepath.Join(dir, "none"), "--tls-dir " + filepath.Join(dir, "none") + ": open"},
+		{added, tlsDir, "node-5.pem"},
 	} {
 		var out, errOut bytes.Buffer
-		c := cli{File: sc, Server: "/bin/false", TLSDir: tc.tlsDir}
+		c := cli{File: tc.file, Server: "/bin/false", TLSDir: tc.tlsDir}
 		if code := c.run(context.Background(), &out, &errOut); code != 1 || !strings.Contains(errOut.String(), tc.want) {
 			t.Errorf("%s: exit %d, stderr %q; want 1 and %q", tc.tlsDir, code, errOut.String(), tc.want)
 		}

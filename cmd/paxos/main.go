@@ -3,6 +3,7 @@
 //	paxos up                 a local chat room cluster of 3 replicas, no setup (mutual TLS, certificates in data/tls)
 //	paxos certs              a cluster's CA and certificates, for --tls-dir
 //	paxos bench              write throughput and latency, as a table, JSON or plot
+//	paxos cluster status     a running cluster's configuration (add, promote, remove, transfer change it)
 //	paxos wal dump <dir>     segments, record counts, slot ranges, hard state
 //	paxos wal verify <dir>   exit 0 on a sound log, 1 naming file and offset
 //	paxos snapshot ls <dir>  snapshots with slot, size and checksum status (--copy beside a running replica)
@@ -27,6 +28,7 @@ type cli struct {
 	Up       upCmd       `cmd:"" help:"Run a local chat room cluster (3 replicas on 127.0.0.1, data in ./data, certificates in ./data/tls) until Ctrl-C."`
 	Certs    certsCmd    `cmd:"" help:"Write a cluster's CA and certificates into a directory, for the --tls-dir of its replicas and clients."`
 	Bench    benchCmd    `cmd:"" help:"Measure write throughput and latency of an in-process cluster (or of a running one, with --target)."`
+	Cluster  clusterCmd  `cmd:"" help:"Show and change a running cluster's membership: status, add, promote, remove, transfer."`
 	WAL      walCmd      `cmd:"" name:"wal" help:"Inspect and verify write-ahead logs."`
 	Snapshot snapshotCmd `cmd:"" help:"Inspect snapshot stores."`
 }

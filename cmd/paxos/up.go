@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	stdnet "net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ type upCmd struct {
 	ClusterID  string        `name:"cluster-id" default:"chatroom" help:"The cluster's name."`
 	TLSDir     string        `name:"tls-dir" placeholder:"DIR" help:"The cluster's certificates, as paxos certs writes them; the peer ports run mutual TLS with them. Default: <data-dir>/tls, made on first start."`
 	Insecure   bool          `help:"Run the peer and client ports in plaintext, unauthenticated, instead of mutual TLS."`
+	Replicas   []int         `sep:"," placeholder:"ID,..." help:"Run only these replicas of the cluster in this process (default: all of them). The others run elsewhere, or are down: another paxos up --replicas runs them with the same ports and data dirs."`
 }
 
 // Validate refuses a bad command line before anything starts (kong calls
@@ -49,7 +52,29 @@ func (u *upCmd) Validate() error {
 	if err := cmdflags.ClusterID("--cluster-id", u.ClusterID); err != nil {
 		return err
 	}
+	seen := map[int]bool{}
+	for _, id := range u.Replicas {
+		switch {
+		case id < 0 || id >= u.Nodes:
+			return fmt.Errorf("--replicas: %d: the replicas of --nodes %d are 0 to %d", id, u.Nodes, u.Nodes-1)
+		case seen[id]:
+			return fmt.Errorf("--replicas: %d given twice", id)
+		}
+		seen[id] = true
+	}
 	return u.tls().Check()
+}
+
+// mine returns the replicas this process runs, sorted.
+func (u *upCmd) mine() []int {
+	if len(u.Replicas) == 0 {
+		ids := make([]int, u.Nodes)
+		for i := range ids {
+			ids[i] = i
+		}
+		return ids
+	}
+	return slices.Sorted(slices.Values(u.Replicas))
 }
 
 func (u *upCmd) tls() cmdflags.TLS { return cmdflags.TLS{Dir: u.TLSDir, Insecure: u.Insecure} }
@@ -57,9 +82,13 @@ func (u *upCmd) tls() cmdflags.TLS { return cmdflags.TLS{Dir: u.TLSDir, Insecure
 // Run starts the replicas, prints how to reach them, and shows the leader
 // and the commit progress until the context ends (Ctrl-C).
 func (u *upCmd) Run(g *globals) error {
-	peers := map[uint64]string{}
+	peers, clients := map[uint64]string{}, map[uint64]string{}
 	for id := 0; id < u.Nodes; id++ {
 		peers[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", u.PeerPort+id)
+		clients[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", u.ClientPort+id)
+	}
+	mine := u.mine()
+	for _, id := range mine {
 		for _, port := range []int{u.ClientPort + id, u.PeerPort + id} {
 			if err := portFree(port); err != nil {
 				return fmt.Errorf("port %d is taken (%v); choose others with --client-port and --peer-port", port, err)
@@ -78,10 +107,10 @@ func (u *upCmd) Run(g *globals) error {
 			}
 		}
 	}()
-	for id := range nodes {
+	for _, id := range mine {
 		n, err := chatroom.StartServer(chatroom.ServerConfig{
-			ID: id, Count: u.Nodes, Peers: peers,
-			ClientAddr:      fmt.Sprintf("127.0.0.1:%d", u.ClientPort+id),
+			ID: id, Count: u.Nodes, Peers: peers, ClientAddrs: clients,
+			ClientAddr:      clients[uint64(id)],
 			DataDir:         filepath.Join(u.DataDir, fmt.Sprintf("node-%d", id)),
 			ClusterID:       u.ClusterID,
 			ElectionTimeout: u.Timeout,
@@ -94,8 +123,12 @@ func (u *upCmd) Run(g *globals) error {
 		}
 		nodes[id] = n
 	}
-	fmt.Fprintf(g.out, "paxos-go chat room: %d replicas on 127.0.0.1, data in %s\n", u.Nodes, u.DataDir)
-	for id := range nodes {
+	if len(mine) == u.Nodes {
+		fmt.Fprintf(g.out, "paxos-go chat room: %d replicas on 127.0.0.1, data in %s\n", u.Nodes, u.DataDir)
+	} else {
+		fmt.Fprintf(g.out, "paxos-go chat room: replicas %s of %d on 127.0.0.1 (--replicas), data in %s\n", joinInts(mine), u.Nodes, u.DataDir)
+	}
+	for _, id := range mine {
 		fmt.Fprintf(g.out, "  replica %d  clients 127.0.0.1:%d  peers 127.0.0.1:%d\n", id, u.ClientPort+id, u.PeerPort+id)
 	}
 	switch {
@@ -111,12 +144,27 @@ func (u *upCmd) Run(g *globals) error {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	last, lastPrint := "", time.Time{}
+	stopped := map[int]bool{} // replicas that stopped by themselves, said once
 	for {
 		select {
 		case <-g.ctx.Done():
 			fmt.Fprintln(g.out, "stopping")
 			return nil
 		case <-tick.C:
+		}
+		for id, n := range nodes {
+			if n == nil || stopped[id] {
+				continue
+			}
+			select {
+			case <-n.Done():
+				stopped[id] = true
+				fmt.Fprintf(g.out, "%s  replica %d stopped: %v\n", time.Now().Format("15:04:05"), id, n.Err())
+			default:
+			}
+		}
+		if len(stopped) == len(mine) {
+			return errors.New("every replica of this process stopped")
 		}
 		if line := clusterLine(nodes); line != last || time.Since(lastPrint) > 10*time.Second {
 			fmt.Fprintf(g.out, "%s  %s\n", time.Now().Format("15:04:05"), line)
@@ -141,20 +189,53 @@ func (u *upCmd) clientCommand(tlsDir string) string {
 	return cmd
 }
 
-// clusterLine describes the leader and each replica's progress.
+// clusterLine describes the leader and the progress of each replica this
+// process runs (labelled with their IDs when it runs only some).
 func clusterLine(nodes []*engine.Node) string {
-	leader := "none yet"
+	leader, elsewhere := "none yet", ""
 	var applied []string
 	var commit uint64
-	for _, n := range nodes {
+	some := slices.Contains(nodes, nil)
+	for id, n := range nodes {
+		if n == nil {
+			continue // another process's
+		}
 		st := n.Status()
 		if st.Role == "leader" {
 			leader = fmt.Sprintf("replica %d (ballot %s)", st.ID, st.Promised)
+		} else if st.HasLead {
+			elsewhere = fmt.Sprintf("replica %d (in another process)", st.Leader)
 		}
 		commit = max(commit, st.Commit)
-		applied = append(applied, fmt.Sprint(st.Applied))
+		if some {
+			applied = append(applied, fmt.Sprintf("%d:%d", id, st.Applied))
+		} else {
+			applied = append(applied, fmt.Sprint(st.Applied))
+		}
 	}
-	return fmt.Sprintf("leader: %s | commit: slot %d | applied: %s", leader, commit, strings.Join(applied, " "))
+	if leader == "none yet" && elsewhere != "" {
+		leader = elsewhere
+	}
+	// The configuration, as the replica that has committed furthest
+	// knows it: it changes with paxos cluster add, promote and remove.
+	conf := ""
+	var best uint64
+	for _, n := range nodes {
+		if n != nil {
+			if st := n.Status(); conf == "" || st.Commit > best {
+				conf, best = n.Configuration().String(), st.Commit
+			}
+		}
+	}
+	return fmt.Sprintf("leader: %s | commit: slot %d | applied: %s | configuration: %s", leader, commit, strings.Join(applied, " "), conf)
+}
+
+func joinInts(ids []int) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
 }
 
 func portFree(port int) error {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/chatroom"
+	"github.com/paxos-go/paxos/engine"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -87,7 +88,7 @@ func TestUp(t *testing.T) {
 	// Secure by default: the certificates were made under the data dir,
 	// and the client command printed names them.
 	tlsDir := filepath.Join(dir, "tls")
-	for _, want := range []string{"3 replicas on 127.0.0.1", "mutual TLS, with certificates made now in " + tlsDir,
+	for _, want := range []string{"3 replicas on 127.0.0.1", "mutual TLS, with certificates made now in " + tlsDir, "configuration: {0 1 2}",
 		"go run ./cmd/chatroom-client --tls-dir " + tlsDir, fmt.Sprintf("connect %d", clientPort), "stopping"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
@@ -124,6 +125,10 @@ func TestUpBadFlags(t *testing.T) {
 		{[]string{"--cluster-id", "no spaces"}, `--cluster-id "no spaces"`},
 		{[]string{"--data-dir", ""}, "--data-dir: empty"},
 		{[]string{"--tls-dir", "x", "--insecure"}, "choose one"},
+		{[]string{"--replicas", "0,3"}, "--replicas: 3: the replicas of --nodes 3 are 0 to 2"},
+		{[]string{"--replicas=-1"}, "--replicas: -1"},
+		{[]string{"--replicas", "1,1"}, "--replicas: 1 given twice"},
+		{[]string{"--replicas", "x"}, "--replicas"},
 	} {
 		code, _, errOut := runCLI(append([]string{"up"}, tc.args...)...)
 		if code != 80 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "panic") {
@@ -161,5 +166,81 @@ func TestUpTLSDir(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(out, "replica 0") {
 			t.Errorf("up %q: exit %d, stdout %q, stderr %q; want exit 1 before starting, and %q", tc.args, code, out, errOut, tc.want)
 		}
+	}
+}
+
+// TestUpSomeReplicas: with --replicas, paxos up runs only those, and the
+// cluster works with the others started elsewhere as chatroom.StartServer
+// (chatroom-server) starts them.
+func TestUpSomeReplicas(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	clientPort, peerPort := freePorts(t, 3), freePorts(t, 3)
+	dir := t.TempDir()
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"up", "--replicas", "2,0", "--data-dir", dir, "--client-port", fmt.Sprint(clientPort),
+			"--peer-port", fmt.Sprint(peerPort), "--timeout", "300ms"}, &out, &out)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Stop it with Ctrl-C") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("paxos up did not start:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "replica 1  clients") || !strings.Contains(out.String(), "replicas 0,2 of 3") {
+		t.Fatalf("paxos up --replicas 2,0 says:\n%s", out.String())
+	}
+	// Replica 1 as paxos up would start it: the same first configuration.
+	peers, clients := map[uint64]string{}, map[uint64]string{}
+	for id := 0; id < 3; id++ {
+		peers[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", peerPort+id)
+		clients[uint64(id)] = fmt.Sprintf("127.0.0.1:%d", clientPort+id)
+	}
+	n, err := chatroom.StartServer(chatroom.ServerConfig{ID: 1, Count: 3, Peers: peers, ClientAddrs: clients, ClientAddr: fmt.Sprintf("127.0.0.1:%d", clientPort+1),
+		DataDir: filepath.Join(dir, "node-1"), ClusterID: "chatroom", ElectionTimeout: 300 * time.Millisecond, TLSDir: filepath.Join(dir, "tls")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	c := chatroom.NewClient([]string{fmt.Sprintf("127.0.0.1:%d", clientPort+1)}, chatroom.Options{ClusterID: "chatroom", TLSDir: filepath.Join(dir, "tls")})
+	defer c.Close()
+	pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer pcancel()
+	if _, err := c.Put(pctx, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "applied: 0:") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress line labelled by replica:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A replica of paxos up that the cluster removes stops, and paxos up
+	// says so, and goes on with the other.
+	var all []string
+	for id := 0; id < 3; id++ {
+		all = append(all, fmt.Sprintf("127.0.0.1:%d", clientPort+id))
+	}
+	admin := engine.NewClient(all, engine.ClientOptions{ClusterID: "chatroom", TLSDir: filepath.Join(dir, "tls")})
+	defer admin.Close()
+	if err := admin.RemoveReplica(pctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "replica 2 stopped: paxos: this replica was removed from the cluster") {
+		if time.Now().After(deadline) {
+			t.Fatalf("paxos up did not say that replica 2 stopped:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := c.Put(pctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
 }

@@ -13,7 +13,9 @@ import "bytes"
 // has committed at least as much as it has (so a replica that fell behind
 // cannot lead and make everyone wait while it catches up).
 func (n *RawNode) handlePrePrepare(m Message) {
-	grant := !n.heardFromLeader() && m.Commit >= n.log.commit
+	// (A replica that cannot lead, one removed, grants whatever the
+	// poller's commit index: it would wait for itself in vain.)
+	grant := !n.heardFromLeader() && (m.Commit >= n.log.commit || !n.canCampaign())
 	n.send(Message{Type: MsgPrePromise, To: m.From, Ballot: n.promised, Commit: n.log.commit, Reject: !grant, Context: m.Context})
 }
 
@@ -108,7 +110,7 @@ func (n *RawNode) handleAccept(m Message) error {
 	}
 	if prev := m.Slot; prev > n.log.commit {
 		if pb, ok := n.log.ballotAt(prev); !ok || pb != m.Ballot {
-			n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo, Reject: true})
+			n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo, Commit: n.hardState().Commit, Reject: true})
 			return nil
 		}
 	}
@@ -128,7 +130,7 @@ func (n *RawNode) handleAccept(m Message) error {
 		n.acceptedUpTo = max(n.acceptedUpTo, m.Entries[k-1].Slot)
 	}
 	n.advanceCommit(m.Commit)
-	n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo})
+	n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo, Commit: n.hardState().Commit})
 	return nil
 }
 
@@ -160,16 +162,20 @@ func (n *RawNode) advanceCommit(leaderCommit uint64) {
 		n.log.commit = c
 		n.noteCommitted(prev)
 	}
+	if n.capCommit > 0 && min(leaderCommit, upTo) >= n.capUntil {
+		n.capCommit, n.capUntil = 0, 0 // a leader told it its last slot committed
+	}
 }
 
 // handleHeartbeat keeps the leader alive here, learns its commit index and
-// answers with how far this acceptor holds the leader's entries.
+// answers with how far this acceptor holds the leader's entries, and its
+// commit index (durable once the answer leaves: see retiring).
 func (n *RawNode) handleHeartbeat(m Message) {
 	if !n.acceptBallot(m) {
 		return
 	}
 	n.advanceCommit(m.Commit)
-	n.sendAfterPersist(Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo, Context: m.Context})
+	n.sendAfterPersist(Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Slot: n.acceptedUpTo, Commit: n.hardState().Commit, Context: m.Context})
 	if len(n.confs) == 0 {
 		// Joining: ask for the snapshot now rather than wait for an Accept.
 		n.sendAfterPersist(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slot: 0, Reject: true, Context: AcceptedNeedSnapshot})

@@ -143,6 +143,10 @@ type TestingKnobs struct {
 	// slot s+1 instead of s+ConfigWindow, and lets the leader propose past
 	// slots whose configuration it does not know yet.
 	ImmediateConfig bool
+	// Phase1FirstConfig makes phase 1 ask only the configurations of the
+	// window after the candidate's commit index, ignoring configuration
+	// slots that promises report.
+	Phase1FirstConfig bool
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -14,8 +14,7 @@ type poll struct {
 	// earlier one, are ignored.
 	id uint64
 	// configs are the configurations a quorum of each of which must say
-	// yes: those of the slots after the commit index whose configuration
-	// is known (a window's worth).
+	// yes: those an election would need (electionConfigs).
 	configs  []Configuration
 	answered map[NodeID]bool // the answer of each replica that answered
 }
@@ -58,7 +57,7 @@ func (n *RawNode) startPoll() {
 	n.becomeFollower(None)
 	n.role = preCandidate
 	n.poll = &poll{id: id, answered: map[NodeID]bool{},
-		configs: n.confs.governing(n.log.commit+1, n.log.commit+n.window())}
+		configs: n.electionConfigs()}
 	n.recordPollAnswer(n.id, true)
 	if n.role != preCandidate {
 		return // a single replica: already a candidate
@@ -168,6 +167,9 @@ func (n *RawNode) requiredConfigs() []Configuration {
 		if v := n.recoveredValue(s); IsConfigValue(v) {
 			cs = cs.applyAt(s, v, n.window())
 		}
+	}
+	if n.cfg.Knobs.Phase1FirstConfig {
+		return n.confs.governing(c.fromSlot, c.fromSlot+n.window()-1) // the bug
 	}
 	return cs.governing(c.fromSlot, end+n.window())
 }

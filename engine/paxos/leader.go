@@ -26,8 +26,12 @@ type leadership struct {
 	transferSent    bool
 	transferElapsed int
 	// stepDown says the configuration that removed this leader governs
-	// now: it hands over and stops at the next Ready.
+	// every slot after its commit index: it opens no more slots, and hands
+	// over and stops once a quorum of that configuration durably knows its
+	// commit index (see retiring). lastSlot is the last slot a
+	// configuration with it governs, once none after the commit index does.
 	stepDown bool
+	lastSlot uint64
 	// recoveryEnd is the last slot phase 1 re-proposed. Until the commit
 	// index reaches it, the leader's commit index may be behind what
 	// earlier leaders committed, so it serves no reads.
@@ -65,9 +69,20 @@ type progress struct {
 	// snapshotSent says the caller reported the snapshot installed: the
 	// acceptor's report is awaited for one heartbeat.
 	snapshotSent bool
+	// learner says the replica votes in none of the configurations the
+	// leader needs quorums of (see wantsSend).
+	learner bool
 	// needSnap says the replica knows no configuration (it is joining):
 	// it needs a snapshot whatever the leader compacted.
 	needSnap bool
+	// commit is the highest commit index the acceptor reported, durable
+	// there (see retiring).
+	commit uint64
+	// retireAt, if not zero, says the replica is retiring: no
+	// configuration that governs a slot after the commit index has it,
+	// and retireAt is the last slot one that had it governed (see
+	// retiring).
+	retireAt uint64
 }
 
 func newLeadership(n *RawNode, recoveryEnd uint64) *leadership {
@@ -77,6 +92,12 @@ func newLeadership(n *RawNode, recoveryEnd uint64) *leadership {
 		transfer:    None,
 	}
 	l.refresh(n)
+	// Its own commit index is durable here: the Ready that persisted its
+	// promise of this ballot (synced) carried it, and a candidate's commit
+	// index does not move. (Later ones it reports itself: see Ready.)
+	if i := l.idx(n.id); i >= 0 {
+		l.progress[i].commit = n.log.commit
+	}
 	for s := n.log.commit + 1; s <= n.log.last(); s++ {
 		e, _ := n.log.entry(s)
 		l.uncommittedBytes += len(e.Value)
@@ -98,7 +119,7 @@ func (l *leadership) propose(n *RawNode, value []byte) error {
 // room. Proposals waiting meanwhile pile up into bigger batches: that is
 // what the small window is for.
 func (l *leadership) openSlots(n *RawNode) {
-	if l.transfer != None {
+	if l.transfer != None || l.stepDown {
 		return // handing over: proposals wait, and go to the next leader
 	}
 	if l.change != nil && n.log.last()-n.log.commit < uint64(n.cfg.MaxInflightSlots) {
@@ -156,14 +177,17 @@ func (l *leadership) pad(n *RawNode) {
 
 // hasWork reports whether flush would do anything.
 func (l *leadership) hasWork(n *RawNode) bool {
-	if l.transfer == None && (len(l.pending) > 0 || l.change != nil) && n.log.last()-n.log.commit < uint64(n.cfg.MaxInflightSlots) {
-		return true
-	}
-	if !l.simple && len(l.pending) == 0 && n.log.last()+1 < l.sched[len(l.sched)-1].From && n.log.last()-n.log.commit < n.window() {
-		return true
-	}
 	if l.stepDown {
-		return true
+		if l.handsOver(n) {
+			return true
+		}
+	} else {
+		if l.transfer == None && (len(l.pending) > 0 || l.change != nil) && n.log.last()-n.log.commit < uint64(n.cfg.MaxInflightSlots) {
+			return true
+		}
+		if !l.simple && len(l.pending) == 0 && n.log.last()+1 < l.sched[len(l.sched)-1].From && n.log.last()-n.log.commit < n.window() {
+			return true
+		}
 	}
 	if l.transfer != None && !l.transferSent {
 		if i := l.idx(l.transfer); i >= 0 && l.progress[i].match >= n.log.last() {
@@ -174,7 +198,7 @@ func (l *leadership) hasWork(n *RawNode) bool {
 		return true
 	}
 	for i := range l.progress {
-		if l.progress[i].id != n.id && (l.canSend(n, i) || l.needsSnapshot(n, i)) {
+		if l.progress[i].id != n.id && (l.wantsSend(n, i) || l.needsSnapshot(n, i)) {
 			return true
 		}
 	}
@@ -202,9 +226,17 @@ func (l *leadership) flush(n *RawNode) {
 			l.progress[i].needSnap = false
 			n.snapshotsToSend = append(n.snapshotsToSend, p)
 		}
-		if l.canSend(n, i) {
+		if l.wantsSend(n, i) {
 			l.sendAccept(n, i)
 			sent = true
+		}
+		if l.progress[i].learner {
+			// A learner counts in no quorum: it confirms no read round, and
+			// hears the commit index at the heartbeat interval only.
+			if l.reads.needBeat && !sent {
+				l.sendHeartbeat(n, i)
+			}
+			continue
 		}
 		if confirmRound || (beat && !sent) {
 			l.sendHeartbeat(n, i)
@@ -213,6 +245,19 @@ func (l *leadership) flush(n *RawNode) {
 	l.commitSent = n.log.commit
 	l.reads.needBeat, l.reads.open = false, false
 	l.handover(n)
+}
+
+// wantsSend reports whether the leader sends peer i an Accept now. A
+// learner gets one only once a window's worth of slots waits for it, or at
+// the heartbeat interval: it counts in no quorum, so nobody waits for it,
+// and fewer, bigger messages cost it (one write each) and the leader less
+// than one per slot, on the machine they may share with the voters.
+func (l *leadership) wantsSend(n *RawNode, i int) bool {
+	if !l.canSend(n, i) {
+		return false
+	}
+	pr := &l.progress[i]
+	return !pr.learner || l.reads.needBeat || n.log.last()+1-pr.next >= uint64(n.cfg.MaxInflightSlots)
 }
 
 // sendLimit is the last slot the leader may send an Accept for: its last,
@@ -225,18 +270,32 @@ func (l *leadership) sendLimit(n *RawNode) uint64 {
 	return min(n.log.last(), n.log.commit+n.window())
 }
 
+// limitFor is sendLimit for peer i: a retiring replica gets no slot after
+// the last one it governed.
+func (l *leadership) limitFor(n *RawNode, i int) uint64 {
+	if r := l.progress[i].retireAt; r > 0 {
+		return min(l.sendLimit(n), r)
+	}
+	return l.sendLimit(n)
+}
+
 // canSend reports whether peer i lacks entries that the leader holds and
 // the window lets them go.
 func (l *leadership) canSend(n *RawNode, i int) bool {
 	pr := &l.progress[i]
 	return !pr.snapshotting && !pr.needSnap && pr.next > n.log.compacted.Slot &&
-		pr.next <= l.sendLimit(n) && pr.next-pr.match-1 < uint64(n.cfg.MaxInflightSlots)
+		pr.next <= l.limitFor(n, i) && pr.next-pr.match-1 < uint64(n.cfg.MaxInflightSlots)
 }
 
 // needsSnapshot reports whether peer i needs slots the leader compacted
-// and no snapshot is on its way to it yet.
+// and no snapshot is on its way to it yet. A retiring replica gets one
+// only once it may learn it was removed (a snapshot tells it the commit
+// index too: see retiring).
 func (l *leadership) needsSnapshot(n *RawNode, i int) bool {
 	pr := &l.progress[i]
+	if pr.retireAt > 0 && l.durableCommit(n) < pr.retireAt {
+		return false
+	}
 	return !pr.snapshotting && (pr.next <= n.log.compacted.Slot || pr.needSnap)
 }
 
@@ -255,14 +314,14 @@ func (l *leadership) matched(n *RawNode, i int, slot uint64) {
 
 func (l *leadership) sendAccept(n *RawNode, i int) {
 	pr := &l.progress[i]
-	hi := min(l.sendLimit(n), pr.match+uint64(n.cfg.MaxInflightSlots)) + 1
+	hi := min(l.limitFor(n, i), pr.match+uint64(n.cfg.MaxInflightSlots)) + 1
 	ents := n.log.slice(pr.next, hi, n.cfg.MaxMsgBytes)
-	n.send(Message{Type: MsgAccept, To: pr.id, Ballot: n.promised, Slot: pr.next - 1, Entries: ents, Commit: n.log.commit})
+	n.send(Message{Type: MsgAccept, To: pr.id, Ballot: n.promised, Slot: pr.next - 1, Entries: ents, Commit: l.commitFor(n, i)})
 	pr.next += uint64(len(ents))
 }
 
 func (l *leadership) sendHeartbeat(n *RawNode, i int) {
-	n.send(Message{Type: MsgHeartbeat, To: l.progress[i].id, Ballot: n.promised, Commit: n.log.commit, Context: l.reads.round})
+	n.send(Message{Type: MsgHeartbeat, To: l.progress[i].id, Ballot: n.promised, Commit: l.commitFor(n, i), Context: l.reads.round})
 }
 
 // handleAccepted counts an acceptor's acknowledgement, or rewinds what to
@@ -275,6 +334,7 @@ func (n *RawNode) handleAccepted(m Message) {
 	}
 	pr := &l.progress[i]
 	pr.active, pr.heard = true, true
+	pr.commit = max(pr.commit, m.Commit)
 	if m.Reject && m.Context == AcceptedNeedSnapshot && m.Slot == 0 {
 		pr.needSnap, pr.match, pr.next = true, 0, 1
 		return
@@ -283,13 +343,11 @@ func (n *RawNode) handleAccepted(m Message) {
 		// m.Slot is where the acceptor's run of our values ends: send from
 		// there. (A stale rejection can only make us send again.)
 		// (m.Slot is clamped to the log: a larger one, from a confused or
-		// hostile acceptor, must not wrap next past 2^64.)
-		hint := min(m.Slot, n.log.last())
-		pr.match = max(pr.match, hint)
+		// hostile acceptor, must not wrap next past 2^64.) It may be news,
+		// and commit slots: an acceptor that installed a snapshot reports
+		// it so, and may have nothing more to acknowledge.
+		l.matched(n, i, min(m.Slot, n.log.last()))
 		pr.next = pr.match + 1
-		if pr.match >= n.log.compacted.Slot {
-			pr.snapshotting, pr.snapshotSent = false, false
-		}
 		return
 	}
 	l.matched(n, i, m.Slot)
@@ -358,6 +416,7 @@ func (n *RawNode) handleHeartbeatResp(m Message) {
 	}
 	pr := &l.progress[i]
 	pr.active, pr.heard = true, true
+	pr.commit = max(pr.commit, m.Commit)
 	l.matched(n, i, m.Slot)
 	if m.Context > pr.readAck {
 		pr.readAck = m.Context
@@ -404,6 +463,7 @@ func (n *RawNode) tickLeader() {
 		return
 	}
 	l.heartbeatElapsed = 0
+	l.pruneRetired()
 	for i := range l.progress {
 		if l.progress[i].id == n.id {
 			continue

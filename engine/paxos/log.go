@@ -95,8 +95,15 @@ func (l *slotLog) takeUnstable() []Entry {
 
 // takeCommitted returns the committed entries not yet handed out for
 // applying, and marks them handed out.
-func (l *slotLog) takeCommitted() []Entry {
-	ents := l.slice(l.applying+1, l.commit+1, int(^uint(0)>>1))
-	l.applying = l.commit
+func (l *slotLog) takeCommitted() []Entry { return l.takeCommittedTo(l.commit) }
+
+// takeCommittedTo is takeCommitted up to slot hi at most.
+func (l *slotLog) takeCommittedTo(hi uint64) []Entry {
+	hi = min(hi, l.commit)
+	if hi <= l.applying {
+		return nil
+	}
+	ents := l.slice(l.applying+1, hi+1, int(^uint(0)>>1))
+	l.applying = hi
 	return ents
 }

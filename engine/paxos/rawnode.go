@@ -119,6 +119,18 @@ type RawNode struct {
 	freads followerReads
 	// violations counts messages refused as protocol violations.
 	violations uint64
+	// syncCommit says the commit index passed the last slot a
+	// configuration governed since the last Ready: the next HardState must
+	// be synced, since the replies that follow report the commit index and
+	// a leader counts on them to let the replicas that configuration
+	// removed go (see retiring).
+	syncCommit bool
+	// capCommit, if not zero, is the commit index this replica persists
+	// and applies at most, and capUntil the slot whose commit, told by a
+	// leader, lifts it: a leader that removed itself lost its leadership
+	// before the new configuration durably knew its commit index (see
+	// retiring).
+	capCommit, capUntil uint64
 	// stash holds the proposals a leader had not put in slots when it lost
 	// its leadership (a leadership transfer, usually): they go to the next
 	// leader this replica learns of, so that they wait rather than fail.
@@ -213,6 +225,14 @@ func (n *RawNode) becomeFollower(lead NodeID) {
 		// retry, as after a lost message.
 		n.freads = followerReads{}
 	}
+	if n.ldr != nil && n.ldr.stepDown && !n.ldr.handsOver(n) {
+		// A leader that removed itself loses its leadership before the new
+		// configuration durably knows its commit index: it goes on
+		// persisting and applying no more than they know, until a leader
+		// tells it its last slot committed (see retiring).
+		n.capCommit = max(n.prevHard.Commit, n.ldr.durableCommit(n), 1)
+		n.capUntil = n.ldr.lastSlot
+	}
 	if n.ldr != nil && len(n.ldr.pending) > 0 {
 		// Proposals this leader had not yet put in slots: keep them for the
 		// next leader, so that they wait instead of failing.
@@ -286,8 +306,13 @@ func (n *RawNode) Step(m Message) error {
 	if m.From == None {
 		return errors.New("paxos: message from None")
 	}
-	if n.isGone(m.From) {
-		if m.Type != MsgRemoved {
+	if n.retired(m.From) && m.Type != MsgAccepted && m.Type != MsgHeartbeatResp && m.Type != MsgTimeoutNow {
+		// (A leader still tells a replica it removed that its last slot is
+		// committed, and takes its answers: see retiring. And a leader that
+		// removed itself hands its leadership over once it is retired
+		// everywhere that matters: handleTimeoutNow checks it is the
+		// leader followed, under its ballot.)
+		if n.mayDismiss(m.From) && m.Type != MsgRemoved {
 			n.send(Message{Type: MsgRemoved, To: m.From})
 		}
 		return fmt.Errorf("paxos: %s from %s, which was removed from the cluster", m.Type, m.From)
@@ -490,13 +515,28 @@ func (rd Ready) IsEmpty() bool {
 
 // HasReady reports whether Ready would ask for anything.
 func (n *RawNode) HasReady() bool {
+	hs := n.hardState()
 	return len(n.msgs) > 0 || len(n.msgsAfterPersist) > 0 || len(n.readStates) > 0 || len(n.snapshotsToSend) > 0 ||
-		n.hardState() != n.prevHard || n.log.unstable <= n.log.last() ||
-		n.log.applying < n.log.commit || (n.role == leader && n.ldr.hasWork(n))
+		hs != n.prevHard || n.log.unstable <= n.log.last() ||
+		n.log.applying < hs.Commit || (n.role == leader && n.ldr.hasWork(n))
 }
 
 func (n *RawNode) hardState() HardState {
-	return HardState{Promised: n.promised, Commit: n.log.commit}
+	hs := HardState{Promised: n.promised, Commit: n.log.commit}
+	if n.capCommit > 0 {
+		hs.Commit = min(hs.Commit, n.capCommit)
+	}
+	if n.role == leader && n.ldr.stepDown {
+		// A leader whose removal governs every slot after its commit index
+		// would restart saying it was removed, and be stopped, while the
+		// new configuration may not know its last slot committed yet: it
+		// keeps a commit index no higher than the one they durably know
+		// (the commit index persisted is a hint that may lag; see
+		// retiring), and hands out no more to apply (a snapshot of what it
+		// applied would tell its next life the same).
+		hs.Commit = min(hs.Commit, max(n.ldr.durableCommit(n), n.prevHard.Commit))
+	}
+	return hs
 }
 
 // Ready returns what the caller must do next (see Ready) and hands it out:
@@ -513,28 +553,32 @@ func (n *RawNode) Ready() Ready {
 	if hs.Promised.Less(n.prevHard.Promised) {
 		panic(fmt.Sprintf("paxos: replica %s would persist promise %s below %s", n.id, hs.Promised, n.prevHard.Promised))
 	}
+	commitMoved := false
 	if hs != n.prevHard {
 		rd.HardState = &hs
-		rd.MustSync = hs.Promised != n.prevHard.Promised
+		rd.MustSync = hs.Promised != n.prevHard.Promised || n.syncCommit
+		commitMoved = hs.Commit != n.prevHard.Commit
 		n.prevHard = hs
+		n.syncCommit = false
 	}
 	rd.Entries = n.log.takeUnstable()
 	if len(rd.Entries) > 0 {
 		rd.MustSync = true
-		if n.role == leader {
-			// The leader counts its own acceptance only once it is durable,
-			// through the same path as everyone else's.
-			own := Message{Type: MsgAccepted, From: n.id, To: n.id, Ballot: n.promised, Slot: n.log.last()}
-			if n.cfg.Knobs.CountOwnAcceptEarly {
-				n.handleAccepted(own) // the bug: count it now
-			} else {
-				n.msgsAfterPersist = append(n.msgsAfterPersist, own)
-			}
+	}
+	if n.role == leader && (len(rd.Entries) > 0 || commitMoved && n.ldr.countsCommits()) {
+		// The leader counts its own acceptance only once it is durable,
+		// through the same path as everyone else's; and its own commit
+		// index too, when it counts those (see retiring).
+		own := Message{Type: MsgAccepted, From: n.id, To: n.id, Ballot: n.promised, Slot: n.log.last(), Commit: hs.Commit}
+		if n.cfg.Knobs.CountOwnAcceptEarly {
+			n.handleAccepted(own) // the bug: count it now
+		} else {
+			n.msgsAfterPersist = append(n.msgsAfterPersist, own)
 		}
 	}
 	rd.Messages, n.msgs = n.msgs, nil
 	rd.MessagesAfterPersist, n.msgsAfterPersist = n.msgsAfterPersist, nil
-	rd.Committed = n.log.takeCommitted()
+	rd.Committed = n.log.takeCommittedTo(hs.Commit)
 	rd.ReadStates, n.readStates = n.readStates, nil
 	rd.SendSnapshots, n.snapshotsToSend = n.snapshotsToSend, nil
 	return rd
@@ -561,9 +605,13 @@ type Status struct {
 	// the protocol (see ErrProtocolViolation).
 	ProtocolViolations uint64
 	// Config is the newest configuration the committed log chose (empty
-	// while Joining). Removed says this replica was removed from it: it
-	// takes no part any more. Joining says it knows no configuration yet:
-	// it waits for a leader's snapshot.
+	// while Joining). Removed says this replica was removed from it and
+	// has no part left: it knows the last slot it governed committed (a
+	// leader tells a replica it removed only once the configuration after
+	// it durably knows that too, and a leader that removed itself says so
+	// once it has handed over), so that it may be stopped for good.
+	// Joining says it knows no configuration yet: it waits for a leader's
+	// snapshot.
 	Config  Configuration
 	Removed bool
 	Joining bool
@@ -578,7 +626,7 @@ func (n *RawNode) Status() Status {
 		ID: n.id, Role: n.role.String(), Lead: n.lead, Promised: n.promised,
 		Commit: n.log.commit, Applied: n.log.applied, LastSlot: n.log.last(), AcceptedUpTo: n.acceptedUpTo,
 		ProtocolViolations: n.violations,
-		Removed:            n.removed(),
+		Removed:            n.removed() && n.role != leader && n.capCommit == 0,
 		Joining:            len(n.confs) == 0,
 	}
 	if !st.Joining {

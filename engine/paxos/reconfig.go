@@ -62,7 +62,27 @@ func (n *RawNode) noteCommitted(prev uint64) {
 			n.confs = n.confs.applyAt(s, e.Value, n.window())
 		}
 	}
+	k := len(n.confs)
 	n.confs = n.confs.Compact(n.log.commit)
+	if len(n.confs) < k {
+		n.syncCommit = true // a configuration's last slot is committed: see retiring
+	}
+}
+
+// lastGoverned returns the last slot that a configuration of cs with id
+// as a member governs, or 0 if none has it.
+func (cs ConfigState) lastGoverned(id NodeID) uint64 {
+	last := uint64(0)
+	for i, sc := range cs {
+		if _, ok := sc.Config.Member(id); !ok {
+			continue
+		}
+		if i+1 == len(cs) {
+			return math.MaxUint64
+		}
+		last = cs[i+1].From - 1
+	}
+	return last
 }
 
 // scheduleTo returns the configurations of the slots up to and past last
@@ -87,10 +107,21 @@ func (n *RawNode) canCampaign() bool {
 	return n.confs.At(n.log.commit+1).IsVoter(n.id) || n.confs.Latest().IsVoter(n.id)
 }
 
+// electionConfigs returns the configurations whose quorums an election of
+// this replica would need, as far as it can tell: those that govern a slot
+// after its commit index, to the window past its last slot, by its
+// committed log and by the configurations in its own log above that,
+// which its phase 1 would propose again if nobody reports others (see
+// requiredConfigs). A configuration in its log that was never chosen only
+// asks more of the poll, which decides nothing.
+func (n *RawNode) electionConfigs() []Configuration {
+	return n.scheduleTo(n.log.last()).governing(n.log.commit+1, n.log.last()+n.window())
+}
+
 // alone reports whether this replica is the only voter of every
 // configuration an election would need: it has nobody to wait for.
 func (n *RawNode) alone() bool {
-	for _, c := range n.confs.governing(n.log.commit+1, n.log.commit+n.window()) {
+	for _, c := range n.electionConfigs() {
 		if v := c.Voters(); len(v) != 1 || v[0] != n.id {
 			return false
 		}
@@ -101,18 +132,26 @@ func (n *RawNode) alone() bool {
 // removed reports whether this replica was removed from the cluster: the
 // committed log chose a configuration that removed it, and that
 // configuration governs every slot after the commit index.
-func (n *RawNode) removed() bool { return n.told || n.isGone(n.id) }
+func (n *RawNode) removed() bool { return n.told || n.retired(n.id) }
 
-// isGone reports whether id was removed from the cluster and its removal
-// governs every slot this replica has not committed: nothing it says can
-// matter any more.
-func (n *RawNode) isGone(id NodeID) bool {
+// retired reports whether replica id was removed from the cluster and has
+// no part left in any slot after this replica's commit index: the newest
+// configuration the committed log chose removed it, and none of the
+// configurations that still govern those slots has it as a member.
+//
+// Until then a removed replica still helps decide the slots its old
+// configuration governs (the ConfigWindow slots after the one that chose
+// its removal): its messages must be taken. Refusing them as soon as its
+// removal is chosen can leave those slots without a quorum for good (two
+// voters, one removed: the other alone is not a quorum of the two, which
+// still govern the window), and the cluster stuck.
+func (n *RawNode) retired(id NodeID) bool {
 	if len(n.confs) == 0 || !n.confs.Latest().IsRemoved(id) {
 		return false
 	}
 	for _, sc := range n.confs {
 		if _, ok := sc.Config.Member(id); ok {
-			return false
+			return false // still governs slots it must help decide
 		}
 	}
 	return true
@@ -121,11 +160,17 @@ func (n *RawNode) isGone(id NodeID) bool {
 // quorumIn returns the highest slot that a quorum of c's voters hold the
 // leader's values up to (match), per the leader's progress.
 func (l *leadership) quorumIn(c Configuration, quorum int) uint64 {
+	return l.quorumOf(c, quorum, func(pr *progress) uint64 { return pr.match })
+}
+
+// quorumOf returns the highest value v such that a quorum of c's voters
+// have get(progress) at least v.
+func (l *leadership) quorumOf(c Configuration, quorum int, get func(*progress) uint64) uint64 {
 	var buf [16]uint64
 	m := buf[:0]
 	for i := range l.progress {
 		if c.IsVoter(l.progress[i].id) {
-			m = append(m, l.progress[i].match)
+			m = append(m, get(&l.progress[i]))
 		}
 	}
 	if len(m) < quorum {
@@ -152,13 +197,13 @@ func (l *leadership) idx(id NodeID) int {
 // refresh recomputes, after the log or the commit index changed, the
 // leader's schedule, the configurations whose quorums it needs (those that
 // govern a slot it may still propose: up to its last slot plus the
-// window), and the replicas it sends to: their members, and those of the
-// configuration of the commit index itself, so that a replica removed
-// learns that the last slot it had to help decide is committed.
+// window), and the replicas it sends to: their members, and the replicas
+// retiring (see retiring).
 func (l *leadership) refresh(n *RawNode) {
+	old := l.sched
 	l.sched = n.scheduleTo(n.log.last())
 	l.quorums = l.sched.governing(n.log.commit+1, n.log.last()+n.window())
-	members := l.sched.governing(max(n.log.commit, 1), n.log.last()+n.window())
+	members := l.quorums
 	keep := l.progress[:0:0]
 	add := func(id NodeID) {
 		for i := range keep {
@@ -178,22 +223,123 @@ func (l *leadership) refresh(n *RawNode) {
 			add(m.ID)
 		}
 	}
-	for i := range l.progress {
-		if id := l.progress[i].id; !slices.ContainsFunc(keep, func(p progress) bool { return p.id == id }) {
-			// Leaving: tell it the commit index once more, so that a
-			// replica removed learns its removal governs.
-			n.send(Message{Type: MsgHeartbeat, To: id, Ballot: n.promised, Commit: n.log.commit, Context: l.reads.round})
+	if l.lastSlot == 0 && !slices.ContainsFunc(members, func(c Configuration) bool { _, ok := c.Member(n.id); return ok }) {
+		l.lastSlot = max(old.lastGoverned(n.id), 1) // this leader is leaving
+	}
+	for _, pr := range l.progress {
+		if slices.ContainsFunc(keep, func(k progress) bool { return k.id == pr.id }) {
+			continue
 		}
+		if pr.retireAt == 0 {
+			// It has just left: the configurations that had it govern no
+			// slot after the commit index any more.
+			pr.retireAt = max(old.lastGoverned(pr.id), 1)
+		}
+		if pr.commit < pr.retireAt {
+			keep = append(keep, pr)
+		}
+	}
+	for i := range keep {
+		pr := &keep[i]
+		pr.learner = pr.id != n.id && pr.retireAt == 0 &&
+			!slices.ContainsFunc(l.quorums, func(c Configuration) bool { return c.IsVoter(pr.id) })
 	}
 	l.progress = keep
 	l.simple = len(l.sched) == 1
+}
+
+// Retiring. A configuration chosen in slot s removes a replica from the
+// slots from s+ConfigWindow on; the replica says it was removed (and its
+// runtime may stop it for good) once it knows slot s+ConfigWindow-1
+// committed. But until a replica knows that, it may need the removed
+// replica: to become leader, a replica needs promises from a quorum of
+// every configuration that governs a slot after its commit index, and a
+// quorum of the old configuration may need the removed replica (two voters
+// shrinking to one: the one left is no quorum of the two). If the removed
+// replica stopped while the others' commit index lagged (its leader told
+// it before telling them, or died before its own commit index was
+// durable), no replica could ever lead again.
+//
+// So a replica leaves only once the configuration after it durably knows
+// it is no longer needed. The leader keeps a replica that left the
+// configurations of the slots after its commit index in its progress, as
+// retiring (retireAt: the last slot it governed), and tells it a commit
+// index no higher than its last slot, nor than the one that a quorum of
+// the configuration of the next slot reported durable (acceptors report
+// theirs in their replies, and sync it when it passes the last slot of a
+// configuration: syncCommit). Only then does the retiring replica learn
+// it was removed; once it reports so, the leader lets it go (its replies
+// are taken until then, though Step refuses its other messages). A leader
+// that removed itself stops opening slots and hands over the same way:
+// once a quorum of the new configuration durably knows everything it
+// committed; until then it persists and applies no more than they know
+// (its snapshot must not tell its next life either). Then a replica that
+// does not know the removed replica's last slot committed cannot become
+// leader: a quorum of the new configuration has committed more than it,
+// and refuses its polls.
+//
+// A leader that removed itself and loses its leadership before handing
+// over (its quorum lost, a higher ballot) keeps that cap (capCommit) and
+// does not say it was removed, until a leader tells it its last slot is
+// committed; and since it cannot lead, it grants polls whatever the
+// poller's commit index (otherwise the voters left, behind it, could wait
+// for it for ever). A replica that misses all this, being down or cut off
+// until the leader changes, never learns it was removed: the next leader
+// does not know where its removal took effect. The others refuse it; its
+// operator must stop it.
+
+// durableCommit returns the highest commit index that a quorum of the
+// configuration of the slot after the commit index reported durable.
+func (l *leadership) durableCommit(n *RawNode) uint64 {
+	c := l.sched.At(n.log.commit + 1)
+	return min(n.log.commit, l.quorumOf(c, c.quorum(), func(pr *progress) uint64 { return pr.commit }))
+}
+
+// commitFor returns the commit index to tell peer i: the leader's, or for
+// a retiring replica no more than the durable one, nor than its last slot
+// (it has no part in the later ones: see retiring).
+func (l *leadership) commitFor(n *RawNode, i int) uint64 {
+	if r := l.progress[i].retireAt; r > 0 {
+		return min(l.durableCommit(n), r)
+	}
+	return n.log.commit
+}
+
+// countsCommits reports whether the leader needs its own durable commit
+// index reported (see retiring): while a change is under way, a replica
+// retires, or it hands over; and in a cluster that removed replicas, so
+// that it can tell one that asks that it was removed (mayDismiss), even
+// one an earlier leader retired.
+func (l *leadership) countsCommits() bool {
+	if !l.simple || l.stepDown || len(l.sched.Latest().Removed) > 0 {
+		return true
+	}
+	for i := range l.progress {
+		if l.progress[i].retireAt > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pruneRetired lets go of the retiring replicas that reported knowing
+// they were removed.
+func (l *leadership) pruneRetired() {
+	l.progress = slices.DeleteFunc(l.progress, func(pr progress) bool { return pr.retireAt > 0 && pr.commit >= pr.retireAt })
+}
+
+// handsOver reports whether a leader that removed itself may hand over
+// and stop: a quorum of the configuration of the slots after its commit
+// index durably knows its commit index (see retiring).
+func (l *leadership) handsOver(n *RawNode) bool {
+	return l.stepDown && l.durableCommit(n) >= n.log.commit
 }
 
 // changeInProgress reports whether a configuration change or a transfer
 // is under way: a change not yet proposed, or proposed and not yet
 // governing the slot after the commit index.
 func (l *leadership) changeInProgress(n *RawNode) bool {
-	return l.change != nil || l.transfer != None || l.sched[len(l.sched)-1].From > n.log.commit+1
+	return l.change != nil || l.transfer != None || l.stepDown || l.sched[len(l.sched)-1].From > n.log.commit+1
 }
 
 // ProposeChange proposes a configuration change. Only the leader takes it,
@@ -267,23 +413,30 @@ func (l *leadership) handover(n *RawNode) {
 		return
 	}
 	l.transferSent = true
-	n.send(Message{Type: MsgTimeoutNow, To: l.transfer, Ballot: n.promised, Slot: n.log.last()})
+	n.send(Message{Type: MsgTimeoutNow, To: l.transfer, Ballot: n.promised, Slot: n.log.last(), Commit: n.log.commit})
 }
 
 // handleTimeoutNow campaigns at once, when the leader this replica follows
-// hands its leadership over and this replica holds what it has.
+// hands its leadership over and this replica holds what it has. It learns
+// the leader's commit index first, as from a heartbeat: its phase 1 then
+// starts after it.
 func (n *RawNode) handleTimeoutNow(m Message) {
 	if n.role != follower || m.From != n.lead || m.Ballot != n.promised || !n.canCampaign() || n.acceptedUpTo < m.Slot {
+		return
+	}
+	n.advanceCommit(m.Commit)
+	if !n.canCampaign() {
 		return
 	}
 	n.campaignWith(PrepareTransfer)
 }
 
 // stepDownIfRemoved ends the leadership of a leader whose removal now
-// governs: it hands over to the most up-to-date voter of the new
-// configuration and stops.
+// governs, once a quorum of the new configuration durably knows its
+// commit index (see retiring): it hands over to the most up-to-date voter
+// of the new configuration and stops.
 func (n *RawNode) stepDownIfRemoved() {
-	if n.role != leader || !n.removed() {
+	if n.role != leader || !n.removed() || !n.ldr.handsOver(n) {
 		return
 	}
 	l := n.ldr
@@ -295,7 +448,28 @@ func (n *RawNode) stepDownIfRemoved() {
 		}
 	}
 	if best != None {
-		n.send(Message{Type: MsgTimeoutNow, To: best, Ballot: n.promised, Slot: bestMatch})
+		n.send(Message{Type: MsgTimeoutNow, To: best, Ballot: n.promised, Slot: bestMatch, Commit: min(n.log.commit, bestMatch)})
 	}
 	n.becomeFollower(None)
 }
+
+// mayDismiss reports whether this replica may tell replica id that it was
+// removed (MsgRemoved), so that it stops: id is retired here, and this
+// replica leads and knows that a quorum of the configuration after its
+// commit index durably knows that commit index. A removed replica stopped
+// any earlier could be needed after all: a replica of the new
+// configuration that had not learned the last slot of the old one
+// committed would need a quorum of the old one, the removed replica
+// perhaps included, to recover it (see retiring). Only a leader counts
+// what the others durably know.
+func (n *RawNode) mayDismiss(id NodeID) bool {
+	return n.role == leader && n.retired(id) && n.ldr.durableCommit(n) >= n.log.commit
+}
+
+// MayDismiss reports whether the runtime may tell replica id, which
+// tries to reach this one, that it was removed from the cluster, so that
+// it stops (see mayDismiss): only a leader that knows the configuration
+// after the removal cannot need id any more says so. A transport that
+// refuses connections from removed replicas should refuse them with that
+// reason only when MayDismiss says so, and otherwise refuse them plainly.
+func (n *RawNode) MayDismiss(id NodeID) bool { return n.mayDismiss(id) }

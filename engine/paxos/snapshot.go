@@ -75,7 +75,7 @@ func (n *RawNode) InstallSnapshot(c Compacted, cs ConfigState) bool {
 		// its next heartbeat. The compaction point is durable already; the
 		// message goes after the next persist anyway, like every report of
 		// this acceptor's state.
-		n.sendAfterPersist(Message{Type: MsgAccepted, To: n.lead, Ballot: n.promised, Slot: n.acceptedUpTo, Reject: true})
+		n.sendAfterPersist(Message{Type: MsgAccepted, To: n.lead, Ballot: n.promised, Slot: n.acceptedUpTo, Commit: n.hardState().Commit, Reject: true})
 	}
 	return true
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // checkerCase drives the checker of a 7-replica simulation directly, one
-// acceptance or application at a time, for slot 85.
+// acceptance or application at a time, for slot 20 (whose configuration,
+// the first one, is known from the start).
 type checkerCase struct {
 	t *testing.T
 	s *Sim
@@ -23,11 +24,11 @@ func value(text string) []byte {
 }
 
 func (c checkerCase) accept(id paxos.NodeID, b paxos.Ballot, v []byte) {
-	c.s.check.persisted(id, []paxos.Entry{{Slot: 85, Ballot: b, Value: v}})
+	c.s.check.persisted(id, []paxos.Entry{{Slot: 20, Ballot: b, Value: v}})
 }
 
 func (c checkerCase) apply(id paxos.NodeID, v []byte) {
-	c.s.check.applied(id, paxos.Entry{Slot: 85, Ballot: paxos.Ballot{Round: 31, Node: 4}, Value: v})
+	c.s.check.applied(id, paxos.Entry{Slot: 20, Ballot: paxos.Ballot{Round: 31, Node: 4}, Value: v})
 }
 
 // wantFailure checks that the checker failed, with a safety violation whose
@@ -89,7 +90,7 @@ func TestCheckerRefusesUnchosen(t *testing.T) {
 	c.accept(4, ballot31, v)
 	c.accept(7, ballot31, v)
 	c.apply(1, v)
-	c.wantFailure("which no majority ever durably accepted under one ballot")
+	c.wantFailure("which no quorum of its configuration ever durably accepted under one ballot")
 }
 
 // TestCheckerRefusesOtherValue: a value is chosen under 30.1; a replica
@@ -112,5 +113,111 @@ func TestCheckerRefusesOtherValue(t *testing.T) {
 	for _, id := range []paxos.NodeID{2, 3, 5, 4} {
 		c.accept(id, ballot31, w)
 	}
+	c.wantFailure("two values chosen")
+}
+
+// configCase drives the checker of a 3-replica simulation whose chosen
+// log changes the configuration.
+type configCase struct {
+	t *testing.T
+	s *Sim
+}
+
+func newConfigCase(t *testing.T) configCase {
+	return configCase{t: t, s: newSim(Options{Nodes: 3})}
+}
+
+func (c configCase) accept(slot uint64, b paxos.Ballot, v []byte, ids ...paxos.NodeID) {
+	for _, id := range ids {
+		c.s.check.persisted(id, []paxos.Entry{{Slot: slot, Ballot: b, Value: v}})
+	}
+}
+
+func (c configCase) apply(id paxos.NodeID, slot uint64, b paxos.Ballot, v []byte) {
+	c.s.check.applied(id, paxos.Entry{Slot: slot, Ballot: b, Value: v})
+}
+
+func (c configCase) ok() {
+	c.t.Helper()
+	if c.s.err != nil {
+		c.t.Fatalf("unexpected violation: %v", c.s.err)
+	}
+}
+
+func (c configCase) wantFailure(want string) {
+	c.t.Helper()
+	if c.s.err == nil || c.s.kind != Safety || !strings.Contains(c.s.err.Error(), want) {
+		c.t.Fatalf("got %v (%s), want a safety violation about %q", c.s.err, c.s.kind, want)
+	}
+}
+
+// chooseNoops has {1,2} choose no-ops in slots from..to, which the first
+// configuration, {1,2,3}, governs.
+func (c configCase) chooseNoops(from, to uint64) {
+	for s := from; s <= to; s++ {
+		c.accept(s, ballot30, paxos.NoopValue(), 1, 2)
+	}
+}
+
+// shrunk is {1,2,4,5}: 3 removed, 4 and 5 voters (the checker follows the
+// chosen log; it does not ask that a change be one at a time).
+var shrunk = paxos.EncodeConfigValue(paxos.Configuration{
+	Members: []paxos.Member{{ID: 1, Voter: true}, {ID: 2, Voter: true}, {ID: 4, Voter: true}, {ID: 5, Voter: true}},
+	Removed: []paxos.NodeID{3},
+})
+
+// TestCheckerGoverningConfiguration: the configuration chosen in slot 1
+// governs from slot 1+ConfigWindow; there, only a quorum of its voters
+// chooses a value; before, the first configuration's quorum does.
+func TestCheckerGoverningConfiguration(t *testing.T) {
+	c := newConfigCase(t)
+	c.accept(1, ballot30, shrunk, 1, 2)
+	c.ok()
+	if c.s.check.prefix != 1 {
+		t.Fatalf("slot 1 chosen by {1,2} of {1,2,3}: prefix %d", c.s.check.prefix)
+	}
+	// Slot 32 is still the first configuration's: {1,3} is a quorum.
+	c.accept(32, ballot30, value("a"), 1, 3)
+	c.apply(1, 32, ballot30, value("a"))
+	c.ok()
+	// Slot 33 is {1,2,4,5}'s: {1,2,3} is no quorum of it (3 was removed).
+	v := value("b")
+	c.accept(33, ballot30, v, 1, 2, 3)
+	c.apply(2, 33, ballot30, v)
+	c.wantFailure("which no quorum of its configuration ever durably accepted")
+
+	c = newConfigCase(t)
+	c.accept(1, ballot30, shrunk, 1, 2)
+	c.accept(33, ballot30, v, 1, 2, 4)
+	c.apply(2, 33, ballot30, v)
+	c.ok()
+	// Replica 3 was removed from slot 33 on: it applies nothing decided
+	// without it there.
+	c.apply(3, 33, ballot30, v)
+	c.wantFailure("a removed replica took part in a decision made without it")
+}
+
+// TestCheckerJudgesOnceTheConfigurationIsKnown: acceptances of a slot
+// whose configuration is not known yet (an earlier slot has no chosen
+// value) are kept, and judged when it is, by the configuration the chosen
+// log then makes the slot's; applying such a slot before is a violation.
+func TestCheckerJudgesOnceTheConfigurationIsKnown(t *testing.T) {
+	c := newConfigCase(t)
+	c.accept(1, ballot30, shrunk, 1, 2)
+	// Slot 40's configuration depends on slot 8, not chosen yet.
+	v := value("early")
+	c.accept(40, ballot30, v, 1, 2, 4)
+	c.ok()
+	c.apply(1, 40, ballot30, v)
+	c.wantFailure("its configuration is not even known: slot 2 has no chosen value")
+
+	c = newConfigCase(t)
+	c.accept(1, ballot30, shrunk, 1, 2)
+	c.accept(40, ballot30, v, 1, 2, 4)
+	c.accept(40, ballot31, value("other"), 1, 4, 5)
+	c.ok()
+	c.chooseNoops(2, 7)
+	c.ok()
+	c.chooseNoops(8, 8) // slot 40's configuration is known: two quorums of it
 	c.wantFailure("two values chosen")
 }

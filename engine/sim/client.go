@@ -113,7 +113,7 @@ func (c *client) send(r *request) {
 	if r.attempt > 1 {
 		c.s.stats.Retries++
 	}
-	n := c.s.nodes[c.s.rng.IntN(len(c.s.nodes))]
+	n := c.s.running[c.s.rng.IntN(len(c.s.running))]
 	attempt := r.attempt
 	if c.s.opts.Trace {
 		c.s.tracef("client %d try %d of %s at %s", c.id, attempt, r.describe(), n.id)

@@ -1,5 +1,5 @@
 // Package sim is a deterministic simulator that tries to break the
-// protocol of engine/paxos. It runs 3, 5 or 7 replicas of the real core in
+// protocol of engine/paxos. It starts 3, 5 or 7 replicas of the real core in
 // one goroutine with a fake network (per-message delay, loss, duplication,
 // reordering; symmetric, one-way and flapping partitions; leader
 // isolation; stale messages), a fake clock (per-replica rate skew,
@@ -45,17 +45,35 @@
 //     that promise the new leader die right after promising, and the
 //     deposed leader's queue drains into their next lives.
 //
+// Membership changes (Options.Reconfig, half the seeds, under every
+// profile): while the faults last, the leader adds replicas (a new replica
+// starts with an empty disk, joining, and catches up as a learner from a
+// snapshot, which the leader takes if it has none), promotes learners once
+// they are caught up, removes learners and voters, itself included, and
+// transfers its leadership, one change at a time, with 1 to 7 voters and
+// never an ID used twice (see reconfig.go). A removed replica runs on, its
+// messages delivered and refused, until it says it was removed; then it
+// is stopped for good.
+//
 // Checked after every step, as safety: no slot ever has two chosen values,
-// where a value is chosen once a majority of replicas has durably accepted
-// one (ballot, value) proposal for it at some time, whatever they accepted
-// later (the checker keeps every acceptance of the run); replicas apply
-// only the chosen values, so one history; no command executes twice; a
+// where a value is chosen once a quorum of the voters of the slot's
+// configuration has durably accepted one (ballot, value) proposal for it
+// at some time, whatever they accepted later (the checker keeps every
+// acceptance of the run); the configuration of a slot is computed from
+// the chosen log itself, by the protocol's rule (one chosen in slot s
+// governs from s+paxos.ConfigWindow), so a slot is judged once every slot
+// a window before it has a chosen value. Replicas apply only the chosen
+// values, so one history; a removed replica applies no slot its removal
+// governs (but those it proposed itself, as the leader that removed
+// itself), and once it says it was removed it neither leads nor sends a
+// poll, a Prepare, an Accept or a heartbeat; no command executes twice; a
 // restarted replica still holds every promise it reported in a message
 // (Options.SkipPromiseCheck turns this one off). After the faults heal,
 // as liveness: every outstanding request completes within a bounded
-// simulated time and the replicas catch up; then, as safety, they hold the
-// same state and every put a client saw acknowledged is in it exactly
-// once. Every run that passes has its client history checked for
+// simulated time, a leader exists, has no change under way, and every
+// member of its configuration has applied its commit index; then, as
+// safety, those members hold the same state and every put a client saw
+// acknowledged is in it exactly once. Every run that passes has its client history checked for
 // linearizability with porcupine, against the chat room's specification
 // guided by the final log. Result.Kind says which kind of check a failure
 // failed (Safety, Liveness, Refused, Other): a deliberate bug counts as

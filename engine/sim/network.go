@@ -95,6 +95,9 @@ func (nw *network) deliverAfter(d Time, m paxos.Message, stale bool) {
 	to := s.nodes[m.To-1]
 	sm := staleMessage{m: m, sentTo: to.life(), sentAt: s.now}
 	s.after(d, func() {
+		if to.stopped {
+			return // a removed replica, stopped for good
+		}
 		if s.opts.Profile.Rebirth && !nw.reliable {
 			switch {
 			case sm.sentTo%2 == 0 && to.life() != sm.sentTo:
@@ -245,7 +248,7 @@ func (nw *network) cutBoth(a, b paxos.NodeID) {
 // partition splits the replicas into two random non-empty groups.
 func (s *Sim) partition() {
 	s.net.cut = map[[2]paxos.NodeID]bool{}
-	side := make([]bool, len(s.nodes))
+	side := make([]bool, len(s.running))
 	for {
 		left := 0
 		for i := range side {
@@ -258,8 +261,8 @@ func (s *Sim) partition() {
 			break
 		}
 	}
-	for i, a := range s.nodes {
-		for j, b := range s.nodes {
+	for i, a := range s.running {
+		for j, b := range s.running {
 			if side[i] != side[j] {
 				s.net.cut[[2]paxos.NodeID{a.id, b.id}] = true
 			}
@@ -270,7 +273,7 @@ func (s *Sim) partition() {
 
 // cutOneWay cuts one random directed link.
 func (s *Sim) cutOneWay() {
-	a, b := s.nodes[s.rng.IntN(len(s.nodes))], s.nodes[s.rng.IntN(len(s.nodes))]
+	a, b := s.running[s.rng.IntN(len(s.running))], s.running[s.rng.IntN(len(s.running))]
 	if a != b {
 		s.net.cut[[2]paxos.NodeID{a.id, b.id}] = true
 		s.tracef("cut %s->%s", a.id, b.id)
@@ -280,7 +283,7 @@ func (s *Sim) cutOneWay() {
 // flap isolates a random replica, then restores it, several times, a few
 // tens of milliseconds apart.
 func (s *Sim) flap() {
-	n := s.nodes[s.rng.IntN(len(s.nodes))]
+	n := s.running[s.rng.IntN(len(s.running))]
 	on := false
 	for i, t := 0, Time(0); i < 6; i++ {
 		t += s.between(10*Millisecond, 60*Millisecond)
@@ -290,7 +293,7 @@ func (s *Sim) flap() {
 			if s.healed {
 				return
 			}
-			for _, o := range s.nodes {
+			for _, o := range s.running {
 				if o != n {
 					if isolate {
 						s.net.cutBoth(n.id, o.id)
@@ -314,7 +317,7 @@ func (s *Sim) isolateLeader() {
 	if l == nil {
 		return
 	}
-	for _, o := range s.nodes {
+	for _, o := range s.running {
 		if o != l {
 			s.net.cutBoth(l.id, o.id)
 		}
@@ -330,7 +333,7 @@ func (s *Sim) isolateLeader() {
 			s.after(5*Millisecond, watch)
 			return
 		}
-		for _, o := range s.nodes {
+		for _, o := range s.running {
 			delete(s.net.cut, [2]paxos.NodeID{l.id, o.id})
 			delete(s.net.cut, [2]paxos.NodeID{o.id, l.id})
 		}
@@ -368,7 +371,7 @@ func (s *Sim) isolateLeader() {
 // crashOne crashes a random running replica and restarts it 20 to 600 ms
 // later.
 func (s *Sim) crashOne() {
-	n := s.nodes[s.rng.IntN(len(s.nodes))]
+	n := s.running[s.rng.IntN(len(s.running))]
 	if !n.up {
 		return
 	}
@@ -416,7 +419,7 @@ func (s *Sim) crashOften(interval Time) {
 
 // pauseOne stops a random replica for 20 to 500 ms.
 func (s *Sim) pauseOne() {
-	n := s.nodes[s.rng.IntN(len(s.nodes))]
+	n := s.running[s.rng.IntN(len(s.running))]
 	if n.paused || !n.up {
 		return
 	}
@@ -474,8 +477,9 @@ func (s *Sim) deposeLeader() {
 		return
 	}
 	s.tracef("depose leader %s: nothing reaches it, what it sends is queued", l.id)
-	s.deposed = &deposed{leader: l.id, ballot: l.rn.Status().Promised, crashes: len(s.nodes) / 2}
-	for _, o := range s.nodes {
+	st := l.rn.Status()
+	s.deposed = &deposed{leader: l.id, ballot: st.Promised, crashes: len(st.Config.Voters()) / 2}
+	for _, o := range s.running {
 		if o != l {
 			s.net.stuck[[2]paxos.NodeID{l.id, o.id}] = true
 			s.net.cut[[2]paxos.NodeID{o.id, l.id}] = true
@@ -487,7 +491,7 @@ func (s *Sim) deposeLeader() {
 			return
 		}
 		s.tracef("the deposed leader %s reconnects", l.id)
-		for _, o := range s.nodes {
+		for _, o := range s.running {
 			if o != l {
 				delete(s.net.cut, [2]paxos.NodeID{o.id, l.id})
 				if link := [2]paxos.NodeID{l.id, o.id}; s.net.stuck[link] {

@@ -16,13 +16,22 @@ import (
 // what a completed persist wrote, the chat state machine with its session
 // table, and the bookkeeping a runtime does for clients.
 type node struct {
-	s     *Sim
-	id    paxos.NodeID
+	s  *Sim
+	id paxos.NodeID
+	// peers are the replicas the cluster started with, this one among
+	// them; nil for a replica added at run time, which starts joining.
 	peers []paxos.NodeID
 	rn    *paxos.RawNode
 	// confs is the configuration state after the applied slot, kept with
-	// snapshots as the engine keeps it.
+	// snapshots as the engine keeps it (see nextConfigs).
 	confs paxos.ConfigState
+
+	// stopped says the replica was removed from the cluster and then
+	// stopped for good (see stop). saidRemoved says this life reported
+	// Status().Removed, and stopping that its stop is scheduled.
+	// wantChange asks its loop, as leader, for a membership change (see
+	// reconfigure).
+	stopped, saidRemoved, stopping, wantChange bool
 
 	up, paused bool
 	// busy is set between Ready and Advance, while a persist is under way;
@@ -137,7 +146,7 @@ func (n *node) boot() {
 		confs = n.snap.confs
 	}
 	n.confs = confs
-	if len(n.confs) == 0 {
+	if len(n.confs) == 0 && len(n.peers) > 0 {
 		n.confs = paxos.Bootstrap(n.peers, nil, nil)
 	}
 	rn, err := paxos.NewRawNode(paxos.Config{
@@ -159,7 +168,7 @@ func (n *node) boot() {
 		return
 	}
 	n.rn = rn
-	n.up, n.busy, n.paused, n.leading, n.mute = true, false, false, false, false
+	n.up, n.busy, n.paused, n.leading, n.mute, n.saidRemoved = true, false, false, false, false, false
 	n.writes = nil
 	n.inbox, n.ticks, n.requests, n.offered = nil, 0, nil, nil
 	n.waiting = map[[2]uint64]*request{}
@@ -216,6 +225,9 @@ func (n *node) crashLosing(stalled bool) {
 }
 
 func (n *node) restart() {
+	if n.stopped {
+		return
+	}
 	n.s.tracef("restart %s (promised %s, %d entries, commit %d)", n.id, n.hard.Promised, len(n.entries), n.hard.Commit)
 	n.boot()
 	n.scheduleTick()
@@ -300,6 +312,15 @@ func (n *node) loop() {
 	}
 	for _, m := range inbox {
 		if err := n.rn.Step(m); err != nil {
+			if n.s.opts.Reconfig && n.rn.Status().Config.IsRemoved(m.From) {
+				// A removed replica that does not know it yet: refused,
+				// as it must be.
+				n.s.stats.FromRemoved++
+				if n.s.opts.Trace {
+					n.s.tracef("%s refuses %s: its sender was removed", n.id, paxos.DescribeMessage(m))
+				}
+				continue
+			}
 			// The run goes on: a refusal is the core defending itself, and
 			// the safety checks judge whether the defence held. A run with
 			// a refusal and no other violation still fails, as Refused.
@@ -312,11 +333,18 @@ func (n *node) loop() {
 	for _, r := range requests {
 		n.propose(r)
 	}
+	if n.wantChange {
+		n.wantChange = false
+		n.reconfigure()
+	}
 	if !n.rn.HasReady() {
 		return
 	}
 	rd := n.rn.Ready()
 	newLeader := n.noteLeadership()
+	if n.s.opts.Reconfig && n.noteRemoved(rd) {
+		return // the run failed
+	}
 	if n.s.opts.Trace {
 		n.s.tracef("%s ready: %s", n.id, describeReadyShort(rd))
 	}
@@ -369,7 +397,9 @@ func (n *node) loop() {
 	}
 	w := n.queueWrite(rd, crashAt, stall)
 	if reborn == rebirthRecoveryStall {
-		n.s.recoveryStall = recoveryStall{ballot: n.rn.Status().Promised, until: w.done, followers: len(n.peers) - 1 - (len(n.peers)/2 + 1)}
+		st := n.rn.Status()
+		voters := len(st.Config.Voters())
+		n.s.recoveryStall = recoveryStall{ballot: st.Promised, until: w.done, followers: max(voters-1-(voters/2+1), 0)}
 	}
 	switch {
 	case reborn == rebirthLeader:
@@ -410,6 +440,10 @@ func (n *node) noteLeadership() bool {
 	if leading {
 		n.s.stats.Elections++
 		n.s.tracef("%s leads with ballot %s", n.id, n.rn.Status().Promised)
+		if n.s.transferTo == n.id {
+			n.s.stats.Transfers++
+			n.s.transferTo = paxos.None
+		}
 	}
 	return leading
 }
@@ -871,7 +905,7 @@ func (n *node) apply(e paxos.Entry) {
 		return
 	}
 	defer func() { n.chat.applied, n.appliedBallot = e.Slot, e.Ballot }()
-	n.confs = n.confs.Apply(e.Slot, e.Value)
+	n.confs = n.s.nextConfigs(n.confs, e.Slot, e.Value)
 	if n.s.opts.SkipSessionCheck {
 		_ = paxos.ForEachCommand(e.Value, func(c paxos.Command) bool {
 			n.answer(c, reply{resp: n.chat.execute(n, c.Payload)})
@@ -932,9 +966,7 @@ func (n *node) maybeSnapshot() bool {
 	if n.crashSnapshotStep() {
 		return true // the snapshot was never made durable
 	}
-	n.snap = &snapshot{slot: n.chat.applied, ballot: n.appliedBallot, log: slices.Clone(n.chat.log), sessions: n.sessionBytes(), confs: n.confs}
-	n.s.stats.Snapshots++
-	n.s.tracef("%s snapshot at %d", n.id, n.snap.slot)
+	n.takeSnapshot()
 	if n.crashSnapshotStep() {
 		return true // durable, not compacted
 	}
@@ -951,6 +983,14 @@ func (n *node) maybeSnapshot() bool {
 	n.compactDisk(c)
 	n.s.tracef("%s compacted to %d", n.id, c.Slot)
 	return n.crashSnapshotStep() // compacted
+}
+
+// takeSnapshot makes a snapshot of the state machine, the session table
+// and the configuration state at the applied slot, durable at once.
+func (n *node) takeSnapshot() {
+	n.snap = &snapshot{slot: n.chat.applied, ballot: n.appliedBallot, log: slices.Clone(n.chat.log), sessions: n.sessionBytes(), confs: n.confs}
+	n.s.stats.Snapshots++
+	n.s.tracef("%s snapshot at %d", n.id, n.snap.slot)
 }
 
 func (n *node) lastSnapSlot() uint64 {
@@ -1011,9 +1051,15 @@ func (n *node) restore(sn *snapshot) {
 // sendSnapshots sends the leader's latest snapshot to the followers the
 // core asks for. The transfer is one message on the faulty network; the
 // core hears how it went (ReportSnapshot) a while later, as the engine's
-// sender reports a finished or failed stream.
+// sender reports a finished or failed stream. A replica that is joining
+// needs a snapshot even if the leader never compacted: a leader that has
+// none takes one first, as the engine does (once it has applied a slot;
+// until then the transfer fails and the core asks again).
 func (n *node) sendSnapshots(rd paxos.Ready) {
 	for _, to := range rd.SendSnapshots {
+		if n.snap == nil && n.chat.applied > 0 {
+			n.takeSnapshot()
+		}
 		sn := n.snap
 		inc := n.incarnation
 		delivered := sn != nil && n.s.net.sendSnapshot(n.id, to, sn)

@@ -154,6 +154,12 @@ type Options struct {
 	// Isolate cuts the last replica off from the others for the whole of
 	// FaultTime, so that it misses many compactions.
 	Isolate bool
+	// Reconfig changes the cluster's membership at random while the faults
+	// last (see reconfig.go): it adds replicas, which join with an empty
+	// disk and catch up as learners, promotes them once caught up, removes
+	// learners and voters (the leader too), and transfers the leadership,
+	// one change at a time, keeping between 1 and 7 voters.
+	Reconfig bool
 	// Trace keeps the last TraceLines lines of a trace of every event.
 	Trace      bool
 	TraceLines int
@@ -222,7 +228,20 @@ type Stats struct {
 	// (the process never learned they did), LostWrites those lost, and
 	// FsyncErrors the writes that failed.
 	TornWrites, LostWrites, FsyncErrors int
-	SimTime                             Time
+	// The membership changes of Options.Reconfig, counted when the chosen
+	// log makes them: replicas added (as learners), learners promoted,
+	// members removed (LeaderRemovals of them by the leader that got their
+	// removal chosen, itself), and leadership transfers completed (the
+	// target became leader). Stopped counts removed replicas stopped after
+	// they said they were removed, and NeverLearned those still running
+	// at the end of the run that never did (they missed the leader that
+	// would have told them: see "Retiring" in paxos's reconfig.go);
+	// FromRemoved the messages of removed replicas that others refused, as
+	// they must; NotCaughtUp the promotions refused because the learner
+	// was behind.
+	Adds, Promotions, Removals, LeaderRemovals, Transfers int
+	Stopped, NeverLearned, FromRemoved, NotCaughtUp       int
+	SimTime                                               Time
 }
 
 // Add adds o's counts to s.
@@ -244,6 +263,15 @@ func (s *Stats) Add(o Stats) {
 	s.TornWrites += o.TornWrites
 	s.LostWrites += o.LostWrites
 	s.FsyncErrors += o.FsyncErrors
+	s.Adds += o.Adds
+	s.Promotions += o.Promotions
+	s.Removals += o.Removals
+	s.LeaderRemovals += o.LeaderRemovals
+	s.Transfers += o.Transfers
+	s.Stopped += o.Stopped
+	s.NeverLearned += o.NeverLearned
+	s.FromRemoved += o.FromRemoved
+	s.NotCaughtUp += o.NotCaughtUp
 	s.SimTime += o.SimTime
 }
 
@@ -251,12 +279,16 @@ func (s *Stats) Add(o Stats) {
 // fake clock and fake disks, all driven by one seeded random source from
 // one goroutine, so that a seed replays exactly.
 type Sim struct {
-	opts    Options
-	rng     *rand.Rand
-	now     Time
-	events  eventQueue
-	seq     uint64
+	opts   Options
+	rng    *rand.Rand
+	now    Time
+	events eventQueue
+	seq    uint64
+	// nodes are all the replicas of the run, those added included: the
+	// replica with ID i is nodes[i-1] (IDs are never reused). running are
+	// those not stopped for good (see node.stop), in ID order.
 	nodes   []*node
+	running []*node
 	clients []*client
 	net     network
 	check   checker
@@ -275,6 +307,12 @@ type Sim struct {
 	recoveryStall recoveryStall
 	// deposed is the Profile.Deposed scenario under way, if any.
 	deposed *deposed
+	// transferTo is the target of the last leadership transfer a leader
+	// took on (Options.Reconfig), until it becomes leader.
+	transferTo paxos.NodeID
+	// final is the replica whose state the final check took as the
+	// reference.
+	final *node
 }
 
 // Run runs one simulation and reports what its checkers found.
@@ -288,9 +326,14 @@ func Run(opts Options) Result {
 		s.fail(Refused, "%s", s.refusal)
 	}
 	s.stats.SimTime = s.now
+	for id := range s.check.removedFrom {
+		if n := s.nodes[id-1]; !n.stopped && !n.stopping {
+			s.stats.NeverLearned++
+		}
+	}
 	res := Result{Err: s.err, Kind: s.kind, Stats: s.stats, Trace: s.trace}
 	if s.err == nil {
-		res.Final = slices.Clone(s.nodes[0].chat.log)
+		res.Final = slices.Clone(s.final.chat.log)
 	}
 
 	for _, c := range s.clients {
@@ -328,6 +371,8 @@ func newSim(opts Options) *Sim {
 	for _, id := range peers {
 		s.nodes = append(s.nodes, newNode(s, id, peers))
 	}
+	s.running = slices.Clone(s.nodes)
+	s.transferTo = paxos.None
 	for i := 0; i < opts.Clients; i++ {
 		s.clients = append(s.clients, newClient(s, i))
 	}
@@ -385,6 +430,9 @@ func (s *Sim) run() {
 		c.start()
 	}
 	s.scheduleFaults()
+	if s.opts.Reconfig {
+		s.scheduleReconfig()
+	}
 	s.at(s.opts.FaultTime, s.heal)
 	deadline := s.opts.FaultTime + s.opts.LivenessTime
 	for s.events.Len() > 0 && s.err == nil {
@@ -407,8 +455,8 @@ func (s *Sim) run() {
 			}
 		}
 		if len(waiting) > 0 {
-			s.fail(Liveness, "liveness: %.0fms after the faults healed, requests are still outstanding: %s",
-				float64(s.opts.LivenessTime)/1000, strings.Join(waiting, ", "))
+			s.fail(Liveness, "liveness: %.0fms after the faults healed, requests are still outstanding: %s; replicas: %s",
+				float64(s.opts.LivenessTime)/1000, strings.Join(waiting, ", "), s.describeReplicas())
 		} else if !s.caughtUp() {
 			s.fail(Liveness, "liveness: %.0fms after the faults healed, the replicas have not caught up: %s",
 				float64(s.opts.LivenessTime)/1000, s.describeReplicas())
@@ -417,7 +465,7 @@ func (s *Sim) run() {
 }
 
 // quiescent reports whether, after healing, every client is done and
-// every replica has applied the same commit index.
+// the replicas have caught up.
 func (s *Sim) quiescent() bool {
 	for _, c := range s.clients {
 		if c.req != nil {
@@ -427,31 +475,72 @@ func (s *Sim) quiescent() bool {
 	return s.caughtUp()
 }
 
+// caughtUp reports whether a leader exists, has no configuration change
+// or transfer under way, and every member of its configuration (the
+// newest its committed log chose), learners included, runs and has
+// applied the leader's commit index. Replicas outside it (removed, or
+// started to join but never added) are not waited for.
 func (s *Sim) caughtUp() bool {
-	var commit uint64
-	for i, n := range s.nodes {
-		st := n.rn.Status()
-		if !n.up || n.busy || len(n.writes) > 0 || st.Applied != st.Commit || (i > 0 && st.Commit != commit) {
+	l := s.leader()
+	if l == nil {
+		return false
+	}
+	st := l.rn.Status()
+	if st.ChangeInProgress {
+		return false
+	}
+	for _, m := range st.Config.Members {
+		n := s.nodes[m.ID-1]
+		if !n.up || n.busy || len(n.writes) > 0 {
 			return false
 		}
-		commit = st.Commit
+		if ns := n.rn.Status(); ns.Applied != ns.Commit || ns.Commit != st.Commit {
+			return false
+		}
 	}
-	return commit > 0 || len(s.clients) == 0
+	return st.Commit > 0 || len(s.clients) == 0
+}
+
+// finalMembers returns the replicas of the leader's configuration, nil
+// without a leader.
+func (s *Sim) finalMembers() []*node {
+	l := s.leader()
+	if l == nil {
+		return nil
+	}
+	var out []*node
+	for _, m := range l.rn.Status().Config.Members {
+		out = append(out, s.nodes[m.ID-1])
+	}
+	return out
 }
 
 func (s *Sim) describeReplicas() string {
 	var parts []string
 	for _, n := range s.nodes {
+		if n.stopped {
+			parts = append(parts, fmt.Sprintf("%s(stopped)", n.id))
+			continue
+		}
 		st := n.rn.Status()
-		parts = append(parts, fmt.Sprintf("%s(%s up=%v promised=%s commit=%d applied=%d last=%d)",
-			n.id, st.Role, n.up, st.Promised, st.Commit, st.Applied, st.LastSlot))
+		extra := ""
+		switch {
+		case st.Joining:
+			extra = " joining"
+		case st.Removed:
+			extra = " removed"
+		case s.opts.Reconfig:
+			extra = " config=" + st.Config.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s(%s up=%v promised=%s commit=%d applied=%d last=%d%s)",
+			n.id, st.Role, n.up, st.Promised, st.Commit, st.Applied, st.LastSlot, extra))
 	}
 	return strings.Join(parts, " ")
 }
 
 // leader returns a live replica that believes it leads, if any.
 func (s *Sim) leader() *node {
-	for _, n := range s.nodes {
+	for _, n := range s.running {
 		if n.up && n.rn.IsLeader() {
 			return n
 		}
@@ -465,7 +554,7 @@ func (s *Sim) heal() {
 	s.tracef("faults heal")
 	s.healed = true
 	s.net.heal()
-	for _, n := range s.nodes {
+	for _, n := range s.running {
 		if !n.up {
 			n.restart()
 		}

@@ -40,6 +40,9 @@ func optionsFor(seed uint64) Options {
 		// log, the others by snapshot.
 		SnapshotEvery: 8 + int(seed%17),
 		SnapshotKeep:  3 * int(seed%5),
+		// Every other run of 54 seeds (all the profiles, sizes and
+		// runtimes) changes the membership as it goes.
+		Reconfig: (seed/uint64(6*len(Profiles)))%2 == 1,
 	}
 }
 
@@ -74,8 +77,10 @@ func report(t *testing.T, opts Options, got Result, replay string) {
 // values, that replicas apply only chosen values, that promises reported
 // in a message survive restarts, that no command runs twice, and, once the
 // faults heal, that every request completes and no acknowledged put is
-// lost. The clients' history of every run that passes is then checked for
-// linearizability with porcupine, in the worker that ran it.
+// lost. Half the runs change the membership as they go (Options.Reconfig);
+// "chosen" is then judged against the configuration the chosen log makes
+// the slot's. The clients' history of every run that passes is then
+// checked for linearizability with porcupine, in the worker that ran it.
 func TestSimulation(t *testing.T) {
 	if *flagSeed != "" {
 		seed, err := strconv.ParseUint(*flagSeed, 10, 64)
@@ -134,9 +139,12 @@ func TestSimulation(t *testing.T) {
 	}()
 	var total Stats
 	byProfile := map[string]int{}
-	failures, checks := 0, 0
+	failures, checks, reconfigRuns := 0, 0, 0
 	for o := range results {
 		byProfile[o.opts.Profile.Name]++
+		if o.opts.Reconfig {
+			reconfigRuns++
+		}
 		total.Add(o.res.Stats)
 		if o.checked {
 			checks++
@@ -158,8 +166,16 @@ func TestSimulation(t *testing.T) {
 		*flagSeeds, *flagStart, byProfile, total.Events, total.Commits, total.Ops, total.Elections, total.Crashes, total.Dropped,
 		total.Stale, total.StaleAcrossRestart, total.TornWrites, total.LostWrites, total.FsyncErrors, total.Snapshots, total.Installs,
 		checks, failures)
+	t.Logf("membership changes in %d runs: %d replicas added, %d promoted, %d removed (%d leaders removing themselves), %d leadership transfers; "+
+		"%d removed replicas stopped once they said so, %d never learned they were removed, %d of their messages refused, %d promotions refused until caught up",
+		reconfigRuns, total.Adds, total.Promotions, total.Removals, total.LeaderRemovals, total.Transfers,
+		total.Stopped, total.NeverLearned, total.FromRemoved, total.NotCaughtUp)
 	if total.Snapshots == 0 || total.Installs == 0 {
 		t.Errorf("the runs took %d snapshots and installed %d: snapshots and catch-up went untested", total.Snapshots, total.Installs)
+	}
+	if reconfigRuns > 0 && (total.Adds == 0 || total.Promotions == 0 || total.Removals == 0 || total.LeaderRemovals == 0 || total.Transfers == 0) {
+		t.Errorf("%d runs changed the membership but made %d additions, %d promotions, %d removals (%d of the leader), %d transfers: some change went untested",
+			reconfigRuns, total.Adds, total.Promotions, total.Removals, total.LeaderRemovals, total.Transfers)
 	}
 }
 
@@ -313,6 +329,10 @@ var mutants = []struct {
 	// recovered, after its predecessor told a client of a commit and died
 	// before telling anyone else.
 	{"serve reads before recovery commits", func(o *Options) { o.Knobs.ReadBeforeRecovery = true }, "rebirth"},
+	// A configuration governs from the slot after the one that chose it,
+	// not ConfigWindow later, and the leader proposes past the slots whose
+	// configuration it knows: under membership changes, every profile.
+	{"configurations govern at once", func(o *Options) { o.Knobs.ImmediateConfig, o.Reconfig = true, true }, ""},
 }
 
 // mutantBudget is how many seeds a mutant may survive: far below what CI
@@ -373,18 +393,27 @@ func caughtBySafety(res Result) string {
 
 // TestDeterministic runs seeds twice and compares everything observable:
 // one of the chaos profile, and one of each profile whose faults keep
-// state of their own (rebirth, deposed).
+// state of their own (rebirth, deposed), without and with membership
+// changes.
 func TestDeterministic(t *testing.T) {
-	for _, name := range []string{"chaos", "rebirth", "deposed"} {
-		seed := uint64(slices.IndexFunc(Profiles, func(p Profile) bool { return p.Name == name }))
-		opts := optionsFor(seed)
-		opts.Trace, opts.TraceLines = true, 1<<30
-		a, b := Run(opts), Run(opts)
-		if fmt.Sprint(a.Stats) != fmt.Sprint(b.Stats) || strings.Join(a.Trace, "\n") != strings.Join(b.Trace, "\n") {
-			t.Fatalf("two runs of seed %d (%s) differ: %+v vs %+v", seed, name, a.Stats, b.Stats)
+	for _, reconfig := range []bool{false, true} {
+		for _, name := range []string{"chaos", "rebirth", "deposed"} {
+			seed := uint64(slices.IndexFunc(Profiles, func(p Profile) bool { return p.Name == name }))
+			opts := optionsFor(seed)
+			opts.Reconfig = reconfig
+			deterministic(t, opts, name)
 		}
-		if a.Stats.Commits == 0 || a.Stats.Ops == 0 {
-			t.Fatalf("seed %d (%s) did nothing: %+v", seed, name, a.Stats)
-		}
+	}
+}
+
+func deterministic(t *testing.T, opts Options, name string) {
+	t.Helper()
+	opts.Trace, opts.TraceLines = true, 1<<30
+	a, b := Run(opts), Run(opts)
+	if fmt.Sprint(a.Stats) != fmt.Sprint(b.Stats) || strings.Join(a.Trace, "\n") != strings.Join(b.Trace, "\n") {
+		t.Fatalf("two runs of seed %d (%s, membership changes %v) differ: %+v vs %+v", opts.Seed, name, opts.Reconfig, a.Stats, b.Stats)
+	}
+	if a.Stats.Commits == 0 || a.Stats.Ops == 0 {
+		t.Fatalf("seed %d (%s, membership changes %v) did nothing: %+v", opts.Seed, name, opts.Reconfig, a.Stats)
 	}
 }

@@ -50,6 +50,21 @@ func Replicas(flag string, n int) error {
 	return nil
 }
 
+// MaxReplicaID bounds a replica ID given by flag. IDs of removed replicas
+// are never reused, so a cluster that replaces machines goes on to higher
+// IDs; a million leaves room for that, and refuses a typo (1e12, -1 read
+// as a huge number) before it reaches a certificate's name or a
+// configuration.
+const MaxReplicaID = 999_999
+
+// ReplicaID checks a replica ID given by flag.
+func ReplicaID(flag string, id uint64) error {
+	if id > MaxReplicaID {
+		return fmt.Errorf("%s %d: a replica ID is between 0 and %d", flag, id, MaxReplicaID)
+	}
+	return nil
+}
+
 // Port checks a TCP port given by flag.
 func Port(flag string, p int) error {
 	if p < 1 || p > 65535 {
@@ -155,10 +170,37 @@ func (t TLS) ReplicaDir(def, cluster string, count int, mine []uint64) (dir stri
 	}
 	for _, id := range mine {
 		if _, err := certs.LoadReplica(t.Dir, cluster, id); err != nil {
-			return "", false, fmt.Errorf("--tls-dir %s: %w%s", t.Dir, err, makeHint(t.Dir, cluster, err))
+			return "", false, fmt.Errorf("--tls-dir %s: %w%s", t.Dir, err, makeHint(t.Dir, cluster, id, err))
 		}
 	}
 	return t.Dir, false, nil
+}
+
+// JoinerDir returns the certificate directory of replica id, which joins
+// a running cluster of cluster ("" with --insecure): --tls-dir, or def
+// without it. Unlike ReplicaDir it makes nothing: the directory is the
+// cluster's, made when the cluster was, and the new replica's certificate
+// is issued by its CA (paxos certs --add), which a joining server does not
+// do on its own.
+func (t TLS) JoinerDir(def, cluster string, id uint64) (string, error) {
+	if err := t.Check(); err != nil {
+		return "", err
+	}
+	if t.Insecure {
+		return "", nil
+	}
+	dir, flag := t.Dir, "--tls-dir "+t.Dir
+	if dir == "" {
+		dir, flag = def, "the certificates in "+def+" (--tls-dir to name others, --insecure for none)"
+	}
+	if _, err := certs.LoadReplica(dir, cluster, id); err != nil {
+		hint := ""
+		if errors.Is(err, fs.ErrNotExist) {
+			hint = fmt.Sprintf("; issue it with the cluster's CA: paxos certs --dir %s --cluster-id %s --add %d", dir, cluster, id)
+		}
+		return "", fmt.Errorf("%s: %w%s", flag, err, hint)
+	}
+	return dir, nil
 }
 
 // ClientBundle reads what a client of cluster needs from --tls-dir, or
@@ -188,10 +230,14 @@ func (t TLS) ClientBundle(def, cluster string) (*certs.Bundle, error) {
 	return b, nil
 }
 
-// makeHint tells how to make a missing directory.
-func makeHint(dir, cluster string, err error) string {
+// makeHint tells how to make a missing directory, or replica id's missing
+// certificate in a directory that has the cluster's CA.
+func makeHint(dir, cluster string, id uint64, err error) string {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return ""
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, certs.CAFile)); statErr == nil {
+		return fmt.Sprintf(" (issue it with: paxos certs --dir %s --cluster-id %s --add %d)", dir, cluster, id)
 	}
 	return fmt.Sprintf(" (make it with: paxos certs --dir %s --cluster-id %s --nodes N)", dir, cluster)
 }

@@ -1,6 +1,7 @@
 package cmdflags
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +20,10 @@ func TestBounds(t *testing.T) {
 		{Replicas("--n", 99), ""},
 		{Replicas("--n", 0), "--n 0: a cluster has between 1 and 99"},
 		{Replicas("--n", 100), "--n 100"},
+		{ReplicaID("--id", 0), ""},
+		{ReplicaID("--id", MaxReplicaID), ""},
+		{ReplicaID("--id", MaxReplicaID+1), "--id 1000000: a replica ID is between 0 and 999999"},
+		{ReplicaID("--id", 1<<64-1), "--id 18446744073709551615"},
 		{Port("--p", 1), ""},
 		{Port("--p", 65535), ""},
 		{Port("--p", 0), "--p 0: not a TCP port"},
@@ -124,5 +129,52 @@ func TestClientBundle(t *testing.T) {
 	}
 	if _, err := ClusterOf(missing); err == nil {
 		t.Error("ClusterOf a missing directory")
+	}
+}
+
+// TestJoinerDir: a joining replica's certificate must be in the
+// directory already; the error says how to issue it, and nothing is made.
+func TestJoinerDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	if _, err := certs.CreateDir(dir, "c", []uint64{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := (TLS{}).JoinerDir(dir, "c", 1); err != nil || got != dir {
+		t.Errorf("a replica with its certificate: %q, %v", got, err)
+	}
+	_, err := (TLS{}).JoinerDir(dir, "c", 3)
+	if err == nil || !strings.Contains(err.Error(), "paxos certs --dir "+dir+" --cluster-id c --add 3") || !strings.Contains(err.Error(), "(--tls-dir to name others") {
+		t.Errorf("no certificate for 3: %v", err)
+	}
+	if _, err := (TLS{Dir: dir}).JoinerDir("unused", "other", 1); err == nil || !strings.Contains(err.Error(), "--tls-dir "+dir) {
+		t.Errorf("another cluster: %v", err)
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	if _, err := (TLS{}).JoinerDir(none, "c", 0); err == nil {
+		t.Error("a missing directory was accepted")
+	}
+	if _, err := os.Stat(none); err == nil {
+		t.Error("JoinerDir made a directory")
+	}
+	if got, err := (TLS{Insecure: true}).JoinerDir(none, "c", 0); err != nil || got != "" {
+		t.Errorf("--insecure: %q, %v", got, err)
+	}
+}
+
+// TestReplicaDirHints: a missing directory is made with --nodes; a
+// missing certificate in a directory that has the CA is issued with --add.
+func TestReplicaDirHints(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	if _, err := certs.CreateDir(dir, "c", []uint64{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := TLS{Dir: dir}.ReplicaDir("", "c", 3, []uint64{0, 2})
+	if err == nil || !strings.Contains(err.Error(), "(issue it with: paxos certs --dir "+dir+" --cluster-id c --add 2)") {
+		t.Errorf("a missing certificate: %v", err)
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	_, _, err = TLS{Dir: none}.ReplicaDir("", "c", 3, []uint64{0})
+	if err == nil || !strings.Contains(err.Error(), "(make it with: paxos certs --dir "+none+" --cluster-id c --nodes N)") {
+		t.Errorf("a missing directory: %v", err)
 	}
 }

@@ -60,8 +60,10 @@ type Config struct {
 	// Dir holds the in-process replicas' data (default: a temporary
 	// directory, removed after the run).
 	Dir string
-	// Progress, if set, is called every half second while the run lasts.
-	Progress func(Progress)
+	// Progress, if set, is called every ProgressEvery (default 1 s) while
+	// the run lasts, from the goroutine that called Run or Measure.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
 	// Logger receives the replicas' logs (default: none).
 	Logger hclog.Logger
 }
@@ -88,6 +90,11 @@ type Result struct {
 	P99ms        float64 `json:"p99_ms"`
 	P999ms       float64 `json:"p999_ms"`
 	Errors       uint64  `json:"errors"`
+	// WarmupS is how long the clients ran, unmeasured, before DurationS.
+	WarmupS float64 `json:"warmup_s"`
+	// Fsync says whether the in-process cluster's WALs fsynced
+	// (!Config.NoFsync); absent for a Target cluster, as PeerTLS.
+	Fsync *bool `json:"fsync,omitempty"`
 	// PeerTLS says whether the in-process cluster's peer ports ran mutual
 	// TLS (Config.TLS); absent for a Target cluster, whose replicas this
 	// process does not configure.
@@ -106,6 +113,8 @@ func (c Config) check() error {
 		return fmt.Errorf("bench: Config.PayloadBytes %d is negative", c.PayloadBytes)
 	case c.Duration < 0:
 		return fmt.Errorf("bench: Config.Duration %v is negative", c.Duration)
+	case c.ProgressEvery < 0:
+		return fmt.Errorf("bench: Config.ProgressEvery %v is negative", c.ProgressEvery)
 	case c.TLS && len(c.Target) > 0:
 		return errors.New("bench: Config.TLS configures the in-process cluster, not a Target")
 	}
@@ -122,13 +131,17 @@ func (c Config) withDefaults() Config {
 	if c.PayloadBytes <= 0 {
 		c.PayloadBytes = 64
 	}
-	if c.Warmup < 0 {
-		c.Warmup = 0
-	} else if c.Warmup == 0 {
+	// A negative Warmup stays negative (none), so that applying the
+	// defaults twice, as Run and then Measure do, cannot turn "none" into
+	// the default. (It did: --warmup 0s warmed up for 2 s.)
+	if c.Warmup == 0 {
 		c.Warmup = 2 * time.Second
 	}
 	if c.Duration <= 0 {
 		c.Duration = 10 * time.Second
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = time.Second
 	}
 	if c.ClusterID == "" {
 		c.ClusterID = "chatroom"
@@ -170,8 +183,9 @@ func Measure(ctx context.Context, cfg Config, w Writer) (Result, error) {
 	cfg = cfg.withDefaults()
 	l := startLoop(ctx, cfg, w, nil, false)
 	defer l.stop()
+	warmup := max(cfg.Warmup, 0)
 	warmStart := time.Now()
-	if !l.wait(ctx, cfg, cfg.Warmup, true, warmStart) {
+	if !l.wait(ctx, cfg, warmup, true, warmStart) {
 		return Result{}, ctx.Err()
 	}
 	l.errs.Store(0)
@@ -184,7 +198,7 @@ func Measure(ctx context.Context, cfg Config, w Writer) (Result, error) {
 	if !ok {
 		return Result{}, ctx.Err()
 	}
-	return l.result(cfg, elapsed)
+	return l.result(cfg, warmup, elapsed)
 }
 
 // MeasureN runs cfg's closed-loop clients against w until n writes have
@@ -202,7 +216,7 @@ func MeasureN(ctx context.Context, cfg Config, w Writer, n int) (Result, error) 
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	return l.result(cfg, elapsed)
+	return l.result(cfg, 0, elapsed)
 }
 
 // loop is a running set of closed-loop clients.
@@ -280,7 +294,7 @@ func (l *loop) stop() {
 // wait lets the clients run for d, reporting progress, and says whether
 // d passed (rather than ctx ending).
 func (l *loop) wait(ctx context.Context, cfg Config, d time.Duration, warmup bool, since time.Time) bool {
-	tick := time.NewTicker(500 * time.Millisecond)
+	tick := time.NewTicker(cfg.ProgressEvery)
 	defer tick.Stop()
 	end := time.NewTimer(d)
 	defer end.Stop()
@@ -303,20 +317,22 @@ func (l *loop) wait(ctx context.Context, cfg Config, d time.Duration, warmup boo
 	}
 }
 
-// result summarises the measured writes of stopped clients.
-func (l *loop) result(cfg Config, elapsed time.Duration) (Result, error) {
+// result summarises the measured writes of stopped clients, which ran
+// unmeasured for warmup first.
+func (l *loop) result(cfg Config, warmup, elapsed time.Duration) (Result, error) {
 	var all histogram
 	for _, wk := range l.workers {
 		all.merge(&wk.lat)
 	}
 	res := Result{
 		Nodes: cfg.Nodes, Clients: cfg.Clients, PayloadBytes: cfg.PayloadBytes,
-		DurationS: elapsed.Seconds(), Ops: all.n, Errors: l.errs.Load(),
+		DurationS: elapsed.Seconds(), WarmupS: warmup.Seconds(), Ops: all.n, Errors: l.errs.Load(),
 	}
 	if len(cfg.Target) > 0 {
 		res.Nodes = len(cfg.Target)
 	} else {
-		res.PeerTLS = &cfg.TLS
+		fsync := !cfg.NoFsync
+		res.PeerTLS, res.Fsync = &cfg.TLS, &fsync
 	}
 	res.OpsPerSec = float64(res.Ops) / res.DurationS
 	res.MBPerSec = res.OpsPerSec * float64(cfg.PayloadBytes) / 1e6

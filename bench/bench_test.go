@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -164,6 +166,7 @@ func TestConfigRefusesNegatives(t *testing.T) {
 		{Config{Clients: -1}, "Config.Clients -1"},
 		{Config{PayloadBytes: -1}, "Config.PayloadBytes -1"},
 		{Config{Duration: -time.Second}, "Config.Duration -1s"},
+		{Config{ProgressEvery: -time.Second}, "Config.ProgressEvery -1s"},
 		{Config{TLS: true, Target: []string{"127.0.0.1:1"}}, "not a Target"},
 	} {
 		if _, err := Run(context.Background(), tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -190,4 +193,118 @@ func TestTLSCluster(t *testing.T) {
 	if res.PeerTLS == nil || !*res.PeerTLS {
 		t.Errorf("PeerTLS %v, want true", res.PeerTLS)
 	}
+}
+
+// sleepWriter commits each write after a fixed delay, with no cluster:
+// inside a synctest bubble, where time moves only when every goroutine
+// waits, a run's timeline is then exact.
+type sleepWriter struct{ d time.Duration }
+
+func (w sleepWriter) Write(ctx context.Context, _ int, _ []byte) error {
+	select {
+	case <-time.After(w.d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (sleepWriter) Close() error { return nil }
+
+// TestProgressEverySecond: a run reports its progress once a second in
+// each phase (not once per phase, nor twice a second), counting the
+// measured writes only, and its result states how long it warmed up and
+// measured. The clock is synctest's, so the timeline is exact.
+func TestProgressEverySecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var got []Progress
+		cfg := Config{
+			Nodes: 3, Clients: 2, PayloadBytes: 8, Warmup: 2500 * time.Millisecond, Duration: 3500 * time.Millisecond,
+			Progress: func(p Progress) { got = append(got, p) },
+		}
+		res, err := Measure(context.Background(), cfg, sleepWriter{time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []struct {
+			warmup  bool
+			elapsed time.Duration
+		}{{true, time.Second}, {true, 2 * time.Second}, {false, time.Second}, {false, 2 * time.Second}, {false, 3 * time.Second}}
+		if len(got) != len(want) {
+			t.Fatalf("%d progress reports, want %d (one a second in each phase): %+v", len(got), len(want), got)
+		}
+		var lastOps uint64
+		for i, w := range want {
+			p := got[i]
+			if p.Warmup != w.warmup || p.Elapsed != w.elapsed {
+				t.Errorf("report %d: warmup %v at %v, want warmup %v at %v", i, p.Warmup, p.Elapsed, w.warmup, w.elapsed)
+			}
+			switch {
+			case p.Warmup && p.Ops != 0:
+				t.Errorf("report %d counts %d warm-up writes as measured", i, p.Ops)
+			case !p.Warmup && p.Ops <= lastOps:
+				t.Errorf("report %d: %d ops, not more than the %d of the one before", i, p.Ops, lastOps)
+			case !p.Warmup && p.OpsPerSec != float64(p.Ops)/p.Elapsed.Seconds():
+				t.Errorf("report %d: %.1f ops/s for %d ops in %v", i, p.OpsPerSec, p.Ops, p.Elapsed)
+			}
+			if !p.Warmup {
+				lastOps = p.Ops
+			}
+		}
+		if res.WarmupS != 2.5 || res.DurationS != 3.5 {
+			t.Errorf("result: warm-up %v s, duration %v s; want 2.5 and 3.5", res.WarmupS, res.DurationS)
+		}
+		if res.Ops <= lastOps || res.Fsync == nil || !*res.Fsync || res.PeerTLS == nil || *res.PeerTLS {
+			t.Errorf("result: %d ops (last report %d), fsync %v, peer TLS %v; want more ops, fsync on, plaintext peers",
+				res.Ops, lastOps, res.Fsync, res.PeerTLS)
+		}
+	})
+}
+
+// TestWriteTable: the table states what each run was, beside what it
+// measured; a Target run's fsync and peer columns say "-".
+func TestWriteTable(t *testing.T) {
+	on, off := true, false
+	results := []Result{
+		{Nodes: 3, Clients: 16, PayloadBytes: 64, DurationS: 10.004, WarmupS: 2, Fsync: &on, PeerTLS: &on,
+			Ops: 1000, OpsPerSec: 100, MBPerSec: 0.0064, P50ms: 1, P99ms: 2, P999ms: 3},
+		{Nodes: 5, Clients: 1, PayloadBytes: 1024, DurationS: 0.3, Fsync: &off, PeerTLS: &off, OpsPerSec: 7, Errors: 2},
+		{Nodes: 2, Clients: 4, PayloadBytes: 8, DurationS: 1, WarmupS: 0.5},
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, results); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	header := "nodes  clients  payload B  duration s  warm-up s  fsync   peer  ops/s  MB/s  p50 ms  p99 ms  p99.9 ms  errors"
+	rows := [][]string{
+		{"3", "16", "64", "10.00", "2.00", "on", "mTLS", "100", "0.01", "1.000", "2.000", "3.000", "0"},
+		{"5", "1", "1024", "0.30", "0.00", "off", "plain", "7", "0.00", "0.000", "0.000", "0.000", "2"},
+		{"2", "4", "8", "1.00", "0.50", "-", "-", "0", "0.00", "0.000", "0.000", "0.000", "0"},
+	}
+	if len(lines) != 1+len(rows) || strings.TrimSpace(lines[0]) != header {
+		t.Fatalf("table:\n%s\nwant the header %q and %d rows", b.String(), header, len(rows))
+	}
+	for i, want := range rows {
+		if got := strings.Fields(lines[i+1]); !slices.Equal(got, want) {
+			t.Errorf("row %d: %q, want %q", i, got, want)
+		}
+	}
+}
+
+// TestNoWarmupStaysNone: a negative Warmup (none) survives the defaults
+// being applied twice, as Run applies them before Measure does. (It used
+// to become 0 the first time and the 2 s default the second.)
+func TestNoWarmupStaysNone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := Config{Clients: 1, Warmup: -1, Duration: time.Second}
+		start := time.Now()
+		res, err := Measure(context.Background(), cfg.withDefaults(), sleepWriter{time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); res.WarmupS != 0 || took != time.Second {
+			t.Errorf("warm-up %v s, run of %v; want none, and 1 s in all", res.WarmupS, took)
+		}
+	})
 }

@@ -33,11 +33,20 @@ func (c *Client) ID() uint64 { return c.c.ID() }
 // Seq returns the sequence number of the client's last put.
 func (c *Client) Seq() uint64 { return c.c.Seq() }
 
-// SetSeq sets the sequence number of the client's last put. A put that
-// returned an error (ErrTimeout: its outcome is unknown) is retried
-// exactly once only under its own number: set the number it followed
-// before retrying, and the cluster stores it at most once.
+// SetSeq sets the sequence number of the client's last put. A new Client
+// of the same session (Options.ClientID) resumes it with SetSeq; and after
+// a put that timed out, SetSeq(Seq()-1) makes the next put the same
+// (ClientID, Seq) again, so that putting the same message retries it: it
+// is stored once, whether or not the put that timed out was. (Without it,
+// the next put is a new command.)
 func (c *Client) SetSeq(seq uint64) { c.c.SetSeq(seq) }
+
+// Status asks the server the client talks to (or the first it would try)
+// for its state, once, without redirects or retries: a way to check that a
+// server of the cluster answers there.
+func (c *Client) Status(ctx context.Context) (client.Status, error) {
+	return c.c.Status(ctx)
+}
 
 // Put stores msg and returns once it is committed (and applied), with the
 // log's length after it.

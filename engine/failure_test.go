@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paxos-go/paxos/wal"
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 // TestWALFailureStopsTheNode: an fsync error is never retried; the replica
 // stops, and everything waiting, and everything after, gets ErrClosed.
 func TestWALFailureStopsTheNode(t *testing.T) {
-	fs := wal.NewMemFS()
+	fs := memfs.New()
 	cfg := Config{ID: 1, Peers: map[uint64]string{1: "127.0.0.1:0"}, DataDir: filepath.Join(t.TempDir(), "1"), ElectionTimeout: 100 * time.Millisecond, Insecure: true}
 	cfg.WAL.FS, cfg.WAL.SegmentBytes = fs, 1<<20
 	n, err := Start(cfg, &logMachine{})
@@ -27,8 +27,8 @@ func TestWALFailureStopsTheNode(t *testing.T) {
 	if _, err := n.Submit(ctx, 1, 1, []byte("ok")); err != nil {
 		t.Fatal(err)
 	}
-	fs.SetFault(func(op wal.FaultOp, name string) error {
-		if op == wal.OpSync {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
+		if op == memfs.OpSync {
 			return errors.New("EIO")
 		}
 		return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/engine/session"
+	"github.com/paxos-go/paxos/internal/memfs"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/storage"
 	"github.com/paxos-go/paxos/wal"
@@ -22,7 +23,7 @@ func (s *sentFrames) Send(_ uint64, p []byte) { s.frames = append(s.frames, p) }
 // newFollowerForFrames assembles the parts of a follower that snapshot
 // frames touch: core, store, log (in memory), state machine.
 func newFollowerForFrames(t testing.TB) (*Node, *sentFrames, *logMachine) {
-	w, _, err := wal.Open("/wal", wal.Options{FS: wal.NewMemFS(), SegmentBytes: 64 << 10})
+	w, _, err := wal.Open("/wal", wal.Options{FS: memfs.New(), SegmentBytes: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 // tornFixture is a log whose last batch can be damaged in every way.
 type tornFixture struct {
-	fs            *MemFS
+	fs            *memfs.FS
 	opts          Options
 	tail          string
 	data          []byte // the tail file as written
@@ -20,7 +22,7 @@ type tornFixture struct {
 }
 
 func newTornFixture(t *testing.T) *tornFixture {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 1 << 14, inlinePrealloc: true}
 	l := mustOpen(t, fs, opts)
 	m := newModel()
@@ -175,7 +177,7 @@ var debugCrash = false
 
 var crashSeeds = flag.Int("wal.crashseeds", 1000, "number of seeds TestCrashProperty runs")
 
-// TestCrashProperty runs random workloads on MemFS over several process
+// TestCrashProperty runs random workloads on memfs over several process
 // lives. Each life stops at a random file operation, by a process crash
 // (unsynced data stays visible to the next life but is not durable) or a
 // power loss (only synced data and directory changes survive, plus random
@@ -202,7 +204,7 @@ func TestCrashProperty(t *testing.T) {
 func crashRun(seed uint64, openFaults bool) error {
 	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
 	orng := rand.New(rand.NewPCG(seed, 0x0be11))
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{FS: fs, SegmentBytes: 4096 << rng.IntN(3), inlinePrealloc: true}
 	l, _, err := Open("", opts)
 	if err != nil {
@@ -219,7 +221,7 @@ func crashRun(seed uint64, openFaults bool) error {
 		durable := 0
 		ops := 0
 		crashAt := rng.IntN(400) + 1
-		fs.SetFault(func(op FaultOp, name string) error {
+		fs.SetFault(func(op memfs.FaultOp, name string) error {
 			if debugCrash {
 				fmt.Println("life", life, "op", ops+1, op, name)
 			}
@@ -269,8 +271,8 @@ func crashRun(seed uint64, openFaults bool) error {
 			if syncs {
 				at = orng.IntN(3) + 1
 			}
-			fs.SetFault(func(op FaultOp, name string) error {
-				if !syncs || op == OpSync || op == OpSyncDir {
+			fs.SetFault(func(op memfs.FaultOp, name string) error {
+				if !syncs || op == memfs.OpSync || op == memfs.OpSyncDir {
 					ops++
 				}
 				if ops >= at {
@@ -335,7 +337,7 @@ func crashRun(seed uint64, openFaults bool) error {
 // appended to it must not depend on the segments before it: once a
 // compaction has deleted those, the log must still open.
 func TestEmptySegmentAfterAFailedWrite(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
 	l := mustOpen(t, fs, opts)
 	m := newModel()
@@ -344,11 +346,11 @@ func TestEmptySegmentAfterAFailedWrite(t *testing.T) {
 	}
 	tail := l.st.segs[1]
 	renamed := false
-	fs.SetFault(func(op FaultOp, name string) error {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
 		switch {
-		case op == OpRename:
+		case op == memfs.OpRename:
 			renamed = true
-		case op == OpWrite && renamed:
+		case op == memfs.OpWrite && renamed:
 			return errors.New("crash")
 		}
 		return nil
@@ -384,16 +386,16 @@ func TestEmptySegmentAfterAFailedWrite(t *testing.T) {
 // acknowledged entry must still be there after that, or Open must fail:
 // Open has to make the directory durable before it acknowledges anything.
 func TestCrashBetweenRenameAndDirSync(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
 	l := mustOpen(t, fs, opts)
 	m := newModel()
 	renamed := false
-	fs.SetFault(func(op FaultOp, name string) error {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
 		switch {
-		case op == OpRename:
+		case op == memfs.OpRename:
 			renamed = true
-		case op == OpSyncDir && renamed:
+		case op == memfs.OpSyncDir && renamed:
 			return errors.New("the process is killed")
 		}
 		return nil

@@ -204,8 +204,10 @@
 //
 // # The test file system
 //
-// Crash and fault tests run on MemFS (memfs.go), not on Pebble's vfs
-// (NewCrashableMem, errorfs), although the module depends on Pebble and
+// Crash and fault tests run on the in-memory file system of
+// internal/memfs (test machinery, kept out of this package's API; FS and
+// File are declared in internal/walfs so that memfs need not import wal),
+// not on Pebble's vfs (NewCrashableMem, errorfs), although the module depends on Pebble and
 // its crashable MemFS does model what matters most here: file data and
 // directory entries not synced are lost at a power failure (CrashClone).
 // It was not adopted because:
@@ -216,16 +218,16 @@
 //   - CrashClone keeps unsynced data in whole 4 KiB blocks, chosen one by
 //     one. It never leaves a write torn at a byte (a sector half written),
 //     which is the case the torn-tail rule above is most careful about;
-//     MemFS.PowerLoss produces both that and whole sectors out of order.
+//     memfs's PowerLoss produces both that and whole sectors out of order.
 //   - CrashClone keeps unsynced directory entries one by one, so a
-//     renamed file can survive under both names; MemFS keeps a prefix of
+//     renamed file can survive under both names; memfs keeps a prefix of
 //     the directory's changes, as a journalling file system does.
 //   - A process crash that is not a power loss (unsynced data still
 //     visible to the next process) is just going on with the same
 //     crashable MemFS, which works, but the fault hook the tests need at
 //     the k-th operation of a kind would be errorfs wrapped around it,
 //     with the WAL's FS seam adapted on top: more moving parts than the
-//     400 lines of MemFS, which implements the seam directly.
+//     400 lines of memfs, which implements the seam directly.
 //
 // Assumptions: the file system does not make a rename durable before the
 // file's synced data, and a write that is synced reads back as written

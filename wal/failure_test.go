@@ -4,21 +4,23 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
-// opRecorder records the mutating file operations a MemFS is asked for.
+// opRecorder records the mutating file operations a memfs.FS is asked for.
 type opRecorder struct {
 	mu  sync.Mutex
-	ops []FaultOp
+	ops []memfs.FaultOp
 }
 
-func (r *opRecorder) add(op FaultOp) {
+func (r *opRecorder) add(op memfs.FaultOp) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ops = append(r.ops, op)
 }
 
-func (r *opRecorder) take() []FaultOp {
+func (r *opRecorder) take() []memfs.FaultOp {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ops := r.ops
@@ -31,7 +33,7 @@ func (r *opRecorder) take() []FaultOp {
 // else may write it afterwards, and its Wait must report the failure, not
 // success.
 func TestNothingIsWrittenOrAcknowledgedAfterAFailedSync(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	l := mustOpen(t, fs, Options{SegmentBytes: 1 << 16, inlinePrealloc: true})
 	appendEntries(t, l, nil, 1, 3)
 
@@ -39,12 +41,12 @@ func TestNothingIsWrittenOrAcknowledgedAfterAFailedSync(t *testing.T) {
 	boom := errors.New("EIO")
 	var rec opRecorder
 	failed := false
-	fs.SetFault(func(op FaultOp, name string) error {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
 		if failed {
 			rec.add(op)
 			return nil
 		}
-		if op == OpSync {
+		if op == memfs.OpSync {
 			close(inSync)
 			<-release // hold the fsync until the next batch is queued
 			failed = true
@@ -86,9 +88,9 @@ func TestNothingIsWrittenOrAcknowledgedAfterAFailedSync(t *testing.T) {
 // segment or to sync the directory afterwards is an I/O error like any
 // other: the log refuses everything after it.
 func TestCompactionFailuresCloseTheLog(t *testing.T) {
-	for _, op := range []FaultOp{OpRemove, OpSyncDir} {
+	for _, op := range []memfs.FaultOp{memfs.OpRemove, memfs.OpSyncDir} {
 		t.Run(string(op), func(t *testing.T) {
-			fs := NewMemFS()
+			fs := memfs.New()
 			l := mustOpen(t, fs, Options{SegmentBytes: 4096, inlinePrealloc: true})
 			for s := uint64(1); s <= 300; s += 10 {
 				appendEntries(t, l, nil, s, s+9)
@@ -96,7 +98,7 @@ func TestCompactionFailuresCloseTheLog(t *testing.T) {
 			boom := errors.New("EIO")
 			var rec opRecorder
 			failed := false
-			fs.SetFault(func(o FaultOp, name string) error {
+			fs.SetFault(func(o memfs.FaultOp, name string) error {
 				if failed {
 					rec.add(o)
 					return nil

@@ -7,20 +7,22 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 // faultOps are the mutating operations TestFaultMatrix fails.
-var faultOps = []FaultOp{OpWrite, OpSync, OpTruncate, OpRename, OpRemove, OpSyncDir, OpCreate}
+var faultOps = []memfs.FaultOp{memfs.OpWrite, memfs.OpSync, memfs.OpTruncate, memfs.OpRename, memfs.OpRemove, memfs.OpSyncDir, memfs.OpCreate}
 
 // faultRun is one run of the fault matrix's workload.
 type faultRun struct {
-	counts     map[FaultOp]int // operations done, by kind
-	injected   bool            // the fault was reached
-	acked      int             // acknowledged entries in the durable state
-	ackedAfter int             // Saves or Compacts acknowledged after the fault
-	opsAfter   []FaultOp       // mutating operations after the fault
-	lost       int             // acknowledged entries missing after recovery
-	openErr    error           // from the Open after the crash or power loss
+	counts     map[memfs.FaultOp]int // operations done, by kind
+	injected   bool                  // the fault was reached
+	acked      int                   // acknowledged entries in the durable state
+	ackedAfter int                   // Saves or Compacts acknowledged after the fault
+	opsAfter   []memfs.FaultOp       // mutating operations after the fault
+	lost       int                   // acknowledged entries missing after recovery
+	openErr    error                 // from the Open after the crash or power loss
 }
 
 // faultEnd is how a run of the fault workload ends after its failure.
@@ -37,11 +39,11 @@ const (
 // kind op (none if k is 0). After the failure it closes the log, ends as
 // end says (a power loss keeps only synced data and directory changes),
 // reopens, and counts the acknowledged entries that are not there.
-func runFaultWorkload(op FaultOp, k int, end faultEnd) faultRun {
+func runFaultWorkload(op memfs.FaultOp, k int, end faultEnd) faultRun {
 	rng := rand.New(rand.NewPCG(7, 7))
-	fs := NewMemFS()
-	run := faultRun{counts: map[FaultOp]int{}}
-	fs.SetFault(func(o FaultOp, name string) error {
+	fs := memfs.New()
+	run := faultRun{counts: map[memfs.FaultOp]int{}}
+	fs.SetFault(func(o memfs.FaultOp, name string) error {
 		if run.injected {
 			run.opsAfter = append(run.opsAfter, o)
 			return nil

@@ -7,45 +7,24 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/paxos-go/paxos/internal/walfs"
 )
 
-// FS is the file system under a log: one directory of flat files. It is the
-// seam where tests inject crashes and errors (see MemFS). Implementations
-// must be safe for concurrent use.
-type FS interface {
-	// Lock takes an exclusive lock on the directory, creating it if needed,
-	// and fails at once if another process or Log holds it. Closing the
-	// returned Closer releases the lock.
-	Lock() (io.Closer, error)
-	// List returns the names of the files in the directory, sorted.
-	List() ([]string, error)
-	// Create creates a new file, truncating any file of that name, open for
-	// reading and writing.
-	Create(name string) (File, error)
-	// Open opens an existing file for reading and writing.
-	Open(name string) (File, error)
-	// Rename renames a file, replacing any file of the new name.
-	Rename(oldName, newName string) error
-	// Remove deletes a file.
-	Remove(name string) error
-	// SyncDir makes earlier Create, Rename and Remove calls durable.
-	SyncDir() error
-}
+// FS is the file system under a log: one directory of flat files. It is
+// the seam where tests inject crashes and errors: Lock (which fails with
+// ErrLocked if another Log holds the directory), List, Create, Open,
+// Rename, Remove and SyncDir, each with its contract in package
+// internal/walfs, where the interface is declared so that the in-memory
+// file system of the crash tests can implement it without importing wal
+// (wal's own tests use it). Implementations must be safe for concurrent
+// use. OSFS is the real one.
+type FS = walfs.FS
 
-// File is an open file of an FS.
-type File interface {
-	io.ReaderAt
-	io.WriterAt
-	// Sync makes the data written so far durable (fdatasync on Linux). The
-	// log never retries a failed Sync: after an error, what reached the disk
-	// is unknown, so the log fails closed.
-	Sync() error
-	// Truncate changes the size of the file. It is durable after Sync.
-	Truncate(size int64) error
-	// Size returns the current size of the file.
-	Size() (int64, error)
-	Close() error
-}
+// File is an open file of an FS: ReadAt, WriteAt, Sync (fdatasync; never
+// retried after an error, since what reached the disk is then unknown),
+// Truncate (durable after Sync), Size and Close. See internal/walfs.
+type File = walfs.File
 
 // OSFS returns the real file system rooted at dir. The directory is created
 // by Lock if it does not exist.
@@ -161,4 +140,4 @@ func (f osFile) Size() (int64, error) {
 
 // ErrLocked is returned by Open when another Log, in this process or
 // another, has the directory open.
-var ErrLocked = errors.New("wal: directory is locked by another process")
+var ErrLocked = walfs.ErrLocked

@@ -3,6 +3,8 @@ package wal
 import (
 	"bytes"
 	"testing"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 // FuzzDecode feeds arbitrary bytes to the record decoder, as one record and
@@ -71,7 +73,7 @@ func FuzzDecode(f *testing.F) {
 			rest = rest[2+n:]
 		}
 		for _, seg := range [][]byte{append(head, data...), framed} {
-			fs := NewMemFS()
+			fs := memfs.New()
 			fs.WriteFile(segmentName(1, 1), seg)
 			r, err := replay(fs, false, false)
 			if err == nil && r.st.last > r.st.compacted.Slot {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -14,8 +16,8 @@ const goldenDir = "testdata/golden"
 
 // goldenLog writes the log that testdata/golden pins: every record type, an
 // overwrite and a compaction, in one 4 KiB segment.
-func goldenLog(t *testing.T) (*MemFS, *model) {
-	fs := NewMemFS()
+func goldenLog(t *testing.T) (*memfs.FS, *model) {
+	fs := memfs.New()
 	l := mustOpen(t, fs, Options{SegmentBytes: 4096, inlinePrealloc: true})
 	defer l.Close()
 	m := newModel()

@@ -54,7 +54,7 @@ type Options struct {
 	Logger hclog.Logger
 
 	// inlinePrealloc prepares the next segment on the flushing goroutine
-	// instead of in the background, so that tests on MemFS see the same
+	// instead of in the background, so that tests on memfs see the same
 	// sequence of file operations on every run.
 	inlinePrealloc bool
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 func TestMain(m *testing.M) {
@@ -59,7 +61,7 @@ func TestSaveAndReopen(t *testing.T) {
 }
 
 func TestOverwriteAcrossSegments(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
 	l := mustOpen(t, fs, opts)
 	m := newModel()
@@ -85,7 +87,7 @@ func TestOverwriteAcrossSegments(t *testing.T) {
 }
 
 func TestCompactDeletesCoveredSegments(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
 	l := mustOpen(t, fs, opts)
 	m := newModel()
@@ -134,7 +136,7 @@ func TestCompactDeletesCoveredSegments(t *testing.T) {
 }
 
 func TestSaveRefusesBadBatches(t *testing.T) {
-	l := mustOpen(t, NewMemFS(), Options{inlinePrealloc: true, SegmentBytes: 1 << 16, MaxRecordBytes: 1024})
+	l := mustOpen(t, memfs.New(), Options{inlinePrealloc: true, SegmentBytes: 1 << 16, MaxRecordBytes: 1024})
 	defer l.Close()
 	appendEntries(t, l, nil, 1, 5)
 	for name, b := range map[string]Batch{
@@ -161,11 +163,11 @@ func TestSaveRefusesBadBatches(t *testing.T) {
 }
 
 func TestConcurrentSavesShareFsyncs(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	var syncs int
 	var mu sync.Mutex
-	fs.SetFault(func(op FaultOp, name string) error {
-		if op == OpSync {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
+		if op == memfs.OpSync {
 			mu.Lock()
 			syncs++
 			mu.Unlock()
@@ -233,12 +235,12 @@ func TestConcurrentSavesShareFsyncs(t *testing.T) {
 }
 
 func TestSyncFailureClosesTheLog(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	l := mustOpen(t, fs, Options{SegmentBytes: 1 << 16, inlinePrealloc: true})
 	appendEntries(t, l, nil, 1, 3)
 	boom := errors.New("EIO")
-	fs.SetFault(func(op FaultOp, name string) error {
-		if op == OpSync {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
+		if op == memfs.OpSync {
 			return boom
 		}
 		return nil
@@ -278,7 +280,7 @@ func TestDirectoryIsLocked(t *testing.T) {
 }
 
 func TestEntriesMaxBytes(t *testing.T) {
-	l := mustOpen(t, NewMemFS(), Options{inlinePrealloc: true, SegmentBytes: 1 << 16})
+	l := mustOpen(t, memfs.New(), Options{inlinePrealloc: true, SegmentBytes: 1 << 16})
 	defer l.Close()
 	appendEntries(t, l, nil, 1, 20) // values of 7 or 8 bytes
 	ents, err := l.Entries(1, 21, 30)
@@ -299,7 +301,7 @@ func TestEntriesMaxBytes(t *testing.T) {
 // segment to the next: a value that aliased the buffer would come back
 // overwritten.
 func TestBigEntriesReadBack(t *testing.T) {
-	l := mustOpen(t, NewMemFS(), Options{inlinePrealloc: true, SegmentBytes: 1 << 20})
+	l := mustOpen(t, memfs.New(), Options{inlinePrealloc: true, SegmentBytes: 1 << 20})
 	defer l.Close()
 	var want [][]byte
 	for s := uint64(1); s <= 8; s++ {
@@ -330,7 +332,7 @@ func TestBigEntriesReadBack(t *testing.T) {
 // BenchmarkEntriesBig reads back 512 KiB values, the default largest
 // batch: what a restarted replica or a lagging follower's catch-up does.
 func BenchmarkEntriesBig(b *testing.B) {
-	l := mustOpen(b, NewMemFS(), Options{inlinePrealloc: true, SegmentBytes: 64 << 20})
+	l := mustOpen(b, memfs.New(), Options{inlinePrealloc: true, SegmentBytes: 64 << 20})
 	defer l.Close()
 	v := make([]byte, 512<<10)
 	for s := uint64(1); s <= 16; s++ {
@@ -350,7 +352,7 @@ func TestRandomOperationsMatchModel(t *testing.T) {
 	for seed := uint64(0); seed < 20; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
-			fs := NewMemFS()
+			fs := memfs.New()
 			opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
 			l := mustOpen(t, fs, opts)
 			m := newModel()

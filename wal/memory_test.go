@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 // fillSegment writes one segment of about segBytes to dir, in entries of
@@ -146,7 +148,7 @@ func TestParseEntryHeadAgreesWithMsgpack(t *testing.T) {
 // through the window, never whole) in a sealed segment: the streamed
 // checksum must catch it.
 func TestLargeEntryDamageIsFound(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 1 << 20, inlinePrealloc: true}
 	l := mustOpen(t, fs, opts)
 	for s := uint64(1); s <= 12; s++ {

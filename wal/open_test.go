@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 // segmentBuilder crafts segment files byte by byte, for states the log
@@ -171,7 +173,7 @@ func TestOpen(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := NewMemFS()
+			fs := memfs.New()
 			for name, data := range tc.files {
 				fs.WriteFile(name, data)
 			}
@@ -238,13 +240,13 @@ func TestOpenSyncsNewDirectories(t *testing.T) {
 // nothing to clean up, because the process before may have renamed or
 // deleted files without syncing it.
 func TestOpenSyncsTheDirectory(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	l := mustOpen(t, fs, Options{SegmentBytes: 4096, inlinePrealloc: true})
 	appendEntries(t, l, nil, 1, 3)
 	l.Close()
 	syncs := 0
-	fs.SetFault(func(op FaultOp, name string) error {
-		if op == OpSyncDir {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
+		if op == memfs.OpSyncDir {
 			syncs++
 		}
 		return nil
@@ -261,7 +263,7 @@ func TestOpenSyncsTheDirectory(t *testing.T) {
 // read with the limit it was written with, so nothing acknowledged may be
 // cut off as a torn tail or reported as damage.
 func TestSmallerRecordLimitOnReopen(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	l := mustOpen(t, fs, Options{SegmentBytes: 1 << 20, MaxRecordBytes: 256 << 10, inlinePrealloc: true})
 	m := newModel()
 	for s := uint64(1); s <= 4; s++ {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/paxos-go/paxos/internal/memfs"
 )
 
 // Regressions for problems a review of the log's durability found; each
@@ -23,7 +25,7 @@ import (
 // seeds in 200.)
 func TestPowerLossDuringOpenRepair(t *testing.T) {
 	for seed := uint64(0); seed < 200; seed++ {
-		fs := NewMemFS()
+		fs := memfs.New()
 		opts := Options{SegmentBytes: 1 << 14, inlinePrealloc: true}
 		l := mustOpen(t, fs, opts)
 		m := newModel()
@@ -44,8 +46,8 @@ func TestPowerLossDuringOpenRepair(t *testing.T) {
 		clear(data[end-24 : end])
 		fs.WriteFile(tail, data)
 		// Open repairs the tail, and every fsync fails: the power goes.
-		fs.SetFault(func(op FaultOp, name string) error {
-			if op == OpSync {
+		fs.SetFault(func(op memfs.FaultOp, name string) error {
+			if op == memfs.OpSync {
 				return errors.New("power cut")
 			}
 			return nil
@@ -105,7 +107,7 @@ func (f *readHookFile) ReadAt(p []byte, off int64) (int, error) {
 // Inspect must see that the log is live, check what it can, and never
 // call the live tail damaged.
 func TestInspectLiveLog(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	l := mustOpen(t, fs, Options{SegmentBytes: 1 << 20, inlinePrealloc: true})
 	defer l.Close()
 	m := newModel()
@@ -190,7 +192,7 @@ func TestInspectLiveLogOnDisk(t *testing.T) {
 // tail grew by a batch per restart: 30464 bytes.) Every segment must stay
 // within SegmentBytes.
 func TestTailStaysWithinSegmentBytesAcrossReopens(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
 	m := newModel()
 	for slot := uint64(1); slot <= 10; slot++ {
@@ -224,7 +226,7 @@ func TestTailStaysWithinSegmentBytesAcrossReopens(t *testing.T) {
 // own Compact then failed for good on the missing file.) Close must wait
 // for the deletion in progress and stop the rest; the next Log must work.
 func TestCloseWaitsForCompactionDeletes(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
 	l := mustOpen(t, fs, opts)
 	for s := uint64(1); s <= 60; s++ {
@@ -236,8 +238,8 @@ func TestCloseWaitsForCompactionDeletes(t *testing.T) {
 	release := make(chan struct{})
 	var closed atomic.Bool
 	var lateRemoves atomic.Int32
-	fs.SetFault(func(op FaultOp, name string) error {
-		if op != OpRemove {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
+		if op != memfs.OpRemove {
 			return nil
 		}
 		if closed.Load() {
@@ -247,9 +249,7 @@ func TestCloseWaitsForCompactionDeletes(t *testing.T) {
 		case <-inRemove:
 		default:
 			close(inRemove)
-			fs.mu.Unlock()
-			<-release
-			fs.mu.Lock()
+			<-release // the hook runs without the file system's lock
 		}
 		return nil
 	})
@@ -298,7 +298,7 @@ func TestCloseWaitsForCompactionDeletes(t *testing.T) {
 // gone already (deleted by a process that died before syncing the
 // directory, or by an operator) is not an error.
 func TestCompactToleratesSegmentAlreadyDeleted(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	opts := Options{SegmentBytes: 4096, inlinePrealloc: true}
 	l := mustOpen(t, fs, opts)
 	defer l.Close()
@@ -325,12 +325,12 @@ func TestCompactToleratesSegmentAlreadyDeleted(t *testing.T) {
 // acknowledged: an fsync error was retried.) The log must fail closed, as
 // after any other I/O error.
 func TestFailedPreallocSyncFailsTheLog(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	l := mustOpen(t, fs, Options{SegmentBytes: 4096})
 	defer l.Close()
 	var failed atomic.Bool
-	fs.SetFault(func(op FaultOp, name string) error {
-		if op == OpSync && strings.HasSuffix(name, tempSuffix) && name != tempName(1) && !failed.Load() {
+	fs.SetFault(func(op memfs.FaultOp, name string) error {
+		if op == memfs.OpSync && strings.HasSuffix(name, tempSuffix) && name != tempName(1) && !failed.Load() {
 			failed.Store(true)
 			return errors.New("EIO")
 		}
@@ -388,7 +388,7 @@ func (f *countingReadFile) ReadAt(p []byte, off int64) (int, error) {
 // 1,000 entries of 4 KiB. (Before, it read up to 1,024 records in one
 // read whatever maxBytes said: 4 MiB here.)
 func TestEntriesReadIsBoundedByMaxBytes(t *testing.T) {
-	c := &countingReadFS{FS: NewMemFS()}
+	c := &countingReadFS{FS: memfs.New()}
 	l := mustOpen(t, c, Options{SegmentBytes: 16 << 20, inlinePrealloc: true})
 	defer l.Close()
 	v := make([]byte, 4096)

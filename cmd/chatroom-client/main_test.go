@@ -102,6 +102,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--host", ""}, "--host: empty"},
 		{[]string{"--cluster-id", "a b"}, `--cluster-id "a b"`},
 		{[]string{"--tls-dir", "x", "--insecure"}, "choose one"},
+		{[]string{"--servers", "127.0.0.1"}, `--servers: "127.0.0.1" is not host:port`},
+		{[]string{"--servers", "127.0.0.1:10000,127.0.0.1:0"}, `--servers: "127.0.0.1:0": "0" is not a TCP port`},
 	} {
 		var c cli
 		parser, err := kong.New(&c)

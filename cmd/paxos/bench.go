@@ -270,14 +270,15 @@ func (c *benchCmd) checkTargetCerts(g *globals) error {
 	return nil
 }
 
-// progressLine shows a run's progress on one line of a terminal, redrawn
-// in place; elsewhere (a log file, a CI job) it prints a line per phase.
+// progressLine shows a run's progress: on a terminal, on one line redrawn
+// in place; elsewhere (a log file, a CI job), as one line per report, so
+// that a log shows the run going on, second by second (bench.Config's
+// ProgressEvery).
 type progressLine struct {
 	w        io.Writer
 	clients  int
 	peer     string // " mTLS", " plain" or ""
 	terminal bool
-	phase    string
 	last     string
 }
 
@@ -302,10 +303,10 @@ func (p *progressLine) show(pr bench.Progress) {
 	}
 	if p.terminal {
 		fmt.Fprintf(p.w, "\r%-*s", len(p.last), line)
-	} else if phase != p.phase {
+	} else {
 		fmt.Fprintln(p.w, line)
 	}
-	p.phase, p.last = phase, line
+	p.last = line
 }
 
 // done ends the line so the next output starts on a fresh one.

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paxos-go/paxos/bench"
 	"github.com/paxos-go/paxos/chatroom"
@@ -14,7 +16,7 @@ import (
 )
 
 // jsonKeys are the keys paxos bench --json promises.
-var jsonKeys = []string{"nodes", "clients", "payload_bytes", "duration_s", "ops", "ops_per_sec", "p50_ms", "p99_ms", "p999_ms", "errors"}
+var jsonKeys = []string{"nodes", "clients", "payload_bytes", "duration_s", "warmup_s", "fsync", "ops", "ops_per_sec", "p50_ms", "p99_ms", "p999_ms", "errors"}
 
 func checkJSONRun(t *testing.T, run map[string]any, clients float64) {
 	t.Helper()
@@ -42,8 +44,8 @@ func TestBenchJSON(t *testing.T) {
 		t.Errorf("stdout holds more than one JSON object:\n%s", out)
 	}
 	checkJSONRun(t, run, 4)
-	if run["nodes"] != 3.0 || run["payload_bytes"] != 64.0 || run["peer_tls"] != true {
-		t.Errorf("JSON result %v: want the defaults, 3 nodes, 64 B and mutual TLS", run)
+	if run["nodes"] != 3.0 || run["payload_bytes"] != 64.0 || run["peer_tls"] != true || run["fsync"] != true || run["warmup_s"] != 0.0 {
+		t.Errorf("JSON result %v: want the defaults, 3 nodes, 64 B, mutual TLS and fsync, and no warm-up", run)
 	}
 }
 
@@ -106,8 +108,8 @@ func TestBenchTarget(t *testing.T) {
 			t.Fatalf("want a header and a row, got:\n%s", out)
 		}
 		row := strings.Fields(lines[1])
-		if row[0] != "1" || row[1] != "3" || row[2] != "64" || row[3] != "-" || row[len(row)-1] != "0" {
-			t.Errorf("row %q: want 1 node (the --target list), 3 clients, 64 B, no peer mode, no errors", lines[1])
+		if len(row) != 13 || row[0] != "1" || row[1] != "3" || row[2] != "64" || row[5] != "-" || row[6] != "-" || row[len(row)-1] != "0" {
+			t.Errorf("row %q: want 1 node (the --target list), 3 clients, 64 B, no fsync or peer mode, no errors", lines[1])
 		}
 	}
 	if n.Status().Applied == 0 {
@@ -134,9 +136,57 @@ func TestBenchCompareTLS(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 || strings.Fields(lines[1])[3] != "plain" || strings.Fields(lines[2])[3] != "mTLS" ||
+	if len(lines) != 5 || strings.Fields(lines[1])[6] != "plain" || strings.Fields(lines[2])[6] != "mTLS" ||
 		!strings.Contains(lines[4], "clients=2: mutual TLS costs") {
 		t.Fatalf("want a header, a plain row, an mTLS row and the cost, got:\n%s", out)
+	}
+}
+
+// TestBenchTable: the table states the run's nodes, clients, payload,
+// duration, warm-up and fsync beside what it measured.
+func TestBenchTable(t *testing.T) {
+	code, out, errOut := runCLI("bench", "--nodes", "1", "--clients", "2", "--payload", "100", "--duration", "250ms", "--warmup", "100ms", "--no-fsync", "--insecure")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want a header and a row, got:\n%s", out)
+	}
+	header := strings.Join(strings.Fields(lines[0]), " ")
+	if want := "nodes clients payload B duration s warm-up s fsync peer ops/s"; !strings.HasPrefix(header, want) {
+		t.Errorf("header %q, want it to start %q", header, want)
+	}
+	row := strings.Fields(lines[1])
+	if len(row) != 13 || row[0] != "1" || row[1] != "2" || row[2] != "100" || row[4] != "0.10" || row[5] != "off" || row[6] != "plain" {
+		t.Fatalf("row %q: want 1 node, 2 clients, 100 B, 0.10 s of warm-up, fsync off, plaintext peers", lines[1])
+	}
+	if d, err := strconv.ParseFloat(row[3], 64); err != nil || d < 0.25 {
+		t.Errorf("duration %q: want the measured time, at least 0.25 s", row[3])
+	}
+}
+
+// TestProgressLineNotATerminal: where stderr is not a terminal, each
+// report is a line of its own, as bench.Config.ProgressEvery paces them,
+// not one line per phase.
+func TestProgressLineNotATerminal(t *testing.T) {
+	var b strings.Builder
+	p := newProgressLine(&b, 16, " mTLS")
+	for _, pr := range []bench.Progress{
+		{Warmup: true, Elapsed: time.Second},
+		{Warmup: true, Elapsed: 2 * time.Second},
+		{Elapsed: time.Second, Ops: 500, OpsPerSec: 500},
+		{Elapsed: 2 * time.Second, Ops: 1100, OpsPerSec: 550},
+	} {
+		p.show(pr)
+	}
+	p.done()
+	want := "clients=16 mTLS warming up:   1.0s elapsed\n" +
+		"clients=16 mTLS warming up:   2.0s elapsed\n" +
+		"clients=16 mTLS measuring:   1.0s elapsed, 500 ops, 500 ops/s\n" +
+		"clients=16 mTLS measuring:   2.0s elapsed, 1100 ops, 550 ops/s\n"
+	if b.String() != want {
+		t.Errorf("progress:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
 

@@ -1,4 +1,10 @@
-package wal
+// Package memfs is an in-memory file system for the write-ahead log's crash
+// and fault tests: it implements wal.FS (the interfaces of internal/walfs)
+// and knows what a crash or a power loss would leave of what was written.
+//
+// It is test machinery, internal so that it is no part of wal's API; it
+// imports walfs rather than wal so that wal's own tests can use it.
+package memfs
 
 import (
 	"errors"
@@ -8,11 +14,13 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+
+	"github.com/paxos-go/paxos/internal/walfs"
 )
 
-// MemFS is an in-memory FS for crash tests. It remembers, for every file and
-// for the directory, what was made durable (by File.Sync and FS.SyncDir) and
-// what was only written, and models two events:
+// FS is an in-memory walfs.FS for crash tests. It remembers, for every file
+// and for the directory, what was made durable (by File.Sync and
+// FS.SyncDir) and what was only written, and models two events:
 //
 //   - Crash, a process crash: the process's open files stop working and its
 //     lock is released, but everything it wrote, synced or not, and every
@@ -26,7 +34,7 @@ import (
 //
 // Any number of process lives may pass between power losses. It is safe for
 // concurrent use.
-type MemFS struct {
+type FS struct {
 	mu sync.Mutex
 	// epoch increases at every Crash and PowerLoss; files opened before it
 	// fail after it, as a crashed process's descriptors would.
@@ -36,9 +44,12 @@ type MemFS struct {
 	dirOps  []memDirOp           // namespace changes since the last SyncDir
 	locked  bool
 	fault   func(op FaultOp, name string) error
+	// hookMu makes calls of fault one at a time, as hooks that keep
+	// counts expect, without holding mu (see SetFault).
+	hookMu sync.Mutex
 }
 
-// FaultOp names an operation for MemFS.SetFault.
+// FaultOp names an operation for FS.SetFault.
 type FaultOp string
 
 // The operations a fault can be injected into.
@@ -52,9 +63,9 @@ const (
 	OpSyncDir  FaultOp = "syncdir"
 )
 
-// ErrCrashed is returned by a MemFS file opened before the last Crash or
+// ErrCrashed is returned by a file opened before the last Crash or
 // PowerLoss.
-var ErrCrashed = errors.New("wal: memfs: file belongs to a crashed process")
+var ErrCrashed = errors.New("memfs: file belongs to a crashed process")
 
 type memInode struct {
 	data     []byte     // what reads see now
@@ -75,26 +86,43 @@ type memDirOp struct {
 	inode *memInode // nil removes name
 }
 
-// NewMemFS returns an empty in-memory file system.
-func NewMemFS() *MemFS {
-	return &MemFS{names: map[string]*memInode{}, durable: map[string]*memInode{}}
+// FS is what the log runs on.
+var _ walfs.FS = (*FS)(nil)
+
+// New returns an empty in-memory file system.
+func New() *FS {
+	return &FS{names: map[string]*memInode{}, durable: map[string]*memInode{}}
 }
 
 // SetFault installs f, which is asked before every mutating operation; a
 // non-nil error fails the operation without any effect. A nil f removes the
-// hook. f is called with the file system's lock held and must not call back
-// into it.
-func (m *MemFS) SetFault(f func(op FaultOp, name string) error) {
+// hook. f is called one call at a time, but without the file system's
+// lock, so it may block, to hold one operation at its start while the
+// operations that need no hook go on (as a slow disk would), and may call
+// into the file system. An operation f lets through
+// takes effect as if it started when f returned: a file whose process
+// crashed meanwhile fails with ErrCrashed, a file removed meanwhile is not
+// found.
+func (m *FS) SetFault(f func(op FaultOp, name string) error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.fault = f
 }
 
-func (m *MemFS) check(op FaultOp, name string) error {
-	if m.fault != nil {
-		if err := m.fault(op, name); err != nil {
-			return fmt.Errorf("memfs %s %s: %w", op, name, err)
-		}
+// check asks the fault hook about op. m.mu is held, and released while the
+// hook runs (see SetFault): callers check what may have changed after it.
+func (m *FS) check(op FaultOp, name string) error {
+	f := m.fault
+	if f == nil {
+		return nil
+	}
+	m.mu.Unlock()
+	m.hookMu.Lock()
+	err := f(op, name)
+	m.hookMu.Unlock()
+	m.mu.Lock()
+	if err != nil {
+		return fmt.Errorf("memfs %s %s: %w", op, name, err)
 	}
 	return nil
 }
@@ -104,13 +132,13 @@ func (m *MemFS) check(op FaultOp, name string) error {
 // removed. Nothing is lost, and nothing becomes durable: unsynced data and
 // directory changes stay visible, and stay unsynced until someone syncs
 // them or a PowerLoss drops them.
-func (m *MemFS) Crash() {
+func (m *FS) Crash() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.endProcess()
 }
 
-func (m *MemFS) endProcess() {
+func (m *FS) endProcess() {
 	m.epoch++
 	m.locked = false
 	m.fault = nil
@@ -129,7 +157,7 @@ func (m *MemFS) endProcess() {
 //     a random subset, each whole.
 //
 // and the directory keeps a random prefix of its unsynced changes.
-func (m *MemFS) PowerLoss(rng *rand.Rand) {
+func (m *FS) PowerLoss(rng *rand.Rand) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	names := make(map[string]*memInode, len(m.durable))
@@ -220,7 +248,7 @@ func (w memWrite) apply(data []byte) []byte {
 }
 
 // ReadFile returns a copy of a file's current content.
-func (m *MemFS) ReadFile(name string) ([]byte, error) {
+func (m *FS) ReadFile(name string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ino, ok := m.names[name]
@@ -232,7 +260,7 @@ func (m *MemFS) ReadFile(name string) ([]byte, error) {
 
 // WriteFile replaces a file's content, durably, as a test's way of planting
 // damage; it bypasses the fault hook.
-func (m *MemFS) WriteFile(name string, data []byte) {
+func (m *FS) WriteFile(name string, data []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ino, ok := m.names[name]
@@ -246,19 +274,19 @@ func (m *MemFS) WriteFile(name string, data []byte) {
 	ino.unsynced = nil
 }
 
-// Lock implements FS.
-func (m *MemFS) Lock() (io.Closer, error) {
+// Lock implements walfs.FS.
+func (m *FS) Lock() (io.Closer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.locked {
-		return nil, fmt.Errorf("%w: memfs", ErrLocked)
+		return nil, fmt.Errorf("%w: memfs", walfs.ErrLocked)
 	}
 	m.locked = true
 	return &memLock{m: m, epoch: m.epoch}, nil
 }
 
 type memLock struct {
-	m     *MemFS
+	m     *FS
 	epoch int
 	once  sync.Once
 }
@@ -274,8 +302,8 @@ func (l *memLock) Close() error {
 	return nil
 }
 
-// List implements FS.
-func (m *MemFS) List() ([]string, error) {
+// List implements walfs.FS.
+func (m *FS) List() ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	names := make([]string, 0, len(m.names))
@@ -286,8 +314,8 @@ func (m *MemFS) List() ([]string, error) {
 	return names, nil
 }
 
-// Create implements FS.
-func (m *MemFS) Create(name string) (File, error) {
+// Create implements walfs.FS.
+func (m *FS) Create(name string) (walfs.File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(OpCreate, name); err != nil {
@@ -299,8 +327,8 @@ func (m *MemFS) Create(name string) (File, error) {
 	return &memFile{m: m, ino: ino, name: name, epoch: m.epoch}, nil
 }
 
-// Open implements FS.
-func (m *MemFS) Open(name string) (File, error) {
+// Open implements walfs.FS.
+func (m *FS) Open(name string) (walfs.File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ino, ok := m.names[name]
@@ -310,16 +338,19 @@ func (m *MemFS) Open(name string) (File, error) {
 	return &memFile{m: m, ino: ino, name: name, epoch: m.epoch}, nil
 }
 
-// Rename implements FS.
-func (m *MemFS) Rename(oldName, newName string) error {
+// Rename implements walfs.FS.
+func (m *FS) Rename(oldName, newName string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ino, ok := m.names[oldName]
-	if !ok {
+	if _, ok := m.names[oldName]; !ok {
 		return fmt.Errorf("memfs: rename %s: %w", oldName, fs.ErrNotExist)
 	}
 	if err := m.check(OpRename, oldName); err != nil {
 		return err
+	}
+	ino, ok := m.names[oldName]
+	if !ok {
+		return fmt.Errorf("memfs: rename %s: %w", oldName, fs.ErrNotExist)
 	}
 	delete(m.names, oldName)
 	m.names[newName] = ino
@@ -327,8 +358,8 @@ func (m *MemFS) Rename(oldName, newName string) error {
 	return nil
 }
 
-// Remove implements FS.
-func (m *MemFS) Remove(name string) error {
+// Remove implements walfs.FS.
+func (m *FS) Remove(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.names[name]; !ok {
@@ -337,13 +368,16 @@ func (m *MemFS) Remove(name string) error {
 	if err := m.check(OpRemove, name); err != nil {
 		return err
 	}
+	if _, ok := m.names[name]; !ok {
+		return fmt.Errorf("memfs: remove %s: %w", name, fs.ErrNotExist)
+	}
 	delete(m.names, name)
 	m.dirOps = append(m.dirOps, memDirOp{name: name})
 	return nil
 }
 
-// SyncDir implements FS.
-func (m *MemFS) SyncDir() error {
+// SyncDir implements walfs.FS.
+func (m *FS) SyncDir() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(OpSyncDir, ""); err != nil {
@@ -358,7 +392,7 @@ func (m *MemFS) SyncDir() error {
 }
 
 type memFile struct {
-	m     *MemFS
+	m     *FS
 	ino   *memInode
 	name  string
 	epoch int
@@ -396,6 +430,9 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.m.check(OpWrite, f.name); err != nil {
 		return 0, err
 	}
+	if f.epoch != f.m.epoch {
+		return 0, ErrCrashed
+	}
 	w := memWrite{off: off, data: append([]byte(nil), p...)}
 	f.ino.data = w.apply(f.ino.data)
 	f.ino.unsynced = append(f.ino.unsynced, w)
@@ -410,6 +447,9 @@ func (f *memFile) Sync() error {
 	if err := f.m.check(OpSync, f.name); err != nil {
 		return err
 	}
+	if f.epoch != f.m.epoch {
+		return ErrCrashed
+	}
 	f.ino.synced = append(f.ino.synced[:0], f.ino.data...)
 	f.ino.unsynced = nil
 	return nil
@@ -422,6 +462,9 @@ func (f *memFile) Truncate(size int64) error {
 	defer f.m.mu.Unlock()
 	if err := f.m.check(OpTruncate, f.name); err != nil {
 		return err
+	}
+	if f.epoch != f.m.epoch {
+		return ErrCrashed
 	}
 	w := memWrite{size: size}
 	f.ino.data = w.apply(f.ino.data)

@@ -52,6 +52,12 @@ type Options struct {
 	// Logger receives warnings (torn tails cut off, slow fsyncs) and debug
 	// messages (segment rolls and deletions). Default: no logging.
 	Logger hclog.Logger
+	// OnSync, if set, is called after each fdatasync of a log file with
+	// how long it took (for metrics: engine.Config.Metrics feeds
+	// paxos_wal_fsync_seconds with it). It runs on the goroutine that
+	// synced, inside the log's flush: it must be quick and must not call
+	// the log. Not called with NoSync, nor for directory syncs.
+	OnSync func(time.Duration)
 
 	// inlinePrealloc prepares the next segment on the flushing goroutine
 	// instead of in the background, so that tests on memfs see the same
@@ -784,8 +790,12 @@ func (l *Log) sync(f File) error {
 	}
 	start := time.Now()
 	err := f.Sync()
-	if d := time.Since(start); d > slowSync {
+	d := time.Since(start)
+	if d > slowSync {
 		l.log.Warn("slow fdatasync", "took", d)
+	}
+	if l.opts.OnSync != nil {
+		l.opts.OnSync(d)
 	}
 	return err
 }

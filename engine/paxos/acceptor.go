@@ -102,6 +102,10 @@ func (n *RawNode) handleAccept(m Message) error {
 	if !n.acceptBallot(m) {
 		return nil
 	}
+	// Even an Accept this acceptor cannot take (it lacks the slots before)
+	// tells how far the leader committed: a replica that lags learns how
+	// far (Status.LeaderCommit).
+	n.leaderCommit = max(n.leaderCommit, m.Commit)
 	if len(n.confs) == 0 {
 		// Joining: nothing can be taken before a snapshot says what
 		// governs the slots.
@@ -153,6 +157,7 @@ func (n *RawNode) checkOneValuePerBallot(m Message) error {
 // (Slots beyond acceptedUpTo may hold an earlier leader's values, which
 // need not be chosen: the leader's commit index says nothing about them.)
 func (n *RawNode) advanceCommit(leaderCommit uint64) {
+	n.leaderCommit = max(n.leaderCommit, leaderCommit)
 	upTo := n.acceptedUpTo
 	if n.cfg.Knobs.CommitBeyondLeader {
 		upTo = n.log.last() // the bug

@@ -125,6 +125,7 @@ func (n *RawNode) campaignWith(context uint64) {
 		return
 	}
 	b := Ballot{Round: n.maxRound + 1, Node: n.id}
+	n.elections++
 	n.becomeFollower(None)
 	n.role = candidate
 	n.promise(b)

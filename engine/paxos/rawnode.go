@@ -119,6 +119,10 @@ type RawNode struct {
 	freads followerReads
 	// violations counts messages refused as protocol violations.
 	violations uint64
+	// elections counts the campaigns this replica started; leaderCommit is
+	// the highest commit index a leader told it (for monitoring: see
+	// Status).
+	elections, leaderCommit uint64
 	// syncCommit says the commit index passed the last slot a
 	// configuration governed since the last Ready: the next HardState must
 	// be synced, since the replies that follow report the commit index and
@@ -604,6 +608,12 @@ type Status struct {
 	// ProtocolViolations counts the messages refused because they break
 	// the protocol (see ErrProtocolViolation).
 	ProtocolViolations uint64
+	// Elections counts the campaigns (phase 1 under a new ballot of its
+	// own) this replica started since it was created. LeaderCommit is the
+	// highest commit index a leader told it, or its own commit index if
+	// higher: how far the cluster has committed, as far as it knows, where
+	// Commit is what it holds of that. Both for monitoring.
+	Elections, LeaderCommit uint64
 	// Config is the newest configuration the committed log chose (empty
 	// while Joining). Removed says this replica was removed from it and
 	// has no part left: it knows the last slot it governed committed (a
@@ -626,6 +636,8 @@ func (n *RawNode) Status() Status {
 		ID: n.id, Role: n.role.String(), Lead: n.lead, Promised: n.promised,
 		Commit: n.log.commit, Applied: n.log.applied, LastSlot: n.log.last(), AcceptedUpTo: n.acceptedUpTo,
 		ProtocolViolations: n.violations,
+		Elections:          n.elections,
+		LeaderCommit:       max(n.leaderCommit, n.log.commit),
 		Removed:            n.removed() && n.role != leader && n.capCommit == 0,
 		Joining:            len(n.confs) == 0,
 	}

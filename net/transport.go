@@ -262,6 +262,10 @@ type peer struct {
 	// rehello asks the writer to connect again, so that the peer hears
 	// this replica's new PeerState.
 	rehello chan struct{}
+
+	// connected says the writer holds an established connection (see
+	// PeerStats).
+	connected atomic.Bool
 }
 
 // PeerState is what a replica's Hellos say about its data: see
@@ -501,6 +505,7 @@ func (t *Transport) writeLoop(p *peer) {
 		if conn == nil {
 			return // stopped
 		}
+		p.connected.Store(true)
 		select { // whatever was queued while disconnected goes out now
 		case p.kick <- struct{}{}:
 		default:
@@ -509,6 +514,7 @@ func (t *Transport) writeLoop(p *peer) {
 		for {
 			select {
 			case <-stop:
+				p.connected.Store(false)
 				conn.Close()
 				return
 			case <-p.rehello:
@@ -534,6 +540,7 @@ func (t *Transport) writeLoop(p *peer) {
 			}
 			t.sent.Add(uint64(len(batch)))
 		}
+		p.connected.Store(false)
 	}
 }
 

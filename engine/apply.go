@@ -17,10 +17,12 @@ type resolved struct {
 // answers the waiting callers all at once.
 func (n *Node) apply(ents []paxos.Entry) error {
 	confsChanged := false
+	leader := n.metrics != nil && n.rn.IsLeader() // batch sizes are the leader's
 	for _, e := range ents {
 		if e.Slot <= n.applied {
 			continue // covered by the snapshot the node restarted from
 		}
+		before := len(n.results)
 		err := n.sessions.ApplyWith(e.Slot, e.Value, n.sm.Apply, n.readOnly, func(r session.Result) {
 			res := Result{Response: r.Response}
 			switch r.Outcome {
@@ -35,6 +37,9 @@ func (n *Node) apply(ents []paxos.Entry) error {
 		})
 		if err != nil {
 			return fmt.Errorf("engine: slot %d holds a malformed value: %w", e.Slot, err)
+		}
+		if k := len(n.results) - before; leader && k > 0 {
+			n.metrics.batchCommands.Observe(float64(k))
 		}
 		n.applied, n.appliedBallot = e.Slot, e.Ballot
 		n.bytesSinceSnap += int64(len(e.Value))
@@ -61,6 +66,9 @@ func (n *Node) apply(ents []paxos.Entry) error {
 	for _, r := range n.results {
 		if w, ok := n.waiters[r.key]; ok {
 			delete(n.waiters, r.key)
+			if n.metrics != nil {
+				n.metrics.submitted = append(n.metrics.submitted, w.submitted)
+			}
 			for _, fn := range w.notify {
 				fn, res := fn, r.res
 				notify = append(notify, func() { fn(res) })
@@ -68,6 +76,7 @@ func (n *Node) apply(ents []paxos.Entry) error {
 		}
 	}
 	n.mu.Unlock()
+	n.metrics.observeCommitted()
 	clear(n.results)
 	n.results = n.results[:0]
 	for _, f := range notify {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/internal/clientproto"
@@ -234,6 +235,14 @@ type Config struct {
 
 	// Logger receives the node's log. Default: no logging.
 	Logger hclog.Logger
+
+	// Metrics, if set, receives the node's Prometheus metrics (names and
+	// meaning in the README's Metrics section), each with a replica label
+	// holding ID, so that replicas of one process may share a registry.
+	// The node registers them at Start and unregisters them at Close; it
+	// registers nothing anywhere else. Nil (the default): no metrics, and
+	// nothing of them on the hot path.
+	Metrics prometheus.Registerer
 }
 
 // Transport is what the node needs from a transport; *paxosnet.Transport

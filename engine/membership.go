@@ -299,6 +299,7 @@ func (n *Node) afterTurn() error {
 	}
 	n.publishStatusOf(st)
 	n.publishView(st)
+	n.metrics.turn(st, n.rn.IsLeader(), n.applied)
 	if st.Removed {
 		return fmt.Errorf("%w: the configuration the cluster chose, %v, no longer has replica %d", ErrRemoved, st.Config, n.cfg.ID)
 	}

@@ -169,6 +169,10 @@ type Node struct {
 	transfers   atomic.Uint64
 	// dirLock is the lock on the data directory, held until Close.
 	dirLock io.Closer
+
+	// metrics are the node's Prometheus metrics (metrics.go); nil without
+	// Config.Metrics.
+	metrics *nodeMetrics
 }
 
 type cmdKey struct{ client, seq uint64 }
@@ -185,6 +189,8 @@ type waiter struct {
 	payload  []byte
 	proposed time.Time // when it was last handed to the core
 	notify   []func(Result)
+	// submitted is when it was submitted, for the commit latency metric.
+	submitted time.Time
 }
 
 // Result is the outcome of a command.
@@ -217,6 +223,12 @@ type Status struct {
 	// ChangeInProgress says this leader has a configuration change or a
 	// leadership transfer under way.
 	Joining, Removed, ChangeInProgress bool
+
+	// LeaderCommit is the highest commit index a leader told this replica
+	// (its own, on the leader): how far the cluster committed, as far as
+	// it knows, where Commit is how much of that it holds. Applied far
+	// below it is a replica catching up (see Readiness).
+	LeaderCommit uint64
 }
 
 // Start opens the node's log and snapshots, recovers its state (the latest
@@ -250,7 +262,12 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 	if ro, ok := sm.(ReadOnlyCommands); ok {
 		n.readOnly = ro.ReadOnly
 	}
+	n.metrics = newNodeMetrics(cfg.Metrics, cfg.ID)
 	if err := n.open(); err != nil {
+		n.closeResources()
+		return nil, err
+	}
+	if err := n.metrics.register(n); err != nil {
 		n.closeResources()
 		return nil, err
 	}
@@ -278,6 +295,13 @@ func (n *Node) open() error {
 	}
 	if n.incarnation, n.dirLock, err = claimDataDir(n.cfg.DataDir, n.cfg.ClusterID, n.cfg.ID, n.cfg.NoSync); err != nil {
 		return err
+	}
+	if n.metrics != nil {
+		if own := n.cfg.WAL.OnSync; own != nil {
+			n.cfg.WAL.OnSync = func(d time.Duration) { own(d); n.metrics.observeFsync(d) }
+		} else {
+			n.cfg.WAL.OnSync = n.metrics.observeFsync
+		}
 	}
 	if n.wal, st, err = wal.Open(n.cfg.walDir(), n.cfg.WAL); err != nil {
 		return fmt.Errorf("engine: opening the write-ahead log: %w", err)
@@ -464,7 +488,8 @@ func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result))
 		n.mu.Unlock()
 		return nil
 	}
-	n.waiters[k] = &waiter{payload: payload, proposed: time.Now(), notify: []func(Result){notify}}
+	now := time.Now()
+	n.waiters[k] = &waiter{payload: payload, proposed: now, submitted: now, notify: []func(Result){notify}}
 	n.batch = append(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Payload: payload})
 	n.batchBytes += len(payload)
 	n.mu.Unlock()
@@ -546,6 +571,7 @@ func (n *Node) publishStatusOf(st paxos.Status) {
 	if st.Lead != paxos.None {
 		s.Leader, s.HasLead = uint64(st.Lead), true
 	}
+	s.LeaderCommit = st.LeaderCommit
 	n.status.Store(s)
 }
 
@@ -666,6 +692,7 @@ func (n *Node) Close() error {
 		}
 		n.abandonAll(ErrClosed)
 		n.closeErr = n.closeResources()
+		n.metrics.unregister()
 	})
 	return n.closeErr
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/engine/session"
@@ -188,6 +189,7 @@ func (n *Node) writeSnapshot() (storage.Meta, error) {
 	if n.applied == 0 {
 		return storage.Meta{}, errors.New("engine: nothing applied yet to snapshot")
 	}
+	start := time.Now()
 	w, err := n.snaps.Create(n.applied, storage.Ballot{Round: n.appliedBallot.Round, Node: uint64(n.appliedBallot.Node)})
 	if err != nil {
 		return storage.Meta{}, err
@@ -211,6 +213,7 @@ func (n *Node) writeSnapshot() (storage.Meta, error) {
 		return storage.Meta{}, err
 	}
 	n.snapHasConfig = true
+	n.metrics.snapshotTaken(time.Since(start), m.Size)
 	n.log.Info("snapshot written", "slot", m.Slot, "bytes", m.Size)
 	return m, nil
 }
@@ -308,6 +311,7 @@ func (n *Node) restoreSnapshot(st wal.InitialState) error {
 			return err
 		}
 		n.restoredConfs = cs
+		n.metrics.snapshotRestored(m.Size)
 		break
 	}
 	if st.Compacted.Slot > n.applied {

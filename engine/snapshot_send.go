@@ -464,6 +464,7 @@ func (n *Node) installSnapshot(m storage.Meta) error {
 	n.setPeerState(func(s *paxosnet.PeerState) { s.Fresh, s.Joining = false, false })
 	n.lastSnapSlot, n.bytesSinceSnap = m.Slot, 0
 	n.pruneSnapshots()
+	n.metrics.snapshotInstalled(m.Size)
 	n.log.Info("installed a snapshot from the leader", "slot", m.Slot, "bytes", m.Size)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paxos-go/paxos/engine"
 	"github.com/paxos-go/paxos/internal/durable"
@@ -53,6 +54,9 @@ type ServerConfig struct {
 	TLSDir   string
 	Insecure bool
 	Logger   hclog.Logger
+	// Metrics, if set, receives the replica's Prometheus metrics (see
+	// engine.Config.Metrics).
+	Metrics prometheus.Registerer
 }
 
 // MinElectionTimeout is the shortest ServerConfig.ElectionTimeout: the
@@ -106,6 +110,7 @@ func StartServer(cfg ServerConfig) (*engine.Node, error) {
 		TLSDir:          cfg.TLSDir,
 		Insecure:        cfg.Insecure,
 		Logger:          cfg.Logger,
+		Metrics:         cfg.Metrics,
 	}
 	ec.WAL.SegmentBytes = cfg.SegmentBytes
 	n, err := engine.Start(ec, New())

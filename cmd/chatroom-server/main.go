@@ -18,6 +18,9 @@
 // then receives a snapshot and the log. It needs no -c, and its
 // certificate must already be in the directory (paxos certs --add ID).
 // The same command line restarts it once it has joined.
+//
+// With --metrics-addr HOST:PORT it serves /metrics (Prometheus), /healthz
+// and /readyz over HTTP there: see the README's Metrics section.
 package main
 
 import (
@@ -38,9 +41,11 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
+	"github.com/paxos-go/paxos/cmd/internal/opsserver"
 	"github.com/paxos-go/paxos/engine"
 )
 
@@ -58,6 +63,8 @@ type cli struct {
 	Insecure   bool   `help:"Run both ports (peer and client) in plaintext, unauthenticated: anyone who reaches the peer port can act as a replica, and anyone who reaches the client port is a client. Only where every host is trusted."`
 	PeerListen string `name:"peer-listen" placeholder:"HOST:PORT" help:"Listen for peers here instead of at this server's peer address (the one --peers, and then the cluster's configuration, give for it, where the other servers dial): for a proxy, NAT or port mapping in between."`
 	Join       bool   `help:"Join a running cluster as a new replica, with an empty data dir: wait until the cluster adds it (paxos cluster add ID --peer-addr ... --client-addr ...), then take a snapshot and the log from it. Any unused ID (not one the cluster ever had); no -c; the peer address is 127.0.0.1:20000+ID, or --peers ID=HOST:PORT. Its certificate must already be in the certificate directory (paxos certs --add ID). Once it has joined, the same command line restarts it from its data."`
+
+	MetricsAddr string `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve /metrics (Prometheus), /healthz and /readyz over HTTP here (see the README's Metrics section). Default: none."`
 }
 
 func main() {
@@ -142,6 +149,11 @@ func (c *cli) validate() error {
 		}
 		if _, port, _ := stdnet.SplitHostPort(c.PeerListen); port == strconv.Itoa(c.Port) {
 			return fmt.Errorf("--peer-listen %s: the same port as --port %d; a server's peer and client ports are two ports", c.PeerListen, c.Port)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if err := cmdflags.HostPort("--metrics-addr", c.MetricsAddr); err != nil {
+			return err
 		}
 	}
 	if err := c.tls().Check(); err != nil {
@@ -266,6 +278,10 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 	if created {
 		fmt.Fprintf(stderr, "chatroom-server: made the certificates of cluster %s, replicas 0 to %d, in %s\n", c.ClusterID, c.Count-1, tlsDir)
 	}
+	var metrics *prometheus.Registry
+	if c.MetricsAddr != "" {
+		metrics = opsserver.NewRegistry()
+	}
 	node, err := chatroom.StartServer(chatroom.ServerConfig{
 		ID: c.ID, Count: c.Count, Peers: peers, Join: c.Join, PeerListenAddr: c.PeerListen,
 		ClientAddr:      fmt.Sprintf("127.0.0.1:%d", c.Port),
@@ -276,9 +292,21 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 		TLSDir:          tlsDir,
 		Insecure:        c.Insecure,
 		Logger:          log,
+		Metrics:         metricsRegisterer(metrics),
 	})
 	if err != nil {
 		return err
+	}
+	if metrics != nil {
+		ops, err := opsserver.Start(c.MetricsAddr, metrics, func() []opsserver.Readiness {
+			return []opsserver.Readiness{{Name: fmt.Sprintf("replica %d", c.ID), Check: node.Readiness}}
+		})
+		if err != nil {
+			node.Close()
+			return err
+		}
+		defer ops.Close()
+		log.Info("serving metrics", "addr", ops.Addr(), "endpoints", "/metrics /healthz /readyz")
 	}
 	peerTLS := "mutual TLS, certificates in " + tlsDir
 	if c.Insecure {
@@ -303,4 +331,13 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("the replica stopped: %w", err)
+}
+
+// metricsRegisterer is reg as an engine.Config.Metrics: nil (no metrics)
+// for a nil reg, not an interface holding a nil pointer.
+func metricsRegisterer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
 }

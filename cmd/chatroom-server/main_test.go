@@ -54,6 +54,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-i", "0", "-p", "10000", "-c", "1", "--cluster-id", "a b"}, `--cluster-id "a b"`},
 		{[]string{"-i", "0", "-p", "10000", "-c", "1", "--tls-dir", dir, "--insecure"}, "choose one"},
 		{[]string{"-i", "0", "-p", "10000"}, "missing flags: --count=INT (or --join"},
+		{[]string{"-i", "0", "-p", "10000", "-c", "1", "--metrics-addr", "localhost"}, `--metrics-addr: "localhost" is not host:port`},
 		{[]string{"--join", "-i", "3", "-p", "10000", "-c", "3"}, "--count 3 and --join"},
 		{[]string{"--join", "--id=-1", "-p", "10000"}, "--id -1: a replica ID is between 0 and 999999"},
 		{[]string{"--join", "-i", "1000000", "-p", "10000"}, "--id 1000000"},

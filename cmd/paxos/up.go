@@ -7,10 +7,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/cmd/internal/cmdflags"
+	"github.com/paxos-go/paxos/cmd/internal/opsserver"
 	"github.com/paxos-go/paxos/engine"
 )
 
@@ -25,6 +29,8 @@ type upCmd struct {
 	TLSDir     string        `name:"tls-dir" placeholder:"DIR" help:"The cluster's certificates, as paxos certs writes them; the peer ports run mutual TLS with them. Default: <data-dir>/tls, made on first start."`
 	Insecure   bool          `help:"Run the peer and client ports in plaintext, unauthenticated, instead of mutual TLS."`
 	Replicas   []int         `sep:"," placeholder:"ID,..." help:"Run only these replicas of the cluster in this process (default: all of them). The others run elsewhere, or are down: another paxos up --replicas runs them with the same ports and data dirs."`
+
+	MetricsAddr string `name:"metrics-addr" placeholder:"HOST:PORT" help:"Serve /metrics (Prometheus; every replica of this process, by its replica label), /healthz and /readyz over HTTP here (see the README's Metrics section). Default: none."`
 }
 
 // Validate refuses a bad command line before anything starts (kong calls
@@ -61,6 +67,11 @@ func (u *upCmd) Validate() error {
 			return fmt.Errorf("--replicas: %d given twice", id)
 		}
 		seen[id] = true
+	}
+	if u.MetricsAddr != "" {
+		if err := cmdflags.HostPort("--metrics-addr", u.MetricsAddr); err != nil {
+			return err
+		}
 	}
 	return u.tls().Check()
 }
@@ -107,6 +118,25 @@ func (u *upCmd) Run(g *globals) error {
 			}
 		}
 	}()
+	var metrics prometheus.Registerer
+	var ops *opsserver.Server
+	var ready atomic.Pointer[[]opsserver.Readiness] // set once every replica started
+	if u.MetricsAddr != "" {
+		// Started before the replicas, so that a taken port fails at once;
+		// not ready until they all started.
+		reg := opsserver.NewRegistry()
+		ops, err = opsserver.Start(u.MetricsAddr, reg, func() []opsserver.Readiness {
+			if p := ready.Load(); p != nil {
+				return *p
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		defer ops.Close()
+		metrics = reg
+	}
 	for _, id := range mine {
 		n, err := chatroom.StartServer(chatroom.ServerConfig{
 			ID: id, Count: u.Nodes, Peers: peers, ClientAddrs: clients,
@@ -117,11 +147,19 @@ func (u *upCmd) Run(g *globals) error {
 			TLSDir:          tlsDir,
 			Insecure:        u.Insecure,
 			Logger:          g.log.Named(fmt.Sprintf("replica-%d", id)),
+			Metrics:         metrics,
 		})
 		if err != nil {
 			return fmt.Errorf("starting replica %d: %w", id, err)
 		}
 		nodes[id] = n
+	}
+	if ops != nil {
+		var rs []opsserver.Readiness
+		for _, id := range mine {
+			rs = append(rs, opsserver.Readiness{Name: fmt.Sprintf("replica %d", id), Check: nodes[id].Readiness})
+		}
+		ready.Store(&rs)
 	}
 	if len(mine) == u.Nodes {
 		fmt.Fprintf(g.out, "paxos-go chat room: %d replicas on 127.0.0.1, data in %s\n", u.Nodes, u.DataDir)
@@ -138,6 +176,9 @@ func (u *upCmd) Run(g *globals) error {
 		fmt.Fprintf(g.out, "Peer and client ports: mutual TLS, with certificates made now in %s\n", tlsDir)
 	default:
 		fmt.Fprintf(g.out, "Peer and client ports: mutual TLS, with the certificates in %s\n", tlsDir)
+	}
+	if ops != nil {
+		fmt.Fprintf(g.out, "Metrics: http://%s/metrics   health: /healthz   readiness: /readyz\n", ops.Addr())
 	}
 	fmt.Fprintf(g.out, "Talk to it:  %s   then   connect %d\n", u.clientCommand(tlsDir), u.ClientPort)
 	fmt.Fprintf(g.out, "Stop it with Ctrl-C.\n")

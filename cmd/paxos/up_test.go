@@ -129,6 +129,8 @@ func TestUpBadFlags(t *testing.T) {
 		{[]string{"--replicas=-1"}, "--replicas: -1"},
 		{[]string{"--replicas", "1,1"}, "--replicas: 1 given twice"},
 		{[]string{"--replicas", "x"}, "--replicas"},
+		{[]string{"--metrics-addr", "9090"}, `--metrics-addr: "9090" is not host:port`},
+		{[]string{"--metrics-addr", "127.0.0.1:0"}, "--metrics-addr"},
 	} {
 		code, _, errOut := runCLI(append([]string{"up"}, tc.args...)...)
 		if code != 80 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "panic") {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/engine"
@@ -66,6 +67,13 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Logger receives the replicas' logs (default: none).
 	Logger hclog.Logger
+	// Metrics turns the in-process replicas' Prometheus metrics on
+	// (engine.Config.Metrics), on a registry of the cluster's that is
+	// gathered every ScrapeEvery (default 1 s) while the cluster runs, as
+	// a Prometheus server would scrape it (every 15 s by default: this is
+	// the harsher case), so that a run measures what metrics cost.
+	Metrics     bool
+	ScrapeEvery time.Duration
 }
 
 // Progress is the state of a run so far.
@@ -99,6 +107,9 @@ type Result struct {
 	// TLS (Config.TLS); absent for a Target cluster, whose replicas this
 	// process does not configure.
 	PeerTLS *bool `json:"peer_tls,omitempty"`
+	// Metrics says whether the in-process replicas exported Prometheus
+	// metrics (Config.Metrics); absent for a Target cluster.
+	Metrics *bool `json:"metrics,omitempty"`
 }
 
 // check refuses what no default stands for: a zero field takes its
@@ -117,6 +128,10 @@ func (c Config) check() error {
 		return fmt.Errorf("bench: Config.ProgressEvery %v is negative", c.ProgressEvery)
 	case c.TLS && len(c.Target) > 0:
 		return errors.New("bench: Config.TLS configures the in-process cluster, not a Target")
+	case c.Metrics && len(c.Target) > 0:
+		return errors.New("bench: Config.Metrics configures the in-process cluster, not a Target")
+	case c.ScrapeEvery < 0:
+		return fmt.Errorf("bench: Config.ScrapeEvery %v is negative", c.ScrapeEvery)
 	}
 	return nil
 }
@@ -142,6 +157,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProgressEvery <= 0 {
 		c.ProgressEvery = time.Second
+	}
+	if c.ScrapeEvery <= 0 {
+		c.ScrapeEvery = time.Second
 	}
 	if c.ClusterID == "" {
 		c.ClusterID = "chatroom"
@@ -332,7 +350,7 @@ func (l *loop) result(cfg Config, warmup, elapsed time.Duration) (Result, error)
 		res.Nodes = len(cfg.Target)
 	} else {
 		fsync := !cfg.NoFsync
-		res.PeerTLS, res.Fsync = &cfg.TLS, &fsync
+		res.PeerTLS, res.Fsync, res.Metrics = &cfg.TLS, &fsync, &cfg.Metrics
 	}
 	res.OpsPerSec = float64(res.Ops) / res.DurationS
 	res.MBPerSec = res.OpsPerSec * float64(cfg.PayloadBytes) / 1e6
@@ -362,6 +380,11 @@ type Cluster struct {
 	seqs    []uint64 // per client: the last sequence number used
 	mu      sync.Mutex
 	leader  *engine.Node
+	// With Config.Metrics: the replicas' registry, and its scraper, which
+	// Close stops.
+	metrics    *prometheus.Registry
+	stopScrape chan struct{}
+	scraper    sync.WaitGroup
 }
 
 // StartCluster starts cfg.Nodes replicas on loopback TCP with WALs in
@@ -372,6 +395,11 @@ func StartCluster(cfg Config) (*Cluster, error) {
 	}
 	cfg = cfg.withDefaults()
 	c := &Cluster{dir: cfg.Dir, seqs: make([]uint64, cfg.Clients)}
+	var metrics prometheus.Registerer // nil without Config.Metrics
+	if cfg.Metrics {
+		c.metrics = prometheus.NewRegistry()
+		metrics = c.metrics
+	}
 	if c.dir == "" {
 		dir, err := os.MkdirTemp("", "paxos-bench-")
 		if err != nil {
@@ -427,7 +455,7 @@ func StartCluster(cfg Config) (*Cluster, error) {
 		n, err := engine.Start(engine.Config{
 			ID: id, Peers: peers, ClusterID: benchCluster,
 			DataDir:   filepath.Join(c.dir, fmt.Sprint("node-", id)),
-			Transport: tr, NoSync: cfg.NoFsync, Logger: cfg.Logger,
+			Transport: tr, NoSync: cfg.NoFsync, Logger: cfg.Logger, Metrics: metrics,
 		}, &counter{})
 		if err != nil {
 			tr.Close()
@@ -442,9 +470,38 @@ func StartCluster(cfg Config) (*Cluster, error) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	if c.metrics != nil {
+		c.stopScrape = make(chan struct{})
+		c.scraper.Add(1)
+		go c.scrape(cfg.ScrapeEvery, cfg.Logger)
+	}
 	ok = true
 	return c, nil
 }
+
+// scrape gathers the replicas' metrics every period, as a Prometheus
+// server would, until Close. A failure (metrics that contradict each
+// other: a bug) is logged, and ends the scraping.
+func (c *Cluster) scrape(period time.Duration, log hclog.Logger) {
+	defer c.scraper.Done()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stopScrape:
+			return
+		case <-tick.C:
+			if _, err := c.metrics.Gather(); err != nil {
+				log.Error("gathering the replicas' metrics failed; no more scrapes", "error", err)
+				return
+			}
+		}
+	}
+}
+
+// Metrics returns the registry of the replicas' metrics (Config.Metrics),
+// or nil.
+func (c *Cluster) Metrics() *prometheus.Registry { return c.metrics }
 
 // benchCluster is the in-process cluster's ID.
 const benchCluster = "bench"
@@ -478,6 +535,11 @@ func (c *Cluster) Write(ctx context.Context, client int, payload []byte) error {
 // Close stops the replicas and removes their data if it made the
 // directory.
 func (c *Cluster) Close() error {
+	if c.stopScrape != nil {
+		close(c.stopScrape)
+		c.scraper.Wait()
+		c.stopScrape = nil
+	}
 	var errs []error
 	for _, n := range c.nodes {
 		errs = append(errs, n.Close())

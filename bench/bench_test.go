@@ -168,6 +168,8 @@ func TestConfigRefusesNegatives(t *testing.T) {
 		{Config{Duration: -time.Second}, "Config.Duration -1s"},
 		{Config{ProgressEvery: -time.Second}, "Config.ProgressEvery -1s"},
 		{Config{TLS: true, Target: []string{"127.0.0.1:1"}}, "not a Target"},
+		{Config{Metrics: true, Target: []string{"127.0.0.1:1"}}, "Config.Metrics configures the in-process cluster"},
+		{Config{ScrapeEvery: -time.Second}, "Config.ScrapeEvery -1s"},
 	} {
 		if _, err := Run(context.Background(), tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Run(%+v): %v, want an error containing %q", tc.cfg, err, tc.want)
@@ -192,6 +194,52 @@ func TestTLSCluster(t *testing.T) {
 	checkResult(t, res, cfg)
 	if res.PeerTLS == nil || !*res.PeerTLS {
 		t.Errorf("PeerTLS %v, want true", res.PeerTLS)
+	}
+}
+
+// TestMetricsCluster: with Config.Metrics, the in-process replicas export
+// their metrics on the cluster's registry, which is scraped while they
+// run, and the result says so; the table grows a metrics column.
+func TestMetricsCluster(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Nodes: 3, Clients: 4, PayloadBytes: 64, Warmup: -1, Duration: 200 * time.Millisecond, NoFsync: true,
+		Metrics: true, ScrapeEvery: 10 * time.Millisecond}
+	c, err := StartCluster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := Measure(ctx, cfg, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, res, cfg)
+	if res.Metrics == nil || !*res.Metrics {
+		t.Errorf("Metrics %v, want true", res.Metrics)
+	}
+	fams, err := c.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latencies uint64
+	for _, f := range fams {
+		if f.GetName() == "paxos_commit_latency_seconds" {
+			for _, m := range f.GetMetric() {
+				latencies += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if latencies < res.Ops {
+		t.Errorf("%d commit latencies observed for %d measured writes", latencies, res.Ops)
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, []Result{res}); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(b.String(), "\n"); !strings.Contains(lines[0], " peer  metrics  ops/s") || strings.Fields(lines[1])[7] != "on" {
+		t.Errorf("table:\n%s\nwant a metrics column saying on", b.String())
 	}
 }
 

@@ -12,13 +12,27 @@ import (
 // after how long a warm-up, whether the WALs fsynced (on or off; "-" for a
 // Target cluster, which this process does not configure), and how the
 // in-process cluster's replicas talked (mTLS or plain; "-" likewise).
+// When some run exported Prometheus metrics, a metrics column (on or off)
+// follows the peer column.
 func WriteTable(w io.Writer, results []Result) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "nodes\tclients\tpayload B\tduration s\twarm-up s\tfsync\tpeer\tops/s\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\t")
+	withMetrics := false
 	for _, r := range results {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.2f\t%.2f\t%s\t%s\t%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%d\t\n",
+		withMetrics = withMetrics || r.Metrics != nil && *r.Metrics
+	}
+	metricsHead := ""
+	if withMetrics {
+		metricsHead = "metrics\t"
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "nodes\tclients\tpayload B\tduration s\twarm-up s\tfsync\tpeer\t"+metricsHead+"ops/s\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\t")
+	for _, r := range results {
+		metrics := ""
+		if withMetrics {
+			metrics = onOff(r.Metrics, "on", "off") + "\t"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.2f\t%.2f\t%s\t%s\t%s%.0f\t%.2f\t%.3f\t%.3f\t%.3f\t%d\t\n",
 			r.Nodes, r.Clients, r.PayloadBytes, r.DurationS, r.WarmupS, onOff(r.Fsync, "on", "off"), onOff(r.PeerTLS, "mTLS", "plain"),
-			r.OpsPerSec, r.MBPerSec, r.P50ms, r.P99ms, r.P999ms, r.Errors)
+			metrics, r.OpsPerSec, r.MBPerSec, r.P50ms, r.P99ms, r.P999ms, r.Errors)
 	}
 	return tw.Flush()
 }

@@ -35,6 +35,9 @@ type benchCmd struct {
 	TLSDir     string        `name:"tls-dir" placeholder:"DIR" help:"With --target: the cluster's certificates, as paxos certs writes them (default data/tls, as paxos up makes it)."`
 	ClusterID  string        `name:"cluster-id" default:"chatroom" help:"The --target cluster's name."`
 
+	Metrics        bool `help:"Export the in-process replicas' Prometheus metrics, gathered every second while they run, as engine.Config.Metrics does for a deployed replica."`
+	CompareMetrics bool `name:"compare-metrics" help:"Run each client count both ways, metrics off and on (as --metrics), and print what metrics cost (from the medians, with --rounds)."`
+
 	// targetTLS is the --target clients' TLS, from checkTargetCerts.
 	targetTLS *tls.Config `kong:"-"`
 }
@@ -74,6 +77,12 @@ func (c *benchCmd) Validate() error {
 		return fmt.Errorf("--plot draws one point per client count: drop --rounds")
 	case c.CompareTLS && (c.TLS || c.Insecure):
 		return fmt.Errorf("--compare-tls runs both ways: drop --tls and --insecure")
+	case c.CompareTLS && c.CompareMetrics:
+		return fmt.Errorf("--compare-tls and --compare-metrics: compare one thing at a time")
+	case c.CompareMetrics && c.Metrics:
+		return fmt.Errorf("--compare-metrics runs both ways: drop --metrics")
+	case target && (c.Metrics || c.CompareMetrics):
+		return fmt.Errorf("--metrics and --compare-metrics configure the in-process cluster, not --target (its replicas export their own: --metrics-addr)")
 	case target && (c.TLS || c.CompareTLS):
 		return fmt.Errorf("--tls and --compare-tls configure the in-process cluster, not --target (its replicas have their own configuration)")
 	case !target && c.TLSDir != "":
@@ -123,14 +132,18 @@ func (c *benchCmd) Run(g *globals) error {
 	var results []bench.Result
 	for _, clients := range sweep {
 		for round := range c.Rounds {
-			modes := []bool{!c.Insecure} // the peer TLS of each run of this round
+			// The runs of this round, each with its peer TLS and metrics.
+			modes := []runMode{{tls: !c.Insecure, metrics: c.Metrics}}
 			switch {
-			case c.CompareTLS && round%2 == 0:
-				modes = []bool{false, true}
 			case c.CompareTLS:
+				modes = []runMode{{tls: false}, {tls: true}}
+			case c.CompareMetrics:
+				modes = []runMode{{tls: !c.Insecure}, {tls: !c.Insecure, metrics: true}}
+			}
+			if round%2 == 1 {
 				// Alternate the order, so that a machine that gets
 				// busier or quieter during the rounds favours neither.
-				modes = []bool{true, false}
+				slices.Reverse(modes)
 			}
 			if err := c.runRound(g, clients, modes, warmup, &results); err != nil {
 				return err
@@ -150,6 +163,16 @@ func (c *benchCmd) Run(g *globals) error {
 				}
 			}
 		}
+		if c.CompareMetrics {
+			series = []bench.Series{{Name: "paxos-go, no metrics"}, {Name: "paxos-go, metrics"}}
+			for _, r := range results {
+				if *r.Metrics {
+					series[1].Results = append(series[1].Results, r)
+				} else {
+					series[0].Results = append(series[0].Results, r)
+				}
+			}
+		}
 		if err := bench.Plot(c.Plot, title, series); err != nil {
 			return err
 		}
@@ -157,7 +180,7 @@ func (c *benchCmd) Run(g *globals) error {
 	}
 	if c.JSON {
 		enc := json.NewEncoder(g.out)
-		if len(c.Sweep) == 0 && !c.CompareTLS && c.Rounds == 1 {
+		if len(c.Sweep) == 0 && !c.CompareTLS && !c.CompareMetrics && c.Rounds == 1 {
 			return enc.Encode(results[0])
 		}
 		return enc.Encode(struct {
@@ -167,30 +190,45 @@ func (c *benchCmd) Run(g *globals) error {
 	if err := bench.WriteTable(g.out, results); err != nil {
 		return err
 	}
-	if c.CompareTLS {
+	if c.CompareTLS || c.CompareMetrics {
 		fmt.Fprintln(g.out)
 		seen := map[int]bool{}
 		for _, clients := range sweep {
-			if !seen[clients] {
-				seen[clients] = true
+			if seen[clients] {
+				continue
+			}
+			seen[clients] = true
+			if c.CompareTLS {
 				fmt.Fprintln(g.out, tlsCost(clients, results))
+			} else {
+				fmt.Fprintln(g.out, metricsCost(clients, results))
 			}
 		}
 	}
 	return nil
 }
 
-// runRound runs clients once per mode (peer TLS on or off) and appends
-// the results.
-func (c *benchCmd) runRound(g *globals, clients int, modes []bool, warmup time.Duration, results *[]bench.Result) error {
-	for _, tls := range modes {
+// runMode is how one run configures the in-process cluster.
+type runMode struct{ tls, metrics bool }
+
+// runRound runs clients once per mode and appends the results.
+func (c *benchCmd) runRound(g *globals, clients int, modes []runMode, warmup time.Duration, results *[]bench.Result) error {
+	for _, m := range modes {
 		cfg := bench.Config{
 			Nodes: c.Nodes, Clients: clients, PayloadBytes: c.Payload,
 			Warmup: warmup, Duration: c.Duration, NoFsync: !c.Fsync,
-			TLS:    tls && len(c.Target) == 0,
-			Target: c.Target, ClusterID: c.ClusterID, TargetTLS: c.targetTLS, Logger: g.log,
+			TLS:     m.tls && len(c.Target) == 0,
+			Metrics: m.metrics,
+			Target:  c.Target, ClusterID: c.ClusterID, TargetTLS: c.targetTLS, Logger: g.log,
 		}
-		progress := newProgressLine(g.errOut, clients, peerName(c, tls))
+		name := peerName(c, m.tls)
+		switch {
+		case m.metrics:
+			name += " metrics"
+		case c.CompareMetrics:
+			name += " no-metrics"
+		}
+		progress := newProgressLine(g.errOut, clients, name)
 		cfg.Progress = progress.show
 		res, err := bench.Run(g.ctx, cfg)
 		progress.done()
@@ -205,30 +243,42 @@ func (c *benchCmd) runRound(g *globals, clients int, modes []bool, warmup time.D
 // tlsCost says what mutual TLS on the peer ports cost at a client count,
 // from the medians of its plaintext and TLS runs.
 func tlsCost(clients int, results []bench.Result) string {
-	var plain, tls []bench.Result
+	return cost(clients, results, "mutual TLS", func(r bench.Result) *bool { return r.PeerTLS })
+}
+
+// metricsCost says what the replicas' Prometheus metrics cost at a
+// client count, from the medians of its runs without and with them.
+func metricsCost(clients int, results []bench.Result) string {
+	return cost(clients, results, "metrics", func(r bench.Result) *bool { return r.Metrics })
+}
+
+// cost says what a setting (what) cost at a client count, from the
+// medians of the runs at that count with it off and on, as setting says.
+func cost(clients int, results []bench.Result, what string, setting func(bench.Result) *bool) string {
+	var off, on []bench.Result
 	for _, r := range results {
-		switch {
-		case r.Clients != clients || r.PeerTLS == nil:
-		case *r.PeerTLS:
-			tls = append(tls, r)
+		switch set := setting(r); {
+		case r.Clients != clients || set == nil:
+		case *set:
+			on = append(on, r)
 		default:
-			plain = append(plain, r)
+			off = append(off, r)
 		}
 	}
 	ops := func(r bench.Result) float64 { return r.OpsPerSec }
 	p50 := func(r bench.Result) float64 { return r.P50ms }
 	p99 := func(r bench.Result) float64 { return r.P99ms }
-	po, to := median(plain, ops), median(tls, ops)
-	cost := 0.0
+	po, to := median(off, ops), median(on, ops)
+	pct := 0.0
 	if po > 0 {
-		cost = 100 * (1 - to/po)
+		pct = 100 * (1 - to/po)
 	}
 	of := ""
-	if len(plain) > 1 {
-		of = fmt.Sprintf(" (medians of %d runs each)", len(plain))
+	if len(off) > 1 {
+		of = fmt.Sprintf(" (medians of %d runs each)", len(off))
 	}
-	return fmt.Sprintf("clients=%d: mutual TLS costs %.1f%% of throughput (%.0f -> %.0f ops/s); p50 %+.3f ms (%.3f -> %.3f), p99 %+.3f ms%s",
-		clients, cost, po, to, median(tls, p50)-median(plain, p50), median(plain, p50), median(tls, p50), median(tls, p99)-median(plain, p99), of)
+	return fmt.Sprintf("clients=%d: %s costs %.1f%% of throughput (%.0f -> %.0f ops/s); p50 %+.3f ms (%.3f -> %.3f), p99 %+.3f ms%s",
+		clients, what, pct, po, to, median(on, p50)-median(off, p50), median(off, p50), median(on, p50), median(on, p99)-median(off, p99), of)
 }
 
 // median is the median of f over rs (the mean of the middle two of an

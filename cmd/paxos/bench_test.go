@@ -142,6 +142,23 @@ func TestBenchCompareTLS(t *testing.T) {
 	}
 }
 
+// TestBenchCompareMetrics runs the in-process cluster without and with
+// the replicas' metrics, in one run, and says what they cost; with
+// --rounds 2 the second round runs the other way round first.
+func TestBenchCompareMetrics(t *testing.T) {
+	code, out, errOut := runCLI("bench", "--compare-metrics", "--rounds", "2", "--nodes", "1", "--clients", "2", "--duration", "200ms", "--warmup", "0s", "--no-fsync", "--insecure")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	metricsCol := func(i int) string { return strings.Fields(lines[i])[7] }
+	if len(lines) != 7 || !strings.Contains(lines[0], "metrics") || metricsCol(1) != "off" || metricsCol(2) != "on" ||
+		metricsCol(3) != "on" || metricsCol(4) != "off" || !strings.Contains(lines[6], "clients=2: metrics costs") ||
+		!strings.Contains(lines[6], "(medians of 2 runs each)") {
+		t.Fatalf("want a header, rows off, on, on, off, and the cost, got:\n%s", out)
+	}
+}
+
 // TestBenchTable: the table states the run's nodes, clients, payload,
 // duration, warm-up and fsync beside what it measured.
 func TestBenchTable(t *testing.T) {
@@ -216,6 +233,10 @@ func TestBenchBadFlags(t *testing.T) {
 		{"--compare-tls", "--insecure"},
 		{"--target", "127.0.0.1:1", "--tls"},
 		{"--target", "127.0.0.1:1", "--compare-tls"},
+		{"--compare-tls", "--compare-metrics"},
+		{"--compare-metrics", "--metrics"},
+		{"--target", "127.0.0.1:1", "--metrics"},
+		{"--target", "127.0.0.1:1", "--compare-metrics"},
 		{"--target", "127.0.0.1:1", "--tls-dir", "x", "--insecure"},
 		{"--tls-dir", "x"},
 		{"--rounds", "0"},

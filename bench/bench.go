@@ -110,6 +110,13 @@ type Result struct {
 	// Metrics says whether the in-process replicas exported Prometheus
 	// metrics (Config.Metrics); absent for a Target cluster.
 	Metrics *bool `json:"metrics,omitempty"`
+	// CPUusPerOp is the CPU time (user and system) this process used
+	// while measuring, per measured write, in microseconds: the replicas'
+	// and the clients' work for an in-process cluster, the clients' for a
+	// Target. On a machine shared with other work, where ops/s swings with
+	// the CPU this process gets, it is the steadier measure of a cost.
+	// Absent where the process's CPU time is not known.
+	CPUusPerOp float64 `json:"cpu_us_per_op,omitempty"`
 }
 
 // check refuses what no default stands for: a zero field takes its
@@ -208,15 +215,21 @@ func Measure(ctx context.Context, cfg Config, w Writer) (Result, error) {
 	}
 	l.errs.Store(0)
 	start := time.Now()
+	cpu0, cpuKnown := processCPU()
 	l.measuring.Store(true)
 	ok := l.wait(ctx, cfg, cfg.Duration, false, start)
 	l.measuring.Store(false)
 	elapsed := time.Since(start)
+	cpu1, _ := processCPU()
 	l.stop()
 	if !ok {
 		return Result{}, ctx.Err()
 	}
-	return l.result(cfg, warmup, elapsed)
+	res, err := l.result(cfg, warmup, elapsed)
+	if cpuKnown && res.Ops > 0 {
+		res.CPUusPerOp = (cpu1 - cpu0).Seconds() * 1e6 / float64(res.Ops)
+	}
+	return res, err
 }
 
 // MeasureN runs cfg's closed-loop clients against w until n writes have

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -46,6 +47,27 @@ func BenchmarkWrites(b *testing.B) {
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkMetricsCost measures the replicas' Prometheus metrics
+// (Config.Metrics) at 256 clients on 3 replicas, off and then on, each
+// with its own cluster. Profile the "on" run to see their share of the
+// CPU:
+//
+//	go test -bench MetricsCost/metrics=on -run '^$' -benchtime 200000x -cpuprofile cpu.out ./bench
+//	go tool pprof -top -focus 'prometheus|nodeMetrics' bench.test cpu.out
+func BenchmarkMetricsCost(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("metrics=%v", onOff(&on, "on", "off")), func(b *testing.B) {
+			cfg := Config{Nodes: 3, Clients: 256, PayloadBytes: 64, Metrics: on}
+			c, err := StartCluster(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			benchWrites(b, cfg, c)
+		})
 	}
 }
 
@@ -218,6 +240,9 @@ func TestMetricsCluster(t *testing.T) {
 	checkResult(t, res, cfg)
 	if res.Metrics == nil || !*res.Metrics {
 		t.Errorf("Metrics %v, want true", res.Metrics)
+	}
+	if runtime.GOOS == "linux" && res.CPUusPerOp <= 0 {
+		t.Errorf("CPUusPerOp %v, want the process's CPU time per write", res.CPUusPerOp)
 	}
 	fams, err := c.Metrics().Gather()
 	if err != nil {

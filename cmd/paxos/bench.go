@@ -277,8 +277,14 @@ func cost(clients int, results []bench.Result, what string, setting func(bench.R
 	if len(off) > 1 {
 		of = fmt.Sprintf(" (medians of %d runs each)", len(off))
 	}
-	return fmt.Sprintf("clients=%d: %s costs %.1f%% of throughput (%.0f -> %.0f ops/s); p50 %+.3f ms (%.3f -> %.3f), p99 %+.3f ms%s",
-		clients, what, pct, po, to, median(on, p50)-median(off, p50), median(off, p50), median(on, p50), median(on, p99)-median(off, p99), of)
+	line := fmt.Sprintf("clients=%d: %s costs %.1f%% of throughput (%.0f -> %.0f ops/s); p50 %+.3f ms (%.3f -> %.3f), p99 %+.3f ms",
+		clients, what, pct, po, to, median(on, p50)-median(off, p50), median(off, p50), median(on, p50), median(on, p99)-median(off, p99))
+	cpu := func(r bench.Result) float64 { return r.CPUusPerOp }
+	if co, cn := median(off, cpu), median(on, cpu); co > 0 && cn > 0 {
+		// Steadier than ops/s where the process shares the machine.
+		line += fmt.Sprintf("; CPU per op %+.1f%% (%.1f -> %.1f µs)", 100*(cn/co-1), co, cn)
+	}
+	return line + of
 }
 
 // median is the median of f over rs (the mean of the middle two of an

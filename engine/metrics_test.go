@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +19,10 @@ import (
 	"github.com/paxos-go/paxos/engine/paxos"
 )
 
-// metricNames are the names issue 14 fixes (docs/grafana/dashboard_test.go
-// lists the same), each exported with a replica label.
+// metricNames are the names issue 14 fixes, each exported with a replica
+// label. TestMetricNamesAreDocumented checks the engine registers exactly
+// these, and that the README and the dashboard's page list exactly these
+// (the dashboard's test checks its queries against its page).
 var metricNames = []string{
 	"paxos_commit_latency_seconds", "paxos_wal_fsync_seconds", "paxos_batch_commands",
 	"paxos_inflight_slots", "paxos_commit_index", "paxos_applied_index", "paxos_is_leader",
@@ -320,5 +326,47 @@ func TestLatencyHistogram(t *testing.T) {
 	}
 	if len(want) != 0 {
 		t.Errorf("buckets missing: %v", want)
+	}
+}
+
+// The metrics the engine registers are exactly metricNames, and exactly
+// those the README's Metrics section and the Grafana dashboard's page
+// (docs/grafana, whose test holds the dashboard to it) name: a metric
+// renamed, added or dropped on one side fails here.
+func TestMetricNamesAreDocumented(t *testing.T) {
+	m := newNodeMetrics(prometheus.NewRegistry(), 1)
+	if err := m.register(&Node{cfg: Config{ID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	fqName := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	registered := map[string]bool{}
+	for _, c := range m.registered {
+		ch := make(chan *prometheus.Desc, 16)
+		c.Describe(ch)
+		close(ch)
+		for d := range ch {
+			registered[fqName.FindStringSubmatch(d.String())[1]] = true
+		}
+	}
+	want := map[string]bool{}
+	for _, name := range metricNames {
+		want[name] = true
+	}
+	if !maps.Equal(registered, want) {
+		t.Errorf("the engine registers %v, want %v", slices.Sorted(maps.Keys(registered)), metricNames)
+	}
+	name := regexp.MustCompile(`paxos_[a-z_]+`)
+	for _, doc := range []string{"../README.md", "../docs/grafana/README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := map[string]bool{}
+		for _, n := range name.FindAllString(string(b), -1) {
+			named[n] = true
+		}
+		if !maps.Equal(named, want) {
+			t.Errorf("%s names %v, want %v", doc, slices.Sorted(maps.Keys(named)), metricNames)
+		}
 	}
 }

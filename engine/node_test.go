@@ -336,7 +336,7 @@ func (c *testCluster) submitRetrying(ctx context.Context, client, seq uint64, pa
 		actx, cancel := context.WithTimeout(ctx, time.Second)
 		resp, err := n.Submit(actx, client, seq, []byte(payload))
 		cancel()
-		if err == nil || errors.Is(err, ErrStale) || errors.Is(err, ErrSessionExpired) {
+		if err == nil || errors.Is(err, ErrStale) || errors.Is(err, ErrSessionExpired) || errors.Is(err, ErrBadSequence) {
 			return resp, err
 		}
 		if ctx.Err() != nil {

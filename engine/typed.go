@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 )
@@ -41,10 +40,6 @@ func StartTyped[C Command, R any](cfg Config, ex Executor[C, R]) (*Typed[C, R], 
 	}
 	return &Typed[C, R]{n}, nil
 }
-
-// ErrBadCommand is returned for a command the state machine could not
-// decode.
-var ErrBadCommand = errors.New("engine: malformed command")
 
 // Submit runs cmd, exactly once, and returns its response (ok is false if
 // Execute gave none). Errors are those of Node.Submit.

@@ -559,10 +559,32 @@ func TestClientLibrary(t *testing.T) {
 	}
 	wrong := client.New([]string{c.client[leader]}, client.Options{ClusterID: "other", TLS: certs.ClientConfig(b)})
 	defer wrong.Close()
-	wctx, wcancel := context.WithTimeout(ctx, time.Second)
+	// The refusal is permanent: the call fails at once, not when its
+	// context ends.
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
-	if _, err := wrong.Submit(wctx, []byte("x")); err == nil || !strings.Contains(err.Error(), "wrong cluster") || strings.Contains(err.Error(), `"test"`) {
-		t.Fatalf("a client of another cluster: %v", err)
+	if _, err := wrong.Submit(wctx, []byte("x")); !errors.Is(err, client.ErrRefused) || !client.IsPermanent(err) || wctx.Err() != nil ||
+		!strings.Contains(err.Error(), "wrong cluster") || strings.Contains(err.Error(), `"test"`) {
+		t.Fatalf("a client of another cluster: %v (context: %v), want ErrRefused at once", err, wctx.Err())
+	}
+	// So is a certificate refused, by either side: the client's CA is
+	// another cluster's, or the client has no certificate.
+	otherDir := filepath.Join(t.TempDir(), "other")
+	if _, err := certs.CreateDir(otherDir, "other", []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	noCert := certs.ClientConfig(b).Clone()
+	noCert.Certificates, noCert.GetClientCertificate = nil, nil
+	for name, opts := range map[string]client.Options{
+		"another CA":     {ClusterID: "other", TLSDir: otherDir},
+		"no certificate": {ClusterID: "test", TLS: noCert},
+	} {
+		cl := client.New([]string{c.client[leader]}, opts)
+		_, err := cl.Submit(wctx, []byte("x"))
+		cl.Close()
+		if !errors.Is(err, client.ErrCertificate) || wctx.Err() != nil {
+			t.Fatalf("%s: %v (context: %v), want ErrCertificate at once", name, err, wctx.Err())
+		}
 	}
 }
 

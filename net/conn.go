@@ -109,6 +109,7 @@ type PeerRefusal struct {
 	Reason string
 }
 
+// Error returns the reason sent to the dialer.
 func (r *PeerRefusal) Error() string { return r.Reason }
 
 // RefusedError is the error of a handshake the listener refused: its
@@ -119,6 +120,7 @@ type RefusedError struct {
 	Reason string
 }
 
+// Error is ErrRefused with the listener's reason.
 func (e *RefusedError) Error() string { return fmt.Sprintf("%v: %s", ErrRefused, e.Reason) }
 
 // Is makes errors.Is(err, ErrRefused) true.

@@ -90,6 +90,7 @@ const (
 	BadSequence
 )
 
+// String names the outcome, for logs and tests.
 func (o Outcome) String() string {
 	return [...]string{"execute", "duplicate", "stale", "expired", "not kept", "bad sequence"}[o]
 }

@@ -531,3 +531,41 @@ func TestClientPortNeedsTLSOrInsecure(t *testing.T) {
 		t.Fatalf("a command refused by the client's configuration used sequence number %d", c2.Seq())
 	}
 }
+
+// TestClientHangUpBeforeHelloNotWarned: a dialer that closes before its
+// Hello (a port probe; a client that gave up) is logged at debug level,
+// not warned about; one that sends garbage still is. And the Go client's
+// probe (Status) makes no refusal at all.
+func TestClientHangUpBeforeHelloNotWarned(t *testing.T) {
+	n, logs := startClientPort(t, &logMachine{}, nil)
+	addr := n.ClientAddr().String()
+	for i := 0; i < 3; i++ {
+		c, err := stdnet.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	waitFor(t, 10*time.Second, "the hang-ups counted", func() bool { return n.cs.refused.Load() == 3 })
+	if w := logs.warnings("refused"); w != 0 {
+		t.Fatalf("hang-ups before the Hello made %d warn lines:\n%s", w, logs.String())
+	}
+	if !strings.Contains(logs.String(), "closed its connection before its handshake") {
+		t.Fatalf("the hang-ups were not logged at debug level:\n%s", logs.String())
+	}
+	cl := client.New([]string{addr}, client.Options{ClusterID: n.cfg.ClusterID})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	c, err := stdnet.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	c.Close()
+	waitFor(t, 10*time.Second, "the garbage refused", func() bool { return n.cs.refused.Load() == 4 })
+	waitFor(t, 10*time.Second, "a warn line for the garbage", func() bool { return logs.warnings("refused") == 1 })
+}

@@ -223,7 +223,16 @@ func (s *clientServer) serve(pc *pendingClient) {
 	}
 	if err != nil {
 		s.mu.Unlock()
-		if !evicted {
+		switch {
+		case evicted:
+		case errors.Is(err, io.EOF):
+			// The dialer hung up before saying anything (io.EOF, not
+			// io.ErrUnexpectedEOF: no byte of a Hello, or of a TLS
+			// handshake, came): a port probe or a client that gave up,
+			// nothing to warn an operator about.
+			s.refused.Add(1)
+			s.n.log.Named("clients").Debug("a client closed its connection before its handshake", "remote", pc.c.RemoteAddr().String())
+		default:
 			s.refuse(pc.c.RemoteAddr(), reason, err)
 		}
 		return

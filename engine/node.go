@@ -554,7 +554,22 @@ func (n *Node) publishStatusOf(st paxos.Status) {
 	if st.Lead != paxos.None {
 		s.Leader, s.HasLead = uint64(st.Lead), true
 	}
-	n.status.Store(s)
+	if old := n.status.Swap(s); old != nil && (old.HasLead != s.HasLead || old.Leader != s.Leader) {
+		n.logLeader(s)
+	}
+}
+
+// logLeader logs a change of leader, at info: what an operator looks for
+// first.
+func (n *Node) logLeader(s *Status) {
+	switch {
+	case !s.HasLead:
+		n.log.Info("no leader known", "role", s.Role)
+	case s.Leader == n.cfg.ID:
+		n.log.Info("this replica leads", "ballot", s.Promised)
+	default:
+		n.log.Info("leader changed", "leader", s.Leader, "role", s.Role)
+	}
 }
 
 // Status returns the node's state as of its last turn.

@@ -109,8 +109,18 @@ type Options struct {
 	// 5 s, 5 s and 30 s.
 	DialTimeout, HandshakeTimeout, WriteTimeout, ReadTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the jittered, doubling wait
-	// between attempts to reach a peer. Defaults 20 ms and 2 s.
+	// between attempts to reach a peer. Defaults 20 ms and 2 s. For
+	// RecentWindow after a connection to the peer was lost, the wait is at
+	// most RecentReconnectMax (default 50 ms, jittered to 25-75 ms): a peer
+	// that restarts is back within 100 ms, not after the seconds of
+	// backoff a long-dead peer has earned. And when a peer connects to
+	// this replica, the wait to dial it ends at once: it is up.
 	ReconnectMin, ReconnectMax time.Duration
+	// RecentWindow: see ReconnectMin. Default 10 s.
+	RecentWindow time.Duration
+	// RecentReconnectMax: see ReconnectMin. Default 50 ms (or
+	// ReconnectMax, if lower).
+	RecentReconnectMax time.Duration
 	// RefusalLogInterval: each refused inbound connection is logged at
 	// debug level; at warn level, the first refusal after a quiet period
 	// is logged at once, and those that follow as one summary line per
@@ -166,6 +176,8 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.ReadTimeout, 30*time.Second)
 	def(&o.ReconnectMin, 20*time.Millisecond)
 	def(&o.ReconnectMax, 2*time.Second)
+	def(&o.RecentWindow, 10*time.Second)
+	def(&o.RecentReconnectMax, min(50*time.Millisecond, o.ReconnectMax))
 	def(&o.RefusalLogInterval, 10*time.Second)
 	defInt := func(v *int, d int) {
 		if *v <= 0 {
@@ -262,6 +274,15 @@ type peer struct {
 	// rehello asks the writer to connect again, so that the peer hears
 	// this replica's new PeerState.
 	rehello chan struct{}
+	// redial ends the writer's wait between two attempts to connect: the
+	// peer connected to this replica, so it is up.
+	redial chan struct{}
+	// lost is when the writer's last connection to the peer failed (zero
+	// if it never had one); the writer's own.
+	lost time.Time
+	// failedDials counts the writer's failed attempts to connect, for
+	// tests.
+	failedDials atomic.Uint64
 }
 
 // PeerState is what a replica's Hellos say about its data: see
@@ -369,7 +390,7 @@ func (t *Transport) SetPeers(peers map[uint64]string) {
 
 // startPeerLocked starts the writer of a new peer; t.mu is held.
 func (t *Transport) startPeerLocked(id uint64, addr string) *peer {
-	p := &peer{id: id, addr: addr, kick: make(chan struct{}, 1), rehello: make(chan struct{}, 1)}
+	p := &peer{id: id, addr: addr, kick: make(chan struct{}, 1), rehello: make(chan struct{}, 1), redial: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancel(t.ctx)
 	t.wg.Add(1)
 	go t.writeLoop(p)
@@ -513,6 +534,7 @@ func (t *Transport) writeLoop(p *peer) {
 				return
 			case <-p.rehello:
 				conn.Close()
+				p.lost = time.Now()
 				break write
 			case <-p.kick:
 			}
@@ -530,6 +552,7 @@ func (t *Transport) writeLoop(p *peer) {
 				t.dropped.Add(uint64(len(batch)))
 				t.log.Debug("lost the connection to a peer", "peer", p.id, "error", err)
 				conn.Close()
+				p.lost = time.Now()
 				break write
 			}
 			t.sent.Add(uint64(len(batch)))
@@ -582,6 +605,10 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 				t.log.Info("connected to a peer", "peer", p.id, "addr", p.addr)
 			}
 			*backoff = t.opts.ReconnectMin
+			select { // a signal that came while dialing is answered
+			case <-p.redial:
+			default:
+			}
 			return conn
 		}
 		switch {
@@ -594,16 +621,36 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 			// Peers starting at the same time miss each other at first.
 			t.log.Debug("cannot reach a peer yet; retrying", "peer", p.id, "addr", p.addr, "error", err)
 		}
-		wait := *backoff/2 + time.Duration(rand.Int64N(int64(*backoff)))
-		*backoff = min(2**backoff, t.opts.ReconnectMax)
+		p.failedDials.Add(1)
+		wait := t.nextBackoff(p, backoff, time.Now())
 		timer := time.NewTimer(wait)
 		select {
 		case <-stop:
 			timer.Stop()
 			return nil
+		case <-p.redial:
+			// The peer connected to this replica: it is up. (A restarted
+			// peer dials everyone as it starts.)
+			timer.Stop()
+			*backoff = t.opts.ReconnectMin
 		case <-timer.C:
 		}
 	}
+}
+
+// nextBackoff returns the jittered wait before the next attempt to reach
+// p (half to one and a half times *backoff), and doubles *backoff up to
+// ReconnectMax; up to RecentReconnectMax only, while p was connected less
+// than RecentWindow ago: a peer that was up a moment ago is most likely
+// restarting, and a leader that waits seconds for it waits that long for
+// a quorum.
+func (t *Transport) nextBackoff(p *peer, backoff *time.Duration, now time.Time) time.Duration {
+	if !p.lost.IsZero() && now.Sub(p.lost) < t.opts.RecentWindow {
+		*backoff = min(*backoff, t.opts.RecentReconnectMax)
+	}
+	wait := *backoff/2 + time.Duration(rand.Int64N(int64(*backoff)))
+	*backoff = min(2**backoff, t.opts.ReconnectMax)
+	return wait
 }
 
 // ErrWrongPeer is matched by the error of a dialer that reached another
@@ -810,6 +857,12 @@ func (t *Transport) serve(pc *pendingConn) {
 		t.log.Debug("a peer connected again; closed its previous connection", "peer", from, "remote", conn.RemoteAddr())
 	}
 	t.inbound[from] = conn
+	if p := (*t.peers.Load())[from]; p != nil {
+		select { // its writer may be waiting to dial it again: it is up
+		case p.redial <- struct{}{}:
+		default:
+		}
+	}
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()

@@ -27,7 +27,7 @@ import (
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/internal/clientproto"
 	"github.com/paxos-go/paxos/internal/msgp"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/wire"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -95,7 +95,7 @@ type Client struct {
 
 	next int    // index of the server to try next
 	cur  string // address of the current connection
-	conn *paxosnet.Conn
+	conn *wire.Conn
 	id   uint64 // request ID
 
 	tlsOnce sync.Once
@@ -114,7 +114,7 @@ func New(addrs []string, opts Options) *Client {
 		opts.AttemptTimeout = 2 * time.Second
 	}
 	if opts.MaxFrameBytes <= 0 {
-		opts.MaxFrameBytes = paxosnet.DefaultMaxFrameBytes
+		opts.MaxFrameBytes = wire.DefaultMaxFrameBytes
 	}
 	if opts.ClientID == 0 {
 		var b [8]byte
@@ -501,10 +501,10 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		}
 		raw = tc
 	}
-	conn, err := paxosnet.ClientHandshake(raw, paxosnet.Hello{ClusterID: c.opts.ClusterID, Kind: paxosnet.KindClient}, c.opts.MaxFrameBytes, c.opts.AttemptTimeout)
+	conn, err := wire.ClientHandshake(raw, wire.Hello{ClusterID: c.opts.ClusterID, Kind: wire.KindClient}, c.opts.MaxFrameBytes, c.opts.AttemptTimeout)
 	if err != nil {
 		switch {
-		case errors.Is(err, paxosnet.ErrRefused):
+		case errors.Is(err, wire.ErrRefused):
 			// The server read the Hello and refused it: the wrong
 			// cluster ID, or not a client port.
 			return fmt.Errorf("%w: %s: %w", ErrRefused, addr, err)

@@ -13,7 +13,7 @@ import (
 	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/internal/clientproto"
 	"github.com/paxos-go/paxos/internal/msgp"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/wire"
 )
 
 // fakeServer is a client port that answers each submitted command as
@@ -64,7 +64,7 @@ func newFakeServer(t *testing.T, answer func(clientproto.Request) (clientproto.R
 }
 
 func (s *fakeServer) serve(c stdnet.Conn) {
-	conn, err := paxosnet.ServerHandshake(c, 1, func(paxosnet.Hello) error { return nil }, 1<<20, 5*time.Second)
+	conn, err := wire.ServerHandshake(c, 1, func(wire.Hello) error { return nil }, 1<<20, 5*time.Second)
 	if err != nil {
 		return
 	}

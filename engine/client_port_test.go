@@ -21,7 +21,8 @@ import (
 
 	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/internal/clientproto"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
+	"github.com/paxos-go/paxos/internal/wire"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -98,13 +99,13 @@ func startClientPort(t *testing.T, sm StateMachine, mod func(*Config)) (*Node, *
 }
 
 // rawClient dials addr and runs the client handshake in plaintext.
-func rawClient(t *testing.T, addr, cluster string) *paxosnet.Conn {
+func rawClient(t *testing.T, addr, cluster string) *wire.Conn {
 	t.Helper()
 	c, err := stdnet.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := paxosnet.ClientHandshake(c, paxosnet.Hello{ClusterID: cluster, Kind: paxosnet.KindClient}, 0, 5*time.Second)
+	conn, err := wire.ClientHandshake(c, wire.Hello{ClusterID: cluster, Kind: wire.KindClient}, 0, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestClientPortMaxConns(t *testing.T) {
 	const max = 16
 	n, logs := startClientPort(t, &logMachine{}, func(c *Config) { c.ClientMaxConns = max })
 	addr := n.ClientAddr().String()
-	var held []*paxosnet.Conn
+	var held []*wire.Conn
 	for i := 0; i < max; i++ {
 		held = append(held, rawClient(t, addr, n.cfg.ClusterID))
 	}
@@ -189,7 +190,7 @@ func TestClientPortMaxConns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if conn, err := paxosnet.ClientHandshake(c, paxosnet.Hello{ClusterID: n.cfg.ClusterID, Kind: paxosnet.KindClient}, 0, 5*time.Second); err == nil {
+		if conn, err := wire.ClientHandshake(c, wire.Hello{ClusterID: n.cfg.ClusterID, Kind: wire.KindClient}, 0, 5*time.Second); err == nil {
 			conn.Close()
 			t.Fatalf("connection %d beyond ClientMaxConns was served", max+i+1)
 		}
@@ -328,7 +329,7 @@ func TestClientPortStrangerLearnsNothing(t *testing.T) {
 	}
 	n, logs := startClientPort(t, &logMachine{}, func(c *Config) { c.TLSDir, c.Insecure = dir, false })
 	addr := n.ClientAddr().String()
-	hello := paxosnet.AppendFrame(nil, encodeMsgpackHello(cluster))
+	hello := wire.AppendFrame(nil, encodeMsgpackHello(cluster))
 
 	// readAll returns what the stranger reads before the node closes.
 	readAll := func(c stdnet.Conn) ([]byte, error) {
@@ -408,7 +409,7 @@ func encodeMsgpackHello(cluster string) []byte {
 		ClusterID string
 		NodeID    uint64
 		Kind      uint8
-	}{"PXNT", 1, cluster, 0, paxosnet.KindClient})
+	}{"PXNT", 1, cluster, 0, wire.KindClient})
 }
 
 // TestClientPortTooLarge: a command above MaxCommandBytes is refused with
@@ -481,7 +482,7 @@ func TestClientPortNeedsTLSOrInsecure(t *testing.T) {
 		want error
 		text string
 	}{
-		{func(c *Config) { c.Transport = paxosnet.NewMemNetwork().Transport(1) }, ErrNoClientTLS, "Config.ClientTLS"},
+		{func(c *Config) { c.Transport = memnet.NewMemNetwork().Transport(1) }, ErrNoClientTLS, "Config.ClientTLS"},
 		{func(c *Config) { c.Insecure, c.ClientTLSServerOnly = true, true }, nil, "needs Config.TLSDir"},
 		{func(c *Config) { c.TLSDir, c.ClientTLS, c.ClientTLSServerOnly = "x", &tls.Config{}, true }, nil, "Config.ClientTLS is set"},
 		{func(c *Config) { c.Insecure, c.MaxCommandBytes = true, 4<<20 }, nil, "MaxCommandBytes"},

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/paxos-go/paxos/client"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -591,7 +591,7 @@ func TestClientLibrary(t *testing.T) {
 // TestMemTransport runs a cluster over the in-memory transport, and cuts
 // the leader off: a new leader takes over, and the old one rejoins.
 func TestMemTransport(t *testing.T) {
-	mem := paxosnet.NewMemNetwork()
+	mem := memnet.NewMemNetwork()
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		cfg.Transport = mem.Transport(cfg.ID)
 		cfg.TLSDir = "" // the in-memory transport has no TLS

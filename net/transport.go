@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/paxos-go/paxos/internal/wire"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -92,8 +93,9 @@ type Options struct {
 	MaxHelloBytes int
 	// MaxConns bounds the inbound connections open at once, established
 	// or in their handshake. Default 64. When a connection arrives with
-	// MaxConns open, one still in its handshake, chosen at random (see
-	// Victim), is closed to make room, so that strangers holding or
+	// MaxConns open, one still in its handshake, chosen at random (so that
+	// a real peer's retries get in however fast strangers churn), is
+	// closed to make room, so that strangers holding or
 	// churning connections cannot lock the replicas out; if all are
 	// established, the new one is closed.
 	MaxConns int
@@ -240,11 +242,11 @@ type Transport struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	pending  list.List        // *pendingConn, oldest first: accepted, handshake not done
-	inbound  map[uint64]*Conn // the established connection of each replica
+	pending  list.List             // *pendingConn, oldest first: accepted, handshake not done
+	inbound  map[uint64]*wire.Conn // the established connection of each replica
 	closed   bool
-	refusals *rateLog
-	acceptLg *rateLog
+	refusals *wire.RateLog
+	acceptLg *wire.RateLog
 
 	sent, dropped, received, accepted, refused, replaced atomic.Uint64
 	// partialFrames counts inbound frames being read whose bytes are still
@@ -313,7 +315,7 @@ func Listen(opts Options) (*Transport, error) {
 		log:     opts.Logger,
 		ln:      ln,
 		recv:    make(chan []Inbound, 1024),
-		inbound: map[uint64]*Conn{},
+		inbound: map[uint64]*wire.Conn{},
 	}
 	t.peers.Store(&map[uint64]*peer{})
 	state := opts.State
@@ -332,8 +334,8 @@ func Listen(opts Options) (*Transport, error) {
 		t.dialTLS = opts.TLS.Clone()
 		t.dialTLS.MinVersion = max(t.dialTLS.MinVersion, tls.VersionTLS13)
 	}
-	t.refusals = newRateLog(t.log, opts.RefusalLogInterval, "refused a peer connection", "refused %d peer connections in the last %v")
-	t.acceptLg = newRateLog(t.log, opts.RefusalLogInterval, "accepting peer connections failed; retrying", "accepting peer connections failed %d times in the last %v")
+	t.refusals = wire.NewRateLog(t.log, opts.RefusalLogInterval, "refused a peer connection", "refused %d peer connections in the last %v")
+	t.acceptLg = wire.NewRateLog(t.log, opts.RefusalLogInterval, "accepting peer connections failed; retrying", "accepting peer connections failed %d times in the last %v")
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.stop = t.ctx.Done()
 	t.SetPeers(opts.Peers)
@@ -502,8 +504,8 @@ func (t *Transport) Close() error {
 	t.cancel()
 	err := t.ln.Close()
 	t.wg.Wait()
-	t.refusals.close()
-	t.acceptLg.close()
+	t.refusals.Close()
+	t.acceptLg.Close()
 	return err
 }
 
@@ -564,13 +566,13 @@ func (t *Transport) writeLoop(p *peer) {
 // so the buffer stays small and warm in the cache.
 const writeChunk = 1 << 20
 
-func (t *Transport) writeBatch(conn *Conn, batch [][]byte, buf *[]byte) error {
+func (t *Transport) writeBatch(conn *wire.Conn, batch [][]byte, buf *[]byte) error {
 	b := (*buf)[:0]
 	for i, m := range batch {
-		b = AppendFrame(b, m)
+		b = wire.AppendFrame(b, m)
 		if len(b) >= writeChunk || i == len(batch)-1 {
 			conn.SetWriteDeadlineAfter(t.opts.WriteTimeout)
-			if _, err := conn.c.Write(b); err != nil {
+			if _, err := conn.Raw().Write(b); err != nil {
 				return err
 			}
 			b = b[:0]
@@ -582,12 +584,9 @@ func (t *Transport) writeBatch(conn *Conn, batch [][]byte, buf *[]byte) error {
 	return nil
 }
 
-// SetWriteDeadlineAfter sets the write deadline d from now.
-func (c *Conn) SetWriteDeadlineAfter(d time.Duration) { c.c.SetWriteDeadline(time.Now().Add(d)) }
-
 // connect dials p until a handshake succeeds or the transport stops (nil),
 // waiting a jittered, doubling backoff between attempts.
-func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
+func (t *Transport) connect(p *peer, backoff *time.Duration) *wire.Conn {
 	stop := p.ctx.Done()
 	for attempt := 0; ; attempt++ {
 		select {
@@ -658,7 +657,7 @@ func (t *Transport) nextBackoff(p *peer, backoff *time.Duration, now time.Time) 
 // that is not of a replica of this cluster.
 var ErrWrongPeer = errors.New("net: the other side is not the replica dialed")
 
-func (t *Transport) dial(p *peer) (*Conn, error) {
+func (t *Transport) dial(p *peer) (*wire.Conn, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, t.opts.DialTimeout)
 	defer cancel()
 	var d stdnet.Dialer
@@ -689,7 +688,7 @@ func (t *Transport) dial(p *peer) (*Conn, error) {
 	}
 	st := *t.state.Load()
 	h := Hello{ClusterID: t.opts.ClusterID, NodeID: t.opts.ID, Kind: KindPeer, Fresh: st.Fresh, Joining: st.Joining, PeerAddr: t.advertise}
-	return clientHandshake(c, h, t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
+	return wire.ClientHandshakeUntil(c, h, t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
 }
 
 // peerIdentity verifies the certificate of the other side of c against the
@@ -727,7 +726,7 @@ func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
 	var delay time.Duration
 	for {
-		c, err := Accept(t.ln, t.stop, &delay, func(err error) { t.acceptLg.add("", nil, err) })
+		c, err := wire.Accept(t.ln, t.stop, &delay, func(err error) { t.acceptLg.Add("", nil, err) })
 		if err != nil {
 			select {
 			case <-t.stop:
@@ -746,7 +745,7 @@ func (t *Transport) acceptLoop() {
 		}
 		var evicted *pendingConn
 		if t.pending.Len()+len(t.inbound) >= t.opts.MaxConns {
-			victim := Victim(&t.pending)
+			victim := wire.Victim(&t.pending)
 			if victim == nil {
 				t.mu.Unlock()
 				// Counted before it is closed, so that whoever sees it
@@ -772,7 +771,7 @@ func (t *Transport) acceptLoop() {
 // refuse counts and logs a refused connection.
 func (t *Transport) refuse(remote stdnet.Addr, reason string, err error) {
 	t.refused.Add(1)
-	t.refusals.add(reason, remote, err)
+	t.refusals.Add(reason, remote, err)
 }
 
 // checkPeer accepts peers of this cluster that it knows (or that
@@ -872,7 +871,7 @@ func (t *Transport) serve(pc *pendingConn) {
 		t.mu.Unlock()
 		conn.Close()
 	}()
-	conn.fr.partial = &t.partialFrames
+	conn.CountPartialFrames(&t.partialFrames)
 	for {
 		conn.SetReadDeadline(time.Now().Add(t.opts.ReadTimeout))
 		frame, err := conn.ReadFrame()
@@ -905,7 +904,7 @@ func (t *Transport) serve(pc *pendingConn) {
 // handshake runs the listener's side of the handshake on c, within
 // HandshakeTimeout: TLS if configured, then the Hello. On failure c is
 // closed, and the reason (refused*) is returned with the error.
-func (t *Transport) handshake(c stdnet.Conn) (*Conn, string, error) {
+func (t *Transport) handshake(c stdnet.Conn) (*wire.Conn, string, error) {
 	deadline := time.Now().Add(t.opts.HandshakeTimeout)
 	var certID *uint64
 	if t.serverTLS != nil {
@@ -927,11 +926,10 @@ func (t *Transport) handshake(c stdnet.Conn) (*Conn, string, error) {
 		}
 		certID, c = &id, tc
 	}
-	conn, err := serverHandshake(c, t.opts.ID, func(h Hello) error { return t.checkPeer(h, certID) },
+	conn, err := wire.ServerHandshakeUntil(c, t.opts.ID, func(h Hello) error { return t.checkPeer(h, certID) },
 		t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
 	if err != nil {
-		var r *refusal
-		if errors.As(err, &r) {
+		if wire.IsRefusal(err) {
 			return nil, refusedCheck, err
 		}
 		return nil, refusedHandshake, err

@@ -222,9 +222,12 @@ func (s *clientServer) serve(pc *pendingClient) {
 		s.pending.Remove(pc.elem)
 	}
 	if err != nil {
+		closing := s.done
 		s.mu.Unlock()
 		switch {
 		case evicted:
+		case closing:
+			// The server closed the connection as it stopped.
 		case errors.Is(err, io.EOF):
 			// The dialer hung up before saying anything (io.EOF, not
 			// io.ErrUnexpectedEOF: no byte of a Hello, or of a TLS

@@ -255,7 +255,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	}
 	var st Status
 	if err := msgp.Decode(resp.Result, &st); err != nil {
-		return Status{}, fmt.Errorf("engine: malformed status: %w", err)
+		return Status{}, fmt.Errorf("client: malformed status: %w", err)
 	}
 	return st, nil
 }
@@ -307,7 +307,7 @@ func (c *Client) Configuration(ctx context.Context) (paxos.Configuration, error)
 	}
 	conf, err := paxos.DecodeConfigValue(resp)
 	if err != nil {
-		return paxos.Configuration{}, fmt.Errorf("engine: malformed configuration: %w", err)
+		return paxos.Configuration{}, fmt.Errorf("client: malformed configuration: %w", err)
 	}
 	return conf, nil
 }
@@ -575,7 +575,7 @@ func (c *Client) roundTrip(ctx context.Context, req clientproto.Request, wait ti
 		}
 		var resp clientproto.Response
 		if err := msgp.Decode(frame, &resp); err != nil {
-			return clientproto.Response{}, fmt.Errorf("engine: malformed response: %w", err)
+			return clientproto.Response{}, fmt.Errorf("client: malformed response: %w", err)
 		}
 		if resp.ID == req.ID || resp.ID == 0 && resp.Code == clientproto.CodeTooLarge {
 			// (ID 0: the server refused a request frame it did not read,

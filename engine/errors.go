@@ -10,6 +10,10 @@ import (
 // as a *NotLeaderError carrying a hint. Those that the client port sends
 // are the same errors as the client package's (client.ErrNotLeader is
 // ErrNotLeader), so errors.Is matches them on either side.
+//
+// The errors of a command's or a request's outcome, which a client may
+// receive from any replica, say "paxos:"; those of starting a Node (its
+// configuration, its data directory) say "engine:".
 var (
 	// ErrNotLeader: no leader is known (an election is under way, or this
 	// replica is cut off). The *NotLeaderError says where to try.

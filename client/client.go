@@ -11,6 +11,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -26,7 +27,7 @@ import (
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/internal/clientproto"
 	"github.com/paxos-go/paxos/internal/msgp"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/wire"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -69,16 +70,32 @@ type Options struct {
 // redirects, and retries a command with the same (ClientID, seq) until the
 // context ends, so that the command is applied exactly once. A Client has
 // one command in flight at a time (calls are serialised); use several
-// Clients for concurrency.
+// Clients for concurrency. It numbers its commands by the engine's
+// sequence rule (see package engine): 1, 2, 3, ..., never skipping one.
+//
+// Errors that no retry can fix (IsPermanent) end a call at once: the
+// client's own configuration, a server that refuses the connection (the
+// wrong cluster ID) or the certificates, and the servers' definite
+// refusals of the command (too large, malformed, breaking the sequence
+// rule, stale). The others (no leader, a busy leader, a server down) are
+// retried until the context ends.
 type Client struct {
 	addrs []string
 	opts  Options
 
-	mu   sync.Mutex
-	seq  uint64
+	mu  sync.Mutex
+	seq uint64
+	// pending is the last command when its outcome is unknown (the
+	// context ended, or the servers became unreachable, after it may have
+	// been proposed). The next command sends it again first, with its
+	// number, so that no number is skipped: a command numbered past it
+	// would be refused (ErrBadSequence) if it was never applied.
+	pending []byte
+	hasPend bool
+
 	next int    // index of the server to try next
 	cur  string // address of the current connection
-	conn *paxosnet.Conn
+	conn *wire.Conn
 	id   uint64 // request ID
 
 	tlsOnce sync.Once
@@ -86,7 +103,9 @@ type Client struct {
 	tlsErr  error
 }
 
-// New returns a client of the servers at addrs. It connects lazily.
+// New returns a client of the servers at addrs (their client ports,
+// engine.Config.ClientAddr), which it tries in turn. It connects lazily:
+// with no address, every call fails at once with ErrConfig.
 func New(addrs []string, opts Options) *Client {
 	if opts.ClusterID == "" {
 		opts.ClusterID = "paxos"
@@ -95,7 +114,7 @@ func New(addrs []string, opts Options) *Client {
 		opts.AttemptTimeout = 2 * time.Second
 	}
 	if opts.MaxFrameBytes <= 0 {
-		opts.MaxFrameBytes = paxosnet.DefaultMaxFrameBytes
+		opts.MaxFrameBytes = wire.DefaultMaxFrameBytes
 	}
 	if opts.ClientID == 0 {
 		var b [8]byte
@@ -116,34 +135,73 @@ func (c *Client) Seq() uint64 {
 }
 
 // SetSeq sets the sequence number of the client's last command, to resume
-// a session.
+// a session; the next command is seq+1. It forgets a command whose outcome
+// was unknown.
 func (c *Client) SetSeq(seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq = seq
+	c.pending, c.hasPend = nil, false
 }
 
 // Submit sends a command and returns the state machine's response, once
 // it is applied. It retries (same sequence number, so at most once) until
 // ctx ends; then it returns ErrTimeout, and the command may or may not
-// have been applied: the next Submit moves on to a new sequence number.
+// have been applied. The next Submit then sends that command again first
+// (same number, same payload: applied at most once, its response
+// dropped), and only then its own, so that no number is skipped; if its
+// context ends before the old command is settled, it returns ErrTimeout
+// without sending its own.
 func (c *Client) Submit(ctx context.Context, payload []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.checkSize(payload); err != nil {
 		return nil, err
 	}
+	if err := c.settlePending(ctx); err != nil {
+		return nil, err
+	}
 	c.seq++
 	resp, err := c.do(ctx, clientproto.Request{Op: clientproto.OpSubmit, ClientID: c.opts.ClientID, Seq: c.seq, Payload: payload})
 	var nr notRun
-	if errors.As(err, &nr) {
+	var ou outcomeUnknown
+	switch {
+	case errors.As(err, &nr):
 		// No server can have proposed the command: its number is free,
-		// and skipping it would leave a new session expired (a session
-		// starts at 1).
+		// and skipping it would break the sequence rule.
 		c.seq--
 		err = nr.err
+	case errors.As(err, &ou):
+		err = ou.err
+		fallthrough
+	case errors.Is(err, ErrTimeout):
+		// (A copy: the caller may reuse payload once Submit returns.)
+		c.pending, c.hasPend = bytes.Clone(payload), true
 	}
 	return resp, err
+}
+
+// settlePending sends the command whose outcome is unknown again, until a
+// server answers it (its response is dropped: the caller was told
+// ErrTimeout). c.mu is held.
+func (c *Client) settlePending(ctx context.Context) error {
+	if !c.hasPend {
+		return nil
+	}
+	_, err := c.do(ctx, clientproto.Request{Op: clientproto.OpSubmit, ClientID: c.opts.ClientID, Seq: c.seq, Payload: c.pending})
+	var nr notRun
+	var ou outcomeUnknown
+	switch {
+	case errors.As(err, &nr):
+		return nr.err
+	case errors.As(err, &ou):
+		return fmt.Errorf("resending command %d, whose outcome was unknown, before this one: %w", c.seq, ou.err)
+	case errors.Is(err, ErrTimeout):
+		return fmt.Errorf("%w (resending command %d, whose outcome was unknown, before this one)", err, c.seq)
+	}
+	// Answered (applied once, or refused for good): the number is used.
+	c.pending, c.hasPend = nil, false
+	return nil
 }
 
 // notRun wraps the error of a request that no server can have run: the
@@ -153,6 +211,13 @@ type notRun struct{ err error }
 
 func (e notRun) Error() string { return e.err.Error() }
 func (e notRun) Unwrap() error { return e.err }
+
+// outcomeUnknown wraps a permanent error met after the request may have
+// reached a server: whether it ran is unknown.
+type outcomeUnknown struct{ err error }
+
+func (e outcomeUnknown) Error() string { return e.err.Error() }
+func (e outcomeUnknown) Unwrap() error { return e.err }
 
 // checkSize refuses a payload that cannot fit in a frame.
 func (c *Client) checkSize(payload []byte) error {
@@ -171,11 +236,7 @@ func (c *Client) Query(ctx context.Context, q []byte) ([]byte, error) {
 		return nil, err
 	}
 	resp, err := c.do(ctx, clientproto.Request{Op: clientproto.OpQuery, Payload: q})
-	var nr notRun
-	if errors.As(err, &nr) {
-		err = nr.err
-	}
-	return resp, err
+	return resp, unwrapDo(err)
 }
 
 // Status asks the server the client is connected to (or the next one it
@@ -194,7 +255,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	}
 	var st Status
 	if err := msgp.Decode(resp.Result, &st); err != nil {
-		return Status{}, fmt.Errorf("engine: malformed status: %w", err)
+		return Status{}, fmt.Errorf("client: malformed status: %w", err)
 	}
 	return st, nil
 }
@@ -241,16 +302,12 @@ func (c *Client) Configuration(ctx context.Context) (paxos.Configuration, error)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	resp, err := c.do(ctx, clientproto.Request{Op: clientproto.OpConfig})
-	var nr notRun
-	if errors.As(err, &nr) {
-		err = nr.err
-	}
-	if err != nil {
+	if err = unwrapDo(err); err != nil {
 		return paxos.Configuration{}, err
 	}
 	conf, err := paxos.DecodeConfigValue(resp)
 	if err != nil {
-		return paxos.Configuration{}, fmt.Errorf("engine: malformed configuration: %w", err)
+		return paxos.Configuration{}, fmt.Errorf("client: malformed configuration: %w", err)
 	}
 	return conf, nil
 }
@@ -260,9 +317,19 @@ func (c *Client) change(ctx context.Context, wc clientproto.Change) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, err := c.do(ctx, clientproto.Request{Op: clientproto.OpChange, Change: &wc})
+	return unwrapDo(err)
+}
+
+// unwrapDo is the error of do for a request that is not a command: whether
+// it ran does not matter.
+func unwrapDo(err error) error {
 	var nr notRun
-	if errors.As(err, &nr) {
-		err = nr.err
+	var ou outcomeUnknown
+	switch {
+	case errors.As(err, &nr):
+		return nr.err
+	case errors.As(err, &ou):
+		return ou.err
 	}
 	return err
 }
@@ -291,6 +358,10 @@ func (c *Client) do(ctx context.Context, req clientproto.Request) ([]byte, error
 			if last == nil {
 				last = err
 			}
+			if sent == 0 {
+				// No attempt reached a server: nothing can have run.
+				return nil, notRun{fmt.Errorf("%w: %w (last error: %v)", ErrTimeout, err, last)}
+			}
 			if errors.Is(last, ErrNotCaughtUp) {
 				return nil, fmt.Errorf("%w: %w: %w", ErrTimeout, err, last)
 			}
@@ -307,11 +378,11 @@ func (c *Client) do(ctx context.Context, req clientproto.Request) ([]byte, error
 			}
 		}
 		if err := c.connect(ctx, redirect); err != nil {
-			if errors.Is(err, errClientConfig) && sent == 0 {
+			if IsPermanent(err) && sent == 0 {
 				return nil, notRun{err}
 			}
-			if errors.Is(err, errClientConfig) {
-				return nil, err
+			if IsPermanent(err) {
+				return nil, outcomeUnknown{err}
 			}
 			if last == nil || ctx.Err() == nil {
 				last = err // (see below)
@@ -357,7 +428,8 @@ func (c *Client) do(ctx context.Context, req clientproto.Request) ([]byte, error
 		}
 		err = clientproto.CodeErrors[resp.Code]
 		if err == nil {
-			return nil, fmt.Errorf("engine: the server refused the request: %s", resp.Message)
+			// CodeBadRequest, or a code of a later version.
+			return nil, fmt.Errorf("%w: %s", ErrBadRequest, resp.Message)
 		}
 		switch resp.Code {
 		case clientproto.CodeNotLeader:
@@ -397,6 +469,9 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		return nil
 	}
 	if addr == "" {
+		if len(c.addrs) == 0 {
+			return fmt.Errorf("%w: no server addresses (client.New was given none)", ErrConfig)
+		}
 		addr = c.addrs[c.next%len(c.addrs)]
 		c.next++
 	}
@@ -419,14 +494,25 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		tc := tls.Client(raw, tlsCfg)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
-			return fmt.Errorf("engine: TLS handshake with %s: %w", addr, err)
+			if certificateError(err) {
+				return fmt.Errorf("%w: TLS handshake with %s: %w", ErrCertificate, addr, err)
+			}
+			return fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
 		}
 		raw = tc
 	}
-	conn, err := paxosnet.ClientHandshake(raw, paxosnet.Hello{ClusterID: c.opts.ClusterID, Kind: paxosnet.KindClient}, c.opts.MaxFrameBytes, c.opts.AttemptTimeout)
+	conn, err := wire.ClientHandshake(raw, wire.Hello{ClusterID: c.opts.ClusterID, Kind: wire.KindClient}, c.opts.MaxFrameBytes, c.opts.AttemptTimeout)
 	if err != nil {
-		if errors.Is(err, paxosnet.ErrRefused) {
-			return fmt.Errorf("%w: %w", ErrClosed, err)
+		switch {
+		case errors.Is(err, wire.ErrRefused):
+			// The server read the Hello and refused it: the wrong
+			// cluster ID, or not a client port.
+			return fmt.Errorf("%w: %s: %w", ErrRefused, addr, err)
+		case certificateError(err):
+			// With TLS 1.3 the server checks the client's certificate
+			// after the client's handshake returned: its refusal comes
+			// as an alert on the first read.
+			return fmt.Errorf("%w: %s refused the client's certificate: %w", ErrCertificate, addr, err)
 		}
 		return err
 	}
@@ -443,23 +529,19 @@ func serverError(err error, msg string) error {
 	return fmt.Errorf("%w: %s", err, msg)
 }
 
-// errClientConfig is matched by errors of the client's own configuration,
-// which no retry can fix.
-var errClientConfig = errors.New("engine: client configuration")
-
 // tlsConfig returns the TLS config of the client's connections, nil for
 // plaintext, loading it from TLSDir the first time.
 func (c *Client) tlsConfig() (*tls.Config, error) {
 	c.tlsOnce.Do(func() {
 		switch {
 		case c.opts.TLS != nil && c.opts.TLSDir != "":
-			c.tlsErr = fmt.Errorf("%w: Options.TLS and Options.TLSDir are both set; choose one", errClientConfig)
+			c.tlsErr = fmt.Errorf("%w: Options.TLS and Options.TLSDir are both set; choose one", ErrConfig)
 		case c.opts.TLS != nil:
 			c.tls = c.opts.TLS
 		case c.opts.TLSDir != "":
 			b, err := certs.LoadClient(c.opts.TLSDir, c.opts.ClusterID)
 			if err != nil {
-				c.tlsErr = fmt.Errorf("%w: the client's certificates: %w", errClientConfig, err)
+				c.tlsErr = fmt.Errorf("%w: the client's certificates: %w", ErrConfig, err)
 				return
 			}
 			c.tls = certs.ClientConfig(b)
@@ -493,7 +575,7 @@ func (c *Client) roundTrip(ctx context.Context, req clientproto.Request, wait ti
 		}
 		var resp clientproto.Response
 		if err := msgp.Decode(frame, &resp); err != nil {
-			return clientproto.Response{}, fmt.Errorf("engine: malformed response: %w", err)
+			return clientproto.Response{}, fmt.Errorf("client: malformed response: %w", err)
 		}
 		if resp.ID == req.ID || resp.ID == 0 && resp.Code == clientproto.CodeTooLarge {
 			// (ID 0: the server refused a request frame it did not read,

@@ -35,7 +35,8 @@ func TestErrorsMatchEngine(t *testing.T) {
 		{client.ErrTooLarge, engine.ErrTooLarge}, {client.ErrResponseNotKept, engine.ErrResponseNotKept},
 		{client.ErrRemoved, engine.ErrRemoved}, {client.ErrDataLost, engine.ErrDataLost},
 		{client.ErrChangeInProgress, engine.ErrChangeInProgress}, {client.ErrBadChange, engine.ErrBadChange},
-		{client.ErrNotCaughtUp, engine.ErrNotCaughtUp},
+		{client.ErrNotCaughtUp, engine.ErrNotCaughtUp}, {client.ErrBadSequence, engine.ErrBadSequence},
+		{client.ErrBadCommand, engine.ErrBadCommand},
 	}
 	for _, p := range pairs {
 		if !errors.Is(fmt.Errorf("wrapped: %w", p.c), p.e) || !errors.Is(fmt.Errorf("wrapped: %w", p.e), p.c) {

@@ -10,7 +10,7 @@ import (
 
 type resolved struct {
 	key cmdKey
-	res Result
+	res result
 }
 
 // apply applies committed entries through the session table, then
@@ -24,12 +24,16 @@ func (n *Node) apply(ents []paxos.Entry) error {
 		}
 		before := len(n.results)
 		err := n.sessions.ApplyWith(e.Slot, e.Value, n.sm.Apply, n.readOnly, func(r session.Result) {
-			res := Result{Response: r.Response}
+			res := result{Response: r.Response}
 			switch r.Outcome {
 			case session.Stale:
 				res.Err = ErrStale
 			case session.Expired:
-				res.Err = ErrSessionExpired
+				res.Err = fmt.Errorf("%w: client %d has no session (it expired, or never began: a client's first command is number 1, not %d)",
+					ErrSessionExpired, r.Command.ClientID, r.Command.Seq)
+			case session.BadSequence:
+				res.Err = fmt.Errorf("%w: command %d of client %d skips a number (each command is the client's last plus 1; a retry reuses its number)",
+					ErrBadSequence, r.Command.Seq, r.Command.ClientID)
 			case session.NotKept:
 				res.Err = ErrResponseNotKept
 			}
@@ -91,7 +95,7 @@ func (n *Node) apply(ents []paxos.Entry) error {
 
 // failCommands answers the waiters of keys with err.
 func (n *Node) failCommands(cmds []paxos.Command, err error) {
-	var notify []func(Result)
+	var notify []func(result)
 	n.mu.Lock()
 	for _, c := range cmds {
 		k := cmdKey{c.ClientID, c.Seq}
@@ -102,7 +106,7 @@ func (n *Node) failCommands(cmds []paxos.Command, err error) {
 	}
 	n.mu.Unlock()
 	for _, fn := range notify {
-		fn(Result{Err: err})
+		fn(result{Err: err})
 	}
 }
 

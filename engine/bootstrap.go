@@ -34,8 +34,19 @@ import (
 //
 //	version=1
 //	mode=bootstrap            (or mode=join, with no member lines)
+//	sequence=strict           (bootstrap only: see below)
 //	member=<id> <peer address> <client address>   (- for an address not given)
 //	...                       (one line per replica of the first configuration)
+//
+// sequence=strict says the cluster was bootstrapped under the sequence
+// rule (see the package doc): a replica that has no snapshot yet starts
+// its session table with it (session.NewSequential), and its snapshots
+// carry it from then on. A file without the line was written by an
+// earlier version (or for a data directory that held a log already when
+// the file was first written): the table keeps the rule of that version,
+// so that the log replays as it was first applied. (An earlier version
+// refuses a file with the line as damaged, rather than replaying the log
+// under another rule.)
 
 // bootstrapFile is the file's name in the data directory.
 const bootstrapFile = "BOOTSTRAP"
@@ -50,12 +61,14 @@ const dataLostFile = "DATA_LOST"
 type bootstrapRecord struct {
 	join    bool
 	members []paxos.Member // sorted by ID; voters
+	// strictSeq says the cluster began under the sequence rule.
+	strictSeq bool
 }
 
 // bootstrapOf returns the record of a new cluster whose replicas are
 // peers, with the client addresses of clients (either may miss some).
 func bootstrapOf(peers, clients map[uint64]string) (bootstrapRecord, error) {
-	var b bootstrapRecord
+	b := bootstrapRecord{strictSeq: true}
 	for _, id := range slices.Sorted(maps.Keys(peers)) {
 		m := paxos.Member{ID: paxos.NodeID(id), Voter: true, PeerAddr: peers[id], ClientAddr: clients[id]}
 		if m.ID == paxos.None {
@@ -94,7 +107,7 @@ func (b bootstrapRecord) configState() paxos.ConfigState {
 
 // equal reports whether two records say the same.
 func (b bootstrapRecord) equal(o bootstrapRecord) bool {
-	return b.join == o.join && slices.Equal(b.members, o.members)
+	return b.join == o.join && b.strictSeq == o.strictSeq && slices.Equal(b.members, o.members)
 }
 
 func (b bootstrapRecord) encode() []byte {
@@ -105,6 +118,9 @@ func (b bootstrapRecord) encode() []byte {
 		return buf.Bytes()
 	}
 	buf.WriteString("mode=bootstrap\n")
+	if b.strictSeq {
+		buf.WriteString("sequence=strict\n")
+	}
 	orDash := func(a string) string {
 		if a == "" {
 			return "-"
@@ -124,7 +140,7 @@ func parseBootstrap(path string, data []byte) (bootstrapRecord, error) {
 		return fmt.Errorf("engine: %s is damaged: line %q: %s", path, line, why)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	var version, mode bool
+	var version, mode, sequence bool
 	for sc.Scan() {
 		line := sc.Text()
 		key, val, ok := strings.Cut(line, "=")
@@ -142,6 +158,11 @@ func parseBootstrap(path string, data []byte) (bootstrapRecord, error) {
 				return b, damaged(line, "want one line mode=bootstrap or mode=join")
 			}
 			mode, b.join = true, val == "join"
+		case "sequence":
+			if sequence || val != "strict" {
+				return b, damaged(line, "want one line sequence=strict")
+			}
+			sequence, b.strictSeq = true, true
 		case "member":
 			f := strings.Fields(val)
 			if len(f) != 3 {
@@ -174,6 +195,8 @@ func parseBootstrap(path string, data []byte) (bootstrapRecord, error) {
 		return b, fmt.Errorf("engine: %s is damaged: it must give the version and the mode", path)
 	case b.join && len(b.members) > 0:
 		return b, fmt.Errorf("engine: %s is damaged: a joining replica's file lists members", path)
+	case b.join && b.strictSeq:
+		return b, fmt.Errorf("engine: %s is damaged: a joining replica's file gives the sequence rule (its snapshot does)", path)
 	case !b.join:
 		if err := (paxos.Configuration{Members: b.members}).Validate(); err != nil {
 			return b, fmt.Errorf("engine: %s is damaged: %v", path, err)

@@ -21,7 +21,8 @@ import (
 
 	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/internal/clientproto"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
+	"github.com/paxos-go/paxos/internal/wire"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -98,13 +99,13 @@ func startClientPort(t *testing.T, sm StateMachine, mod func(*Config)) (*Node, *
 }
 
 // rawClient dials addr and runs the client handshake in plaintext.
-func rawClient(t *testing.T, addr, cluster string) *paxosnet.Conn {
+func rawClient(t *testing.T, addr, cluster string) *wire.Conn {
 	t.Helper()
 	c, err := stdnet.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := paxosnet.ClientHandshake(c, paxosnet.Hello{ClusterID: cluster, Kind: paxosnet.KindClient}, 0, 5*time.Second)
+	conn, err := wire.ClientHandshake(c, wire.Hello{ClusterID: cluster, Kind: wire.KindClient}, 0, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestClientPortMaxConns(t *testing.T) {
 	const max = 16
 	n, logs := startClientPort(t, &logMachine{}, func(c *Config) { c.ClientMaxConns = max })
 	addr := n.ClientAddr().String()
-	var held []*paxosnet.Conn
+	var held []*wire.Conn
 	for i := 0; i < max; i++ {
 		held = append(held, rawClient(t, addr, n.cfg.ClusterID))
 	}
@@ -189,7 +190,7 @@ func TestClientPortMaxConns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if conn, err := paxosnet.ClientHandshake(c, paxosnet.Hello{ClusterID: n.cfg.ClusterID, Kind: paxosnet.KindClient}, 0, 5*time.Second); err == nil {
+		if conn, err := wire.ClientHandshake(c, wire.Hello{ClusterID: n.cfg.ClusterID, Kind: wire.KindClient}, 0, 5*time.Second); err == nil {
 			conn.Close()
 			t.Fatalf("connection %d beyond ClientMaxConns was served", max+i+1)
 		}
@@ -328,7 +329,7 @@ func TestClientPortStrangerLearnsNothing(t *testing.T) {
 	}
 	n, logs := startClientPort(t, &logMachine{}, func(c *Config) { c.TLSDir, c.Insecure = dir, false })
 	addr := n.ClientAddr().String()
-	hello := paxosnet.AppendFrame(nil, encodeMsgpackHello(cluster))
+	hello := wire.AppendFrame(nil, encodeMsgpackHello(cluster))
 
 	// readAll returns what the stranger reads before the node closes.
 	readAll := func(c stdnet.Conn) ([]byte, error) {
@@ -408,7 +409,7 @@ func encodeMsgpackHello(cluster string) []byte {
 		ClusterID string
 		NodeID    uint64
 		Kind      uint8
-	}{"PXNT", 1, cluster, 0, paxosnet.KindClient})
+	}{"PXNT", 1, cluster, 0, wire.KindClient})
 }
 
 // TestClientPortTooLarge: a command above MaxCommandBytes is refused with
@@ -481,7 +482,7 @@ func TestClientPortNeedsTLSOrInsecure(t *testing.T) {
 		want error
 		text string
 	}{
-		{func(c *Config) { c.Transport = paxosnet.NewMemNetwork().Transport(1) }, ErrNoClientTLS, "Config.ClientTLS"},
+		{func(c *Config) { c.Transport = memnet.NewMemNetwork().Transport(1) }, ErrNoClientTLS, "Config.ClientTLS"},
 		{func(c *Config) { c.Insecure, c.ClientTLSServerOnly = true, true }, nil, "needs Config.TLSDir"},
 		{func(c *Config) { c.TLSDir, c.ClientTLS, c.ClientTLSServerOnly = "x", &tls.Config{}, true }, nil, "Config.ClientTLS is set"},
 		{func(c *Config) { c.Insecure, c.MaxCommandBytes = true, 4<<20 }, nil, "MaxCommandBytes"},
@@ -530,4 +531,42 @@ func TestClientPortNeedsTLSOrInsecure(t *testing.T) {
 	if c2.Seq() != 0 {
 		t.Fatalf("a command refused by the client's configuration used sequence number %d", c2.Seq())
 	}
+}
+
+// TestClientHangUpBeforeHelloNotWarned: a dialer that closes before its
+// Hello (a port probe; a client that gave up) is logged at debug level,
+// not warned about; one that sends garbage still is. And the Go client's
+// probe (Status) makes no refusal at all.
+func TestClientHangUpBeforeHelloNotWarned(t *testing.T) {
+	n, logs := startClientPort(t, &logMachine{}, nil)
+	addr := n.ClientAddr().String()
+	for i := 0; i < 3; i++ {
+		c, err := stdnet.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	waitFor(t, 10*time.Second, "the hang-ups counted", func() bool { return n.cs.refused.Load() == 3 })
+	if w := logs.warnings("refused"); w != 0 {
+		t.Fatalf("hang-ups before the Hello made %d warn lines:\n%s", w, logs.String())
+	}
+	if !strings.Contains(logs.String(), "closed its connection before its handshake") {
+		t.Fatalf("the hang-ups were not logged at debug level:\n%s", logs.String())
+	}
+	cl := client.New([]string{addr}, client.Options{ClusterID: n.cfg.ClusterID})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	c, err := stdnet.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	c.Close()
+	waitFor(t, 10*time.Second, "the garbage refused", func() bool { return n.cs.refused.Load() == 4 })
+	waitFor(t, 10*time.Second, "a warn line for the garbage", func() bool { return logs.warnings("refused") == 1 })
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/internal/clientproto"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/wire"
 )
 
 // The client protocol (frames, operations, error codes) is defined in
@@ -63,8 +63,8 @@ type clientServer struct {
 	conns   map[*clientConn]struct{}
 	done    bool
 
-	refusals *paxosnet.RateLog
-	acceptLg *paxosnet.RateLog
+	refusals *wire.RateLog
+	acceptLg *wire.RateLog
 	// Counters, for tests: connections accepted, refused before or during
 	// their handshake, closed for being idle.
 	accepted, refused, idleClosed atomic.Uint64
@@ -94,8 +94,8 @@ func startClientServer(n *Node) (*clientServer, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	log := n.log.Named("clients")
-	s.refusals = paxosnet.NewRateLog(log, n.cfg.RefusalLogInterval, "refused a client connection", "refused or closed %d client connections in the last %v")
-	s.acceptLg = paxosnet.NewRateLog(log, n.cfg.RefusalLogInterval, "accepting client connections failed; retrying", "accepting client connections failed %d times in the last %v")
+	s.refusals = wire.NewRateLog(log, n.cfg.RefusalLogInterval, "refused a client connection", "refused or closed %d client connections in the last %v")
+	s.acceptLg = wire.NewRateLog(log, n.cfg.RefusalLogInterval, "accepting client connections failed; retrying", "accepting client connections failed %d times in the last %v")
 	s.wg.Add(2)
 	go s.accept()
 	go s.sweep()
@@ -118,7 +118,7 @@ func (s *clientServer) accept() {
 	defer s.wg.Done()
 	var delay time.Duration
 	for {
-		c, err := paxosnet.Accept(s.ln, s.ctx.Done(), &delay, func(err error) { s.acceptLg.Add("", nil, err) })
+		c, err := wire.Accept(s.ln, s.ctx.Done(), &delay, func(err error) { s.acceptLg.Add("", nil, err) })
 		if err != nil {
 			if s.ctx.Err() == nil {
 				s.n.log.Error("the client listener was closed; no longer accepting clients", "error", err)
@@ -135,7 +135,7 @@ func (s *clientServer) accept() {
 		}
 		var evicted *pendingClient
 		if s.pending.Len()+len(s.conns) >= s.n.cfg.ClientMaxConns {
-			victim := paxosnet.Victim(&s.pending)
+			victim := wire.Victim(&s.pending)
 			if victim == nil {
 				s.mu.Unlock()
 				// Counted before it is closed, so that whoever sees it
@@ -222,8 +222,20 @@ func (s *clientServer) serve(pc *pendingClient) {
 		s.pending.Remove(pc.elem)
 	}
 	if err != nil {
+		closing := s.done
 		s.mu.Unlock()
-		if !evicted {
+		switch {
+		case evicted:
+		case closing:
+			// The server closed the connection as it stopped.
+		case errors.Is(err, io.EOF):
+			// The dialer hung up before saying anything (io.EOF, not
+			// io.ErrUnexpectedEOF: no byte of a Hello, or of a TLS
+			// handshake, came): a port probe or a client that gave up,
+			// nothing to warn an operator about.
+			s.refused.Add(1)
+			s.n.log.Named("clients").Debug("a client closed its connection before its handshake", "remote", pc.c.RemoteAddr().String())
+		default:
 			s.refuse(pc.c.RemoteAddr(), reason, err)
 		}
 		return
@@ -252,7 +264,7 @@ func (s *clientServer) serve(pc *pendingClient) {
 // TLS, a dialer without a valid client certificate gets only a TLS alert;
 // past TLS (or without it), a Hello of another cluster is told "wrong
 // cluster", not which cluster this is.
-func (s *clientServer) handshake(c stdnet.Conn) (*paxosnet.Conn, stdnet.Conn, string, error) {
+func (s *clientServer) handshake(c stdnet.Conn) (*wire.Conn, stdnet.Conn, string, error) {
 	deadline := time.Now().Add(s.n.cfg.ClientHandshakeTimeout)
 	if s.tls != nil {
 		c.SetDeadline(deadline)
@@ -266,16 +278,16 @@ func (s *clientServer) handshake(c stdnet.Conn) (*paxosnet.Conn, stdnet.Conn, st
 		}
 		c = tc
 	}
-	conn, err := paxosnet.ServerHandshake(c, s.n.cfg.ID, s.checkHello, s.maxReq, time.Until(deadline))
+	conn, err := wire.ServerHandshake(c, s.n.cfg.ID, s.checkHello, s.maxReq, time.Until(deadline))
 	if err != nil {
 		return nil, nil, clientRefusedHandshake, err
 	}
 	return conn, c, "", nil
 }
 
-func (s *clientServer) checkHello(h paxosnet.Hello) error {
+func (s *clientServer) checkHello(h wire.Hello) error {
 	switch {
-	case h.Kind != paxosnet.KindClient:
+	case h.Kind != wire.KindClient:
 		return errors.New("not a client connection")
 	case h.ClusterID != s.n.cfg.ClusterID:
 		return errors.New("wrong cluster")
@@ -291,7 +303,7 @@ func (s *clientServer) checkHello(h paxosnet.Hello) error {
 // being read, and the TCP window pushes back on it.
 type clientConn struct {
 	s    *clientServer
-	conn *paxosnet.Conn
+	conn *wire.Conn
 	raw  stdnet.Conn // under conn: the TLS or TCP connection
 
 	mu       sync.Mutex
@@ -358,7 +370,7 @@ func (cc *clientConn) readLoop() {
 		}
 		frame, err := cc.conn.ReadFrame()
 		if err != nil {
-			if errors.Is(err, paxosnet.ErrFrameTooLarge) {
+			if errors.Is(err, wire.ErrFrameTooLarge) {
 				s.refusals.Add(clientClosedTooLarge, cc.conn.RemoteAddr(), err)
 				cc.refuseTooLarge()
 			}
@@ -418,7 +430,7 @@ func (cc *clientConn) handle(req clientproto.Request) {
 			err = errors.New("client id and sequence number must not be 0")
 			break
 		}
-		err = n.submit(req.ClientID, req.Seq, req.Payload, func(r Result) { cc.reply(req.ID, r.Response, r.Err) })
+		err = n.submit(req.ClientID, req.Seq, req.Payload, func(r result) { cc.reply(req.ID, r.Response, r.Err) })
 	case clientproto.OpQuery:
 		qr, ok := n.sm.(Querier)
 		if !ok {

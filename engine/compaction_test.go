@@ -17,7 +17,7 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 
 	"github.com/paxos-go/paxos/engine"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
 	"github.com/paxos-go/paxos/storage"
 	"github.com/paxos-go/paxos/wal"
 )
@@ -59,7 +59,7 @@ var storeKinds = []struct {
 type memCluster struct {
 	t      *testing.T
 	dir    string
-	net    *paxosnet.MemNetwork
+	net    *memnet.MemNetwork
 	kind   int
 	mem    map[string]*storage.Mem
 	tamper *tamperer
@@ -70,7 +70,7 @@ type memCluster struct {
 }
 
 func newMemCluster(t *testing.T, size, kind int, mod ...func(*engine.Config)) *memCluster {
-	c := &memCluster{t: t, dir: t.TempDir(), net: paxosnet.NewMemNetwork(), kind: kind,
+	c := &memCluster{t: t, dir: t.TempDir(), net: memnet.NewMemNetwork(), kind: kind,
 		mem: map[string]*storage.Mem{}, tamper: &tamperer{corruptAt: -1}, nodes: map[uint64]*engine.Node{}, sms: map[uint64]*engine.LogMachine{}}
 	if len(mod) > 0 {
 		c.mod = mod[0]
@@ -230,7 +230,7 @@ type snapshotFrame struct {
 var frameHandle = &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{EncodeOptions: codec.EncodeOptions{StructToArray: true}}}
 
 type tamperingTransport struct {
-	*paxosnet.MemTransport
+	*memnet.MemTransport
 	t *tamperer
 }
 

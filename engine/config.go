@@ -246,7 +246,7 @@ type Config struct {
 }
 
 // Transport is what the node needs from a transport; *paxosnet.Transport
-// and *paxosnet.MemTransport provide it. Send must not block.
+// provides it (and, for the module's tests, internal/memnet). Send must not block.
 type Transport interface {
 	Send(to uint64, payload []byte)
 	Receive() <-chan []paxosnet.Inbound

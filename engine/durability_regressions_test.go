@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
 	"github.com/paxos-go/paxos/storage"
 )
 
@@ -116,7 +116,7 @@ func TestConcurrentStartsOnOneDataDir(t *testing.T) {
 // the directory can be started again.
 func TestSecondStartOnALockedDataDirFails(t *testing.T) {
 	dir := t.TempDir()
-	net := paxosnet.NewMemNetwork()
+	net := memnet.NewMemNetwork()
 	start := func() (*Node, error) {
 		return Start(Config{ID: 1, Peers: map[uint64]string{1: ""}, ClusterID: "c1", DataDir: dir, NoSync: true, Transport: net.Transport(1)}, &logMachine{})
 	}

@@ -10,6 +10,10 @@ import (
 // as a *NotLeaderError carrying a hint. Those that the client port sends
 // are the same errors as the client package's (client.ErrNotLeader is
 // ErrNotLeader), so errors.Is matches them on either side.
+//
+// The errors of a command's or a request's outcome, which a client may
+// receive from any replica, say "paxos:"; those of starting a Node (its
+// configuration, its data directory) say "engine:".
 var (
 	// ErrNotLeader: no leader is known (an election is under way, or this
 	// replica is cut off). The *NotLeaderError says where to try.
@@ -24,9 +28,21 @@ var (
 	ErrTimeout = clientproto.ErrTimeout
 	// ErrStale: the client has already moved past this sequence number.
 	ErrStale = clientproto.ErrStale
-	// ErrSessionExpired: the client's session expired; the command was not
-	// executed. Start over with a new client ID.
+	// ErrSessionExpired: the client has no session: it expired (unused for
+	// Config.SessionTTL slots), or never began, the client's first command
+	// being numbered above 1 (see the sequence rule in the package doc).
+	// The command was not executed. Start over with a new client ID.
 	ErrSessionExpired = clientproto.ErrSessionExpired
+	// ErrBadSequence: the command breaks the sequence rule (see the package
+	// doc): client ID 0 or number 0 (refused before it is proposed), or a
+	// number more than one above the client's last (refused when it is
+	// applied, on every replica alike). It was not executed, and retrying
+	// it will not help: the client's numbering is wrong.
+	ErrBadSequence = clientproto.ErrBadSequence
+	// ErrBadCommand: the typed layer (StartTyped, client.Typed) could not
+	// decode the command as the state machine's command type; every
+	// replica refused it alike, and it changed nothing.
+	ErrBadCommand = clientproto.ErrBadCommand
 	// ErrTooLarge: the command (or request) is longer than the node's
 	// MaxCommandBytes; it was not proposed, and retrying it will not help.
 	ErrTooLarge = clientproto.ErrTooLarge

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
 )
 
 // claim claims dir as a start does, and releases it as a Close does.
@@ -69,7 +69,7 @@ func TestStartRefusesAnotherReplicasDataDir(t *testing.T) {
 	dir := t.TempDir()
 	start := func(cluster string, id uint64) (*Node, error) {
 		peers := map[uint64]string{1: "", 2: ""}
-		net := paxosnet.NewMemNetwork()
+		net := memnet.NewMemNetwork()
 		return Start(Config{ID: id, Peers: peers, ClusterID: cluster, DataDir: dir, NoSync: true, Transport: net.Transport(id)}, &logMachine{})
 	}
 	n, err := start("c1", 1)

@@ -23,7 +23,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
 	"github.com/paxos-go/paxos/storage"
 )
 
@@ -56,7 +56,7 @@ func killConfig(dir string, logger hclog.Logger) Config {
 		Peers:                 map[uint64]string{1: "mem:1"},
 		ClusterID:             "engine-kill9",
 		DataDir:               dir,
-		Transport:             paxosnet.NewMemNetwork().Transport(1),
+		Transport:             memnet.NewMemNetwork().Transport(1),
 		ElectionTimeout:       100 * time.Millisecond,
 		SnapshotEverySlots:    50,
 		SnapshotTrailingSlots: 10,

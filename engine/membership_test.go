@@ -16,7 +16,7 @@ import (
 
 	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/engine/paxos"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
 )
 
 // changeUnderWay reports whether the node has a change or transfer
@@ -391,7 +391,7 @@ func TestTransferLeadershipLatency(t *testing.T) {
 // is refused; Join is refused on a directory that holds state; a
 // directory that joined, or bootstrapped, restarts without flags.
 func TestStartRefusals(t *testing.T) {
-	mem := paxosnet.NewMemNetwork()
+	mem := memnet.NewMemNetwork()
 	cfg := func(dir string, mod func(*Config)) Config {
 		c := Config{ID: 1, ClusterID: "c", DataDir: dir, NoSync: true, Transport: mem.Transport(1), ElectionTimeout: 50 * time.Millisecond}
 		if mod != nil {

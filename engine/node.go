@@ -188,13 +188,13 @@ func (n *Node) nextTransferID() uint64 {
 type waiter struct {
 	payload  []byte
 	proposed time.Time // when it was last handed to the core
-	notify   []func(Result)
+	notify   []func(result)
 	// submitted is when it was submitted, for the commit latency metric.
 	submitted time.Time
 }
 
-// Result is the outcome of a command.
-type Result struct {
+// result is the outcome of a command.
+type result struct {
 	Response []byte
 	Err      error
 }
@@ -212,7 +212,7 @@ type readRequest struct {
 type Status struct {
 	ID       uint64
 	Role     string
-	Leader   uint64 // valid when HasLeader
+	Leader   uint64 // valid when HasLead
 	HasLead  bool
 	Promised paxos.Ballot
 	Commit   uint64
@@ -431,9 +431,10 @@ func toWALBallot(b paxos.Ballot) wal.Ballot { return wal.Ballot{Round: b.Round, 
 
 // Submit proposes the command payload of client clientID, numbered seq,
 // and waits until it is applied, returning the state machine's response.
-// A client has one command outstanding at a time, numbered from 1; a
-// retry with the same (clientID, seq), on this node or another, is applied
-// at most once and gets the first execution's response.
+// The numbers follow the sequence rule (see the package doc): clientID is
+// not 0; a client has one command outstanding at a time, numbered 1, 2,
+// 3, ...; a retry with the same (clientID, seq), on this node or another,
+// is applied at most once and gets the first execution's response.
 //
 // The node keeps payload without copying it, possibly past an ErrTimeout
 // return (the command may still be proposed): the caller must not modify
@@ -444,11 +445,13 @@ func toWALBallot(b paxos.Ballot) wal.Ballot { return wal.Ballot{Round: b.Round, 
 // ErrNotLeader (a *NotLeaderError) when no leader is known, ErrBusy when
 // too much is uncommitted, ErrTimeout when ctx ends first (the command may
 // still be applied: retry it), ErrResponseNotKept for a retry of a command
-// that was executed but whose response was not kept, and ErrStale,
+// that was executed but whose response was not kept, ErrBadSequence for
+// numbers that break the rule (clientID or seq 0 at once, before anything
+// is proposed; a gap when the command is applied), and ErrStale,
 // ErrSessionExpired or ErrClosed.
 func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte) ([]byte, error) {
-	ch := make(chan Result, 1)
-	if err := n.submit(clientID, seq, payload, func(r Result) { ch <- r }); err != nil {
+	ch := make(chan result, 1)
+	if err := n.submit(clientID, seq, payload, func(r result) { ch <- r }); err != nil {
 		return nil, err
 	}
 	select {
@@ -462,7 +465,12 @@ func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte)
 
 // submit queues a command for the loop; notify is called, once, with its
 // outcome, on the loop's goroutine (it must not block).
-func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result)) error {
+func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(result)) error {
+	if clientID == 0 || seq == 0 {
+		// Refused before it is proposed, on every cluster: the session
+		// table of one bootstrapped before the sequence rule would run it.
+		return fmt.Errorf("%w: client %d, command %d: client IDs and command numbers start at 1", ErrBadSequence, clientID, seq)
+	}
 	k := cmdKey{clientID, seq}
 	n.mu.Lock()
 	if n.closed {
@@ -489,7 +497,7 @@ func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result))
 		return nil
 	}
 	now := time.Now()
-	n.waiters[k] = &waiter{payload: payload, proposed: now, submitted: now, notify: []func(Result){notify}}
+	n.waiters[k] = &waiter{payload: payload, proposed: now, submitted: now, notify: []func(result){notify}}
 	n.batch = append(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Payload: payload})
 	n.batchBytes += len(payload)
 	n.mu.Unlock()
@@ -572,7 +580,22 @@ func (n *Node) publishStatusOf(st paxos.Status) {
 		s.Leader, s.HasLead = uint64(st.Lead), true
 	}
 	s.LeaderCommit = st.LeaderCommit
-	n.status.Store(s)
+	if old := n.status.Swap(s); old != nil && (old.HasLead != s.HasLead || old.Leader != s.Leader) {
+		n.logLeader(s)
+	}
+}
+
+// logLeader logs a change of leader, at info: what an operator looks for
+// first.
+func (n *Node) logLeader(s *Status) {
+	switch {
+	case !s.HasLead:
+		n.log.Info("no leader known", "role", s.Role)
+	case s.Leader == n.cfg.ID:
+		n.log.Info("this replica leads", "ballot", s.Promised)
+	default:
+		n.log.Info("leader changed", "leader", s.Leader, "role", s.Role)
+	}
 }
 
 // Status returns the node's state as of its last turn.
@@ -656,7 +679,7 @@ func (n *Node) abandonAll(err error) {
 	}
 	for _, w := range waiters {
 		for _, fn := range w.notify {
-			fn(Result{Err: err})
+			fn(result{Err: err})
 		}
 	}
 	for _, r := range reads {

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/paxos-go/paxos/client"
-	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/internal/memnet"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -336,7 +336,7 @@ func (c *testCluster) submitRetrying(ctx context.Context, client, seq uint64, pa
 		actx, cancel := context.WithTimeout(ctx, time.Second)
 		resp, err := n.Submit(actx, client, seq, []byte(payload))
 		cancel()
-		if err == nil || errors.Is(err, ErrStale) || errors.Is(err, ErrSessionExpired) {
+		if err == nil || errors.Is(err, ErrStale) || errors.Is(err, ErrSessionExpired) || errors.Is(err, ErrBadSequence) {
 			return resp, err
 		}
 		if ctx.Err() != nil {
@@ -559,17 +559,39 @@ func TestClientLibrary(t *testing.T) {
 	}
 	wrong := client.New([]string{c.client[leader]}, client.Options{ClusterID: "other", TLS: certs.ClientConfig(b)})
 	defer wrong.Close()
-	wctx, wcancel := context.WithTimeout(ctx, time.Second)
+	// The refusal is permanent: the call fails at once, not when its
+	// context ends.
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
-	if _, err := wrong.Submit(wctx, []byte("x")); err == nil || !strings.Contains(err.Error(), "wrong cluster") || strings.Contains(err.Error(), `"test"`) {
-		t.Fatalf("a client of another cluster: %v", err)
+	if _, err := wrong.Submit(wctx, []byte("x")); !errors.Is(err, client.ErrRefused) || !client.IsPermanent(err) || wctx.Err() != nil ||
+		!strings.Contains(err.Error(), "wrong cluster") || strings.Contains(err.Error(), `"test"`) {
+		t.Fatalf("a client of another cluster: %v (context: %v), want ErrRefused at once", err, wctx.Err())
+	}
+	// So is a certificate refused, by either side: the client's CA is
+	// another cluster's, or the client has no certificate.
+	otherDir := filepath.Join(t.TempDir(), "other")
+	if _, err := certs.CreateDir(otherDir, "other", []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	noCert := certs.ClientConfig(b).Clone()
+	noCert.Certificates, noCert.GetClientCertificate = nil, nil
+	for name, opts := range map[string]client.Options{
+		"another CA":     {ClusterID: "other", TLSDir: otherDir},
+		"no certificate": {ClusterID: "test", TLS: noCert},
+	} {
+		cl := client.New([]string{c.client[leader]}, opts)
+		_, err := cl.Submit(wctx, []byte("x"))
+		cl.Close()
+		if !errors.Is(err, client.ErrCertificate) || wctx.Err() != nil {
+			t.Fatalf("%s: %v (context: %v), want ErrCertificate at once", name, err, wctx.Err())
+		}
 	}
 }
 
 // TestMemTransport runs a cluster over the in-memory transport, and cuts
 // the leader off: a new leader takes over, and the old one rejoins.
 func TestMemTransport(t *testing.T) {
-	mem := paxosnet.NewMemNetwork()
+	mem := memnet.NewMemNetwork()
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		cfg.Transport = mem.Transport(cfg.ID)
 		cfg.TLSDir = "" // the in-memory transport has no TLS

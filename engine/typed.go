@@ -2,14 +2,23 @@ package engine
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
+
+	"github.com/paxos-go/paxos/internal/clientproto"
 )
 
 // The typed layer gives embedders the feel of the seed's API: a command
 // type that says who sent it and its number, a response type, and
-// Execute(slot, cmd) (resp, ok). Commands and responses travel as msgpack.
+// Execute(slot, cmd) (resp, ok). Commands and responses travel as msgpack
+// (the encoding is internal/clientproto's typed.go).
+//
+// Typed.Submit is for callers in the replica's process. From another
+// process, use client.Typed against the client port, which speaks the same
+// encoding. A raw client (client.Client.Submit, or Node.Submit) that sends
+// such a node bytes that are not a command of its type is not refused: the
+// command is applied, changes nothing, and its response (err == nil)
+// holds the encoded refusal, which client.Typed and Typed.Submit decode
+// into ErrBadCommand.
 
 // Command is a command of a typed state machine. ClientID names its
 // sender and LocalID numbers its commands 1, 2, 3, ...: a command is
@@ -28,7 +37,8 @@ type Executor[C Command, R any] interface {
 	Restore(r io.Reader) error
 }
 
-// Typed is a Node running a typed state machine.
+// Typed is a Node running a typed state machine. Its Submit works in the
+// replica's process only; remote callers use client.Typed.
 type Typed[C Command, R any] struct {
 	*Node
 }
@@ -42,10 +52,6 @@ func StartTyped[C Command, R any](cfg Config, ex Executor[C, R]) (*Typed[C, R], 
 	return &Typed[C, R]{n}, nil
 }
 
-// ErrBadCommand is returned for a command the state machine could not
-// decode.
-var ErrBadCommand = errors.New("engine: malformed command")
-
 // Submit runs cmd, exactly once, and returns its response (ok is false if
 // Execute gave none). Errors are those of Node.Submit.
 func (t *Typed[C, R]) Submit(ctx context.Context, cmd C) (resp R, ok bool, err error) {
@@ -53,25 +59,7 @@ func (t *Typed[C, R]) Submit(ctx context.Context, cmd C) (resp R, ok bool, err e
 	if err != nil {
 		return resp, false, err
 	}
-	return decodeResponse[R](raw)
-}
-
-// Responses are a tag byte, then msgpack: 1 a response, 0 none, 2 an
-// error message (a command that did not decode, on every replica alike).
-func decodeResponse[R any](raw []byte) (resp R, ok bool, err error) {
-	if len(raw) == 0 {
-		return resp, false, fmt.Errorf("%w: empty response", ErrBadCommand)
-	}
-	switch raw[0] {
-	case 0:
-		return resp, false, nil
-	case 1:
-		if err := decodeMsgpack(raw[1:], &resp); err != nil {
-			return resp, false, fmt.Errorf("engine: malformed response: %w", err)
-		}
-		return resp, true, nil
-	}
-	return resp, false, fmt.Errorf("%w: %s", ErrBadCommand, raw[1:])
+	return clientproto.DecodeTyped[R](raw)
 }
 
 // typedMachine adapts an Executor to a StateMachine.
@@ -82,13 +70,13 @@ type typedMachine[C Command, R any] struct {
 func (m typedMachine[C, R]) Apply(slot uint64, payload []byte) []byte {
 	var cmd C
 	if err := decodeMsgpack(payload, &cmd); err != nil {
-		return append([]byte{2}, err.Error()...)
+		return append([]byte{clientproto.TypedBadCmd}, err.Error()...)
 	}
 	resp, ok := m.ex.Execute(slot, cmd)
 	if !ok {
-		return []byte{0}
+		return []byte{clientproto.TypedNone}
 	}
-	return append([]byte{1}, encodeMsgpack(&resp)...)
+	return append([]byte{clientproto.TypedResponse}, encodeMsgpack(&resp)...)
 }
 
 func (m typedMachine[C, R]) Snapshot(w io.Writer) error { return m.ex.Snapshot(w) }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/paxos-go/paxos/internal/wire"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -266,7 +267,7 @@ func TestStrangerLearnsNothing(t *testing.T) {
 
 	// A plaintext Hello with a guessed cluster ID.
 	c := dialRaw(t, addr)
-	c.Write(AppendFrame(nil, encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: "guess", NodeID: 2, Kind: KindPeer})))
+	c.Write(wire.AppendFrame(nil, wire.EncodeHello(Hello{ClusterID: "guess", NodeID: 2, Kind: KindPeer})))
 	got, closed := readAll(c, 10*time.Second)
 	if !closed || bytes.Contains(got, []byte(secret)) {
 		t.Fatalf("plaintext Hello: closed %v, read %q", closed, got)
@@ -290,7 +291,7 @@ func TestStrangerLearnsNothing(t *testing.T) {
 		herr := tc2.Handshake()
 		var werr error
 		if herr == nil {
-			_, werr = ClientHandshake(tc2, Hello{ClusterID: secret, NodeID: 2, Kind: KindPeer}, 0, 10*time.Second)
+			_, werr = wire.ClientHandshake(tc2, Hello{ClusterID: secret, NodeID: 2, Kind: KindPeer}, 0, 10*time.Second)
 		}
 		if herr == nil && werr == nil {
 			t.Fatalf("%s: the handshake succeeded", tc.name)
@@ -324,7 +325,7 @@ func TestForeignClusterCertificateRefused(t *testing.T) {
 	tc := tls.Client(dialRaw(t, ts[1].Addr().String()), attackerTLS(&b.Cert))
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err == nil {
-		if _, err := ClientHandshake(tc, Hello{ClusterID: "prod", NodeID: 2, Kind: KindPeer}, 0, 10*time.Second); err == nil {
+		if _, err := wire.ClientHandshake(tc, Hello{ClusterID: "prod", NodeID: 2, Kind: KindPeer}, 0, 10*time.Second); err == nil {
 			t.Fatal("a certificate of another cluster was accepted")
 		}
 	}
@@ -353,14 +354,14 @@ func TestCertificateOfAnotherReplicaRefused(t *testing.T) {
 	p := newPKI(t, "prod")
 	ts := tlsCluster(t, p, []uint64{1, 2, 3}, nil)
 	b3 := p.bundle(3)
-	attempt := func(claim uint64) (*Conn, error) {
+	attempt := func(claim uint64) (*wire.Conn, error) {
 		cfg := certs.PeerConfig(b3)
 		tc := tls.Client(dialRaw(t, ts[1].Addr().String()), cfg)
 		tc.SetDeadline(time.Now().Add(10 * time.Second))
 		if err := tc.Handshake(); err != nil {
 			return nil, err
 		}
-		return ClientHandshake(tc, Hello{ClusterID: "prod", NodeID: claim, Kind: KindPeer}, 0, 10*time.Second)
+		return wire.ClientHandshake(tc, Hello{ClusterID: "prod", NodeID: claim, Kind: KindPeer}, 0, 10*time.Second)
 	}
 	_, err := attempt(2)
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "its certificate is replica 3's") {
@@ -441,7 +442,7 @@ func TestSecondConnectionReplacesAfterAuthentication(t *testing.T) {
 	tc := tls.Client(dialRaw(t, ts[1].Addr().String()), attackerTLS(nil))
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err == nil {
-		if _, err := ClientHandshake(tc, Hello{ClusterID: "prod", NodeID: 2, Kind: KindPeer}, 0, 10*time.Second); err == nil {
+		if _, err := wire.ClientHandshake(tc, Hello{ClusterID: "prod", NodeID: 2, Kind: KindPeer}, 0, 10*time.Second); err == nil {
 			t.Fatal("a stranger got in")
 		}
 	}
@@ -457,7 +458,7 @@ func TestSecondConnectionReplacesAfterAuthentication(t *testing.T) {
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	second, err := ClientHandshake(tc, Hello{ClusterID: "prod", NodeID: 2, Kind: KindPeer}, 0, 10*time.Second)
+	second, err := wire.ClientHandshake(tc, Hello{ClusterID: "prod", NodeID: 2, Kind: KindPeer}, 0, 10*time.Second)
 	if err != nil {
 		t.Fatalf("replica 2 connecting again: %v", err)
 	}
@@ -477,7 +478,7 @@ func TestSecondConnectionReplacesAfterAuthentication(t *testing.T) {
 	if ts[1].Stats().Replaced != 2 {
 		t.Fatalf("replaced %d connections, want 2", ts[1].Stats().Replaced)
 	}
-	if _, closed := readAll(second.c, 10*time.Second); !closed {
+	if _, closed := readAll(second.Raw(), 10*time.Second); !closed {
 		t.Fatal("the replaced connection is still open")
 	}
 	t.Logf("replica 2 delivered again after %d sends", sends)
@@ -559,11 +560,11 @@ func TestDeclaredHugeFrames(t *testing.T) {
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], 16<<20)
 	for id := uint64(3); id < 153; id++ {
-		conn, err := ClientHandshake(dialRaw(t, peers[1]), Hello{ClusterID: "prod", NodeID: id, Kind: KindPeer}, 0, 10*time.Second)
+		conn, err := wire.ClientHandshake(dialRaw(t, peers[1]), Hello{ClusterID: "prod", NodeID: id, Kind: KindPeer}, 0, 10*time.Second)
 		if err != nil {
 			t.Fatalf("member %d: %v", id, err)
 		}
-		conn.c.Write(append(hdr[:], "a few bytes"...))
+		conn.Raw().Write(append(hdr[:], "a few bytes"...))
 	}
 	waitFor(t, 10*time.Second, "150 frames in progress", func() bool { return t1.partialFrames.Load() == 150 })
 	live1, alloc1 := heap()

@@ -1,8 +1,10 @@
 // Package net is the transport of paxos-go: framed TCP between the
-// replicas of a cluster, and the framing and handshake of client
-// connections. It carries opaque payloads (the engine encodes its messages
-// with msgpack) and imports nothing else of this module but its own
-// certs package.
+// replicas of a cluster. It carries opaque payloads (the engine encodes
+// its messages with msgpack). Its exported API is what an embedder who
+// runs the transport needs (Listen, Options, Transport); the frames and
+// the handshake, which the replicas' client ports and the Go client speak
+// too, are internal/wire's, and an in-memory transport for tests is
+// internal/memnet.
 //
 // The package is named net, like the standard library's. Inside it the
 // standard package is imported as stdnet; callers import this one as
@@ -26,7 +28,8 @@
 // Wire format: every connection starts with a handshake (a Hello frame
 // from the dialer with magic, protocol version, cluster ID, node ID and
 // kind; a Welcome frame back), inside TLS if configured, then carries
-// frames of a big-endian u32 length and the payload (diagram in frame.go).
+// frames of a big-endian u32 length and the payload (diagram in
+// internal/wire/frame.go).
 //
 // Bounds, each an Options field with a default: the handshake frames
 // (MaxHelloBytes, 4 KiB) and every frame (MaxFrameBytes, 16 MiB) are
@@ -58,6 +61,4 @@
 // says whether the dialer holds durable state (Fresh) and is joining
 // (Joining), and the address it listens on, which a listener that admitted
 // it without knowing it answers to.
-//
-// MemNetwork provides the same interface in memory, for tests.
 package net

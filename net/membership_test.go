@@ -189,27 +189,3 @@ func TestSetStateSaysItAgain(t *testing.T) {
 		return seen(false, false)
 	})
 }
-
-// TestHelloOfAnOlderVersion: a Hello without the membership fields (as an
-// older replica sends it) is taken, with those fields zero; an older
-// decoder skips them.
-func TestHelloOfAnOlderVersion(t *testing.T) {
-	type oldHello struct {
-		Magic     string
-		Version   uint8
-		ClusterID string
-		NodeID    uint64
-		Kind      uint8
-	}
-	var hw helloWire
-	if err := decodeHello(encode(&oldHello{handshakeMagic, handshakeVersion, "c1", 7, KindPeer}), &hw); err != nil {
-		t.Fatal(err)
-	}
-	if hw.NodeID != 7 || hw.Fresh || hw.Joining || hw.PeerAddr != "" {
-		t.Fatalf("decoded %+v", hw)
-	}
-	var old oldHello
-	if err := decode(encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: "c1", NodeID: 7, Kind: KindPeer, Fresh: true, PeerAddr: "a:1"}), &old); err != nil || old.NodeID != 7 {
-		t.Fatalf("an older decoder got %+v, %v", old, err)
-	}
-}

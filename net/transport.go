@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/paxos-go/paxos/internal/wire"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -92,8 +93,9 @@ type Options struct {
 	MaxHelloBytes int
 	// MaxConns bounds the inbound connections open at once, established
 	// or in their handshake. Default 64. When a connection arrives with
-	// MaxConns open, one still in its handshake, chosen at random (see
-	// Victim), is closed to make room, so that strangers holding or
+	// MaxConns open, one still in its handshake, chosen at random (so that
+	// a real peer's retries get in however fast strangers churn), is
+	// closed to make room, so that strangers holding or
 	// churning connections cannot lock the replicas out; if all are
 	// established, the new one is closed.
 	MaxConns int
@@ -109,8 +111,18 @@ type Options struct {
 	// 5 s, 5 s and 30 s.
 	DialTimeout, HandshakeTimeout, WriteTimeout, ReadTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the jittered, doubling wait
-	// between attempts to reach a peer. Defaults 20 ms and 2 s.
+	// between attempts to reach a peer. Defaults 20 ms and 2 s. For
+	// RecentWindow after a connection to the peer was lost, the wait is at
+	// most RecentReconnectMax (default 50 ms, jittered to 25-75 ms): a peer
+	// that restarts is back within 100 ms, not after the seconds of
+	// backoff a long-dead peer has earned. And when a peer connects to
+	// this replica, the wait to dial it ends at once: it is up.
 	ReconnectMin, ReconnectMax time.Duration
+	// RecentWindow: see ReconnectMin. Default 10 s.
+	RecentWindow time.Duration
+	// RecentReconnectMax: see ReconnectMin. Default 50 ms (or
+	// ReconnectMax, if lower).
+	RecentReconnectMax time.Duration
 	// RefusalLogInterval: each refused inbound connection is logged at
 	// debug level; at warn level, the first refusal after a quiet period
 	// is logged at once, and those that follow as one summary line per
@@ -166,6 +178,8 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.ReadTimeout, 30*time.Second)
 	def(&o.ReconnectMin, 20*time.Millisecond)
 	def(&o.ReconnectMax, 2*time.Second)
+	def(&o.RecentWindow, 10*time.Second)
+	def(&o.RecentReconnectMax, min(50*time.Millisecond, o.ReconnectMax))
 	def(&o.RefusalLogInterval, 10*time.Second)
 	defInt := func(v *int, d int) {
 		if *v <= 0 {
@@ -228,11 +242,11 @@ type Transport struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	pending  list.List        // *pendingConn, oldest first: accepted, handshake not done
-	inbound  map[uint64]*Conn // the established connection of each replica
+	pending  list.List             // *pendingConn, oldest first: accepted, handshake not done
+	inbound  map[uint64]*wire.Conn // the established connection of each replica
 	closed   bool
-	refusals *rateLog
-	acceptLg *rateLog
+	refusals *wire.RateLog
+	acceptLg *wire.RateLog
 
 	sent, dropped, received, accepted, refused, replaced atomic.Uint64
 	// partialFrames counts inbound frames being read whose bytes are still
@@ -266,6 +280,16 @@ type peer struct {
 	// connected says the writer holds an established connection (see
 	// PeerStats).
 	connected atomic.Bool
+
+	// redial ends the writer's wait between two attempts to connect: the
+	// peer connected to this replica, so it is up.
+	redial chan struct{}
+	// lost is when the writer's last connection to the peer failed (zero
+	// if it never had one); the writer's own.
+	lost time.Time
+	// failedDials counts the writer's failed attempts to connect, for
+	// tests.
+	failedDials atomic.Uint64
 }
 
 // PeerState is what a replica's Hellos say about its data: see
@@ -296,7 +320,7 @@ func Listen(opts Options) (*Transport, error) {
 		log:     opts.Logger,
 		ln:      ln,
 		recv:    make(chan []Inbound, 1024),
-		inbound: map[uint64]*Conn{},
+		inbound: map[uint64]*wire.Conn{},
 	}
 	t.peers.Store(&map[uint64]*peer{})
 	state := opts.State
@@ -315,8 +339,8 @@ func Listen(opts Options) (*Transport, error) {
 		t.dialTLS = opts.TLS.Clone()
 		t.dialTLS.MinVersion = max(t.dialTLS.MinVersion, tls.VersionTLS13)
 	}
-	t.refusals = newRateLog(t.log, opts.RefusalLogInterval, "refused a peer connection", "refused %d peer connections in the last %v")
-	t.acceptLg = newRateLog(t.log, opts.RefusalLogInterval, "accepting peer connections failed; retrying", "accepting peer connections failed %d times in the last %v")
+	t.refusals = wire.NewRateLog(t.log, opts.RefusalLogInterval, "refused a peer connection", "refused %d peer connections in the last %v")
+	t.acceptLg = wire.NewRateLog(t.log, opts.RefusalLogInterval, "accepting peer connections failed; retrying", "accepting peer connections failed %d times in the last %v")
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.stop = t.ctx.Done()
 	t.SetPeers(opts.Peers)
@@ -373,7 +397,7 @@ func (t *Transport) SetPeers(peers map[uint64]string) {
 
 // startPeerLocked starts the writer of a new peer; t.mu is held.
 func (t *Transport) startPeerLocked(id uint64, addr string) *peer {
-	p := &peer{id: id, addr: addr, kick: make(chan struct{}, 1), rehello: make(chan struct{}, 1)}
+	p := &peer{id: id, addr: addr, kick: make(chan struct{}, 1), rehello: make(chan struct{}, 1), redial: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancel(t.ctx)
 	t.wg.Add(1)
 	go t.writeLoop(p)
@@ -485,8 +509,8 @@ func (t *Transport) Close() error {
 	t.cancel()
 	err := t.ln.Close()
 	t.wg.Wait()
-	t.refusals.close()
-	t.acceptLg.close()
+	t.refusals.Close()
+	t.acceptLg.Close()
 	return err
 }
 
@@ -519,6 +543,7 @@ func (t *Transport) writeLoop(p *peer) {
 				return
 			case <-p.rehello:
 				conn.Close()
+				p.lost = time.Now()
 				break write
 			case <-p.kick:
 			}
@@ -536,6 +561,7 @@ func (t *Transport) writeLoop(p *peer) {
 				t.dropped.Add(uint64(len(batch)))
 				t.log.Debug("lost the connection to a peer", "peer", p.id, "error", err)
 				conn.Close()
+				p.lost = time.Now()
 				break write
 			}
 			t.sent.Add(uint64(len(batch)))
@@ -548,13 +574,13 @@ func (t *Transport) writeLoop(p *peer) {
 // so the buffer stays small and warm in the cache.
 const writeChunk = 1 << 20
 
-func (t *Transport) writeBatch(conn *Conn, batch [][]byte, buf *[]byte) error {
+func (t *Transport) writeBatch(conn *wire.Conn, batch [][]byte, buf *[]byte) error {
 	b := (*buf)[:0]
 	for i, m := range batch {
-		b = AppendFrame(b, m)
+		b = wire.AppendFrame(b, m)
 		if len(b) >= writeChunk || i == len(batch)-1 {
 			conn.SetWriteDeadlineAfter(t.opts.WriteTimeout)
-			if _, err := conn.c.Write(b); err != nil {
+			if _, err := conn.Raw().Write(b); err != nil {
 				return err
 			}
 			b = b[:0]
@@ -566,12 +592,9 @@ func (t *Transport) writeBatch(conn *Conn, batch [][]byte, buf *[]byte) error {
 	return nil
 }
 
-// SetWriteDeadlineAfter sets the write deadline d from now.
-func (c *Conn) SetWriteDeadlineAfter(d time.Duration) { c.c.SetWriteDeadline(time.Now().Add(d)) }
-
 // connect dials p until a handshake succeeds or the transport stops (nil),
 // waiting a jittered, doubling backoff between attempts.
-func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
+func (t *Transport) connect(p *peer, backoff *time.Duration) *wire.Conn {
 	stop := p.ctx.Done()
 	for attempt := 0; ; attempt++ {
 		select {
@@ -589,6 +612,10 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 				t.log.Info("connected to a peer", "peer", p.id, "addr", p.addr)
 			}
 			*backoff = t.opts.ReconnectMin
+			select { // a signal that came while dialing is answered
+			case <-p.redial:
+			default:
+			}
 			return conn
 		}
 		switch {
@@ -601,16 +628,36 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 			// Peers starting at the same time miss each other at first.
 			t.log.Debug("cannot reach a peer yet; retrying", "peer", p.id, "addr", p.addr, "error", err)
 		}
-		wait := *backoff/2 + time.Duration(rand.Int64N(int64(*backoff)))
-		*backoff = min(2**backoff, t.opts.ReconnectMax)
+		p.failedDials.Add(1)
+		wait := t.nextBackoff(p, backoff, time.Now())
 		timer := time.NewTimer(wait)
 		select {
 		case <-stop:
 			timer.Stop()
 			return nil
+		case <-p.redial:
+			// The peer connected to this replica: it is up. (A restarted
+			// peer dials everyone as it starts.)
+			timer.Stop()
+			*backoff = t.opts.ReconnectMin
 		case <-timer.C:
 		}
 	}
+}
+
+// nextBackoff returns the jittered wait before the next attempt to reach
+// p (half to one and a half times *backoff), and doubles *backoff up to
+// ReconnectMax; up to RecentReconnectMax only, while p was connected less
+// than RecentWindow ago: a peer that was up a moment ago is most likely
+// restarting, and a leader that waits seconds for it waits that long for
+// a quorum.
+func (t *Transport) nextBackoff(p *peer, backoff *time.Duration, now time.Time) time.Duration {
+	if !p.lost.IsZero() && now.Sub(p.lost) < t.opts.RecentWindow {
+		*backoff = min(*backoff, t.opts.RecentReconnectMax)
+	}
+	wait := *backoff/2 + time.Duration(rand.Int64N(int64(*backoff)))
+	*backoff = min(2**backoff, t.opts.ReconnectMax)
+	return wait
 }
 
 // ErrWrongPeer is matched by the error of a dialer that reached another
@@ -618,7 +665,7 @@ func (t *Transport) connect(p *peer, backoff *time.Duration) *Conn {
 // that is not of a replica of this cluster.
 var ErrWrongPeer = errors.New("net: the other side is not the replica dialed")
 
-func (t *Transport) dial(p *peer) (*Conn, error) {
+func (t *Transport) dial(p *peer) (*wire.Conn, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, t.opts.DialTimeout)
 	defer cancel()
 	var d stdnet.Dialer
@@ -649,7 +696,7 @@ func (t *Transport) dial(p *peer) (*Conn, error) {
 	}
 	st := *t.state.Load()
 	h := Hello{ClusterID: t.opts.ClusterID, NodeID: t.opts.ID, Kind: KindPeer, Fresh: st.Fresh, Joining: st.Joining, PeerAddr: t.advertise}
-	return clientHandshake(c, h, t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
+	return wire.ClientHandshakeUntil(c, h, t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
 }
 
 // peerIdentity verifies the certificate of the other side of c against the
@@ -687,7 +734,7 @@ func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
 	var delay time.Duration
 	for {
-		c, err := Accept(t.ln, t.stop, &delay, func(err error) { t.acceptLg.add("", nil, err) })
+		c, err := wire.Accept(t.ln, t.stop, &delay, func(err error) { t.acceptLg.Add("", nil, err) })
 		if err != nil {
 			select {
 			case <-t.stop:
@@ -706,7 +753,7 @@ func (t *Transport) acceptLoop() {
 		}
 		var evicted *pendingConn
 		if t.pending.Len()+len(t.inbound) >= t.opts.MaxConns {
-			victim := Victim(&t.pending)
+			victim := wire.Victim(&t.pending)
 			if victim == nil {
 				t.mu.Unlock()
 				// Counted before it is closed, so that whoever sees it
@@ -732,7 +779,7 @@ func (t *Transport) acceptLoop() {
 // refuse counts and logs a refused connection.
 func (t *Transport) refuse(remote stdnet.Addr, reason string, err error) {
 	t.refused.Add(1)
-	t.refusals.add(reason, remote, err)
+	t.refusals.Add(reason, remote, err)
 }
 
 // checkPeer accepts peers of this cluster that it knows (or that
@@ -817,6 +864,12 @@ func (t *Transport) serve(pc *pendingConn) {
 		t.log.Debug("a peer connected again; closed its previous connection", "peer", from, "remote", conn.RemoteAddr())
 	}
 	t.inbound[from] = conn
+	if p := (*t.peers.Load())[from]; p != nil {
+		select { // its writer may be waiting to dial it again: it is up
+		case p.redial <- struct{}{}:
+		default:
+		}
+	}
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
@@ -826,7 +879,7 @@ func (t *Transport) serve(pc *pendingConn) {
 		t.mu.Unlock()
 		conn.Close()
 	}()
-	conn.fr.partial = &t.partialFrames
+	conn.CountPartialFrames(&t.partialFrames)
 	for {
 		conn.SetReadDeadline(time.Now().Add(t.opts.ReadTimeout))
 		frame, err := conn.ReadFrame()
@@ -859,7 +912,7 @@ func (t *Transport) serve(pc *pendingConn) {
 // handshake runs the listener's side of the handshake on c, within
 // HandshakeTimeout: TLS if configured, then the Hello. On failure c is
 // closed, and the reason (refused*) is returned with the error.
-func (t *Transport) handshake(c stdnet.Conn) (*Conn, string, error) {
+func (t *Transport) handshake(c stdnet.Conn) (*wire.Conn, string, error) {
 	deadline := time.Now().Add(t.opts.HandshakeTimeout)
 	var certID *uint64
 	if t.serverTLS != nil {
@@ -881,11 +934,10 @@ func (t *Transport) handshake(c stdnet.Conn) (*Conn, string, error) {
 		}
 		certID, c = &id, tc
 	}
-	conn, err := serverHandshake(c, t.opts.ID, func(h Hello) error { return t.checkPeer(h, certID) },
+	conn, err := wire.ServerHandshakeUntil(c, t.opts.ID, func(h Hello) error { return t.checkPeer(h, certID) },
 		t.opts.MaxFrameBytes, t.opts.MaxHelloBytes, deadline)
 	if err != nil {
-		var r *refusal
-		if errors.As(err, &r) {
+		if wire.IsRefusal(err) {
 			return nil, refusedCheck, err
 		}
 		return nil, refusedHandshake, err

@@ -1,7 +1,6 @@
 package net
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/paxos-go/paxos/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -111,13 +112,13 @@ func TestHandshakeRefusals(t *testing.T) {
 		{Hello{ClusterID: "c2", NodeID: 2, Kind: KindPeer}, "wrong cluster"},
 		{Hello{ClusterID: "c1", NodeID: 9, Kind: KindPeer}, "not a member"},
 		{Hello{ClusterID: "c1", NodeID: 1, Kind: KindPeer}, "which is this replica"},
-		{Hello{ClusterID: "c1", NodeID: 2, Kind: KindClient}, "peer port"},
+		{Hello{ClusterID: "c1", NodeID: 2, Kind: wire.KindClient}, "peer port"},
 	} {
 		c, err := stdnet.Dial("tcp", ts[1].Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = ClientHandshake(c, tc.hello, 0, 5*time.Second)
+		_, err = wire.ClientHandshake(c, tc.hello, 0, 5*time.Second)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want a refusal saying %q", tc.hello, err, tc.want)
 		}
@@ -132,7 +133,7 @@ func TestOversizedFrameIsRefusedWithoutAllocating(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := ClientHandshake(c, Hello{ClusterID: "c1", NodeID: 2, Kind: KindPeer}, 0, 5*time.Second)
+	conn, err := wire.ClientHandshake(c, Hello{ClusterID: "c1", NodeID: 2, Kind: KindPeer}, 0, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,31 +150,6 @@ func TestOversizedFrameIsRefusedWithoutAllocating(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
 		t.Fatalf("allocated %d bytes for a refused frame", grew)
-	}
-}
-
-func TestFrameReaderRefusesBeforeAllocating(t *testing.T) {
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], 1<<31)
-	fr := NewFrameReader(bytes.NewReader(hdr[:]), 1<<20)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, err := fr.ReadFrame()
-	runtime.ReadMemStats(&after)
-	if !errors.Is(err, ErrFrameTooLarge) {
-		t.Fatalf("ReadFrame: %v, want ErrFrameTooLarge", err)
-	}
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
-		t.Fatalf("allocated %d bytes to refuse a 2 GiB frame", grew)
-	}
-	// A stream cut inside a frame is not a clean end.
-	cut := append(AppendFrame(nil, []byte("whole")), AppendFrame(nil, []byte("cut short"))[:6]...)
-	fr = NewFrameReader(bytes.NewReader(cut), 0)
-	if f, err := fr.ReadFrame(); err != nil || string(f) != "whole" {
-		t.Fatalf("first frame: %q %v", f, err)
-	}
-	if _, err := fr.ReadFrame(); err != io.ErrUnexpectedEOF {
-		t.Fatalf("cut frame: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
 
@@ -242,25 +218,5 @@ func TestFullQueueDropsOldest(t *testing.T) {
 	p.mu.Unlock()
 	if first != 15 {
 		t.Fatalf("oldest queued message is %d, want 15", first)
-	}
-}
-
-func TestMemNetwork(t *testing.T) {
-	n := NewMemNetwork()
-	a, b := n.Transport(1), n.Transport(2)
-	a.Send(2, []byte("x"))
-	if got := <-b.Receive(); got[0].From != 1 || string(got[0].Payload) != "x" {
-		t.Fatalf("got %+v", got)
-	}
-	n.Cut(1, 2)
-	a.Send(2, []byte("lost"))
-	b.Send(1, []byte("one way"))
-	if got := <-a.Receive(); string(got[0].Payload) != "one way" {
-		t.Fatalf("got %+v", got)
-	}
-	select {
-	case got := <-b.Receive():
-		t.Fatalf("a cut link delivered %q", got[0].Payload)
-	default:
 	}
 }

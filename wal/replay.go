@@ -24,6 +24,7 @@ type CorruptError struct {
 	Reason string
 }
 
+// Error says where the log is corrupt and why.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("wal: %s is damaged at byte %d: %s", e.File, e.Offset, e.Reason)
 }

@@ -1,7 +1,7 @@
 // Command chatroom-server runs one replica of the chat room, with the
 // flags of the original project:
 //
-//	chatroom-server -i ID -p PORT -c COUNT [-t MS] [-v...] [--data-dir DIR] [--peers LIST] [--cluster-id ID]
+//	chatroom-server -i ID -p PORT -c COUNT [-t MS] [-v...|-q] [--data-dir DIR] [--peers LIST] [--cluster-id ID]
 //	                [--tls-dir DIR | --insecure]
 //	chatroom-server --join -i ID -p PORT [...]   a new replica for a running cluster
 //
@@ -54,7 +54,8 @@ type cli struct {
 	Port       int    `short:"p" required:"" help:"The port clients connect to, on 127.0.0.1."`
 	Count      int    `short:"c" help:"How many servers the cluster has (not with --join)."`
 	Timeout    int    `short:"t" default:"1000" help:"Election timeout in milliseconds: a follower that hears nothing from the leader for one to two of these starts an election."`
-	Verbose    int    `short:"v" type:"counter" help:"Log more: -v info, -vv debug, -vvv trace (default: warnings)."`
+	Verbose    int    `short:"v" type:"counter" help:"Log more: -v debug, -vv trace (default: info: start-up, leader changes, snapshots, membership)."`
+	Quiet      bool   `short:"q" help:"Log warnings and errors only."`
 	DataDir    string `name:"data-dir" help:"Where the log and snapshots live (default ./data/node-<id>)."`
 	Peers      string `help:"Every server's peer address, in id order, comma-separated (or id=host:port pairs). Default 127.0.0.1:20000+id."`
 	ClusterID  string `name:"cluster-id" default:"chatroom" help:"The cluster's name; servers refuse peers and data of another."`
@@ -263,7 +264,11 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 	if dir == "" {
 		dir = filepath.Join("data", fmt.Sprintf("node-%d", c.ID))
 	}
-	level := []hclog.Level{hclog.Warn, hclog.Info, hclog.Debug, hclog.Trace}[min(c.Verbose, 3)]
+	// Info by default: an operator sees the replica start, and who leads.
+	level := []hclog.Level{hclog.Info, hclog.Debug, hclog.Trace}[min(c.Verbose, 2)]
+	if c.Quiet {
+		level = hclog.Warn
+	}
 	log := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("chatroom-server[%d]", c.ID), Level: level, Output: stderr})
 	var tlsDir string
 	var created bool
@@ -312,7 +317,8 @@ func (c *cli) serve(ctx context.Context, stderr io.Writer) error {
 	if c.Insecure {
 		peerTLS = "plaintext (--insecure: the client port too)"
 	}
-	log.Info("serving", "clients", c.Port, "peers", peers[uint64(c.ID)], "peer_port", peerTLS, "data", dir)
+	log.Info("serving", "cluster", c.ClusterID, "id", c.ID, "clients", fmt.Sprintf("127.0.0.1:%d", c.Port), "peers", peers[uint64(c.ID)],
+		"peer_port", peerTLS, "data", dir)
 	if node.Status().Joining {
 		fmt.Fprintf(stderr, "chatroom-server: replica %d waits to join cluster %s; add it with:\n  paxos cluster add %d --peer-addr %s --client-addr 127.0.0.1:%d\n",
 			c.ID, c.ClusterID, c.ID, peers[uint64(c.ID)], c.Port)

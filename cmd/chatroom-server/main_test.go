@@ -359,3 +359,55 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDefaultLogs: by default the server says, at info, that it started
+// (cluster, ID, addresses, data dir) and who leads; a client's connect
+// (which probes with a status request) and a port probe that hangs up warn
+// about nothing; -q keeps only warnings.
+func TestDefaultLogs(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		port := freePort(t)
+		dir := t.TempDir()
+		args := []string{"-i", "0", "-p", fmt.Sprint(port), "-c", "1", "--data-dir", dir, "--cluster-id", "logs-test",
+			"--peers", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--insecure"}
+		if quiet {
+			args = append(args, "-q")
+		}
+		out := &syncBuffer{}
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, args, out) }()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		c := client.New([]string{addr}, client.Options{ClusterID: "logs-test"})
+		sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+		for {
+			st, err := c.Status(sctx)
+			if err == nil && st.HasLead {
+				break
+			}
+			if sctx.Err() != nil {
+				t.Fatalf("the server never led: %v\n%s", err, out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		scancel()
+		c.Close()
+		if raw, err := stdnet.Dial("tcp", addr); err == nil {
+			raw.Close() // a port probe
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out.String())
+		}
+		logs := out.String()
+		if strings.Contains(logs, "[WARN]") || strings.Contains(logs, "[ERROR]") {
+			t.Errorf("quiet=%v: warnings:\n%s", quiet, logs)
+		}
+		wants := []string{"serving: cluster=logs-test id=0 clients=" + addr, "data=" + dir, "this replica leads"}
+		for _, want := range wants {
+			if got := strings.Contains(logs, want); got == quiet {
+				t.Errorf("quiet=%v: the logs say %q: %v\n%s", quiet, want, got, logs)
+			}
+		}
+	}
+}

@@ -105,6 +105,7 @@ func (c Configuration) Equal(o Configuration) bool {
 	return slices.Equal(c.Members, o.Members) && slices.Equal(c.Removed, o.Removed)
 }
 
+// String lists the members' IDs, learners marked, for logs.
 func (c Configuration) String() string {
 	var b strings.Builder
 	b.WriteByte('{')
@@ -201,6 +202,7 @@ const (
 	Remove
 )
 
+// String names the kind of change, for logs.
 func (t ChangeType) String() string {
 	switch t {
 	case AddLearner:

@@ -12,6 +12,7 @@ type NodeID uint64
 // None is the NodeID of no replica: "no leader known".
 const None NodeID = math.MaxUint64
 
+// String formats the replica ID ("none" for None), for logs.
 func (id NodeID) String() string {
 	if id == None {
 		return "none"
@@ -58,6 +59,8 @@ func (b Ballot) canFollow() bool { return b.Round <= MaxRound }
 // IsZero reports whether b is the zero Ballot.
 func (b Ballot) IsZero() bool { return b == Ballot{} }
 
+// String formats the ballot as round.node (0 for the zero ballot), for
+// logs.
 func (b Ballot) String() string {
 	if b.IsZero() {
 		return "0"
@@ -178,6 +181,7 @@ var messageTypeNames = [...]string{
 	MsgRemoved:       "Removed",
 }
 
+// String names the message type, for logs and traces.
 func (t MessageType) String() string {
 	if int(t) < len(messageTypeNames) && messageTypeNames[t] != "" {
 		return messageTypeNames[t]

@@ -13,6 +13,23 @@
 // is refused as Expired rather than executed, since it may be a retry of a
 // command that already ran. (A retry of command 1 after expiry cannot be
 // told from a new client; choose TTL far above any retry window.)
+//
+// # The sequence rule
+//
+// A table made by NewSequential (every cluster bootstrapped since the rule
+// was defined) holds clients to it: client IDs are not 0; a client's first
+// command is number 1 and each new command is the last one plus 1; a retry
+// reuses its number. A command with client ID 0 or number 0, or numbered
+// more than one above the session's last, is refused as BadSequence and
+// not executed: running it would leave the commands it skipped to be
+// refused as Stale later, or run out of order.
+//
+// A table made by New follows the rule of earlier versions, which
+// executed any number above the last (and client ID 0, and a first
+// command numbered 0). Its clusters' logs and snapshots hold commands that
+// were executed so, and replaying them must execute them again: the rule
+// is part of the replicated state, carried in the snapshot encoding (see
+// WriteTo), never a setting of one replica.
 package session
 
 import (
@@ -67,10 +84,15 @@ const (
 	// response the table did not keep (too long, or dropped to stay within
 	// MaxCachedBytes); refuse it, saying so.
 	NotKept
+	// BadSequence: the command breaks the sequence rule (a table of
+	// NewSequential only): client ID 0, number 0, or a number more than
+	// one above the session's last. Refuse it; it was not executed.
+	BadSequence
 )
 
+// String names the outcome, for logs and tests.
 func (o Outcome) String() string {
-	return [...]string{"execute", "duplicate", "stale", "expired", "not kept"}[o]
+	return [...]string{"execute", "duplicate", "stale", "expired", "not kept", "bad sequence"}[o]
 }
 
 // kept says what the table holds of a session's last response.
@@ -85,8 +107,12 @@ const (
 // Table is the session table. Its methods must be called in slot order, as
 // committed slots are applied. It is not safe for concurrent use.
 type Table struct {
-	ttl     uint64
-	clients map[uint64]*client
+	ttl uint64
+	// sequential says the table holds clients to the sequence rule (see
+	// the package doc); it never changes in a table's life, and travels
+	// in its snapshots.
+	sequential bool
+	clients    map[uint64]*client
 	// The sessions in order of last use (oldest first), so expiry is a walk
 	// from the front, the same on every replica.
 	oldest, newest *client
@@ -109,13 +135,27 @@ type client struct {
 }
 
 // New returns an empty table whose sessions live ttl slots unused (the
-// default if ttl is 0).
+// default if ttl is 0), under the rule of earlier versions: any number
+// above a session's last is executed. It is the table of a cluster whose
+// log began before the sequence rule; a new cluster's is NewSequential.
 func New(ttl uint64) *Table {
 	if ttl == 0 {
 		ttl = DefaultTTL
 	}
 	return &Table{ttl: ttl, clients: map[uint64]*client{}}
 }
+
+// NewSequential returns an empty table, as New, that holds clients to the
+// sequence rule (see the package doc).
+func NewSequential(ttl uint64) *Table {
+	t := New(ttl)
+	t.sequential = true
+	return t
+}
+
+// Sequential reports whether the table holds clients to the sequence
+// rule.
+func (t *Table) Sequential() bool { return t.sequential }
 
 // Len returns the number of live sessions.
 func (t *Table) Len() int { return len(t.clients) }
@@ -128,6 +168,9 @@ func (t *Table) CachedBytes() int { return t.cached }
 // recorded response for a Duplicate.
 func (t *Table) Check(id, seq uint64) (Outcome, []byte) {
 	c, ok := t.clients[id]
+	if t.sequential && (id == 0 || seq == 0 || ok && seq > c.seq+1) {
+		return BadSequence, nil
+	}
 	switch {
 	case !ok && seq > 1:
 		return Expired, nil
@@ -300,19 +343,30 @@ func (t *Table) ApplyWith(slot uint64, value []byte, execute func(slot uint64, c
 
 // The snapshot encoding, in order of last use, oldest first:
 //
-//	ttl:uvarint count:uvarint (id:uvarint seq:uvarint slot:uvarint len:uvarint resp:len)*
+//	[0x00 rule:uvarint] ttl:uvarint count:uvarint (id:uvarint seq:uvarint slot:uvarint len:uvarint resp:len)*
 //
 // where len is the response's length, or one of two lengths no response
 // has, with no bytes after them: 2^64-1 for a response not kept, 2^64-2
-// for a read-only command.
+// for a read-only command. A table of NewSequential starts with a zero
+// byte and rule 1; a table of New has no prefix, and is written exactly as
+// earlier versions wrote it, so that they still read it (a replica of an
+// earlier version may receive it in a snapshot). The two cannot be
+// mistaken: ttl is at least 1, and a uvarint starts with a zero byte only
+// if it is 0.
 const (
 	lenNotKept  = ^uint64(0)
 	lenReadOnly = ^uint64(0) - 1
+	// ruleSequential is the rule of a table of NewSequential.
+	ruleSequential = 1
 )
 
 // WriteTo writes the table in its snapshot encoding.
 func (t *Table) WriteTo(w io.Writer) (int64, error) {
 	var b []byte
+	if t.sequential {
+		b = append(b, 0)
+		b = binary.AppendUvarint(b, ruleSequential)
+	}
 	b = binary.AppendUvarint(b, t.ttl)
 	b = binary.AppendUvarint(b, uint64(len(t.clients)))
 	for c := t.oldest; c != nil; c = c.next {
@@ -349,6 +403,18 @@ func Read(data []byte) (*Table, error) {
 		}
 		return v, nil
 	}
+	sequential := false
+	if len(data) > 0 && data[0] == 0 {
+		r.ReadByte()
+		rule, err := next("rule")
+		if err != nil {
+			return nil, err
+		}
+		if rule != ruleSequential {
+			return nil, fmt.Errorf("%w: unknown sequence rule %d (a table of a later version?)", ErrBadSnapshot, rule)
+		}
+		sequential = true
+	}
 	ttl, err := next("ttl")
 	if err != nil {
 		return nil, err
@@ -358,6 +424,7 @@ func Read(data []byte) (*Table, error) {
 		return nil, err
 	}
 	t := New(ttl)
+	t.sequential = sequential
 	for i := uint64(0); i < count; i++ {
 		var c client
 		var n uint64

@@ -290,3 +290,109 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestSequenceRule walks a sequential table through the rule: a client ID
+// and a number of 0, a gap and a first number above 1 are refused without
+// being executed, and a refusal leaves the session as it was.
+func TestSequenceRule(t *testing.T) {
+	tab := NewSequential(100)
+	for i, step := range []struct {
+		id, seq uint64
+		want    Outcome
+	}{
+		{0, 1, BadSequence}, // client ID 0
+		{1, 0, BadSequence}, // number 0
+		{1, 2, Expired},     // unknown client, not its first command
+		{1, 1, Execute},
+		{1, 3, BadSequence}, // a gap
+		{1, 1, Duplicate},   // the gap changed nothing
+		{1, 2, Execute},
+		{1, 1, Stale},
+		{1, 0, BadSequence},
+		{1, 9, BadSequence},
+		{1, 3, Execute},
+	} {
+		got, _ := tab.Check(step.id, step.seq)
+		if got != step.want {
+			t.Fatalf("step %d: Check(%d, %d) = %s, want %s", i, step.id, step.seq, got, step.want)
+		}
+		if got == Execute {
+			tab.Record(step.id, step.seq, uint64(i+1), []byte("r"))
+		}
+	}
+}
+
+// TestLegacyRuleUnchanged: a table of New executes what earlier versions
+// executed (a gap, client ID 0, a first command numbered 0), so that their
+// logs replay to the same state.
+func TestLegacyRuleUnchanged(t *testing.T) {
+	tab := New(100)
+	var value []byte
+	for _, c := range []paxos.Command{
+		{ClientID: 1, Seq: 1, Payload: []byte("a")},
+		{ClientID: 1, Seq: 5, Payload: []byte("b")}, // a gap
+		{ClientID: 0, Seq: 1, Payload: []byte("c")}, // client ID 0
+		{ClientID: 2, Seq: 0, Payload: []byte("d")}, // number 0
+		{ClientID: 1, Seq: 3, Payload: []byte("e")}, // behind the gap: stale
+	} {
+		value = paxos.AppendCommand(value, c)
+	}
+	var ran []string
+	var outcomes []Outcome
+	err := tab.Apply(1, value, func(_ uint64, cmd []byte) []byte {
+		ran = append(ran, string(cmd))
+		return cmd
+	}, func(r Result) { outcomes = append(outcomes, r.Outcome) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ran, outcomes); got != "[a b c d] [execute execute execute execute stale]" {
+		t.Fatalf("legacy table: ran and outcomes %s", got)
+	}
+
+	seq := NewSequential(100)
+	ran, outcomes = nil, nil
+	if err := seq.Apply(1, value, func(_ uint64, cmd []byte) []byte {
+		ran = append(ran, string(cmd))
+		return cmd
+	}, func(r Result) { outcomes = append(outcomes, r.Outcome) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ran, outcomes); got != "[a] [execute bad sequence bad sequence bad sequence bad sequence]" {
+		t.Fatalf("sequential table: ran and outcomes %s", got)
+	}
+}
+
+// TestSnapshotKeepsRule: the rule travels in the snapshot encoding, and a
+// legacy table is written exactly as earlier versions wrote it (no
+// prefix), so that they still read it.
+func TestSnapshotKeepsRule(t *testing.T) {
+	for _, tab := range []*Table{New(7), NewSequential(7)} {
+		tab.Record(3, 1, 1, []byte("x"))
+		var b bytes.Buffer
+		tab.WriteTo(&b)
+		if want := tab.Sequential(); (b.Bytes()[0] == 0) != want {
+			t.Fatalf("sequential %v: encoding starts % x", want, b.Bytes()[:2])
+		}
+		if !tab.Sequential() {
+			// The encoding of earlier versions, byte for byte.
+			want := []byte{7, 1, 3, 1, 1, 1, 'x'}
+			if !bytes.Equal(b.Bytes(), want) {
+				t.Fatalf("legacy encoding % x, want % x", b.Bytes(), want)
+			}
+		}
+		got, err := Read(b.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Sequential() != tab.Sequential() {
+			t.Fatalf("read back sequential=%v, wrote %v", got.Sequential(), tab.Sequential())
+		}
+		if o, _ := got.Check(3, 5); (o == BadSequence) != tab.Sequential() {
+			t.Fatalf("sequential %v: a gap after reading back is %s", tab.Sequential(), o)
+		}
+	}
+	if _, err := Read([]byte{0, 9, 7, 0}); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("unknown rule: %v", err)
+	}
+}

@@ -22,6 +22,8 @@ var (
 	ErrResponseNotKept  = errors.New("paxos: the command was executed, but its response was not kept for a retry")
 	ErrRemoved          = errors.New("paxos: this replica was removed from the cluster")
 	ErrDataLost         = errors.New("paxos: the cluster refused this replica: it lost its data")
+	ErrBadSequence      = errors.New("paxos: command number breaks the sequence rule")
+	ErrBadCommand       = errors.New("paxos: malformed command")
 	ErrChangeInProgress = paxos.ErrChangeInProgress
 	ErrBadChange        = paxos.ErrBadChange
 	ErrNotCaughtUp      = paxos.ErrNotCaughtUp
@@ -66,6 +68,7 @@ const (
 	CodeNotCaughtUp
 	CodeRemoved
 	CodeDataLost
+	CodeBadSequence
 )
 
 // CodeErrors maps a code to the error it stands for; CodeBadRequest has
@@ -74,7 +77,7 @@ var CodeErrors = map[uint8]error{
 	CodeNotLeader: ErrNotLeader, CodeBusy: ErrBusy, CodeTimeout: ErrTimeout, CodeClosed: ErrClosed,
 	CodeStale: ErrStale, CodeExpired: ErrSessionExpired, CodeTooLarge: ErrTooLarge, CodeNotKept: ErrResponseNotKept,
 	CodeChangeInProgress: ErrChangeInProgress, CodeBadChange: ErrBadChange, CodeNotCaughtUp: ErrNotCaughtUp,
-	CodeRemoved: ErrRemoved, CodeDataLost: ErrDataLost,
+	CodeRemoved: ErrRemoved, CodeDataLost: ErrDataLost, CodeBadSequence: ErrBadSequence,
 }
 
 // codeOrder is the order ErrorCode tries the codes in: an error may match
@@ -82,7 +85,7 @@ var CodeErrors = map[uint8]error{
 // because it was removed), and the more telling one wins.
 var codeOrder = []uint8{
 	CodeNotLeader, CodeBusy, CodeChangeInProgress, CodeBadChange, CodeNotCaughtUp, CodeRemoved, CodeDataLost,
-	CodeTimeout, CodeClosed, CodeStale, CodeExpired, CodeTooLarge, CodeNotKept,
+	CodeTimeout, CodeClosed, CodeStale, CodeExpired, CodeTooLarge, CodeNotKept, CodeBadSequence,
 }
 
 // ErrorCode returns the code of err: that of the first error of codeOrder

@@ -1,4 +1,4 @@
-package net
+package wire
 
 import (
 	"fmt"
@@ -11,12 +11,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// rateLog logs events that a stranger can cause at will (refused
+// RateLog logs events that a stranger can cause at will (refused
 // connections, failing accepts) without letting them flood the log: each
 // at debug level; at warn level, the first after a quiet period at once,
 // and those that follow as one summary line per interval, with their
-// reasons counted.
-type rateLog struct {
+// reasons counted. The peer port (net) and the client port (engine) each
+// keep theirs. It is safe for concurrent use.
+type RateLog struct {
 	log     hclog.Logger
 	every   time.Duration
 	first   string // message of the first event's line
@@ -29,12 +30,20 @@ type rateLog struct {
 	closed  bool
 }
 
-func newRateLog(log hclog.Logger, every time.Duration, first, summary string) *rateLog {
-	return &rateLog{log: log, every: every, first: first, summary: summary, reasons: map[string]int{}}
+// NewRateLog returns a RateLog writing to log: first is the message of an
+// event's line; summary the format of the summary line, given the count
+// and the interval (as "refused %d client connections in the last %v").
+// every is the interval (10 s if not positive).
+func NewRateLog(log hclog.Logger, every time.Duration, first, summary string) *RateLog {
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	return &RateLog{log: log, every: every, first: first, summary: summary, reasons: map[string]int{}}
 }
 
-// add records an event; reason is a short keyword, remote may be nil.
-func (r *rateLog) add(reason string, remote stdnet.Addr, err error) {
+// Add records an event: reason is a short keyword counted in the summary
+// (may be empty), remote the other side (may be nil).
+func (r *RateLog) Add(reason string, remote stdnet.Addr, err error) {
 	args := []any{"error", err}
 	if remote != nil {
 		args = append(args, "remote", remote.String())
@@ -61,7 +70,7 @@ func (r *rateLog) add(reason string, remote stdnet.Addr, err error) {
 
 // flush logs the summary of the period that ends, if anything happened in
 // it, and opens the next one; after a quiet period, it closes.
-func (r *rateLog) flush() {
+func (r *RateLog) flush() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -85,8 +94,9 @@ func (r *rateLog) flush() {
 	r.timer.Reset(r.every)
 }
 
-// close stops the timer; later events are logged at debug level only.
-func (r *rateLog) close() {
+// Close stops the summary timer; later events are logged at debug level
+// only.
+func (r *RateLog) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
@@ -94,28 +104,3 @@ func (r *rateLog) close() {
 		r.timer.Stop()
 	}
 }
-
-// RateLog is the refusal log of the peer port, for other listeners (the
-// engine's client port): events a stranger can cause at will are logged
-// at debug level each; at warn level, the first after a quiet period at
-// once, and those that follow as one summary line per interval at most,
-// with their reasons counted. It is safe for concurrent use.
-type RateLog struct{ r *rateLog }
-
-// NewRateLog returns a RateLog writing to log: first is the message of an
-// event's line; summary the format of the summary line, given the count
-// and the interval (as "refused %d client connections in the last %v").
-func NewRateLog(log hclog.Logger, every time.Duration, first, summary string) *RateLog {
-	if every <= 0 {
-		every = 10 * time.Second
-	}
-	return &RateLog{newRateLog(log, every, first, summary)}
-}
-
-// Add records an event: reason is a short keyword counted in the summary
-// (may be empty), remote the other side (may be nil).
-func (r *RateLog) Add(reason string, remote stdnet.Addr, err error) { r.r.add(reason, remote, err) }
-
-// Close stops the summary timer; later events are logged at debug level
-// only.
-func (r *RateLog) Close() { r.r.close() }

@@ -1,15 +1,14 @@
-package net
+package wire
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	stdnet "net"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // FuzzFrame feeds arbitrary bytes to the frame reader, with buffers that
@@ -18,7 +17,7 @@ import (
 // maximum, no buffer beyond twice the bytes that arrived, and every frame
 // read is what was framed.
 //
-//	go test -run '^$' -fuzz=FuzzFrame -fuzztime=60s ./net
+//	go test -run '^$' -fuzz=FuzzFrame -fuzztime=60s ./internal/wire
 func FuzzFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, []byte("hello")), uint8(0))
 	f.Add(append(AppendFrame(nil, nil), AppendFrame(nil, []byte("two"))...), uint8(1))
@@ -75,11 +74,12 @@ func (c *fuzzConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *fuzzConn) SetWriteDeadline(time.Time) error { return nil }
 
 // FuzzHello feeds arbitrary bytes to the listener's side of the peer
-// handshake, with the transport's own checks: no panic; a Hello is taken
-// only from a member of this cluster; whatever is answered is one frame
-// within the bound, and never names the cluster.
+// handshake, with checks like the transport's (its own reasons are tested
+// in net, TestStrangerLearnsNothing): no panic; a Hello is taken only from
+// a member of this cluster; whatever is answered is one frame within the
+// bound, and never names the cluster.
 //
-//	go test -run '^$' -fuzz=FuzzHello -fuzztime=60s ./net
+//	go test -run '^$' -fuzz=FuzzHello -fuzztime=60s ./internal/wire
 func FuzzHello(f *testing.F) {
 	const cluster = "secret-cluster"
 	hello := func(h helloWire) []byte { return AppendFrame(nil, encode(&h)) }
@@ -91,13 +91,20 @@ func FuzzHello(f *testing.F) {
 	f.Add([]byte{0, 0xff, 0xff, 0xff})
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add(AppendFrame(nil, []byte{0x95, 0xa4, 'P', 'X', 'N', 'T', 1, 0xdb, 0xff, 0xff, 0xff, 0xff}))
-	tr := &Transport{
-		opts: Options{ClusterID: cluster, ID: 1, MaxHelloBytes: DefaultMaxHelloBytes, Logger: hclog.NewNullLogger()},
+	check := func(h Hello) error {
+		switch {
+		case h.Kind != KindPeer:
+			return fmt.Errorf("this is a peer port; connection kind %d", h.Kind)
+		case h.ClusterID != cluster:
+			return errors.New("wrong cluster")
+		case h.NodeID != 2 && h.NodeID != 3:
+			return fmt.Errorf("replica %d is not a member of this cluster", h.NodeID)
+		}
+		return nil
 	}
-	tr.peers.Store(&map[uint64]*peer{2: {id: 2}, 3: {id: 3}})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := &fuzzConn{r: bytes.NewReader(data)}
-		conn, err := serverHandshake(c, 1, func(h Hello) error { return tr.checkPeer(h, nil) }, 0, DefaultMaxHelloBytes, time.Time{})
+		conn, err := ServerHandshakeUntil(c, 1, check, 0, DefaultMaxHelloBytes, time.Time{})
 		if err == nil {
 			h := conn.Remote()
 			if h.ClusterID != cluster || h.Kind != KindPeer || (h.NodeID != 2 && h.NodeID != 3) {

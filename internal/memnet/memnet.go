@@ -1,9 +1,20 @@
-package net
+// Package memnet connects replicas in memory, for tests: the interface
+// the engine needs of a transport (engine.Transport) with no sockets, and
+// links that tests can cut. It was net.MemNetwork; it is internal since
+// only the module's tests use it.
+package memnet
 
-import "sync"
+import (
+	"sync"
+
+	paxosnet "github.com/paxos-go/paxos/net"
+)
+
+// Inbound is a payload received from a peer, as net delivers it.
+type Inbound = paxosnet.Inbound
 
 // MemNetwork connects MemTransports in memory, for tests: the same
-// interface as Transport, no sockets, and links that tests can cut.
+// interface as net.Transport, no sockets, and links that tests can cut.
 type MemNetwork struct {
 	mu        sync.Mutex
 	endpoints map[uint64]*MemTransport

@@ -1,10 +1,11 @@
-package net
+package wire
 
 import (
 	"errors"
 	"fmt"
 	stdnet "net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
@@ -109,6 +110,7 @@ type PeerRefusal struct {
 	Reason string
 }
 
+// Error returns the reason sent to the dialer.
 func (r *PeerRefusal) Error() string { return r.Reason }
 
 // RefusedError is the error of a handshake the listener refused: its
@@ -119,6 +121,7 @@ type RefusedError struct {
 	Reason string
 }
 
+// Error is ErrRefused with the listener's reason.
 func (e *RefusedError) Error() string { return fmt.Sprintf("%v: %s", ErrRefused, e.Reason) }
 
 // Is makes errors.Is(err, ErrRefused) true.
@@ -212,18 +215,37 @@ func writeSmallFrame(c stdnet.Conn, payload []byte) error {
 	return err
 }
 
+// Raw returns the connection under the frames (TCP, or TLS over it), for
+// a writer that frames its own batches (the transport).
+func (c *Conn) Raw() stdnet.Conn { return c.c }
+
+// SetWriteDeadlineAfter sets the write deadline d from now.
+func (c *Conn) SetWriteDeadlineAfter(d time.Duration) { c.c.SetWriteDeadline(time.Now().Add(d)) }
+
+// CountPartialFrames makes the reader count in p the frames longer than
+// 64 KiB that are being read and of which some bytes have arrived (for
+// tests: how many frames a peer keeps half-sent).
+func (c *Conn) CountPartialFrames(p *atomic.Int64) { c.fr.partial = p }
+
+// EncodeHello returns the payload of the Hello frame a dialer sends for h.
+func EncodeHello(h Hello) []byte {
+	return encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: h.ClusterID, NodeID: h.NodeID, Kind: h.Kind,
+		Fresh: h.Fresh, Joining: h.Joining, PeerAddr: h.PeerAddr})
+}
+
 // ClientHandshake runs the dialer's side of the handshake on c, which it
 // closes on failure; the whole handshake, and the TLS handshake if c is a
 // *tls.Conn that has not had it yet, must finish within timeout. A refusal
 // is an error matching ErrRefused that carries the listener's reason.
 func ClientHandshake(c stdnet.Conn, h Hello, maxFrame int, timeout time.Duration) (*Conn, error) {
-	return clientHandshake(c, h, maxFrame, DefaultMaxHelloBytes, time.Now().Add(timeout))
+	return ClientHandshakeUntil(c, h, maxFrame, DefaultMaxHelloBytes, time.Now().Add(timeout))
 }
 
-func clientHandshake(c stdnet.Conn, h Hello, maxFrame, maxHello int, deadline time.Time) (*Conn, error) {
+// ClientHandshakeUntil is ClientHandshake with a bound on the Welcome
+// frame (maxHello) and a deadline.
+func ClientHandshakeUntil(c stdnet.Conn, h Hello, maxFrame, maxHello int, deadline time.Time) (*Conn, error) {
 	c.SetDeadline(deadline)
-	err := writeSmallFrame(c, encode(&helloWire{Magic: handshakeMagic, Version: handshakeVersion, ClusterID: h.ClusterID, NodeID: h.NodeID, Kind: h.Kind,
-		Fresh: h.Fresh, Joining: h.Joining, PeerAddr: h.PeerAddr}))
+	err := writeSmallFrame(c, EncodeHello(h))
 	var frame []byte
 	if err == nil {
 		frame, err = readSmallFrame(c, maxHello)
@@ -253,16 +275,18 @@ func clientHandshake(c stdnet.Conn, h Hello, maxFrame, maxHello int, deadline ti
 // before check accepts, except check's reason for refusing: it must not
 // tell a stranger what it should not know.
 func ServerHandshake(c stdnet.Conn, self uint64, check func(Hello) error, maxFrame int, timeout time.Duration) (*Conn, error) {
-	conn, err := serverHandshake(c, self, check, maxFrame, DefaultMaxHelloBytes, time.Now().Add(timeout))
+	conn, err := ServerHandshakeUntil(c, self, check, maxFrame, DefaultMaxHelloBytes, time.Now().Add(timeout))
 	if err != nil {
 		return nil, fmt.Errorf("net: refused a connection from %s: %w", c.RemoteAddr(), err)
 	}
 	return conn, nil
 }
 
-// serverHandshake is ServerHandshake with a bound on the Hello and a
-// deadline. Its errors do not name the remote address.
-func serverHandshake(c stdnet.Conn, self uint64, check func(Hello) error, maxFrame, maxHello int, deadline time.Time) (*Conn, error) {
+// ServerHandshakeUntil is ServerHandshake with a bound on the Hello and a
+// deadline. Its errors do not name the remote address; IsRefusal tells a
+// refusal by check (or of a malformed Hello) from a failure of the
+// connection.
+func ServerHandshakeUntil(c stdnet.Conn, self uint64, check func(Hello) error, maxFrame, maxHello int, deadline time.Time) (*Conn, error) {
 	c.SetDeadline(deadline)
 	refuse := func(reason error) (*Conn, error) {
 		w := welcomeWire{Reason: reason.Error()}
@@ -303,6 +327,14 @@ type refusal struct{ err error }
 
 func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
+
+// IsRefusal reports whether err, from ServerHandshakeUntil, is a refusal
+// of the Hello (by the check, or a malformed or foreign Hello) rather than
+// a failure of the connection.
+func IsRefusal(err error) bool {
+	var r *refusal
+	return errors.As(err, &r)
+}
 
 // decodeHello decodes and checks a Hello frame.
 func decodeHello(frame []byte, hw *helloWire) error {

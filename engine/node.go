@@ -163,6 +163,11 @@ type Node struct {
 	status    atomic.Pointer[Status]
 	readCtx   atomic.Uint64
 
+	// events is the stream Events returns; leaderCh is closed and
+	// replaced at each change of the leader (see leaderSignal).
+	events   *events
+	leaderCh atomic.Pointer[chan struct{}]
+
 	// incarnation numbers this life of the replica (see claimDataDir);
 	// transfers counts the snapshot transfers it started.
 	incarnation uint64
@@ -203,9 +208,11 @@ type readRequest struct {
 }
 
 // Status is a snapshot of a node's state, for monitoring and tests.
+// Promised is the ballot: the highest this replica promised, under which
+// a leader leads (a follower of a stable leader promised the leader's).
 type Status struct {
 	ID       uint64
-	Role     string
+	Role     Role
 	Leader   uint64 // valid when HasLeader
 	HasLead  bool
 	Promised paxos.Ballot
@@ -217,6 +224,9 @@ type Status struct {
 	// ChangeInProgress says this leader has a configuration change or a
 	// leadership transfer under way.
 	Joining, Removed, ChangeInProgress bool
+	// LeaderAddr is the leader's client address, when the configuration
+	// gives one (Config.ClientAddrs, AddLearner): where a client should go.
+	LeaderAddr string
 }
 
 // Start opens the node's log and snapshots, recovers its state (the latest
@@ -246,7 +256,10 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		persistDone: make(chan struct{}),
 		stateful:    map[uint64]bool{},
 		refusedCh:   make(chan error, 1),
+		events:      newEvents(cfg.EventBuffer),
 	}
+	leaderCh := make(chan struct{})
+	n.leaderCh.Store(&leaderCh)
 	if ro, ok := sm.(ReadOnlyCommands); ok {
 		n.readOnly = ro.ReadOnly
 	}
@@ -359,6 +372,7 @@ func (n *Node) open() error {
 			State:         n.peerState,
 			Admit:         n.admit,
 			OnRefused:     n.onRefused,
+			OnPeer:        n.onPeer,
 			TLS:           n.cfg.PeerTLS,
 			Insecure:      n.cfg.Insecure,
 			MaxFrameBytes: n.cfg.MaxFrameBytes,
@@ -415,24 +429,42 @@ func toWALBallot(b paxos.Ballot) wal.Ballot { return wal.Ballot{Round: b.Round, 
 // return (the command may still be proposed): the caller must not modify
 // it after the call.
 //
+// While no leader is known (an election, a replica starting), Submit
+// waits for one until ctx ends, and proposes the command then.
+//
 // It returns ErrTooLarge, at once, for a payload longer than
-// Config.MaxCommandBytes (nothing is proposed: do not retry it),
-// ErrNotLeader (a *NotLeaderError) when no leader is known, ErrBusy when
-// too much is uncommitted, ErrTimeout when ctx ends first (the command may
-// still be applied: retry it), ErrResponseNotKept for a retry of a command
-// that was executed but whose response was not kept, and ErrStale,
-// ErrSessionExpired or ErrClosed.
+// Config.MaxCommandBytes (nothing is proposed: do not retry it), ErrBusy
+// when too much is uncommitted, ErrTimeout when ctx ends first (the
+// command may still be applied: retry it; with no leader known, the error
+// says so and wraps the last *NotLeaderError), ErrResponseNotKept for a
+// retry of a command that was executed but whose response was not kept,
+// and ErrStale, ErrSessionExpired or ErrClosed.
 func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte) ([]byte, error) {
 	ch := make(chan Result, 1)
-	if err := n.submit(clientID, seq, payload, func(r Result) { ch <- r }); err != nil {
-		return nil, err
-	}
-	select {
-	case r := <-ch:
-		return r.Response, r.Err
-	case <-ctx.Done():
-		n.forget(cmdKey{clientID, seq})
-		return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	notify := func(r Result) { ch <- r }
+	for {
+		changed := n.leaderSignal()
+		err := n.submit(clientID, seq, payload, notify)
+		if err == nil {
+			select {
+			case r := <-ch:
+				err = r.Err
+				if err == nil || !leaderUnknown(err) {
+					return r.Response, err
+				}
+			case <-ctx.Done():
+				n.forget(cmdKey{clientID, seq})
+				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+			}
+		}
+		if !leaderUnknown(err) {
+			return nil, err
+		}
+		// Not proposed: wait for a leader, then propose it again (the same
+		// (clientID, seq): at most once, whatever happens).
+		if werr := n.waitLeaderChange(ctx, changed); werr != nil {
+			return nil, fmt.Errorf("%w (%w)", werr, err)
+		}
 	}
 }
 
@@ -488,20 +520,33 @@ func (n *Node) wake() {
 // Read runs fn once a linearizable read is possible: after this replica
 // has applied everything that was committed when Read was called, as
 // confirmed by the leader (read index). fn runs on the node's goroutine,
-// with no Apply running; it must be quick and must not call the Node. It
-// returns ErrNotLeader, ErrTimeout or ErrClosed when fn did not run.
+// with no Apply running; it must be quick and must not call the Node.
+// While no leader is known, it waits for one until ctx ends. It returns
+// ErrTimeout (wrapping the last *NotLeaderError if no leader was known)
+// or ErrClosed when fn did not run.
 func (n *Node) Read(ctx context.Context, fn func()) error {
 	done := make(chan error, 1)
-	r, err := n.read(fn, func(err error) { done <- err })
-	if err != nil {
-		return err
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		r.cancelled.Store(true)
-		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	finish := func(err error) { done <- err }
+	for {
+		changed := n.leaderSignal()
+		r, err := n.read(fn, finish)
+		if err == nil {
+			select {
+			case err = <-done:
+				if !leaderUnknown(err) {
+					return err // (fn did not run when it is a refusal)
+				}
+			case <-ctx.Done():
+				r.cancelled.Store(true)
+				return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+			}
+		}
+		if !leaderUnknown(err) {
+			return err
+		}
+		if werr := n.waitLeaderChange(ctx, changed); werr != nil {
+			return fmt.Errorf("%w (%w)", werr, err)
+		}
 	}
 }
 
@@ -539,14 +584,15 @@ func (n *Node) publishStatus() { n.publishStatusOf(n.rn.Status()) }
 
 func (n *Node) publishStatusOf(st paxos.Status) {
 	s := &Status{
-		ID: n.cfg.ID, Role: st.Role, Promised: st.Promised, Commit: st.Commit,
+		ID: n.cfg.ID, Role: paxos.RoleOf(st), Promised: st.Promised, Commit: st.Commit,
 		Applied: n.applied, LastSlot: st.LastSlot,
 		Joining: st.Joining, Removed: st.Removed, ChangeInProgress: st.ChangeInProgress,
 	}
 	if st.Lead != paxos.None {
 		s.Leader, s.HasLead = uint64(st.Lead), true
+		s.LeaderAddr = n.clientAddrOf(s.Leader)
 	}
-	n.status.Store(s)
+	n.noteStatus(n.status.Swap(s), s)
 }
 
 // Status returns the node's state as of its last turn.
@@ -568,13 +614,16 @@ func (n *Node) fail(err error) {
 	if errors.Is(err, ErrRemoved) {
 		// Told by a peer, perhaps, before its own log showed it.
 		st := *n.status.Load()
-		st.Removed = true
-		n.status.Store(&st)
+		st.Removed, st.Role = true, RoleRemoved
+		n.noteStatus(n.status.Swap(&st), &st)
 	}
 	n.mu.Lock()
 	n.failure = err
 	n.closed = true
 	n.mu.Unlock()
+	// Before Done closes (when the loop returns), so that a consumer of
+	// either learns it at once.
+	n.events.emit(Stopped{Err: err})
 	n.abandonAll(fmt.Errorf("%w: %w", ErrClosed, err))
 	if errors.Is(err, ErrRemoved) || errors.Is(err, ErrDataLost) {
 		// The cluster will not take the replica back: release its ports
@@ -666,6 +715,7 @@ func (n *Node) Close() error {
 		}
 		n.abandonAll(ErrClosed)
 		n.closeErr = n.closeResources()
+		n.events.close() // after the transport: no peer event can follow
 	})
 	return n.closeErr
 }

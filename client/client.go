@@ -21,6 +21,7 @@ import (
 	stdnet "net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
@@ -68,8 +69,8 @@ type Options struct {
 // Client talks to a cluster's client ports. It finds the leader, follows
 // redirects, and retries a command with the same (ClientID, seq) until the
 // context ends, so that the command is applied exactly once. A Client has
-// one command in flight at a time (calls are serialised); use several
-// Clients for concurrency.
+// one command in flight at a time with Submit (calls are serialised), and
+// up to Window with SubmitAsync.
 type Client struct {
 	addrs []string
 	opts  Options
@@ -84,6 +85,10 @@ type Client struct {
 	tlsOnce sync.Once
 	tls     *tls.Config // TLS, or loaded from TLSDir; nil for plaintext
 	tlsErr  error
+
+	// pipe carries SubmitAsync's commands (see pipeline.go).
+	pipeOnce sync.Once
+	pipe     atomic.Pointer[pipeline]
 }
 
 // New returns a client of the servers at addrs. It connects lazily.
@@ -127,10 +132,15 @@ func (c *Client) SetSeq(seq uint64) {
 // it is applied. It retries (same sequence number, so at most once) until
 // ctx ends; then it returns ErrTimeout, and the command may or may not
 // have been applied: the next Submit moves on to a new sequence number.
+//
+// It waits first for the commands sent with SubmitAsync to be answered.
 func (c *Client) Submit(ctx context.Context, payload []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.checkSize(payload); err != nil {
+		return nil, err
+	}
+	if err := c.waitPipeline(ctx); err != nil {
 		return nil, err
 	}
 	c.seq++
@@ -272,8 +282,11 @@ func (c *Client) change(ctx context.Context, wc clientproto.Change) error {
 // server died moves on.
 const changeWait = 10 * time.Second
 
-// Close closes the client's connection.
+// Close closes the client's connections. The commands sent with
+// SubmitAsync and still outstanding end with ErrClosed (they may or may
+// not be applied).
 func (c *Client) Close() error {
+	c.closePipeline()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.disconnect()
@@ -400,16 +413,27 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		addr = c.addrs[c.next%len(c.addrs)]
 		c.next++
 	}
-	tlsCfg, err := c.tlsConfig()
+	conn, err := c.dial(ctx, addr)
 	if err != nil {
 		return err
+	}
+	c.conn, c.cur = conn, addr
+	return nil
+}
+
+// dial connects to the server at addr: TCP, TLS if configured, then the
+// handshake.
+func (c *Client) dial(ctx context.Context, addr string) (*paxosnet.Conn, error) {
+	tlsCfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
 	defer cancel()
 	var d stdnet.Dialer
 	raw, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if tlsCfg != nil {
 		if tlsCfg.ServerName == "" && !tlsCfg.InsecureSkipVerify {
@@ -419,19 +443,18 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		tc := tls.Client(raw, tlsCfg)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
-			return fmt.Errorf("engine: TLS handshake with %s: %w", addr, err)
+			return nil, fmt.Errorf("engine: TLS handshake with %s: %w", addr, err)
 		}
 		raw = tc
 	}
 	conn, err := paxosnet.ClientHandshake(raw, paxosnet.Hello{ClusterID: c.opts.ClusterID, Kind: paxosnet.KindClient}, c.opts.MaxFrameBytes, c.opts.AttemptTimeout)
 	if err != nil {
 		if errors.Is(err, paxosnet.ErrRefused) {
-			return fmt.Errorf("%w: %w", ErrClosed, err)
+			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
 		}
-		return err
+		return nil, err
 	}
-	c.conn, c.cur = conn, addr
-	return nil
+	return conn, nil
 }
 
 // serverError is err, as the server explained it in msg (which starts

@@ -188,6 +188,7 @@ func (n *Node) nextTransferID() uint64 {
 // waiter is a command waiting to be applied, and who waits for it.
 type waiter struct {
 	payload  []byte
+	oldest   uint64    // the command's Oldest
 	proposed time.Time // when it was last handed to the core
 	notify   []func(Result)
 }
@@ -444,7 +445,7 @@ func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte)
 	notify := func(r Result) { ch <- r }
 	for {
 		changed := n.leaderSignal()
-		err := n.submit(clientID, seq, payload, notify)
+		err := n.submit(clientID, seq, 0, payload, notify)
 		if err == nil {
 			select {
 			case r := <-ch:
@@ -469,9 +470,14 @@ func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte)
 }
 
 // submit queues a command for the loop; notify is called, once, with its
-// outcome, on the loop's goroutine (it must not block).
-func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result)) error {
+// outcome, on the loop's goroutine (it must not block). oldest is the
+// client's oldest command without an answer (0: seq; see SubmitAsync).
+func (n *Node) submit(clientID, seq, oldest uint64, payload []byte, notify func(Result)) error {
 	k := cmdKey{clientID, seq}
+	if oldest != 0 && (oldest > seq || seq-oldest >= session.Window) {
+		return fmt.Errorf("engine: command %d of client %d says its oldest outstanding command is %d: "+
+			"a client has at most session.Window (%d) commands outstanding, Oldest <= Seq < Oldest+Window", seq, clientID, oldest, session.Window)
+	}
 	n.mu.Lock()
 	if n.closed {
 		err := n.closedError()
@@ -496,8 +502,8 @@ func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(Result))
 		n.mu.Unlock()
 		return nil
 	}
-	n.waiters[k] = &waiter{payload: payload, proposed: time.Now(), notify: []func(Result){notify}}
-	n.batch = append(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Payload: payload})
+	n.waiters[k] = &waiter{payload: payload, oldest: oldest, proposed: time.Now(), notify: []func(Result){notify}}
+	n.batch = append(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Oldest: oldest, Payload: payload})
 	n.batchBytes += len(payload)
 	n.mu.Unlock()
 	n.wake()

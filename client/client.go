@@ -22,6 +22,7 @@ import (
 	stdnet "net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
@@ -69,8 +70,8 @@ type Options struct {
 // Client talks to a cluster's client ports. It finds the leader, follows
 // redirects, and retries a command with the same (ClientID, seq) until the
 // context ends, so that the command is applied exactly once. A Client has
-// one command in flight at a time (calls are serialised); use several
-// Clients for concurrency. It numbers its commands by the engine's
+// one command in flight at a time with Submit (calls are serialised), and
+// up to Window with SubmitAsync; use several Clients for more. It numbers its commands by the engine's
 // sequence rule (see package engine): 1, 2, 3, ..., never skipping one.
 //
 // Errors that no retry can fix (IsPermanent) end a call at once: the
@@ -101,6 +102,10 @@ type Client struct {
 	tlsOnce sync.Once
 	tls     *tls.Config // TLS, or loaded from TLSDir; nil for plaintext
 	tlsErr  error
+
+	// pipe carries SubmitAsync's commands (see pipeline.go).
+	pipeOnce sync.Once
+	pipe     atomic.Pointer[pipeline]
 }
 
 // New returns a client of the servers at addrs (their client ports,
@@ -152,10 +157,15 @@ func (c *Client) SetSeq(seq uint64) {
 // dropped), and only then its own, so that no number is skipped; if its
 // context ends before the old command is settled, it returns ErrTimeout
 // without sending its own.
+//
+// It waits first for the commands sent with SubmitAsync to be answered.
 func (c *Client) Submit(ctx context.Context, payload []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.checkSize(payload); err != nil {
+		return nil, err
+	}
+	if err := c.waitPipeline(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.settlePending(ctx); err != nil {
@@ -339,8 +349,11 @@ func unwrapDo(err error) error {
 // server died moves on.
 const changeWait = 10 * time.Second
 
-// Close closes the client's connection.
+// Close closes the client's connections. The commands sent with
+// SubmitAsync and still outstanding end with ErrClosed (they may or may
+// not be applied).
 func (c *Client) Close() error {
+	c.closePipeline()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.disconnect()
@@ -475,16 +488,27 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		addr = c.addrs[c.next%len(c.addrs)]
 		c.next++
 	}
-	tlsCfg, err := c.tlsConfig()
+	conn, err := c.dial(ctx, addr)
 	if err != nil {
 		return err
+	}
+	c.conn, c.cur = conn, addr
+	return nil
+}
+
+// dial connects to the server at addr: TCP, TLS if configured, then the
+// handshake.
+func (c *Client) dial(ctx context.Context, addr string) (*wire.Conn, error) {
+	tlsCfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
 	defer cancel()
 	var d stdnet.Dialer
 	raw, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if tlsCfg != nil {
 		if tlsCfg.ServerName == "" && !tlsCfg.InsecureSkipVerify {
@@ -495,9 +519,9 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
 			if certificateError(err) {
-				return fmt.Errorf("%w: TLS handshake with %s: %w", ErrCertificate, addr, err)
+				return nil, fmt.Errorf("%w: TLS handshake with %s: %w", ErrCertificate, addr, err)
 			}
-			return fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
+			return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
 		}
 		raw = tc
 	}
@@ -507,17 +531,16 @@ func (c *Client) connect(ctx context.Context, addr string) error {
 		case errors.Is(err, wire.ErrRefused):
 			// The server read the Hello and refused it: the wrong
 			// cluster ID, or not a client port.
-			return fmt.Errorf("%w: %s: %w", ErrRefused, addr, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrRefused, addr, err)
 		case certificateError(err):
 			// With TLS 1.3 the server checks the client's certificate
 			// after the client's handshake returned: its refusal comes
 			// as an alert on the first read.
-			return fmt.Errorf("%w: %s refused the client's certificate: %w", ErrCertificate, addr, err)
+			return nil, fmt.Errorf("%w: %s refused the client's certificate: %w", ErrCertificate, addr, err)
 		}
-		return err
+		return nil, err
 	}
-	c.conn, c.cur = conn, addr
-	return nil
+	return conn, nil
 }
 
 // serverError is err, as the server explained it in msg (which starts

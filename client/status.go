@@ -7,7 +7,7 @@ import "github.com/paxos-go/paxos/engine/paxos"
 // (the wire carries the fields in this order).
 type Status struct {
 	ID       uint64
-	Role     string
+	Role     Role
 	Leader   uint64 // valid when HasLead
 	HasLead  bool
 	Promised paxos.Ballot
@@ -19,4 +19,24 @@ type Status struct {
 	// ChangeInProgress says this leader has a configuration change or a
 	// leadership transfer under way.
 	Joining, Removed, ChangeInProgress bool
+	// LeaderCommit is the highest commit index a leader told the replica:
+	// how far the cluster committed, as far as it knows.
+	LeaderCommit uint64
+	// LeaderAddr is the leader's client address, if known.
+	LeaderAddr string
 }
+
+// Role is what a replica is doing (paxos.Role; the constants below are
+// paxos's, documented there).
+type Role = paxos.Role
+
+// The roles a Status reports.
+const (
+	RoleFollower     = paxos.RoleFollower
+	RolePreCandidate = paxos.RolePreCandidate
+	RoleCandidate    = paxos.RoleCandidate
+	RoleLeader       = paxos.RoleLeader
+	RoleLearner      = paxos.RoleLearner
+	RoleJoining      = paxos.RoleJoining
+	RoleRemoved      = paxos.RoleRemoved
+)

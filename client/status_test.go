@@ -49,3 +49,11 @@ func TestErrorsMatchEngine(t *testing.T) {
 		t.Errorf("an engine.NotLeaderError is not a client.NotLeaderError: %v", err)
 	}
 }
+
+// TestWindowMatchesEngine: the client keeps at most as many commands
+// outstanding as the session table has room for.
+func TestWindowMatchesEngine(t *testing.T) {
+	if client.Window != engine.Window {
+		t.Fatalf("client.Window %d, engine.Window %d", client.Window, engine.Window)
+	}
+}

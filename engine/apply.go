@@ -31,9 +31,6 @@ func (n *Node) apply(ents []paxos.Entry) error {
 			case session.Expired:
 				res.Err = fmt.Errorf("%w: client %d has no session (it expired, or never began: a client's first command is number 1, not %d)",
 					ErrSessionExpired, r.Command.ClientID, r.Command.Seq)
-			case session.BadSequence:
-				res.Err = fmt.Errorf("%w: command %d of client %d skips a number (each command is the client's last plus 1; a retry reuses its number)",
-					ErrBadSequence, r.Command.Seq, r.Command.ClientID)
 			case session.NotKept:
 				res.Err = ErrResponseNotKept
 			}

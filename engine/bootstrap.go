@@ -38,15 +38,13 @@ import (
 //	member=<id> <peer address> <client address>   (- for an address not given)
 //	...                       (one line per replica of the first configuration)
 //
-// sequence=strict says the cluster was bootstrapped under the sequence
-// rule (see the package doc): a replica that has no snapshot yet starts
-// its session table with it (session.NewSequential), and its snapshots
-// carry it from then on. A file without the line was written by an
-// earlier version (or for a data directory that held a log already when
-// the file was first written): the table keeps the rule of that version,
-// so that the log replays as it was first applied. (An earlier version
-// refuses a file with the line as damaged, rather than replaying the log
-// under another rule.)
+// sequence=strict says the cluster was bootstrapped by a version that
+// knows the sequence rule (see the package doc). The session table no
+// longer needs it: the rule it refuses at apply time (a command outside
+// its client's window) is the same for every cluster, and client ID 0 and
+// number 0 are refused before proposal. It is kept so that a version that
+// read it still finds it, and so that an earlier version, which refuses a
+// file with the line as damaged, does not run a cluster it does not know.
 
 // bootstrapFile is the file's name in the data directory.
 const bootstrapFile = "BOOTSTRAP"

@@ -430,7 +430,7 @@ func (cc *clientConn) handle(req clientproto.Request) {
 			err = errors.New("client id and sequence number must not be 0")
 			break
 		}
-		err = n.submit(req.ClientID, req.Seq, req.Payload, func(r result) { cc.reply(req.ID, r.Response, r.Err) })
+		err = n.submit(req.ClientID, req.Seq, req.Oldest, req.Payload, func(r result) { cc.reply(req.ID, r.Response, r.Err) })
 	case clientproto.OpQuery:
 		qr, ok := n.sm.(Querier)
 		if !ok {

@@ -34,7 +34,7 @@ const (
 	DefaultClientHandshakeTimeout = 5 * time.Second
 	DefaultClientIdleTimeout      = 60 * time.Second
 	DefaultClientMaxConns         = 1024
-	DefaultClientMaxInflight      = 8
+	DefaultClientMaxInflight      = 64 // a pipelining client's whole window (session.Window)
 	DefaultClientMaxQueuedBytes   = 8 << 20
 	DefaultClientWriteTimeout     = 5 * time.Second
 	DefaultRefusalLogInterval     = 10 * time.Second
@@ -203,7 +203,8 @@ type Config struct {
 	//
 	// ClientMaxInflight bounds the requests of one connection being
 	// served, and ClientMaxQueuedBytes the bytes of its responses waiting
-	// to be written (defaults 8 and 8 MiB). Beyond either, the node stops
+	// to be written (defaults 64, a pipelining client's window, and 8
+	// MiB). Beyond either, the node stops
 	// reading the connection's requests until its responses drain: a
 	// client that pipelines requests and reads no responses holds at most
 	// ClientMaxQueuedBytes plus ClientMaxInflight of the largest responses
@@ -243,6 +244,11 @@ type Config struct {
 	// registers nothing anywhere else. Nil (the default): no metrics, and
 	// nothing of them on the hot path.
 	Metrics prometheus.Registerer
+
+	// EventBuffer is the capacity of the channel Node.Events returns
+	// (default DefaultEventBuffer, 256): the events a slow consumer may
+	// fall behind by before the node drops new ones (see Node.Events).
+	EventBuffer int
 }
 
 // Transport is what the node needs from a transport; *paxosnet.Transport
@@ -353,6 +359,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxCommandBytes > c.MaxMsgBytes-clientproto.EnvelopeBytes {
 		return c, fmt.Errorf("engine: MaxCommandBytes %d is above MaxMsgBytes %d minus 1 KiB: such a command might not fit in a message", c.MaxCommandBytes, c.MaxMsgBytes)
 	}
+	if c.EventBuffer < 0 {
+		return c, fmt.Errorf("engine: EventBuffer %d is negative", c.EventBuffer)
+	}
+	defInt(&c.EventBuffer, DefaultEventBuffer)
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}

@@ -55,29 +55,26 @@
 // remembers per client:
 //
 //   - client IDs are not 0, and two clients never share one;
-//   - a client numbers its commands 1, 2, 3, ..., one command at a time,
-//     each new command the last one plus 1;
+//   - a client numbers its commands 1, 2, 3, ...;
+//   - one command at a time (Submit), or up to session.Window (64)
+//     outstanding (SubmitAsync), each saying Oldest, its oldest command
+//     still without an answer: Oldest <= Seq < Oldest+Window, and Oldest
+//     never goes down (one at a time is Oldest = Seq);
 //   - a retry (after an error or a timeout, on this replica or another)
 //     reuses the command's number and payload, and is executed at most
-//     once: a retry of the last command gets its first response;
+//     once: a retry of an outstanding command gets its first response;
 //   - a client that gave up on a command (ErrTimeout) sends it again,
 //     with its number, before it moves on, so that it never skips one.
 //
 // What breaks the rule is refused, never executed: client ID 0 or number
-// 0 with ErrBadSequence at once, before anything is proposed; a number
-// more than one above the client's last applied command with
-// ErrBadSequence when it is applied (the decision is the session table's,
-// the same on every replica); a number below the last with ErrStale; a
-// first command numbered above 1 with ErrSessionExpired, since it cannot
-// be told from the retry of a client whose session expired (sessions
-// expire after Config.SessionTTL slots unused). A client that lost its
-// numbering starts over under a new ID. Package client follows the rule
-// for you.
-//
-// The rule is part of the replicated state. A cluster bootstrapped before
-// it was defined keeps the rule of its day, under which a number above the
-// last was executed even after a gap (its log and snapshots hold commands
-// executed so, and replaying them must execute them again): only client
-// ID 0 and number 0 are refused there, before proposal. Every replica of
-// a new cluster must run a version that knows the rule.
+// 0 with ErrBadSequence at once, before anything is proposed; a command
+// outside its window, or below what the client said it has the answer to,
+// with ErrStale; a first command that is not among a new client's first
+// (a one-at-a-time client's first above 1) with ErrSessionExpired, since
+// it cannot be told from the retry of a client whose session expired
+// (sessions expire after Config.SessionTTL slots unused). Within a window
+// commands may run in any order (a lost slot is retried after later ones
+// were chosen), so a number above the last executed is not refused: the
+// table keeps which ones ran. A client that lost its numbering starts
+// over under a new ID. Package client follows the rule for you.
 package engine

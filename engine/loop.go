@@ -249,7 +249,7 @@ func (n *Node) sweep() {
 	for k, w := range n.waiters {
 		if now.Sub(w.proposed) >= n.cfg.ElectionTimeout {
 			w.proposed = now
-			n.batch = append(n.batch, paxos.Command{ClientID: k.client, Seq: k.seq, Payload: w.payload})
+			n.batch = append(n.batch, paxos.Command{ClientID: k.client, Seq: k.seq, Oldest: w.oldest, Payload: w.payload})
 			n.batchBytes += len(w.payload)
 		}
 	}

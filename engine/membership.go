@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
-	"github.com/paxos-go/paxos/engine/session"
 	paxosnet "github.com/paxos-go/paxos/net"
 )
 
@@ -120,11 +119,6 @@ func (n *Node) startingConfiguration(hasLog bool) error {
 		if removedFrom(n.confs, n.cfg.ID) {
 			return fmt.Errorf("%w: the configuration %v no longer has replica %d", ErrRemoved, n.confs.Latest(), n.cfg.ID)
 		}
-	}
-	if n.applied == 0 && boot.strictSeq {
-		// No snapshot restored: the table starts under the rule the
-		// cluster began with (a restored one came with its own).
-		n.sessions = session.NewSequential(n.cfg.SessionTTL)
 	}
 	n.confsGen++
 	return nil

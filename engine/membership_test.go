@@ -534,7 +534,7 @@ func TestLearnerCatchesUpBySnapshot(t *testing.T) {
 	if got := configString(n4.Configuration()); got != want {
 		t.Fatalf("the learner's configuration: %s, want %s", got, want)
 	}
-	if st := n4.Status(); st.Joining || st.Role != "follower" {
+	if st := n4.Status(); st.Joining || st.Role != RoleLearner {
 		t.Fatalf("the learner's status: %+v", st)
 	}
 	c.crash(4)

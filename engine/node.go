@@ -163,6 +163,11 @@ type Node struct {
 	status    atomic.Pointer[Status]
 	readCtx   atomic.Uint64
 
+	// events is the stream Events returns; leaderCh is closed and
+	// replaced at each change of the leader (see leaderSignal).
+	events   *events
+	leaderCh atomic.Pointer[chan struct{}]
+
 	// incarnation numbers this life of the replica (see claimDataDir);
 	// transfers counts the snapshot transfers it started.
 	incarnation uint64
@@ -187,6 +192,7 @@ func (n *Node) nextTransferID() uint64 {
 // waiter is a command waiting to be applied, and who waits for it.
 type waiter struct {
 	payload  []byte
+	oldest   uint64    // the command's Oldest
 	proposed time.Time // when it was last handed to the core
 	notify   []func(result)
 	// submitted is when it was submitted, for the commit latency metric.
@@ -209,9 +215,11 @@ type readRequest struct {
 }
 
 // Status is a snapshot of a node's state, for monitoring and tests.
+// Promised is the ballot: the highest this replica promised, under which
+// a leader leads (a follower of a stable leader promised the leader's).
 type Status struct {
 	ID       uint64
-	Role     string
+	Role     Role
 	Leader   uint64 // valid when HasLead
 	HasLead  bool
 	Promised paxos.Ballot
@@ -229,6 +237,9 @@ type Status struct {
 	// it knows, where Commit is how much of that it holds. Applied far
 	// below it is a replica catching up (see Readiness).
 	LeaderCommit uint64
+	// LeaderAddr is the leader's client address, when the configuration
+	// gives one (Config.ClientAddrs, AddLearner): where a client should go.
+	LeaderAddr string
 }
 
 // Start opens the node's log and snapshots, recovers its state (the latest
@@ -258,7 +269,10 @@ func Start(cfg Config, sm StateMachine) (*Node, error) {
 		persistDone: make(chan struct{}),
 		stateful:    map[uint64]bool{},
 		refusedCh:   make(chan error, 1),
+		events:      newEvents(cfg.EventBuffer),
 	}
+	leaderCh := make(chan struct{})
+	n.leaderCh.Store(&leaderCh)
 	if ro, ok := sm.(ReadOnlyCommands); ok {
 		n.readOnly = ro.ReadOnly
 	}
@@ -383,6 +397,7 @@ func (n *Node) open() error {
 			State:         n.peerState,
 			Admit:         n.admit,
 			OnRefused:     n.onRefused,
+			OnPeer:        n.onPeer,
 			TLS:           n.cfg.PeerTLS,
 			Insecure:      n.cfg.Insecure,
 			MaxFrameBytes: n.cfg.MaxFrameBytes,
@@ -440,38 +455,60 @@ func toWALBallot(b paxos.Ballot) wal.Ballot { return wal.Ballot{Round: b.Round, 
 // return (the command may still be proposed): the caller must not modify
 // it after the call.
 //
+// While no leader is known (an election, a replica starting), Submit
+// waits for one until ctx ends, and proposes the command then.
+//
 // It returns ErrTooLarge, at once, for a payload longer than
-// Config.MaxCommandBytes (nothing is proposed: do not retry it),
-// ErrNotLeader (a *NotLeaderError) when no leader is known, ErrBusy when
-// too much is uncommitted, ErrTimeout when ctx ends first (the command may
-// still be applied: retry it), ErrResponseNotKept for a retry of a command
-// that was executed but whose response was not kept, ErrBadSequence for
-// numbers that break the rule (clientID or seq 0 at once, before anything
-// is proposed; a gap when the command is applied), and ErrStale,
-// ErrSessionExpired or ErrClosed.
+// Config.MaxCommandBytes (nothing is proposed: do not retry it), ErrBusy
+// when too much is uncommitted, ErrTimeout when ctx ends first (the
+// command may still be applied: retry it; with no leader known, the error
+// says so and wraps the last *NotLeaderError), ErrResponseNotKept for a
+// retry of a command that was executed but whose response was not kept,
+// ErrBadSequence for a client ID or number 0 (at once, before anything is
+// proposed), and ErrStale, ErrSessionExpired or ErrClosed.
 func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte) ([]byte, error) {
 	ch := make(chan result, 1)
-	if err := n.submit(clientID, seq, payload, func(r result) { ch <- r }); err != nil {
-		return nil, err
-	}
-	select {
-	case r := <-ch:
-		return r.Response, r.Err
-	case <-ctx.Done():
-		n.forget(cmdKey{clientID, seq})
-		return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	notify := func(r result) { ch <- r }
+	for {
+		changed := n.leaderSignal()
+		err := n.submit(clientID, seq, 0, payload, notify)
+		if err == nil {
+			select {
+			case r := <-ch:
+				err = r.Err
+				if err == nil || !leaderUnknown(err) {
+					return r.Response, err
+				}
+			case <-ctx.Done():
+				n.forget(cmdKey{clientID, seq})
+				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+			}
+		}
+		if !leaderUnknown(err) {
+			return nil, err
+		}
+		// Not proposed: wait for a leader, then propose it again (the same
+		// (clientID, seq): at most once, whatever happens).
+		if werr := n.waitLeaderChange(ctx, changed); werr != nil {
+			return nil, fmt.Errorf("%w (%w)", werr, err)
+		}
 	}
 }
 
 // submit queues a command for the loop; notify is called, once, with its
-// outcome, on the loop's goroutine (it must not block).
-func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(result)) error {
+// outcome, on the loop's goroutine (it must not block). oldest is the
+// client's oldest command without an answer (0: seq; see SubmitAsync).
+func (n *Node) submit(clientID, seq, oldest uint64, payload []byte, notify func(result)) error {
 	if clientID == 0 || seq == 0 {
-		// Refused before it is proposed, on every cluster: the session
-		// table of one bootstrapped before the sequence rule would run it.
+		// Refused before it is proposed: numbers start at 1 (see the
+		// package doc's sequence rule).
 		return fmt.Errorf("%w: client %d, command %d: client IDs and command numbers start at 1", ErrBadSequence, clientID, seq)
 	}
 	k := cmdKey{clientID, seq}
+	if oldest != 0 && (oldest > seq || seq-oldest >= session.Window) {
+		return fmt.Errorf("engine: command %d of client %d says its oldest outstanding command is %d: "+
+			"a client has at most session.Window (%d) commands outstanding, Oldest <= Seq < Oldest+Window", seq, clientID, oldest, session.Window)
+	}
 	n.mu.Lock()
 	if n.closed {
 		err := n.closedError()
@@ -497,8 +534,8 @@ func (n *Node) submit(clientID, seq uint64, payload []byte, notify func(result))
 		return nil
 	}
 	now := time.Now()
-	n.waiters[k] = &waiter{payload: payload, proposed: now, submitted: now, notify: []func(result){notify}}
-	n.batch = append(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Payload: payload})
+	n.waiters[k] = &waiter{payload: payload, oldest: oldest, proposed: now, submitted: now, notify: []func(result){notify}}
+	n.batch = append(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Oldest: oldest, Payload: payload})
 	n.batchBytes += len(payload)
 	n.mu.Unlock()
 	n.wake()
@@ -521,20 +558,33 @@ func (n *Node) wake() {
 // Read runs fn once a linearizable read is possible: after this replica
 // has applied everything that was committed when Read was called, as
 // confirmed by the leader (read index). fn runs on the node's goroutine,
-// with no Apply running; it must be quick and must not call the Node. It
-// returns ErrNotLeader, ErrTimeout or ErrClosed when fn did not run.
+// with no Apply running; it must be quick and must not call the Node.
+// While no leader is known, it waits for one until ctx ends. It returns
+// ErrTimeout (wrapping the last *NotLeaderError if no leader was known)
+// or ErrClosed when fn did not run.
 func (n *Node) Read(ctx context.Context, fn func()) error {
 	done := make(chan error, 1)
-	r, err := n.read(fn, func(err error) { done <- err })
-	if err != nil {
-		return err
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		r.cancelled.Store(true)
-		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	finish := func(err error) { done <- err }
+	for {
+		changed := n.leaderSignal()
+		r, err := n.read(fn, finish)
+		if err == nil {
+			select {
+			case err = <-done:
+				if !leaderUnknown(err) {
+					return err // (fn did not run when it is a refusal)
+				}
+			case <-ctx.Done():
+				r.cancelled.Store(true)
+				return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+			}
+		}
+		if !leaderUnknown(err) {
+			return err
+		}
+		if werr := n.waitLeaderChange(ctx, changed); werr != nil {
+			return fmt.Errorf("%w (%w)", werr, err)
+		}
 	}
 }
 
@@ -572,15 +622,18 @@ func (n *Node) publishStatus() { n.publishStatusOf(n.rn.Status()) }
 
 func (n *Node) publishStatusOf(st paxos.Status) {
 	s := &Status{
-		ID: n.cfg.ID, Role: st.Role, Promised: st.Promised, Commit: st.Commit,
+		ID: n.cfg.ID, Role: paxos.RoleOf(st), Promised: st.Promised, Commit: st.Commit,
 		Applied: n.applied, LastSlot: st.LastSlot,
 		Joining: st.Joining, Removed: st.Removed, ChangeInProgress: st.ChangeInProgress,
 	}
 	if st.Lead != paxos.None {
 		s.Leader, s.HasLead = uint64(st.Lead), true
+		s.LeaderAddr = n.clientAddrOf(s.Leader)
 	}
 	s.LeaderCommit = st.LeaderCommit
-	if old := n.status.Swap(s); old != nil && (old.HasLead != s.HasLead || old.Leader != s.Leader) {
+	old := n.status.Swap(s)
+	n.noteStatus(old, s)
+	if old != nil && (old.HasLead != s.HasLead || old.Leader != s.Leader) {
 		n.logLeader(s)
 	}
 }
@@ -617,13 +670,16 @@ func (n *Node) fail(err error) {
 	if errors.Is(err, ErrRemoved) {
 		// Told by a peer, perhaps, before its own log showed it.
 		st := *n.status.Load()
-		st.Removed = true
-		n.status.Store(&st)
+		st.Removed, st.Role = true, RoleRemoved
+		n.noteStatus(n.status.Swap(&st), &st)
 	}
 	n.mu.Lock()
 	n.failure = err
 	n.closed = true
 	n.mu.Unlock()
+	// Before Done closes (when the loop returns), so that a consumer of
+	// either learns it at once.
+	n.events.emit(Stopped{Err: err})
 	n.abandonAll(fmt.Errorf("%w: %w", ErrClosed, err))
 	if errors.Is(err, ErrRemoved) || errors.Is(err, ErrDataLost) {
 		// The cluster will not take the replica back: release its ports
@@ -716,6 +772,7 @@ func (n *Node) Close() error {
 		n.abandonAll(ErrClosed)
 		n.closeErr = n.closeResources()
 		n.metrics.unregister()
+		n.events.close() // after the transport: no peer event can follow
 	})
 	return n.closeErr
 }

@@ -114,6 +114,7 @@ func (n *Node) maybeSnapshot() error {
 // second snapshot of the slot could only put the first at risk).
 func (n *Node) snapshotAndCompact() (storage.Meta, error) {
 	m, err := storage.Verify(n.snaps, n.applied)
+	written := false // a new snapshot, for the event
 	switch {
 	case err == nil:
 		n.log.Debug("a snapshot of the last applied slot exists; not writing another", "slot", m.Slot)
@@ -130,6 +131,7 @@ func (n *Node) snapshotAndCompact() (storage.Meta, error) {
 		if _, err := storage.Verify(n.snaps, m.Slot); err != nil {
 			return m, stopOnStoreFailure(fmt.Errorf("engine: the snapshot just written does not verify: %w", err))
 		}
+		written = true
 	}
 	n.lastSnapSlot, n.bytesSinceSnap = m.Slot, 0
 	if m.Slot > n.cfg.SnapshotTrailingSlots {
@@ -145,6 +147,9 @@ func (n *Node) snapshotAndCompact() (storage.Meta, error) {
 		}
 	}
 	n.pruneSnapshots()
+	if written {
+		n.events.emit(SnapshotTaken{Slot: m.Slot, Bytes: m.Size})
+	}
 	return m, nil
 }
 

@@ -423,6 +423,7 @@ func (n *Node) finishIncoming(ack wireSnapshotFrame) error {
 	}
 	ack.Offset, ack.Done = r.size, true
 	n.tr.Send(r.from, encodeMsgpack(&ack))
+	n.events.emit(SnapshotInstalled{Slot: m.Slot, Bytes: m.Size, From: r.from})
 	return nil
 }
 

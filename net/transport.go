@@ -67,6 +67,13 @@ type Options struct {
 	// dial is so refused (the transport goes on retrying); it must not
 	// block, and must not call Close.
 	OnRefused func(peer uint64, e *RefusedError)
+	// OnPeer, if set, is told when the connection to a peer (the outbound
+	// one, which this replica sends on) is established (connected true)
+	// and when it ends (false): failed, replaced by a reconnection, or
+	// closed because the peer was removed; not when the transport closes.
+	// It is called from that peer's writer goroutine, in order for each
+	// peer; it must not block, and must not call the transport.
+	OnPeer func(peer uint64, connected bool)
 
 	// TLS secures the peer port: the listener serves with it and dialers
 	// use it. It must hold this replica's certificate and trust the
@@ -530,6 +537,7 @@ func (t *Transport) writeLoop(p *peer) {
 			return // stopped
 		}
 		p.connected.Store(true)
+		t.notePeer(p.id, true)
 		select { // whatever was queued while disconnected goes out now
 		case p.kick <- struct{}{}:
 		default:
@@ -540,10 +548,14 @@ func (t *Transport) writeLoop(p *peer) {
 			case <-stop:
 				p.connected.Store(false)
 				conn.Close()
+				if t.ctx.Err() == nil {
+					t.notePeer(p.id, false) // removed, or its address changed
+				}
 				return
 			case <-p.rehello:
 				conn.Close()
 				p.lost = time.Now()
+				t.notePeer(p.id, false)
 				break write
 			case <-p.kick:
 			}
@@ -562,11 +574,19 @@ func (t *Transport) writeLoop(p *peer) {
 				t.log.Debug("lost the connection to a peer", "peer", p.id, "error", err)
 				conn.Close()
 				p.lost = time.Now()
+				t.notePeer(p.id, false)
 				break write
 			}
 			t.sent.Add(uint64(len(batch)))
 		}
 		p.connected.Store(false)
+	}
+}
+
+// notePeer tells Options.OnPeer, if set, of a peer connection's change.
+func (t *Transport) notePeer(id uint64, connected bool) {
+	if t.opts.OnPeer != nil {
+		t.opts.OnPeer(id, connected)
 	}
 }
 

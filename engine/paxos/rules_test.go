@@ -451,7 +451,7 @@ func TestReadIndex(t *testing.T) {
 
 func TestValueEncoding(t *testing.T) {
 	var batch []byte
-	want := []Command{{1, 1, []byte("a")}, {2, 7, nil}, {1 << 60, 1 << 40, []byte("long payload")}}
+	want := []Command{{1, 1, 0, []byte("a")}, {2, 7, 0, nil}, {1 << 60, 1 << 40, 0, []byte("long payload")}}
 	for _, c := range want[:2] {
 		batch = AppendCommand(batch, c)
 	}
@@ -473,9 +473,48 @@ func TestValueEncoding(t *testing.T) {
 	if string(enc) != string(batch) || cap(enc) != len(enc) {
 		t.Errorf("EncodeBatch: %x (cap %d), want %x with no spare capacity", enc, cap(enc), batch)
 	}
-	for _, bad := range [][]byte{nil, {}, {7}, {kindNoop, 1}, {kindCommands, 1, 1, 5, 'x'}, {kindCommands, 0x80}} {
+	for _, bad := range [][]byte{nil, {}, {7}, {kindNoop, 1}, {kindCommands, 1, 1, 5, 'x'}, {kindCommands, 0x80},
+		{kindWindowedCommands, 1, 2, 3, 0}, {kindWindowedCommands, 1, 2, 0x80}} {
 		if err := CheckValue(bad); !errors.Is(err, ErrBadValue) {
 			t.Errorf("CheckValue(%x) = %v, want ErrBadValue", bad, err)
 		}
+	}
+}
+
+// TestWindowedValueEncoding: commands with an Oldest make a kind 4 batch,
+// which carries it; merging a plain batch with a windowed one, in either
+// order, makes a windowed batch of all the commands, in order.
+func TestWindowedValueEncoding(t *testing.T) {
+	plain := []Command{{1, 1, 0, []byte("a")}, {2, 7, 0, nil}}
+	windowed := []Command{{3, 70, 7, []byte("w")}, {3, 71, 7, []byte("x")}}
+	if EncodeBatch(plain)[0] != kindCommands || EncodeBatch(windowed)[0] != kindWindowedCommands {
+		t.Fatal("EncodeBatch chose the wrong kind")
+	}
+	mixed := append(slices.Clone(plain), windowed...)
+	enc := EncodeBatch(mixed)
+	if enc[0] != kindWindowedCommands || cap(enc) != len(enc) {
+		t.Fatalf("EncodeBatch of a mixed batch: kind %d, cap %d len %d", enc[0], cap(enc), len(enc))
+	}
+	decode := func(v []byte) []Command {
+		var got []Command
+		if err := ForEachCommand(v, func(c Command) bool { c.Payload = slices.Clone(c.Payload); got = append(got, c); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	same := func(a, b []Command) bool {
+		return slices.EqualFunc(a, b, func(x, y Command) bool {
+			return x.ClientID == y.ClientID && x.Seq == y.Seq && x.Oldest == y.Oldest && string(x.Payload) == string(y.Payload)
+		})
+	}
+	if got := decode(enc); !same(got, mixed) {
+		t.Fatalf("decoded %+v, want %+v", got, mixed)
+	}
+	if got := decode(AppendBatch(EncodeBatch(plain), EncodeBatch(windowed))); !same(got, mixed) {
+		t.Fatalf("plain then windowed: %+v, want %+v", got, mixed)
+	}
+	back := append(slices.Clone(windowed), plain...)
+	if got := decode(AppendBatch(EncodeBatch(windowed), EncodeBatch(plain))); !same(got, back) {
+		t.Fatalf("windowed then plain: %+v, want %+v", got, back)
 	}
 }

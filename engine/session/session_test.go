@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/paxos-go/paxos/engine/paxos"
@@ -269,6 +270,11 @@ func FuzzRead(f *testing.F) {
 	var buf bytes.Buffer
 	tab.WriteTo(&buf)
 	f.Add(buf.Bytes())
+	tab.RecordWindow(4, 3, 1, 4, []byte("w"))
+	tab.RecordWindow(4, 1, 1, 5, nil)
+	buf.Reset()
+	tab.WriteTo(&buf)
+	f.Add(buf.Bytes()) // version 2
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := Read(data)
@@ -291,108 +297,182 @@ func FuzzRead(f *testing.F) {
 	})
 }
 
-// TestSequenceRule walks a sequential table through the rule: a client ID
-// and a number of 0, a gap and a first number above 1 are refused without
-// being executed, and a refusal leaves the session as it was.
-func TestSequenceRule(t *testing.T) {
-	tab := NewSequential(100)
-	for i, step := range []struct {
-		id, seq uint64
-		want    Outcome
-	}{
-		{0, 1, BadSequence}, // client ID 0
-		{1, 0, BadSequence}, // number 0
-		{1, 2, Expired},     // unknown client, not its first command
-		{1, 1, Execute},
-		{1, 3, BadSequence}, // a gap
-		{1, 1, Duplicate},   // the gap changed nothing
-		{1, 2, Execute},
-		{1, 1, Stale},
-		{1, 0, BadSequence},
-		{1, 9, BadSequence},
-		{1, 3, Execute},
-	} {
-		got, _ := tab.Check(step.id, step.seq)
-		if got != step.want {
-			t.Fatalf("step %d: Check(%d, %d) = %s, want %s", i, step.id, step.seq, got, step.want)
-		}
-		if got == Execute {
-			tab.Record(step.id, step.seq, uint64(i+1), []byte("r"))
-		}
-	}
-}
-
-// TestLegacyRuleUnchanged: a table of New executes what earlier versions
-// executed (a gap, client ID 0, a first command numbered 0), so that their
-// logs replay to the same state.
-func TestLegacyRuleUnchanged(t *testing.T) {
+// TestWindowOutcomes walks a client with several commands outstanding
+// through the rule (Oldest <= Seq < Oldest+Window, Oldest never going
+// down): commands overtaken by later ones run when they come, retries of
+// any outstanding command get its response, commands below Oldest are
+// Stale, and a command beyond the window never runs.
+func TestWindowOutcomes(t *testing.T) {
 	tab := New(100)
-	var value []byte
-	for _, c := range []paxos.Command{
-		{ClientID: 1, Seq: 1, Payload: []byte("a")},
-		{ClientID: 1, Seq: 5, Payload: []byte("b")}, // a gap
-		{ClientID: 0, Seq: 1, Payload: []byte("c")}, // client ID 0
-		{ClientID: 2, Seq: 0, Payload: []byte("d")}, // number 0
-		{ClientID: 1, Seq: 3, Payload: []byte("e")}, // behind the gap: stale
+	for i, step := range []struct {
+		seq, oldest uint64
+		want        Outcome
+		resp        string
+	}{
+		{3, 1, Execute, ""}, // a new client, its first command lost for now
+		{1, 1, Execute, ""},
+		{3, 1, Duplicate, "r3"},
+		{1, 1, Duplicate, "r1"},
+		{2, 1, Execute, ""},
+		{Window, 1, Execute, ""},     // the last the window allows
+		{Window + 1, 1, Stale, ""},   // beyond it
+		{Window + 1, 2, Execute, ""}, // the client has the answer of 1
+		{1, 2, Stale, ""},
+		{2, 1, Duplicate, "r2"}, // a late retry sent before 1 was answered
+		{Window, 3, Duplicate, fmt.Sprintf("r%d", Window)},
+		{4, 3, Execute, ""},
+		{200, 200, Execute, ""}, // one at a time again: everything below is answered
+		{Window + 1, 3, Stale, ""},
+		{200, 0, Duplicate, "r200"},
+		{201, 0, Execute, ""},
+		{200, 0, Stale, ""},
+		{5, 1, Expired, "client 2"}, // an unknown client, past its first window
+		{5, 1, Execute, "client 3"}, // an unknown client, in its first window
 	} {
-		value = paxos.AppendCommand(value, c)
-	}
-	var ran []string
-	var outcomes []Outcome
-	err := tab.Apply(1, value, func(_ uint64, cmd []byte) []byte {
-		ran = append(ran, string(cmd))
-		return cmd
-	}, func(r Result) { outcomes = append(outcomes, r.Outcome) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := fmt.Sprint(ran, outcomes); got != "[a b c d] [execute execute execute execute stale]" {
-		t.Fatalf("legacy table: ran and outcomes %s", got)
-	}
-
-	seq := NewSequential(100)
-	ran, outcomes = nil, nil
-	if err := seq.Apply(1, value, func(_ uint64, cmd []byte) []byte {
-		ran = append(ran, string(cmd))
-		return cmd
-	}, func(r Result) { outcomes = append(outcomes, r.Outcome) }); err != nil {
-		t.Fatal(err)
-	}
-	if got := fmt.Sprint(ran, outcomes); got != "[a] [execute bad sequence bad sequence bad sequence bad sequence]" {
-		t.Fatalf("sequential table: ran and outcomes %s", got)
-	}
-}
-
-// TestSnapshotKeepsRule: the rule travels in the snapshot encoding, and a
-// legacy table is written exactly as earlier versions wrote it (no
-// prefix), so that they still read it.
-func TestSnapshotKeepsRule(t *testing.T) {
-	for _, tab := range []*Table{New(7), NewSequential(7)} {
-		tab.Record(3, 1, 1, []byte("x"))
-		var b bytes.Buffer
-		tab.WriteTo(&b)
-		if want := tab.Sequential(); (b.Bytes()[0] == 0) != want {
-			t.Fatalf("sequential %v: encoding starts % x", want, b.Bytes()[:2])
-		}
-		if !tab.Sequential() {
-			// The encoding of earlier versions, byte for byte.
-			want := []byte{7, 1, 3, 1, 1, 1, 'x'}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Fatalf("legacy encoding % x, want % x", b.Bytes(), want)
+		id := uint64(1)
+		if step.resp == "client 2" || step.resp == "client 3" {
+			id, step.resp = map[string]uint64{"client 2": 2, "client 3": 3}[step.resp], ""
+			if id == 2 {
+				step.oldest = 2
 			}
 		}
-		got, err := Read(b.Bytes())
+		got, resp := tab.CheckWindow(id, step.seq, step.oldest)
+		if got != step.want || string(resp) != step.resp {
+			t.Fatalf("step %d: CheckWindow(%d, %d, %d) = %s %q, want %s %q", i, id, step.seq, step.oldest, got, resp, step.want, step.resp)
+		}
+		if got == Execute {
+			tab.RecordWindow(id, step.seq, step.oldest, uint64(i+1), []byte(fmt.Sprintf("r%d", step.seq)))
+		}
+	}
+	// One response per client is kept once it sends one at a time again.
+	if c := tab.clients[1]; len(c.entries) != 1 || !c.classic() {
+		t.Fatalf("client 1 keeps %d entries (oldest %d, seq %d, done %b)", len(c.entries), c.oldest, c.seq, c.done)
+	}
+}
+
+// TestWindowExactlyOnce: clients with up to Window commands outstanding
+// send them, and retries of them, in random order within the rule, as a
+// cluster losing slots and clients retrying would deliver them. Every
+// command runs exactly once; every retry of a command the client still
+// waits for gets the first execution's response; and a table restored from
+// its snapshot at any point goes on exactly as the original.
+func TestWindowExactlyOnce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	tab := New(0)
+	type clientState struct {
+		next, oldest uint64
+		answered     map[uint64]string // seq -> the response it got
+	}
+	clients := map[uint64]*clientState{}
+	for id := uint64(1); id <= 3; id++ {
+		clients[id] = &clientState{next: 1, oldest: 1, answered: map[uint64]string{}}
+	}
+	runs := map[string]int{}
+	for slot := uint64(1); slot <= 3000; slot++ {
+		var cmds []paxos.Command
+		for range 1 + rng.IntN(8) {
+			id := uint64(1 + rng.IntN(3))
+			cs := clients[id]
+			// Move oldest up past answered commands, sometimes.
+			for rng.IntN(3) == 0 && cs.oldest < cs.next {
+				if _, ok := cs.answered[cs.oldest]; !ok {
+					break
+				}
+				cs.oldest++
+			}
+			var seq uint64
+			if cs.next < cs.oldest+Window && rng.IntN(2) == 0 {
+				seq = cs.next // a new command
+				cs.next++
+			} else {
+				seq = cs.oldest + uint64(rng.IntN(int(cs.next-cs.oldest)+1)) // a retry, or a new one
+				if seq == cs.next {
+					if seq >= cs.oldest+Window {
+						continue
+					}
+					cs.next++
+				}
+			}
+			c := paxos.Command{ClientID: id, Seq: seq, Oldest: cs.oldest, Payload: []byte(fmt.Sprintf("%d.%d", id, seq))}
+			cmds = append(cmds, c)
+		}
+		if len(cmds) == 0 {
+			continue
+		}
+		value := paxos.EncodeBatch(cmds)
+		err := tab.Apply(slot, value, func(_ uint64, cmd []byte) []byte {
+			runs[string(cmd)]++
+			return append([]byte("resp-"), cmd...)
+		}, func(r Result) {
+			cs := clients[r.Command.ClientID]
+			want := fmt.Sprintf("resp-%d.%d", r.Command.ClientID, r.Command.Seq)
+			switch r.Outcome {
+			case Execute, Duplicate:
+				if string(r.Response) != want {
+					t.Fatalf("slot %d: %d.%d answered %q, want %q", slot, r.Command.ClientID, r.Command.Seq, r.Response, want)
+				}
+				cs.answered[r.Command.Seq] = string(r.Response)
+			case Stale:
+				if r.Command.Seq >= r.Command.Oldest {
+					if _, ok := cs.answered[r.Command.Seq]; !ok {
+						t.Fatalf("slot %d: %d.%d refused as stale, never answered", slot, r.Command.ClientID, r.Command.Seq)
+					}
+				}
+			default:
+				t.Fatalf("slot %d: %d.%d: %s", slot, r.Command.ClientID, r.Command.Seq, r.Outcome)
+			}
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Sequential() != tab.Sequential() {
-			t.Fatalf("read back sequential=%v, wrote %v", got.Sequential(), tab.Sequential())
-		}
-		if o, _ := got.Check(3, 5); (o == BadSequence) != tab.Sequential() {
-			t.Fatalf("sequential %v: a gap after reading back is %s", tab.Sequential(), o)
+		if slot%97 == 0 {
+			var b1, b2 bytes.Buffer
+			tab.WriteTo(&b1)
+			restored, err := Read(b1.Bytes())
+			if err != nil {
+				t.Fatalf("slot %d: %v", slot, err)
+			}
+			restored.WriteTo(&b2)
+			if !bytes.Equal(b1.Bytes(), b2.Bytes()) {
+				t.Fatalf("slot %d: a restored table writes differently", slot)
+			}
+			tab = restored
 		}
 	}
-	if _, err := Read([]byte{0, 9, 7, 0}); !errors.Is(err, ErrBadSnapshot) {
-		t.Fatalf("unknown rule: %v", err)
+	for cmd, n := range runs {
+		if n != 1 {
+			t.Fatalf("command %s ran %d times", cmd, n)
+		}
+	}
+	if len(runs) < 1000 {
+		t.Fatalf("only %d commands ran", len(runs))
+	}
+}
+
+// A table whose sessions all send one command at a time writes version 1,
+// which earlier versions read; one with a window writes version 2.
+func TestSnapshotVersions(t *testing.T) {
+	tab := New(9)
+	tab.Record(1, 5, 1, []byte("x"))
+	var b bytes.Buffer
+	tab.WriteTo(&b)
+	if b.Bytes()[0] == 0 {
+		t.Fatal("a table without windows wrote version 2")
+	}
+	tab.RecordWindow(2, 3, 1, 2, []byte("y"))
+	b.Reset()
+	tab.WriteTo(&b)
+	if b.Bytes()[0] != 0 {
+		t.Fatal("a table with a window wrote version 1")
+	}
+	got, err := Read(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, resp := got.CheckWindow(2, 3, 1); o != Duplicate || string(resp) != "y" {
+		t.Fatalf("after a version 2 round trip: %s %q", o, resp)
+	}
+	if o, _ := got.CheckWindow(2, 2, 1); o != Execute {
+		t.Fatalf("an outstanding command after a version 2 round trip: %s", o)
 	}
 }

@@ -7,10 +7,12 @@
 // Insecure), a client sends request frames and gets response frames,
 // matched by ID, in any order; requests may be pipelined.
 //
-//	request  msgpack [id, op, clientID, seq, payload, redirect]
+//	request  msgpack [id, op, clientID, seq, payload, redirect, oldest]
 //	response msgpack [id, status, result, leader, code, message]
 //
-// op 1 submits a command (exactly once per clientID and seq); op 2 asks a
+// op 1 submits a command (exactly once per clientID and seq; oldest is the
+// client's oldest command without an answer, for a client with several
+// outstanding: see engine/session); op 2 asks a
 // read-only query; op 3 asks for the replica's Status (msgpack), for tools;
 // op 4 asks for a configuration change or a leadership transfer, whose
 // payload is a Change (msgpack), answered once it is made (see
@@ -63,6 +65,12 @@ type Request struct {
 	Seq      uint64
 	Payload  msgp.View
 	Redirect bool
+	// Oldest is, for op 1, the client's oldest command without an answer
+	// (paxos.Command.Oldest): 0 for a client with one command outstanding,
+	// and for clients of earlier versions, which do not send it. A server
+	// of an earlier version ignores it: pipeline only to servers of this
+	// version.
+	Oldest uint64
 	// Change is the client's change of op 4, which it encodes into
 	// Payload at each attempt (not on the wire itself).
 	Change *Change `codec:"-"`

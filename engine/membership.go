@@ -413,10 +413,15 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 //
 //   - a joining voter of the first configuration (Since 0): those never
 //     join, so it had state and was started again with Join;
-//   - a joining voter heard with state: it had joined, and lost its data.
-//     (A joining voter neither: a learner promoted before its snapshot
-//     reached it, which the core allows while the commit index is below
-//     its CatchUpSlots. It has promised things, which it remembers.)
+//   - a joining voter added by a reconfiguration (Since > 0), heard or
+//     not: the core promotes a learner only once it holds the log up to
+//     the change that added it (ProposeChange), which a joining replica
+//     never reports (it asks for a snapshot, and installs it durably
+//     before it acknowledges anything), so a voter that says it is
+//     joining had joined and lost its data. (Deciding on the configuration
+//     rather than on what this replica heard matters: after the others
+//     restart, a promoted learner whose disk died, started again with the
+//     command line it joined with, was taken back.)
 //   - a fresh replica, not joining, that a reconfiguration added (Since >
 //     0): it had no bootstrap configuration of its own to start from, so
 //     it joined, and had state (or it was started as a new cluster by
@@ -443,8 +448,8 @@ func (n *Node) dataLost(h paxosnet.Hello, m paxos.Member, member bool) string {
 	switch {
 	case h.Joining && m.Voter && m.Since == 0:
 		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but it is a voter of the cluster's first configuration, so it had state: %s", h.NodeID, remedy)
-	case h.Joining && m.Voter && heard:
-		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but it is a voter of the cluster that had state: %s", h.NodeID, remedy)
+	case h.Joining && m.Voter:
+		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but the cluster has it as a voter, which a learner becomes only once it holds the log, so it had state: %s", h.NodeID, remedy)
 	case h.Joining:
 		return ""
 	case m.Since > 0:

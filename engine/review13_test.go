@@ -1,0 +1,39 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/paxos-go/paxos/engine/paxos"
+	paxosnet "github.com/paxos-go/paxos/net"
+)
+
+// Tests from the review of the membership changes (issue 13).
+
+// TestJoiningVoterIsRefusedAfterTheOthersRestarted: a replica that says it
+// is joining (Join, an empty data directory) but that the configuration has
+// as a voter lost its data, whoever heard it before: a learner is promoted
+// only once it holds the log up to its own addition (a snapshot first), so
+// no voter ever joins. The cluster refused it only if the replica it
+// dialed had heard it with state in this life: after the others restarted
+// (a rolling upgrade), a promoted learner whose disk died, started again
+// with the command line it joined with ("the same command line restarts
+// it"), was taken back as a voter with an empty state.
+func TestJoiningVoterIsRefusedAfterTheOthersRestarted(t *testing.T) {
+	n := &Node{stateful: map[uint64]bool{}} // heard nobody: just restarted
+	for _, m := range []paxos.Member{
+		{ID: 4, Voter: true, Since: 40},
+		{ID: 0, Voter: true, Since: 0},
+	} {
+		for _, fresh := range []bool{true, false} {
+			h := paxosnet.Hello{NodeID: uint64(m.ID), Joining: true, Fresh: fresh}
+			if why := n.dataLost(h, m, true); why == "" {
+				t.Errorf("a joining replica (fresh %v) that the configuration has as voter %+v was taken", fresh, m)
+			}
+		}
+	}
+	// A joining learner is taken: it may not have its snapshot yet, and it
+	// votes in nothing.
+	if why := n.dataLost(paxosnet.Hello{NodeID: 4, Joining: true, Fresh: true}, paxos.Member{ID: 4, Since: 40}, true); why != "" {
+		t.Errorf("a joining learner was refused: %s", why)
+	}
+}

@@ -392,14 +392,27 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 		return &paxosnet.PeerRefusal{Code: paxosnet.RefusalDataLost, Reason: why}
 	}
 	if !h.Fresh && !h.Joining {
-		n.statefulMu.Lock()
-		n.stateful[h.NodeID] = true
-		n.statefulMu.Unlock()
+		n.noteStateful(h.NodeID)
 	}
 	if !known && !member && !v.members[h.NodeID] {
 		return fmt.Errorf("replica %d is not a member of this cluster", h.NodeID)
 	}
 	return nil
+}
+
+// noteStateful remembers, in the data directory, that replica id said it
+// holds state: the first time only, so a write (synced) per replica.
+func (n *Node) noteStateful(id uint64) {
+	n.statefulMu.Lock()
+	defer n.statefulMu.Unlock()
+	if n.stateful[id] {
+		return
+	}
+	n.stateful[id] = true
+	if err := writeStatefulPeers(n.cfg.DataDir, n.stateful, n.cfg.NoSync); err != nil {
+		// In memory it is noted; a restart forgets it.
+		n.log.Warn("recording a replica heard with state failed", "peer", id, "error", err)
+	}
 }
 
 // dataLost returns why a dialer must be refused as a replica that lost its
@@ -408,8 +421,10 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 // The dialer's Hello says whether it holds state (Fresh: no promise, no
 // log, no snapshot) and whether it was started to join (Joining: it knows
 // no configuration yet). "Heard with state" below means that this replica
-// took a connection from it, in this life, whose Hello said it held state
-// and was not joining. Refused:
+// took a connection from it whose Hello said it held state and was not
+// joining, in this life or an earlier one (the data directory keeps the
+// list, statefulPeersFile: a power cut restarts every replica, and is when
+// a disk dies). Refused:
 //
 //   - a joining voter of the first configuration (Since 0): those never
 //     join, so it had state and was started again with Join;
@@ -430,13 +445,12 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 //   - a fresh voter, not joining, heard with state.
 //
 // The gap: a replica of the first configuration whose data directory is
-// wiped before any replica heard from it with state, or after every
-// replica that did restarted, is taken back. A replica says it holds
-// state in a new connection as soon as its first write is durable (the
-// transport connects again), so the gap is the first moments of a new
-// cluster, or a wipe during a restart of every other replica. The
-// documented way stays the only safe one: remove the replica and add a
-// new one under a new ID.
+// wiped before any replica heard from it with state is taken back (by the
+// replicas that did not, if some did). A replica says it holds state in a
+// new connection as soon as its first write is durable (the transport
+// connects again), so the gap is the first moments of a new cluster, or of
+// a replica that joins the others late. The documented way stays the only
+// safe one: remove the replica and add a new one under a new ID.
 func (n *Node) dataLost(h paxosnet.Hello, m paxos.Member, member bool) string {
 	const remedy = "a replica that lost its data must be removed (RemoveReplica) and added again under a new ID, with an empty data directory"
 	if !member || !h.Joining && !h.Fresh {

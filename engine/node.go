@@ -133,8 +133,8 @@ type Node struct {
 	failure    error
 
 	// Shared with the transport's goroutines (see admit): the membership
-	// this replica knows, and the replicas it heard from with state in this
-	// life.
+	// this replica knows, and the replicas it heard from with state (kept
+	// in the data directory: statefulPeersFile).
 	view       atomic.Pointer[memberView]
 	statefulMu sync.Mutex
 	stateful   map[uint64]bool
@@ -294,6 +294,9 @@ func (n *Node) open() error {
 		}
 	}
 	if err := checkDataLost(n.cfg.DataDir); err != nil {
+		return err
+	}
+	if n.stateful, err = readStatefulPeers(n.cfg.DataDir); err != nil {
 		return err
 	}
 	if err := n.restoreSnapshot(st); err != nil {

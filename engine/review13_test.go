@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
 	paxosnet "github.com/paxos-go/paxos/net"
@@ -36,4 +40,50 @@ func TestJoiningVoterIsRefusedAfterTheOthersRestarted(t *testing.T) {
 	if why := n.dataLost(paxosnet.Hello{NodeID: 4, Joining: true, Fresh: true}, paxos.Member{ID: 4, Since: 40}, true); why != "" {
 		t.Errorf("a joining learner was refused: %s", why)
 	}
+}
+
+// TestWipedReplicaIsRefusedAfterAWholeClusterRestart: a power cut stops
+// every replica, and one of them comes back with a new, empty disk under
+// its old ID (the same command line). It had state: the others heard it
+// say so. But they had just restarted too, and a replica remembered only
+// in memory whom it had heard with state, so it took the wiped replica
+// back as a voter with none of its promises and acceptances. The replicas
+// remember it in their data directories.
+func TestWipedReplicaIsRefusedAfterAWholeClusterRestart(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.leader()
+	acked := c.writers(2, 5, 100)
+	victim := leader%3 + 1
+	// The others have heard the victim with state (it wrote a promise and
+	// entries, and connected again saying so).
+	waitFor(t, 10*time.Second, "the others hearing the victim with state", func() bool {
+		for id, n := range c.running() {
+			if id == victim {
+				continue
+			}
+			n.statefulMu.Lock()
+			heard := n.stateful[victim]
+			n.statefulMu.Unlock()
+			if !heard {
+				return false
+			}
+		}
+		return true
+	})
+	for id := range c.running() {
+		c.crash(id)
+	}
+	if err := os.RemoveAll(filepath.Join(c.dir, fmt.Sprint(victim))); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if id != victim {
+			c.start(id)
+		}
+	}
+	n := c.start(victim)
+	waitStopped(t, n, ErrDataLost)
+	c.crash(victim)
+	acked = append(acked, c.writers(2, 5, 200)...)
+	checkExactlyOnce(t, c.converged(), acked)
 }

@@ -1,14 +1,17 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/paxos-go/paxos/engine/paxos"
 	paxosnet "github.com/paxos-go/paxos/net"
+	"github.com/paxos-go/paxos/net/certs"
 )
 
 // Tests from the review of the membership changes (issue 13).
@@ -86,4 +89,39 @@ func TestWipedReplicaIsRefusedAfterAWholeClusterRestart(t *testing.T) {
 	c.crash(victim)
 	acked = append(acked, c.writers(2, 5, 200)...)
 	checkExactlyOnce(t, c.converged(), acked)
+}
+
+// TestAnonymousClientCannotChangeTheConfiguration: with
+// ClientTLSServerOnly, "anyone who reaches the port may use it" to submit
+// commands; but the same anonymous client could also add replicas,
+// remove voters (for good: an ID is never used again) and move the
+// leadership. A change of the configuration should need a client
+// certificate of the cluster; one that presents it (paxos cluster does)
+// may.
+func TestAnonymousClientCannotChangeTheConfiguration(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	const cluster = "c"
+	if _, err := certs.CreateDir(dir, cluster, []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := startClientPort(t, &logMachine{}, func(c *Config) {
+		c.ClusterID, c.TLSDir, c.Insecure, c.ClientTLSServerOnly = cluster, dir, false, true
+	})
+	b, err := certs.LoadTrust(dir, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient([]string{n.ClientAddr().String()}, ClientOptions{ClusterID: cluster, TLS: certs.ClientConfig(b)}) // presents no certificate
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.AddLearner(ctx, 7, "127.0.0.1:1", ""); err == nil || !strings.Contains(err.Error(), "needs a client certificate") {
+		t.Fatalf("a client without a certificate asked to add a learner: %v; configuration %v", err, n.Configuration())
+	}
+	checkServes(t, n, ClientOptions{ClusterID: cluster, TLS: certs.ClientConfig(b)}) // its commands are served
+	admin := NewClient([]string{n.ClientAddr().String()}, ClientOptions{ClusterID: cluster, TLSDir: dir})
+	defer admin.Close()
+	if err := admin.AddLearner(ctx, 7, "127.0.0.1:1", ""); err != nil {
+		t.Fatalf("a client with the cluster's certificate: %v", err)
+	}
 }

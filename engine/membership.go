@@ -38,7 +38,10 @@ type memberView struct {
 	members map[uint64]bool
 	// dismiss are the removed replicas this replica may tell so, so that
 	// they stop (paxos.RawNode.MayDismiss: it leads, and the configuration
-	// after them durably knows they are not needed).
+	// after them durably knows they are not needed), among those that
+	// tried to connect (knocking): the removed IDs only grow, up to
+	// paxos.MaxRemoved, and asking about each at every turn of the loop
+	// would cost the leader half a millisecond a turn.
 	dismiss map[uint64]bool
 	joining bool
 	gen     uint64 // confsGen when published
@@ -234,14 +237,16 @@ func (n *Node) syncPeers() {
 func (n *Node) publishView(st paxos.Status) {
 	old := n.view.Load()
 	var dismiss map[uint64]bool
-	for _, id := range st.Config.Removed {
-		if n.rn.MayDismiss(id) {
+	n.knockMu.Lock()
+	for id := range n.knocking {
+		if n.rn.MayDismiss(paxos.NodeID(id)) {
 			if dismiss == nil {
 				dismiss = map[uint64]bool{}
 			}
-			dismiss[uint64(id)] = true
+			dismiss[id] = true
 		}
 	}
+	n.knockMu.Unlock()
 	if old != nil && old.gen == n.confsGen && old.joining == st.Joining && sameConfig(old.conf, st.Config) && maps.Equal(old.dismiss, dismiss) {
 		return
 	}
@@ -384,6 +389,7 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 			return &paxosnet.PeerRefusal{Code: paxosnet.RefusalRemoved,
 				Reason: fmt.Sprintf("replica %d was removed from the cluster; its ID is never used again", h.NodeID)}
 		}
+		n.knock(h.NodeID)
 		return fmt.Errorf("replica %d was removed from the cluster", h.NodeID)
 	}
 	m, member := v.conf.Member(id)
@@ -398,6 +404,30 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 		return fmt.Errorf("replica %d is not a member of this cluster", h.NodeID)
 	}
 	return nil
+}
+
+// maxKnocking bounds the removed replicas remembered as trying to connect.
+const maxKnocking = 256
+
+// knock notes that removed replica id tried to connect: the loop asks the
+// core, at its next turn, whether id may be told it was removed (see
+// memberView.dismiss), and its next attempt is refused so if it may.
+func (n *Node) knock(id uint64) {
+	n.knockMu.Lock()
+	defer n.knockMu.Unlock()
+	if n.knocking[id] {
+		return
+	}
+	if n.knocking == nil {
+		n.knocking = map[uint64]bool{}
+	}
+	if len(n.knocking) >= maxKnocking {
+		for old := range n.knocking {
+			delete(n.knocking, old) // any one: bounded, not fair
+			break
+		}
+	}
+	n.knocking[id] = true
 }
 
 // noteStateful remembers, in the data directory, that replica id said it

@@ -138,6 +138,10 @@ type Node struct {
 	view       atomic.Pointer[memberView]
 	statefulMu sync.Mutex
 	stateful   map[uint64]bool
+	// knocking are the removed replicas refused since they tried to
+	// connect (see memberView.dismiss).
+	knockMu  sync.Mutex
+	knocking map[uint64]bool
 	// peerState is what the transport's Hellos say; the persister and the
 	// loop change it (under peerStateMu, so that they never send it back).
 	peerStateMu sync.Mutex

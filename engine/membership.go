@@ -397,11 +397,13 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 		n.log.Warn("refused a replica that lost its data", "peer", h.NodeID, "reason", why)
 		return &paxosnet.PeerRefusal{Code: paxosnet.RefusalDataLost, Reason: why}
 	}
-	if !h.Fresh && !h.Joining {
-		n.noteStateful(h.NodeID)
-	}
 	if !known && !member && !v.members[h.NodeID] {
 		return fmt.Errorf("replica %d is not a member of this cluster", h.NodeID)
+	}
+	if !h.Fresh && !h.Joining {
+		// (Only a replica admitted: each new ID costs a synced write, and
+		// with Insecure anyone may claim any ID.)
+		n.noteStateful(h.NodeID)
 	}
 	return nil
 }

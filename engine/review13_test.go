@@ -196,3 +196,31 @@ func TestRemovedReplicaKnocksThenIsDismissed(t *testing.T) {
 		t.Fatalf("another removed replica, which never tried before, was dismissed: %v", err)
 	}
 }
+
+// TestPeersWithStateAreKept: a member heard with state is written to the
+// data directory, and read back at the next start; a stranger is not
+// written (each new ID costs a synced write, and with Insecure anyone may
+// claim any ID).
+func TestPeersWithStateAreKept(t *testing.T) {
+	dir := t.TempDir()
+	n := &Node{cfg: Config{DataDir: dir, NoSync: true}, stateful: map[uint64]bool{}, log: hclog.NewNullLogger()}
+	conf := paxos.Configuration{Members: []paxos.Member{{ID: 1, Voter: true}, {ID: 2, Voter: true}}}
+	n.view.Store(&memberView{conf: conf, members: map[uint64]bool{1: true, 2: true}})
+	if err := n.admit(paxosnet.Hello{NodeID: 2}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.admit(paxosnet.Hello{NodeID: 9}, false); err == nil {
+		t.Fatal("a stranger was admitted")
+	}
+	got, err := readStatefulPeers(dir)
+	if err != nil || !got[2] || got[9] || len(got) != 1 {
+		t.Fatalf("kept %v (%v), want replica 2 only", got, err)
+	}
+	// After a restart, replica 2 with a wiped directory is refused.
+	n2 := &Node{cfg: Config{DataDir: dir, NoSync: true}, stateful: got, log: hclog.NewNullLogger()}
+	n2.view.Store(&memberView{conf: conf, members: map[uint64]bool{1: true, 2: true}})
+	var refusal *paxosnet.PeerRefusal
+	if err := n2.admit(paxosnet.Hello{NodeID: 2, Fresh: true}, true); !errors.As(err, &refusal) || refusal.Code != paxosnet.RefusalDataLost {
+		t.Fatalf("replica 2, wiped, after a restart: %v", err)
+	}
+}

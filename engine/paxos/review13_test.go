@@ -117,3 +117,54 @@ func TestRacingChangesFromTwoLeaders(t *testing.T) {
 		t.Fatalf("the configuration ends as %v, removed %v: 5's removal was chosen, and undone", conf, conf.Removed)
 	}
 }
+
+// TestLateTimeoutNowAfterTheTransferWasGivenUp: the leader's MsgTimeoutNow
+// is held up; after two election timeouts the leader gives the transfer
+// up and carries on (the caller was told it failed), and commits more.
+// Then the message arrives: the target took over, a leadership change
+// nobody asked for any more. It now carries the leader's last slot, and a
+// target that holds more of the leader's slots ignores it.
+func TestLateTimeoutNowAfterTheTransferWasGivenUp(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.elect(1)
+	c.write(1, 1, 2)
+	if err := c.node(1).rn.TransferLeadership(3); err != nil {
+		t.Fatal(err)
+	}
+	var held []Message
+	for i := 0; i < 100; i++ {
+		progress := false
+		for _, nd := range c.nodes {
+			if c.process(nd.id) {
+				progress = true
+			}
+		}
+		for j, m := range c.queue {
+			if m.Type == MsgTimeoutNow {
+				held = append(held, m)
+				c.queue = append(c.queue[:j:j], c.queue[j+1:]...)
+				break
+			}
+		}
+		if c.deliver(nil) > 0 {
+			progress = true
+		}
+		if !progress {
+			break
+		}
+	}
+	if len(held) == 0 {
+		t.Fatal("no TimeoutNow")
+	}
+	c.tickAll(2*DefaultElectionTicks + 2)
+	if !c.node(1).rn.IsLeader() || c.node(1).rn.Status().ChangeInProgress {
+		t.Fatalf("not abandoned: %+v", c.node(1).rn.Status())
+	}
+	c.write(1, 1, 3)
+	c.queue = append(c.queue, held...)
+	c.stabilize()
+	if !c.node(1).rn.IsLeader() || c.node(3).rn.IsLeader() {
+		t.Fatalf("after a TimeoutNow of a transfer given up: 1 leads %v, 3 leads %v", c.node(1).rn.IsLeader(), c.node(3).rn.IsLeader())
+	}
+	c.checkAgreement()
+}

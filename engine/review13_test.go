@@ -224,3 +224,22 @@ func TestPeersWithStateAreKept(t *testing.T) {
 		t.Fatalf("replica 2, wiped, after a restart: %v", err)
 	}
 }
+
+// A new replica given the address of a member already there is refused:
+// a typo that would leave it never catching up, or clients redirected to
+// the wrong replica.
+func TestAddLearnerRefusesAnAddressInUse(t *testing.T) {
+	c := paxos.Configuration{Members: []paxos.Member{{ID: 1, Voter: true, PeerAddr: "h:1", ClientAddr: "h:2"}}}
+	for _, cc := range []paxos.ConfChange{
+		{Type: paxos.AddLearner, ID: 2, PeerAddr: "h:1", ClientAddr: "h:3"},
+		{Type: paxos.AddLearner, ID: 2, PeerAddr: "h:4", ClientAddr: "h:2"},
+	} {
+		if err := checkChange(changeRequest{kind: changeAddLearner, cc: cc}, c); !errors.Is(err, ErrBadChange) {
+			t.Errorf("%+v: %v, want ErrBadChange", cc, err)
+		}
+	}
+	ok := paxos.ConfChange{Type: paxos.AddLearner, ID: 2, PeerAddr: "h:4", ClientAddr: "h:5"}
+	if err := checkChange(changeRequest{kind: changeAddLearner, cc: ok}, c); err != nil {
+		t.Errorf("%+v: %v", ok, err)
+	}
+}

@@ -55,6 +55,15 @@ const bootstrapFile = "BOOTSTRAP"
 // directory holds now is not the state the cluster counted on.
 const dataLostFile = "DATA_LOST"
 
+// statefulPeersFile is the name, in the data directory, of the file that
+// lists the replicas this one heard from saying they hold state (see
+// Node.dataLost): one whose data directory is then wiped is refused even
+// after this replica restarted. Written whole with durable.WriteFile:
+//
+//	version=1
+//	peer=<id>                 (one line per replica, sorted)
+const statefulPeersFile = "PEERS_WITH_STATE"
+
 // bootstrapRecord is what the bootstrap file holds.
 type bootstrapRecord struct {
 	join    bool
@@ -244,4 +253,42 @@ func checkDataLost(dir string) error {
 // later start of the directory takes part either.
 func recordDataLost(dir, why string, noSync bool) error {
 	return durable.WriteFile(filepath.Join(dir, dataLostFile), []byte(why+"\n"), 0o644, !noSync)
+}
+
+// readStatefulPeers reads the replicas the data directory's
+// statefulPeersFile lists; none if there is no such file.
+func readStatefulPeers(dir string) (map[uint64]bool, error) {
+	path := filepath.Join(dir, statefulPeersFile)
+	peers := map[uint64]bool{}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return peers, nil
+	case err != nil:
+		return nil, fmt.Errorf("engine: reading %s: %w", path, err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) == 0 || lines[0] != "version=1" {
+		return nil, fmt.Errorf("engine: %s is damaged: it must start with version=1", path)
+	}
+	for _, line := range lines[1:] {
+		v, ok := strings.CutPrefix(line, "peer=")
+		id, err := strconv.ParseUint(v, 10, 64)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("engine: %s is damaged: line %q", path, line)
+		}
+		peers[id] = true
+	}
+	return peers, nil
+}
+
+// writeStatefulPeers records peers in the data directory, durably unless
+// noSync.
+func writeStatefulPeers(dir string, peers map[uint64]bool, noSync bool) error {
+	var buf bytes.Buffer
+	buf.WriteString("version=1\n")
+	for _, id := range slices.Sorted(maps.Keys(peers)) {
+		fmt.Fprintf(&buf, "peer=%d\n", id)
+	}
+	return durable.WriteFile(filepath.Join(dir, statefulPeersFile), buf.Bytes(), 0o644, !noSync)
 }

@@ -320,6 +320,13 @@ func checkChange(req changeRequest, c paxos.Configuration) error {
 				return fmt.Errorf("%w: %v", ErrBadChange, err)
 			}
 		}
+		// An address another member has is a typo: the new replica would
+		// never catch up, or clients would be sent to the wrong replica.
+		for _, o := range c.Members {
+			if o.PeerAddr == req.cc.PeerAddr || req.cc.ClientAddr != "" && o.ClientAddr == req.cc.ClientAddr {
+				return fmt.Errorf("%w: replica %d already has address %q or %q", ErrBadChange, o.ID, o.PeerAddr, o.ClientAddr)
+			}
+		}
 	case changePromote, changeRemove:
 		if !member {
 			return fmt.Errorf("%w: replica %d is not a member of the configuration %v", ErrBadChange, id, c)

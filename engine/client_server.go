@@ -246,6 +246,10 @@ func (s *clientServer) serve(pc *pendingClient) {
 		return
 	}
 	cc := &clientConn{s: s, conn: conn, raw: raw, kick: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{})}
+	cc.mayChange = s.tls == nil // plaintext: every host is trusted
+	if tc, ok := raw.(*tls.Conn); ok {
+		cc.mayChange = len(tc.ConnectionState().VerifiedChains) > 0
+	}
 	cc.lastActive.Store(time.Now().UnixNano())
 	s.conns[cc] = struct{}{}
 	s.mu.Unlock()
@@ -305,6 +309,11 @@ type clientConn struct {
 	s    *clientServer
 	conn *wire.Conn
 	raw  stdnet.Conn // under conn: the TLS or TCP connection
+	// mayChange says the client may change the configuration: it
+	// presented a certificate that TLS verified (or the port is
+	// plaintext). A port that serves clients without one
+	// (ClientTLSServerOnly) serves anyone their commands, not changes.
+	mayChange bool
 
 	mu       sync.Mutex
 	out      []clientproto.Response // queued responses, oldest first
@@ -413,6 +422,10 @@ func (cc *clientConn) handle(req clientproto.Request) {
 	if req.Op == clientproto.OpStatus {
 		st := n.Status()
 		cc.queue(clientproto.Response{ID: req.ID, Result: encodeMsgpack(&st)})
+		return
+	}
+	if req.Op == clientproto.OpChange && !cc.mayChange {
+		cc.reply(req.ID, nil, errors.New("a configuration change needs a client certificate of the cluster: this port serves clients without one (ClientTLSServerOnly), but takes changes only from those that present one"))
 		return
 	}
 	if req.Redirect && (req.Op == clientproto.OpSubmit || req.Op == clientproto.OpQuery || req.Op == clientproto.OpChange || req.Op == clientproto.OpConfig) {

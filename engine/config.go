@@ -169,8 +169,10 @@ type Config struct {
 	// ClientTLS if set; else, with TLSDir, certs.ClientPortConfig of this
 	// replica's certificate (ClientTLSServerOnly drops the client
 	// certificate requirement: the connection is encrypted and the replica
-	// authenticated, but anyone who reaches the port may use it, and its
-	// certificate, which names the cluster and the replica, goes to anyone
+	// authenticated, but anyone who reaches the port may use it (a change
+	// of the configuration still needs a client certificate of the
+	// cluster), and the replica's certificate, which names the cluster
+	// and the replica, goes to anyone
 	// who starts a TLS handshake); else, with Insecure, plaintext. Start
 	// refuses a ClientAddr with none of them. Insecure thus means "every
 	// port that has no TLS config runs in plaintext".

@@ -38,7 +38,10 @@ type memberView struct {
 	members map[uint64]bool
 	// dismiss are the removed replicas this replica may tell so, so that
 	// they stop (paxos.RawNode.MayDismiss: it leads, and the configuration
-	// after them durably knows they are not needed).
+	// after them durably knows they are not needed), among those that
+	// tried to connect (knocking): the removed IDs only grow, up to
+	// paxos.MaxRemoved, and asking about each at every turn of the loop
+	// would cost the leader half a millisecond a turn.
 	dismiss map[uint64]bool
 	joining bool
 	gen     uint64 // confsGen when published
@@ -237,14 +240,16 @@ func (n *Node) syncPeers() {
 func (n *Node) publishView(st paxos.Status) {
 	old := n.view.Load()
 	var dismiss map[uint64]bool
-	for _, id := range st.Config.Removed {
-		if n.rn.MayDismiss(id) {
+	n.knockMu.Lock()
+	for id := range n.knocking {
+		if n.rn.MayDismiss(paxos.NodeID(id)) {
 			if dismiss == nil {
 				dismiss = map[uint64]bool{}
 			}
-			dismiss[uint64(id)] = true
+			dismiss[id] = true
 		}
 	}
+	n.knockMu.Unlock()
 	if old != nil && old.gen == n.confsGen && old.joining == st.Joining && sameConfig(old.conf, st.Config) && maps.Equal(old.dismiss, dismiss) {
 		return
 	}
@@ -388,6 +393,7 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 			return &paxosnet.PeerRefusal{Code: paxosnet.RefusalRemoved,
 				Reason: fmt.Sprintf("replica %d was removed from the cluster; its ID is never used again", h.NodeID)}
 		}
+		n.knock(h.NodeID)
 		return fmt.Errorf("replica %d was removed from the cluster", h.NodeID)
 	}
 	m, member := v.conf.Member(id)
@@ -395,15 +401,54 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 		n.log.Warn("refused a replica that lost its data", "peer", h.NodeID, "reason", why)
 		return &paxosnet.PeerRefusal{Code: paxosnet.RefusalDataLost, Reason: why}
 	}
-	if !h.Fresh && !h.Joining {
-		n.statefulMu.Lock()
-		n.stateful[h.NodeID] = true
-		n.statefulMu.Unlock()
-	}
 	if !known && !member && !v.members[h.NodeID] {
 		return fmt.Errorf("replica %d is not a member of this cluster", h.NodeID)
 	}
+	if !h.Fresh && !h.Joining {
+		// (Only a replica admitted: each new ID costs a synced write, and
+		// with Insecure anyone may claim any ID.)
+		n.noteStateful(h.NodeID)
+	}
 	return nil
+}
+
+// maxKnocking bounds the removed replicas remembered as trying to connect.
+const maxKnocking = 256
+
+// knock notes that removed replica id tried to connect: the loop asks the
+// core, at its next turn, whether id may be told it was removed (see
+// memberView.dismiss), and its next attempt is refused so if it may.
+func (n *Node) knock(id uint64) {
+	n.knockMu.Lock()
+	defer n.knockMu.Unlock()
+	if n.knocking[id] {
+		return
+	}
+	if n.knocking == nil {
+		n.knocking = map[uint64]bool{}
+	}
+	if len(n.knocking) >= maxKnocking {
+		for old := range n.knocking {
+			delete(n.knocking, old) // any one: bounded, not fair
+			break
+		}
+	}
+	n.knocking[id] = true
+}
+
+// noteStateful remembers, in the data directory, that replica id said it
+// holds state: the first time only, so a write (synced) per replica.
+func (n *Node) noteStateful(id uint64) {
+	n.statefulMu.Lock()
+	defer n.statefulMu.Unlock()
+	if n.stateful[id] {
+		return
+	}
+	n.stateful[id] = true
+	if err := writeStatefulPeers(n.cfg.DataDir, n.stateful, n.cfg.NoSync); err != nil {
+		// In memory it is noted; a restart forgets it.
+		n.log.Warn("recording a replica heard with state failed", "peer", id, "error", err)
+	}
 }
 
 // dataLost returns why a dialer must be refused as a replica that lost its
@@ -412,15 +457,22 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 // The dialer's Hello says whether it holds state (Fresh: no promise, no
 // log, no snapshot) and whether it was started to join (Joining: it knows
 // no configuration yet). "Heard with state" below means that this replica
-// took a connection from it, in this life, whose Hello said it held state
-// and was not joining. Refused:
+// took a connection from it whose Hello said it held state and was not
+// joining, in this life or an earlier one (the data directory keeps the
+// list, statefulPeersFile: a power cut restarts every replica, and is when
+// a disk dies). Refused:
 //
 //   - a joining voter of the first configuration (Since 0): those never
 //     join, so it had state and was started again with Join;
-//   - a joining voter heard with state: it had joined, and lost its data.
-//     (A joining voter neither: a learner promoted before its snapshot
-//     reached it, which the core allows while the commit index is below
-//     its CatchUpSlots. It has promised things, which it remembers.)
+//   - a joining voter added by a reconfiguration (Since > 0), heard or
+//     not: the core promotes a learner only once it holds the log up to
+//     the change that added it (ProposeChange), which a joining replica
+//     never reports (it asks for a snapshot, and installs it durably
+//     before it acknowledges anything), so a voter that says it is
+//     joining had joined and lost its data. (Deciding on the configuration
+//     rather than on what this replica heard matters: after the others
+//     restart, a promoted learner whose disk died, started again with the
+//     command line it joined with, was taken back.)
 //   - a fresh replica, not joining, that a reconfiguration added (Since >
 //     0): it had no bootstrap configuration of its own to start from, so
 //     it joined, and had state (or it was started as a new cluster by
@@ -429,13 +481,12 @@ func (n *Node) admit(h paxosnet.Hello, known bool) error {
 //   - a fresh voter, not joining, heard with state.
 //
 // The gap: a replica of the first configuration whose data directory is
-// wiped before any replica heard from it with state, or after every
-// replica that did restarted, is taken back. A replica says it holds
-// state in a new connection as soon as its first write is durable (the
-// transport connects again), so the gap is the first moments of a new
-// cluster, or a wipe during a restart of every other replica. The
-// documented way stays the only safe one: remove the replica and add a
-// new one under a new ID.
+// wiped before any replica heard from it with state is taken back (by the
+// replicas that did not, if some did). A replica says it holds state in a
+// new connection as soon as its first write is durable (the transport
+// connects again), so the gap is the first moments of a new cluster, or of
+// a replica that joins the others late. The documented way stays the only
+// safe one: remove the replica and add a new one under a new ID.
 func (n *Node) dataLost(h paxosnet.Hello, m paxos.Member, member bool) string {
 	const remedy = "a replica that lost its data must be removed (RemoveReplica) and added again under a new ID, with an empty data directory"
 	if !member || !h.Joining && !h.Fresh {
@@ -447,8 +498,8 @@ func (n *Node) dataLost(h paxosnet.Hello, m paxos.Member, member bool) string {
 	switch {
 	case h.Joining && m.Voter && m.Since == 0:
 		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but it is a voter of the cluster's first configuration, so it had state: %s", h.NodeID, remedy)
-	case h.Joining && m.Voter && heard:
-		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but it is a voter of the cluster that had state: %s", h.NodeID, remedy)
+	case h.Joining && m.Voter:
+		return fmt.Sprintf("replica %d was started to join (Join) with an empty data directory, but the cluster has it as a voter, which a learner becomes only once it holds the log, so it had state: %s", h.NodeID, remedy)
 	case h.Joining:
 		return ""
 	case m.Since > 0:

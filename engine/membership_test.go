@@ -637,8 +637,11 @@ func TestChangesThroughAFollowersClientPort(t *testing.T) {
 	if err := cl2.AddLearner(ctx, 6, "127.0.0.1:2", ""); !errors.Is(err, ErrChangeInProgress) {
 		t.Fatalf("a second change while one waits: %v, want ErrChangeInProgress", err)
 	}
-	if err := <-promoted; !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrNotCaughtUp) {
-		t.Fatalf("promoting a learner that never caught up: %v, want ErrTimeout and ErrNotCaughtUp", err)
+	// It times out: with the server's last word (ErrNotCaughtUp), or, on
+	// a loaded machine, with the client's own deadline reached first
+	// while it waited for that word.
+	if err := <-promoted; !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrNotCaughtUp) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("promoting a learner that never caught up: %v, want ErrTimeout (and ErrNotCaughtUp, or the deadline)", err)
 	}
 	if err := cl.RemoveReplica(ctx, 5); err != nil {
 		t.Fatal(err)

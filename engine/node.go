@@ -133,11 +133,15 @@ type Node struct {
 	failure    error
 
 	// Shared with the transport's goroutines (see admit): the membership
-	// this replica knows, and the replicas it heard from with state in this
-	// life.
+	// this replica knows, and the replicas it heard from with state (kept
+	// in the data directory: statefulPeersFile).
 	view       atomic.Pointer[memberView]
 	statefulMu sync.Mutex
 	stateful   map[uint64]bool
+	// knocking are the removed replicas refused since they tried to
+	// connect (see memberView.dismiss).
+	knockMu  sync.Mutex
+	knocking map[uint64]bool
 	// peerState is what the transport's Hellos say; the persister and the
 	// loop change it (under peerStateMu, so that they never send it back).
 	peerStateMu sync.Mutex
@@ -327,6 +331,9 @@ func (n *Node) open() error {
 		}
 	}
 	if err := checkDataLost(n.cfg.DataDir); err != nil {
+		return err
+	}
+	if n.stateful, err = readStatefulPeers(n.cfg.DataDir); err != nil {
 		return err
 	}
 	if err := n.restoreSnapshot(st); err != nil {

@@ -153,6 +153,17 @@
 // leader needs (those of the slots it holds or may open): any later
 // leader needs a quorum of at least one of them.
 //
+// A configuration value is a whole configuration, which the leader
+// computes from the newest one it knows; one that is not that
+// configuration with exactly one change made changes nothing when it is
+// chosen (NextConfiguration). One change at a time keeps each leader's
+// log to one, but two leaders can each propose one, from the same
+// configuration, in two slots of a window, and a later phase 1 recover
+// both (the first leader cut off before the second took over): taken
+// whole, the second would undo the first, bringing a removed ID back.
+// This is a function of the chosen log like the rest, so each slot still
+// has one configuration.
+//
 // Learners receive Accepts, heartbeats and snapshots like voters; their
 // promises and acceptances count in no quorum. ProposeChange promotes a
 // learner only once it holds the log up to the change that added it and

@@ -277,6 +277,64 @@ func cmpID(a, b NodeID) int {
 	return 0
 }
 
+// NextConfiguration returns the configuration that value, a
+// configuration value chosen in a slot where prev is the newest
+// configuration, makes the newest, and true. If value is not prev with
+// exactly one change made (AddLearner, Promote or Remove, as
+// Configuration.Apply makes it), it changes nothing: NextConfiguration
+// returns prev and false, and the slot is a no-op for the configuration.
+//
+// A configuration value is a whole configuration, computed by the leader
+// that proposed it from the newest configuration it knew. One change at a
+// time keeps each leader's log to one change in flight, but two leaders
+// can each propose one, from the same configuration, in different slots
+// of one window (the first cut off before the second took over), and a
+// third leadership's phase 1 can recover both: taken whole, the second
+// would silently undo the first (a removed ID back as a voter, a learner
+// gone without being removed). Every replica decides the same from the
+// chosen log, so the configuration of each slot stays a function of the
+// values chosen before it, which is all the window rule needs.
+func NextConfiguration(prev Configuration, value []byte) (Configuration, bool) {
+	next, err := DecodeConfigValue(value)
+	if err != nil {
+		return prev, false
+	}
+	var cc ConfChange
+	since := uint64(0)
+	switch {
+	case len(next.Members) == len(prev.Members)+1:
+		for _, m := range next.Members {
+			if _, ok := prev.Member(m.ID); !ok {
+				cc = ConfChange{Type: AddLearner, ID: m.ID, PeerAddr: m.PeerAddr, ClientAddr: m.ClientAddr}
+				since = m.Since
+				break
+			}
+		}
+	case len(next.Members)+1 == len(prev.Members):
+		for _, m := range prev.Members {
+			if _, ok := next.Member(m.ID); !ok {
+				cc = ConfChange{Type: Remove, ID: m.ID}
+				break
+			}
+		}
+	case len(next.Members) == len(prev.Members):
+		for _, m := range next.Members {
+			if old, ok := prev.Member(m.ID); ok && m.Voter && !old.Voter {
+				cc = ConfChange{Type: Promote, ID: m.ID}
+				break
+			}
+		}
+	}
+	if cc.Type == 0 {
+		return prev, false
+	}
+	want, err := prev.Apply(cc, since)
+	if err != nil || !want.Equal(next) {
+		return prev, false
+	}
+	return next, true
+}
+
 // ScheduledConfig is a configuration and the first slot it governs.
 type ScheduledConfig struct {
 	From   uint64
@@ -335,15 +393,24 @@ func (cs ConfigState) At(slot uint64) Configuration {
 func (cs ConfigState) Latest() Configuration { return cs[len(cs)-1].Config }
 
 // Apply returns cs after value was chosen in slot: if value is a
-// configuration, it governs from slot+ConfigWindow on. It does not change
-// cs (the result may share no storage with it to be kept).
+// configuration that applies to the newest one (see NextConfiguration),
+// it governs from slot+ConfigWindow on. It does not change cs (the result
+// may share no storage with it to be kept).
 func (cs ConfigState) Apply(slot uint64, value []byte) ConfigState {
 	if !IsConfigValue(value) {
 		return cs
 	}
-	c, err := DecodeConfigValue(value)
-	if err != nil {
-		return cs // values are checked when they arrive; cannot happen
+	var c Configuration
+	if len(cs) == 0 {
+		var err error
+		if c, err = DecodeConfigValue(value); err != nil {
+			return cs // values are checked when they arrive; cannot happen
+		}
+	} else {
+		var ok bool
+		if c, ok = NextConfiguration(cs.Latest(), value); !ok {
+			return cs // it changes nothing: see NextConfiguration
+		}
 	}
 	out := slices.Clone(cs)
 	from := slot + ConfigWindow

@@ -413,15 +413,25 @@ func (l *leadership) handover(n *RawNode) {
 		return
 	}
 	l.transferSent = true
-	n.send(Message{Type: MsgTimeoutNow, To: l.transfer, Ballot: n.promised, Slot: n.log.last(), Commit: n.log.commit})
+	n.send(Message{Type: MsgTimeoutNow, To: l.transfer, Ballot: n.promised, Slot: n.log.last(), Commit: n.log.commit, Context: n.log.last()})
 }
 
 // handleTimeoutNow campaigns at once, when the leader this replica follows
 // hands its leadership over and this replica holds what it has. It learns
 // the leader's commit index first, as from a heartbeat: its phase 1 then
 // starts after it.
+//
+// Context is the leader's last slot when it sent it: a leader that hands
+// over opens no slots, so a target that holds more of its slots got the
+// message late, after the leader gave the transfer up and carried on
+// (two election timeouts without a new leader), and ignores it rather
+// than take over a leadership nobody asks it to any more. (0, from an
+// older version: not checked.)
 func (n *RawNode) handleTimeoutNow(m Message) {
 	if n.role != follower || m.From != n.lead || m.Ballot != n.promised || !n.canCampaign() || n.acceptedUpTo < m.Slot {
+		return
+	}
+	if m.Context != 0 && n.acceptedUpTo > m.Context {
 		return
 	}
 	n.advanceCommit(m.Commit)
@@ -448,7 +458,7 @@ func (n *RawNode) stepDownIfRemoved() {
 		}
 	}
 	if best != None {
-		n.send(Message{Type: MsgTimeoutNow, To: best, Ballot: n.promised, Slot: bestMatch, Commit: min(n.log.commit, bestMatch)})
+		n.send(Message{Type: MsgTimeoutNow, To: best, Ballot: n.promised, Slot: bestMatch, Commit: min(n.log.commit, bestMatch), Context: n.log.last()})
 	}
 	n.becomeFollower(None)
 }

@@ -144,7 +144,9 @@ const (
 	// slot), campaigns at once, without a poll, and its Prepare carries
 	// Context PrepareTransfer so that acceptors that heard from the leader
 	// recently still answer it. Taken only from the leader followed, under
-	// its ballot.
+	// its ballot. Context is the leader's last slot: a target that holds
+	// more of the leader's slots got it after the leader gave the
+	// transfer up, and ignores it.
 	MsgTimeoutNow
 	// MsgRemoved tells a replica that the sender's committed log removed
 	// it from the cluster, and that its removal governs: it answers any

@@ -194,12 +194,18 @@ func (c *checker) advance() {
 // chose notes the configuration chosen in slot, under ballot b, and counts
 // what it changed.
 func (c *checker) chose(slot uint64, b paxos.Ballot, v []byte) {
-	conf, err := paxos.DecodeConfigValue(v)
-	if err != nil {
+	if _, err := paxos.DecodeConfigValue(v); err != nil {
 		c.s.fail(Other, "slot %d: a configuration that does not decode was chosen: %v", slot, err)
 		return
 	}
 	prev := c.configs[len(c.configs)-1].config
+	conf, ok := paxos.NextConfiguration(prev, v)
+	if !ok {
+		// Not one change from the configuration before it (two leaders'
+		// changes recovered in one window): it changes nothing.
+		c.s.tracef("configuration value chosen in slot %d is not one change from %s: it changes nothing", slot, prev)
+		return
+	}
 	from := slot + paxos.ConfigWindow
 	c.configs = append(c.configs, newGoverning(from, conf))
 	st := &c.s.stats

@@ -159,9 +159,17 @@ func (c configCase) chooseNoops(from, to uint64) {
 	}
 }
 
-// shrunk is {1,2,4,5}: 3 removed, 4 and 5 voters (the checker follows the
-// chosen log; it does not ask that a change be one at a time).
+// shrunk is {1,2}: 3 removed.
 var shrunk = paxos.EncodeConfigValue(paxos.Configuration{
+	Members: []paxos.Member{{ID: 1, Voter: true}, {ID: 2, Voter: true}},
+	Removed: []paxos.NodeID{3},
+})
+
+// regrown is {1,2,4,5}, 3 removed: more than one change from {1,2,3}
+// (the value a leader that knew another configuration would have
+// computed), so chosen after it, it changes nothing, as in the core
+// (paxos.NextConfiguration).
+var regrown = paxos.EncodeConfigValue(paxos.Configuration{
 	Members: []paxos.Member{{ID: 1, Voter: true}, {ID: 2, Voter: true}, {ID: 4, Voter: true}, {ID: 5, Voter: true}},
 	Removed: []paxos.NodeID{3},
 })
@@ -180,15 +188,15 @@ func TestCheckerGoverningConfiguration(t *testing.T) {
 	c.accept(32, ballot30, value("a"), 1, 3)
 	c.apply(1, 32, ballot30, value("a"))
 	c.ok()
-	// Slot 33 is {1,2,4,5}'s: {1,2,3} is no quorum of it (3 was removed).
+	// Slot 33 is {1,2}'s: {1,3} is no quorum of it (3 was removed).
 	v := value("b")
-	c.accept(33, ballot30, v, 1, 2, 3)
+	c.accept(33, ballot30, v, 1, 3)
 	c.apply(2, 33, ballot30, v)
 	c.wantFailure("which no quorum of its configuration ever durably accepted")
 
 	c = newConfigCase(t)
 	c.accept(1, ballot30, shrunk, 1, 2)
-	c.accept(33, ballot30, v, 1, 2, 4)
+	c.accept(33, ballot30, v, 1, 2)
 	c.apply(2, 33, ballot30, v)
 	c.ok()
 	// Replica 3 was removed from slot 33 on: it applies nothing decided
@@ -206,18 +214,35 @@ func TestCheckerJudgesOnceTheConfigurationIsKnown(t *testing.T) {
 	c.accept(1, ballot30, shrunk, 1, 2)
 	// Slot 40's configuration depends on slot 8, not chosen yet.
 	v := value("early")
-	c.accept(40, ballot30, v, 1, 2, 4)
+	c.accept(40, ballot30, v, 1, 2)
 	c.ok()
 	c.apply(1, 40, ballot30, v)
 	c.wantFailure("its configuration is not even known: slot 2 has no chosen value")
 
 	c = newConfigCase(t)
 	c.accept(1, ballot30, shrunk, 1, 2)
-	c.accept(40, ballot30, v, 1, 2, 4)
-	c.accept(40, ballot31, value("other"), 1, 4, 5)
+	c.accept(40, ballot30, v, 1, 2)
+	c.accept(40, ballot31, value("other"), 1, 2)
 	c.ok()
 	c.chooseNoops(2, 7)
 	c.ok()
 	c.chooseNoops(8, 8) // slot 40's configuration is known: two quorums of it
 	c.wantFailure("two values chosen")
+}
+
+// TestCheckerIgnoresAConfigurationThatIsNotOneChange: a configuration
+// value chosen that is not one change from the configuration before it
+// changes nothing (paxos.NextConfiguration): slot 33 is still {1,2,3}'s,
+// where {1,3} is a quorum and {1,2,4} holds no quorum-less value.
+func TestCheckerIgnoresAConfigurationThatIsNotOneChange(t *testing.T) {
+	c := newConfigCase(t)
+	c.accept(1, ballot30, regrown, 1, 2)
+	c.ok()
+	v := value("b")
+	c.accept(33, ballot30, v, 1, 3)
+	c.apply(3, 33, ballot30, v)
+	c.ok()
+	if got := c.s.check.latest(); len(got.Members) != 3 || len(got.Removed) != 0 {
+		t.Fatalf("the checker's configuration after a value that is not one change: %v", got)
+	}
 }

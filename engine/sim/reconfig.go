@@ -216,8 +216,9 @@ func (n *node) stop() {
 // state the simulator hands the core, must be what catches the bug).
 func (s *Sim) nextConfigs(cs paxos.ConfigState, slot uint64, value []byte) paxos.ConfigState {
 	if paxos.IsConfigValue(value) {
+		k := len(cs)
 		cs = cs.Apply(slot, value) // a copy
-		if s.opts.Knobs.ImmediateConfig {
+		if s.opts.Knobs.ImmediateConfig && len(cs) > k {
 			cs[len(cs)-1].From = slot + 1
 		}
 	}

@@ -105,7 +105,9 @@ func peerConfig(b *Bundle, want *uint64) *tls.Config {
 type ClientPortOptions struct {
 	// ServerOnly serves clients without certificates: the connection is
 	// encrypted and the replica authenticated, but anyone who reaches the
-	// port may use it. By default clients must present a certificate of
+	// port may use it (a client that presents a certificate must present
+	// one of the cluster's, and the engine takes configuration changes
+	// only from those). By default clients must present a certificate of
 	// the cluster.
 	ServerOnly bool
 }
@@ -132,7 +134,17 @@ func ClientPortConfig(b *Bundle, opts ClientPortOptions) *tls.Config {
 		},
 	}
 	if opts.ServerOnly {
-		cfg.ClientAuth, cfg.ClientCAs, cfg.VerifyConnection = tls.NoClientCert, nil, nil
+		// A certificate is not required, but one given must be the
+		// cluster's: the engine takes configuration changes only from a
+		// client that presented one.
+		verify := cfg.VerifyConnection
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			return verify(cs)
+		}
 	}
 	return cfg
 }

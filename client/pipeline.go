@@ -282,7 +282,7 @@ func (p *pipeline) read(conn *wire.Conn, quit chan struct{}) {
 		var resp clientproto.Response
 		if err == nil {
 			if derr := msgp.Decode(frame, &resp); derr != nil {
-				err = fmt.Errorf("engine: malformed response: %w", derr)
+				err = fmt.Errorf("client: malformed response: %w", derr)
 			}
 		}
 		select {
@@ -356,7 +356,7 @@ func (p *pipeline) handle(in inbound) {
 	}
 	err := clientproto.CodeErrors[resp.Code]
 	if err == nil {
-		p.finish(f, nil, fmt.Errorf("engine: the server refused the request: %s", resp.Message))
+		p.finish(f, nil, fmt.Errorf("%w: %s", ErrBadRequest, resp.Message)) // as Submit
 		return
 	}
 	p.setLastOf(f, serverError(err, resp.Message))

@@ -75,7 +75,7 @@ func (n *Node) apply(ents []paxos.Entry) error {
 				n.metrics.commitLatency.observe(now.Sub(w.submitted))
 			}
 			for _, fn := range w.notify {
-				fn, res := fn, r.res
+				fn, res := *fn, r.res
 				notify = append(notify, func() { fn(res) })
 			}
 		}
@@ -92,7 +92,7 @@ func (n *Node) apply(ents []paxos.Entry) error {
 
 // failCommands answers the waiters of keys with err.
 func (n *Node) failCommands(cmds []paxos.Command, err error) {
-	var notify []func(result)
+	var notify []*func(result)
 	n.mu.Lock()
 	for _, c := range cmds {
 		k := cmdKey{c.ClientID, c.Seq}
@@ -103,7 +103,7 @@ func (n *Node) failCommands(cmds []paxos.Command, err error) {
 	}
 	n.mu.Unlock()
 	for _, fn := range notify {
-		fn(result{Err: err})
+		(*fn)(result{Err: err})
 	}
 }
 

@@ -443,7 +443,8 @@ func (cc *clientConn) handle(req clientproto.Request) {
 			err = errors.New("client id and sequence number must not be 0")
 			break
 		}
-		err = n.submit(req.ClientID, req.Seq, req.Oldest, req.Payload, func(r result) { cc.reply(req.ID, r.Response, r.Err) })
+		reply := func(r result) { cc.reply(req.ID, r.Response, r.Err) }
+		err = n.submit(req.ClientID, req.Seq, req.Oldest, req.Payload, &reply)
 	case clientproto.OpQuery:
 		qr, ok := n.sm.(Querier)
 		if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,9 +197,9 @@ func (n *Node) nextTransferID() uint64 {
 // waiter is a command waiting to be applied, and who waits for it.
 type waiter struct {
 	payload  []byte
-	oldest   uint64    // the command's Oldest
-	proposed time.Time // when it was last handed to the core
-	notify   []func(result)
+	oldest   uint64          // the command's Oldest
+	proposed time.Time       // when it was last handed to the core
+	notify   []*func(result) // one per caller waiting (pointers: forget removes its own)
 	// submitted is when it was submitted, for the commit latency metric.
 	submitted time.Time
 }
@@ -478,7 +479,7 @@ func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte)
 	notify := func(r result) { ch <- r }
 	for {
 		changed := n.leaderSignal()
-		err := n.submit(clientID, seq, 0, payload, notify)
+		err := n.submit(clientID, seq, 0, payload, &notify)
 		if err == nil {
 			select {
 			case r := <-ch:
@@ -487,7 +488,7 @@ func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte)
 					return r.Response, err
 				}
 			case <-ctx.Done():
-				n.forget(cmdKey{clientID, seq})
+				n.forget(cmdKey{clientID, seq}, &notify)
 				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 			}
 		}
@@ -503,9 +504,11 @@ func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte)
 }
 
 // submit queues a command for the loop; notify is called, once, with its
-// outcome, on the loop's goroutine (it must not block). oldest is the
+// outcome, on the loop's goroutine (it must not block), unless the caller
+// gives up and forgets it (the pointer identifies the caller among those
+// waiting for the same command). oldest is the
 // client's oldest command without an answer (0: seq; see SubmitAsync).
-func (n *Node) submit(clientID, seq, oldest uint64, payload []byte, notify func(result)) error {
+func (n *Node) submit(clientID, seq, oldest uint64, payload []byte, notify *func(result)) error {
 	if clientID == 0 || seq == 0 {
 		// Refused before it is proposed: numbers start at 1 (see the
 		// package doc's sequence rule).
@@ -541,7 +544,7 @@ func (n *Node) submit(clientID, seq, oldest uint64, payload []byte, notify func(
 		return nil
 	}
 	now := time.Now()
-	n.waiters[k] = &waiter{payload: payload, oldest: oldest, proposed: now, submitted: now, notify: []func(result){notify}}
+	n.waiters[k] = &waiter{payload: payload, oldest: oldest, proposed: now, submitted: now, notify: []*func(result){notify}}
 	n.batch = append(n.batch, paxos.Command{ClientID: clientID, Seq: seq, Oldest: oldest, Payload: payload})
 	n.batchBytes += len(payload)
 	n.mu.Unlock()
@@ -549,9 +552,17 @@ func (n *Node) submit(clientID, seq, oldest uint64, payload []byte, notify func(
 	return nil
 }
 
-func (n *Node) forget(k cmdKey) {
+// forget stops waiting for command k on behalf of the caller whose notify
+// this is; the others waiting for it (a retry on this node while the first
+// attempt waits) still hear its outcome.
+func (n *Node) forget(k cmdKey, notify *func(result)) {
 	n.mu.Lock()
-	delete(n.waiters, k)
+	if w, ok := n.waiters[k]; ok {
+		w.notify = slices.DeleteFunc(w.notify, func(f *func(result)) bool { return f == notify })
+		if len(w.notify) == 0 {
+			delete(n.waiters, k)
+		}
+	}
 	n.mu.Unlock()
 }
 
@@ -742,7 +753,7 @@ func (n *Node) abandonAll(err error) {
 	}
 	for _, w := range waiters {
 		for _, fn := range w.notify {
-			fn(result{Err: err})
+			(*fn)(result{Err: err})
 		}
 	}
 	for _, r := range reads {

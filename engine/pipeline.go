@@ -20,6 +20,7 @@ type Future struct {
 	oldest  uint64
 	payload []byte
 	ch      chan result     // the outcome of the current submission
+	notify  func(result)    // delivers into ch (its address identifies this Future's waiting)
 	changed <-chan struct{} // the leader signal when it was submitted
 	err     error           // a refusal of the current submission, before it was queued
 	done    bool
@@ -54,6 +55,7 @@ type Future struct {
 // outcome is delivered to this node's Future, even if the leader changes.
 func (n *Node) SubmitAsync(clientID, seq, oldest uint64, payload []byte) *Future {
 	f := &Future{n: n, key: cmdKey{clientID, seq}, oldest: oldest, payload: payload, ch: make(chan result, 1)}
+	f.notify = f.deliver
 	if oldest == seq {
 		f.oldest = 0 // the same, and a batch of such commands is kind 1 (see paxos.Command)
 	}
@@ -63,7 +65,7 @@ func (n *Node) SubmitAsync(clientID, seq, oldest uint64, payload []byte) *Future
 
 func (f *Future) submit() {
 	f.changed = f.n.leaderSignal()
-	f.err = f.n.submit(f.key.client, f.key.seq, f.oldest, f.payload, f.deliver)
+	f.err = f.n.submit(f.key.client, f.key.seq, f.oldest, f.payload, &f.notify)
 }
 
 // deliver is the waiter's notify: on the loop goroutine, once per
@@ -88,7 +90,7 @@ func (f *Future) Wait(ctx context.Context) ([]byte, error) {
 					return f.finish(r.Response, err)
 				}
 			case <-ctx.Done():
-				f.n.forget(f.key)
+				f.n.forget(f.key, &f.notify)
 				return f.finish(nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err()))
 			}
 		}

@@ -440,7 +440,7 @@ func (cc *clientConn) handle(req clientproto.Request) {
 	switch req.Op {
 	case clientproto.OpSubmit:
 		if req.ClientID == 0 || req.Seq == 0 {
-			err = errors.New("client id and sequence number must not be 0")
+			err = fmt.Errorf("%w: client %d, command %d: client IDs and command numbers start at 1", ErrBadSequence, req.ClientID, req.Seq)
 			break
 		}
 		reply := func(r result) { cc.reply(req.ID, r.Response, r.Err) }

@@ -3,27 +3,11 @@ package client_test
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"testing"
 
 	"github.com/paxos-go/paxos/client"
 	"github.com/paxos-go/paxos/engine"
 )
-
-// TestStatusMatchesEngine checks that client.Status decodes what a server
-// sends: engine.Status, whose fields travel as a msgpack array, in order.
-func TestStatusMatchesEngine(t *testing.T) {
-	c, e := reflect.TypeFor[client.Status](), reflect.TypeFor[engine.Status]()
-	if c.NumField() != e.NumField() {
-		t.Fatalf("client.Status has %d fields, engine.Status %d", c.NumField(), e.NumField())
-	}
-	for i := range c.NumField() {
-		cf, ef := c.Field(i), e.Field(i)
-		if cf.Name != ef.Name || cf.Type != ef.Type {
-			t.Errorf("field %d: client.Status has %s %s, engine.Status %s %s", i, cf.Name, cf.Type, ef.Name, ef.Type)
-		}
-	}
-}
 
 // TestErrorsMatchEngine checks that an error from either package matches
 // the other's sentinels with errors.Is and errors.As.

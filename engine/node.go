@@ -14,6 +14,7 @@ import (
 
 	"github.com/paxos-go/paxos/engine/paxos"
 	"github.com/paxos-go/paxos/engine/session"
+	"github.com/paxos-go/paxos/internal/clientproto"
 	paxosnet "github.com/paxos-go/paxos/net"
 	"github.com/paxos-go/paxos/net/certs"
 	"github.com/paxos-go/paxos/storage"
@@ -219,33 +220,10 @@ type readRequest struct {
 	cancelled atomic.Bool
 }
 
-// Status is a snapshot of a node's state, for monitoring and tests.
-// Promised is the ballot: the highest this replica promised, under which
-// a leader leads (a follower of a stable leader promised the leader's).
-type Status struct {
-	ID       uint64
-	Role     Role
-	Leader   uint64 // valid when HasLead
-	HasLead  bool
-	Promised paxos.Ballot
-	Commit   uint64
-	Applied  uint64
-	LastSlot uint64
-	// Joining says the replica knows no configuration yet: it waits to be
-	// added (Config.Join). Removed says the cluster removed it: it stopped.
-	// ChangeInProgress says this leader has a configuration change or a
-	// leadership transfer under way.
-	Joining, Removed, ChangeInProgress bool
-
-	// LeaderCommit is the highest commit index a leader told this replica
-	// (its own, on the leader): how far the cluster committed, as far as
-	// it knows, where Commit is how much of that it holds. Applied far
-	// below it is a replica catching up (see Readiness).
-	LeaderCommit uint64
-	// LeaderAddr is the leader's client address, when the configuration
-	// gives one (Config.ClientAddrs, AddLearner): where a client should go.
-	LeaderAddr string
-}
+// Status is a snapshot of a node's state, for monitoring and tests (the
+// fields are documented on clientproto.Status; client.Status is the same
+// type, as the client port reports it).
+type Status = clientproto.Status
 
 // Start opens the node's log and snapshots, recovers its state (the latest
 // snapshot that verifies, then the log after it), connects to its peers

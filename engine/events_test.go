@@ -92,8 +92,11 @@ func TestWaitingForALeader(t *testing.T) {
 
 	short, cancel := context.WithTimeout(context.Background(), 3*c.electionTimeout())
 	defer cancel()
-	if _, err := n1.Submit(short, 1, 1, []byte("early")); !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("Submit with no leader: %v, want ErrTimeout wrapping ErrNotLeader", err)
+	// ErrTimeout, wrapping the last *NotLeaderError when an attempt was
+	// answered so before the context ended (on a loaded machine the
+	// command may still have been waiting in the loop instead).
+	if _, err := n1.Submit(short, 1, 1, []byte("early")); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Submit with no leader: %v, want ErrTimeout", err)
 	}
 	if short.Err() == nil {
 		t.Fatal("Submit with no leader returned before its context ended")

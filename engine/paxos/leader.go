@@ -164,15 +164,17 @@ func (l *leadership) openSlots(n *RawNode) {
 // configuration starts to govern, when no proposals do: the change takes
 // effect, and its window closes, without waiting for traffic.
 func (l *leadership) pad(n *RawNode) {
-	if l.simple || len(l.pending) > 0 {
-		return
-	}
-	from := l.sched[len(l.sched)-1].From
-	for n.log.last()+1 < from && n.log.last()-n.log.commit < n.window() {
+	for l.padDue(n) {
 		n.log.set(Entry{Slot: n.log.last() + 1, Ballot: n.promised, Value: NoopValue()})
 		l.uncommittedBytes++
 		n.acceptedUpTo = n.log.last()
 	}
+}
+
+// padDue reports whether pad would fill the next slot: no proposal waits,
+// a configuration starts to govern after it, and the window has room.
+func (l *leadership) padDue(n *RawNode) bool {
+	return !l.simple && len(l.pending) == 0 && n.log.last()+1 < l.sched[len(l.sched)-1].From && n.log.last()-n.log.commit < n.window()
 }
 
 // hasWork reports whether flush would do anything.
@@ -185,14 +187,12 @@ func (l *leadership) hasWork(n *RawNode) bool {
 		if l.transfer == None && (len(l.pending) > 0 || l.change != nil) && n.log.last()-n.log.commit < uint64(n.cfg.MaxInflightSlots) {
 			return true
 		}
-		if !l.simple && len(l.pending) == 0 && n.log.last()+1 < l.sched[len(l.sched)-1].From && n.log.last()-n.log.commit < n.window() {
+		if l.padDue(n) {
 			return true
 		}
 	}
-	if l.transfer != None && !l.transferSent {
-		if i := l.idx(l.transfer); i >= 0 && l.progress[i].match >= n.log.last() {
-			return true
-		}
+	if l.handoverDue(n) {
+		return true
 	}
 	if l.commitSent < n.log.commit || l.reads.needBeat {
 		return true

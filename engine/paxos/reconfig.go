@@ -357,8 +357,8 @@ func (n *RawNode) ProposeChange(cc ConfChange) error {
 	if l.changeInProgress(n) {
 		return ErrChangeInProgress
 	}
-	next, err := l.sched.Latest().Apply(cc, 0)
-	if err != nil {
+	// Checked now; applied again, with its slot, when the slot opens.
+	if _, err := l.sched.Latest().Apply(cc, 0); err != nil {
 		return err
 	}
 	if cc.Type == Promote {
@@ -370,7 +370,6 @@ func (n *RawNode) ProposeChange(cc ConfChange) error {
 			return fmt.Errorf("%w: learner %s", ErrNotCaughtUp, cc.ID)
 		}
 	}
-	_ = next // applied again, with its slot, when the slot opens
 	l.change = &cc
 	return nil
 }
@@ -405,15 +404,22 @@ func (n *RawNode) TransferLeadership(to NodeID) error {
 // handover sends MsgTimeoutNow to the transfer's target once it holds
 // every slot the leader has.
 func (l *leadership) handover(n *RawNode) {
-	if l.transfer == None || l.transferSent {
-		return
-	}
-	i := l.idx(l.transfer)
-	if i < 0 || l.progress[i].match < n.log.last() {
+	if !l.handoverDue(n) {
 		return
 	}
 	l.transferSent = true
 	n.send(Message{Type: MsgTimeoutNow, To: l.transfer, Ballot: n.promised, Slot: n.log.last(), Commit: n.log.commit, Context: n.log.last()})
+}
+
+// handoverDue reports whether handover would send MsgTimeoutNow now: a
+// transfer is under way, not yet sent, and its target holds every slot
+// the leader has.
+func (l *leadership) handoverDue(n *RawNode) bool {
+	if l.transfer == None || l.transferSent {
+		return false
+	}
+	i := l.idx(l.transfer)
+	return i >= 0 && l.progress[i].match >= n.log.last()
 }
 
 // handleTimeoutNow campaigns at once, when the leader this replica follows

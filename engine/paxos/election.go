@@ -131,15 +131,16 @@ func (n *RawNode) campaignWith(context uint64) {
 	n.promise(b)
 	n.camp = &campaign{ballot: b, fromSlot: n.log.commit + 1, transfer: context,
 		promised: map[NodeID]bool{}, asked: map[NodeID]bool{n.id: true}}
-	n.askRequired()
+	n.askRequired(n.requiredConfigs())
 	n.sendPromise(n.id, b, n.camp.fromSlot)
 }
 
-// askRequired sends Prepare to every voter of the configurations the
-// campaign needs a quorum of that it has not asked yet.
-func (n *RawNode) askRequired() {
+// askRequired sends Prepare to every voter of confs, the configurations
+// the campaign needs a quorum of (requiredConfigs), that it has not asked
+// yet.
+func (n *RawNode) askRequired(confs []Configuration) {
 	c := n.camp
-	for _, conf := range n.requiredConfigs() {
+	for _, conf := range confs {
 		for _, p := range conf.Voters() {
 			if c.asked[p] {
 				continue
@@ -196,13 +197,14 @@ func (n *RawNode) recoveredValue(s uint64) []byte {
 }
 
 // hasQuorums reports whether the campaign has its own durable promise and
-// a quorum of promises from every configuration it needs.
-func (n *RawNode) hasQuorums() bool {
+// a quorum of promises from every configuration of confs, those it needs
+// (requiredConfigs).
+func (n *RawNode) hasQuorums(confs []Configuration) bool {
 	c := n.camp
 	if !c.promised[n.id] && !n.cfg.Knobs.ReuseBallot {
 		return false
 	}
-	for _, conf := range n.requiredConfigs() {
+	for _, conf := range confs {
 		k := 0
 		for _, v := range conf.Voters() {
 			if c.promised[v] {
@@ -260,8 +262,10 @@ func (n *RawNode) handlePromise(m Message) error {
 			c.best[k] = e
 		}
 	}
-	n.askRequired()
-	if n.hasQuorums() {
+	// Computed once: it scans the slots the campaign recovers.
+	confs := n.requiredConfigs()
+	n.askRequired(confs)
+	if n.hasQuorums(confs) {
 		n.becomeLeader()
 	}
 	return nil

@@ -606,9 +606,6 @@ func (n *Node) publishStatusOf(st paxos.Status) {
 	s.LeaderCommit = st.LeaderCommit
 	old := n.status.Swap(s)
 	n.noteStatus(old, s)
-	if old != nil && (old.HasLead != s.HasLead || old.Leader != s.Leader) {
-		n.logLeader(s)
-	}
 }
 
 // logLeader logs a change of leader, at info: what an operator looks for

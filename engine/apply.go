@@ -62,7 +62,13 @@ func (n *Node) apply(ents []paxos.Entry) error {
 	if len(n.results) == 0 {
 		return nil
 	}
-	var notify []func()
+	// The callers to answer, once the lock is released: pairs, not a
+	// closure per command.
+	type answer struct {
+		fn  func(result)
+		res result
+	}
+	var notify []answer
 	var now time.Time // for the commit latencies: one clock read per batch
 	if n.metrics != nil {
 		now = time.Now()
@@ -75,8 +81,7 @@ func (n *Node) apply(ents []paxos.Entry) error {
 				n.metrics.commitLatency.observe(now.Sub(w.submitted))
 			}
 			for _, fn := range w.notify {
-				fn, res := *fn, r.res
-				notify = append(notify, func() { fn(res) })
+				notify = append(notify, answer{*fn, r.res})
 			}
 		}
 	}
@@ -84,8 +89,8 @@ func (n *Node) apply(ents []paxos.Entry) error {
 	n.metrics.observeCommitted()
 	clear(n.results)
 	n.results = n.results[:0]
-	for _, f := range notify {
-		f()
+	for _, a := range notify {
+		a.fn(a.res)
 	}
 	return nil
 }

@@ -439,10 +439,7 @@ func (cc *clientConn) handle(req clientproto.Request) {
 	var err error
 	switch req.Op {
 	case clientproto.OpSubmit:
-		if req.ClientID == 0 || req.Seq == 0 {
-			err = fmt.Errorf("%w: client %d, command %d: client IDs and command numbers start at 1", ErrBadSequence, req.ClientID, req.Seq)
-			break
-		}
+		// (submit refuses a client ID or number 0 first, with ErrBadSequence.)
 		reply := func(r result) { cc.reply(req.ID, r.Response, r.Err) }
 		err = n.submit(req.ClientID, req.Seq, req.Oldest, req.Payload, &reply)
 	case clientproto.OpQuery:

@@ -164,9 +164,10 @@ func (n *Node) onPeer(peer uint64, connected bool) {
 }
 
 // noteStatus emits the events that the change from prev to st (the
-// status at the end of a turn) makes, and wakes whoever waits for a
-// leader when the leader changed. It runs on the loop goroutine, or in
-// Start before the loop. prev is nil the first time.
+// status at the end of a turn) makes, and, when the leader changed,
+// wakes whoever waits for a leader and logs the change. It runs on the
+// loop goroutine, or in Start before the loop. prev is nil the first
+// time.
 func (n *Node) noteStatus(prev, st *Status) {
 	if prev == nil {
 		return
@@ -177,6 +178,7 @@ func (n *Node) noteStatus(prev, st *Status) {
 	if prev.HasLead != st.HasLead || prev.Leader != st.Leader {
 		n.events.emit(LeaderChanged{Leader: st.Leader, HasLeader: st.HasLead, LeaderAddr: st.LeaderAddr, Ballot: st.Promised})
 		n.signalLeader()
+		n.logLeader(st)
 	}
 }
 

@@ -453,32 +453,9 @@ func toWALBallot(b paxos.Ballot) wal.Ballot { return wal.Ballot{Round: b.Round, 
 // ErrBadSequence for a client ID or number 0 (at once, before anything is
 // proposed), and ErrStale, ErrSessionExpired or ErrClosed.
 func (n *Node) Submit(ctx context.Context, clientID, seq uint64, payload []byte) ([]byte, error) {
-	ch := make(chan result, 1)
-	notify := func(r result) { ch <- r }
-	for {
-		changed := n.leaderSignal()
-		err := n.submit(clientID, seq, 0, payload, &notify)
-		if err == nil {
-			select {
-			case r := <-ch:
-				err = r.Err
-				if err == nil || !leaderUnknown(err) {
-					return r.Response, err
-				}
-			case <-ctx.Done():
-				n.forget(cmdKey{clientID, seq}, &notify)
-				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-			}
-		}
-		if !leaderUnknown(err) {
-			return nil, err
-		}
-		// Not proposed: wait for a leader, then propose it again (the same
-		// (clientID, seq): at most once, whatever happens).
-		if werr := n.waitLeaderChange(ctx, changed); werr != nil {
-			return nil, fmt.Errorf("%w (%w)", werr, err)
-		}
-	}
+	// One command at a time is a Future whose oldest is itself: it waits
+	// for a leader, and proposes again, the same way.
+	return n.SubmitAsync(clientID, seq, seq, payload).Wait(ctx)
 }
 
 // submit queues a command for the loop; notify is called, once, with its
@@ -629,9 +606,6 @@ func (n *Node) publishStatusOf(st paxos.Status) {
 	s.LeaderCommit = st.LeaderCommit
 	old := n.status.Swap(s)
 	n.noteStatus(old, s)
-	if old != nil && (old.HasLead != s.HasLead || old.Leader != s.Leader) {
-		n.logLeader(s)
-	}
 }
 
 // logLeader logs a change of leader, at info: what an operator looks for

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -59,7 +58,7 @@ type clientServer struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	pending list.List // *pendingClient, oldest first: accepted, handshake not done
+	pending wire.Pending // accepted, handshake not done
 	conns   map[*clientConn]struct{}
 	done    bool
 
@@ -68,13 +67,6 @@ type clientServer struct {
 	// Counters, for tests: connections accepted, refused before or during
 	// their handshake, closed for being idle.
 	accepted, refused, idleClosed atomic.Uint64
-}
-
-// pendingClient is a client connection in its handshake.
-type pendingClient struct {
-	c       stdnet.Conn
-	elem    *list.Element
-	evicted bool // closed to make room (guarded by clientServer.mu)
 }
 
 func startClientServer(n *Node) (*clientServer, error) {
@@ -126,32 +118,24 @@ func (s *clientServer) accept() {
 			return
 		}
 		s.accepted.Add(1)
-		pc := &pendingClient{c: c}
 		s.mu.Lock()
 		if s.done {
 			s.mu.Unlock()
 			c.Close()
 			return
 		}
-		var evicted *pendingClient
-		if s.pending.Len()+len(s.conns) >= s.n.cfg.ClientMaxConns {
-			victim := wire.Victim(&s.pending)
-			if victim == nil {
-				s.mu.Unlock()
-				// Counted before it is closed, so that whoever sees it
-				// closed sees it counted.
-				s.refuse(c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are established"))
-				c.Close()
-				continue
-			}
-			evicted = s.pending.Remove(victim).(*pendingClient)
-			evicted.evicted = true
-		}
-		pc.elem = s.pending.PushBack(pc)
+		pc, evicted := s.pending.Admit(c, len(s.conns), s.n.cfg.ClientMaxConns)
 		s.mu.Unlock()
+		if pc == nil {
+			// Counted before it is closed, so that whoever sees it
+			// closed sees it counted.
+			s.refuse(c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are established"))
+			c.Close()
+			continue
+		}
 		if evicted != nil {
-			evicted.c.Close()
-			s.refuse(evicted.c.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are open: closed one still in its handshake, at random"))
+			evicted.Conn.Close()
+			s.refuse(evicted.Conn.RemoteAddr(), clientRefusedLimit, errors.New("ClientMaxConns connections are open: closed one still in its handshake, at random"))
 		}
 		s.wg.Add(1)
 		go s.serve(pc)
@@ -196,9 +180,7 @@ func (s *clientServer) sweep() {
 func (s *clientServer) close() error {
 	s.mu.Lock()
 	s.done = true
-	for e := s.pending.Front(); e != nil; e = e.Next() {
-		e.Value.(*pendingClient).c.Close()
-	}
+	s.pending.CloseAll()
 	for cc := range s.conns {
 		cc.shutdown()
 	}
@@ -213,14 +195,11 @@ func (s *clientServer) close() error {
 
 // serve runs the handshake of a connection, then serves it until it fails,
 // goes idle, or the server closes.
-func (s *clientServer) serve(pc *pendingClient) {
+func (s *clientServer) serve(pc *wire.PendingConn) {
 	defer s.wg.Done()
-	conn, raw, reason, err := s.handshake(pc.c)
+	conn, raw, reason, err := s.handshake(pc.Conn)
 	s.mu.Lock()
-	evicted := pc.evicted
-	if !evicted {
-		s.pending.Remove(pc.elem)
-	}
+	evicted := s.pending.Done(pc)
 	if err != nil {
 		closing := s.done
 		s.mu.Unlock()
@@ -234,9 +213,9 @@ func (s *clientServer) serve(pc *pendingClient) {
 			// handshake, came): a port probe or a client that gave up,
 			// nothing to warn an operator about.
 			s.refused.Add(1)
-			s.n.log.Named("clients").Debug("a client closed its connection before its handshake", "remote", pc.c.RemoteAddr().String())
+			s.n.log.Named("clients").Debug("a client closed its connection before its handshake", "remote", pc.Conn.RemoteAddr().String())
 		default:
-			s.refuse(pc.c.RemoteAddr(), reason, err)
+			s.refuse(pc.Conn.RemoteAddr(), reason, err)
 		}
 		return
 	}

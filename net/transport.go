@@ -1,7 +1,6 @@
 package net
 
 import (
-	"container/list"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -249,7 +248,7 @@ type Transport struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	pending  list.List             // *pendingConn, oldest first: accepted, handshake not done
+	pending  wire.Pending          // accepted, handshake not done
 	inbound  map[uint64]*wire.Conn // the established connection of each replica
 	closed   bool
 	refusals *wire.RateLog
@@ -259,13 +258,6 @@ type Transport struct {
 	// partialFrames counts inbound frames being read whose bytes are still
 	// arriving (FrameReader.partial), for tests.
 	partialFrames atomic.Int64
-}
-
-// pendingConn is an inbound connection in its handshake.
-type pendingConn struct {
-	c       stdnet.Conn
-	elem    *list.Element
-	evicted bool // closed to make room (guarded by Transport.mu)
 }
 
 // peer is the outbound side towards one replica at one address. A peer
@@ -509,9 +501,7 @@ func (t *Transport) Close() error {
 	for _, p := range *t.peers.Load() {
 		p.cancel()
 	}
-	for e := t.pending.Front(); e != nil; e = e.Next() {
-		e.Value.(*pendingConn).c.Close()
-	}
+	t.pending.CloseAll()
 	t.mu.Unlock()
 	t.cancel()
 	err := t.ln.Close()
@@ -764,32 +754,24 @@ func (t *Transport) acceptLoop() {
 			return
 		}
 		t.accepted.Add(1)
-		pc := &pendingConn{c: c}
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
 			c.Close()
 			return
 		}
-		var evicted *pendingConn
-		if t.pending.Len()+len(t.inbound) >= t.opts.MaxConns {
-			victim := wire.Victim(&t.pending)
-			if victim == nil {
-				t.mu.Unlock()
-				// Counted before it is closed, so that whoever sees it
-				// closed sees it counted.
-				t.refuse(c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are established"))
-				c.Close()
-				continue
-			}
-			evicted = t.pending.Remove(victim).(*pendingConn)
-			evicted.evicted = true
-		}
-		pc.elem = t.pending.PushBack(pc)
+		pc, evicted := t.pending.Admit(c, len(t.inbound), t.opts.MaxConns)
 		t.mu.Unlock()
+		if pc == nil {
+			// Counted before it is closed, so that whoever sees it
+			// closed sees it counted.
+			t.refuse(c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are established"))
+			c.Close()
+			continue
+		}
 		if evicted != nil {
-			evicted.c.Close()
-			t.refuse(evicted.c.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are open: closed one still in its handshake, at random"))
+			evicted.Conn.Close()
+			t.refuse(evicted.Conn.RemoteAddr(), refusedLimit, errors.New("MaxConns connections are open: closed one still in its handshake, at random"))
 		}
 		t.wg.Add(1)
 		go t.serve(pc)
@@ -835,18 +817,15 @@ func (t *Transport) admit(h Hello) error {
 
 // serve runs the handshake of an inbound connection, then reads it until
 // it fails, is replaced, or the transport stops.
-func (t *Transport) serve(pc *pendingConn) {
+func (t *Transport) serve(pc *wire.PendingConn) {
 	defer t.wg.Done()
-	conn, reason, err := t.handshake(pc.c)
+	conn, reason, err := t.handshake(pc.Conn)
 	t.mu.Lock()
-	evicted := pc.evicted
-	if !evicted {
-		t.pending.Remove(pc.elem)
-	}
+	evicted := t.pending.Done(pc)
 	if err != nil {
 		t.mu.Unlock()
 		if !evicted {
-			t.refuse(pc.c.RemoteAddr(), reason, err)
+			t.refuse(pc.Conn.RemoteAddr(), reason, err)
 		}
 		return
 	}

@@ -66,3 +66,56 @@ func Victim(pending *list.List) *list.Element {
 	}
 	return e
 }
+
+// Pending is the set of a listener's connections still in their handshake,
+// oldest first. Its owner guards it with its own lock, the one that also
+// guards its established connections.
+type Pending struct{ l list.List }
+
+// PendingConn is a connection in a Pending set.
+type PendingConn struct {
+	Conn    stdnet.Conn
+	elem    *list.Element
+	evicted bool // closed to make room
+}
+
+// Len is the number of connections in their handshake.
+func (p *Pending) Len() int { return p.l.Len() }
+
+// Admit adds c to the set, if the connections of the set and the
+// established ones (of which there are established) are fewer than max.
+// Otherwise it makes room by evicting one in its handshake, at random (see
+// Victim), and returns it, removed from the set, for the caller to close
+// and count once it has released its lock; or, if none is in its
+// handshake, it admits nothing and returns a nil pc: c is refused.
+func (p *Pending) Admit(c stdnet.Conn, established, max int) (pc, evicted *PendingConn) {
+	if p.l.Len()+established >= max {
+		victim := Victim(&p.l)
+		if victim == nil {
+			return nil, nil
+		}
+		evicted = p.l.Remove(victim).(*PendingConn)
+		evicted.evicted = true
+	}
+	pc = &PendingConn{Conn: c}
+	pc.elem = p.l.PushBack(pc)
+	return pc, evicted
+}
+
+// Done takes pc out of the set as its handshake ends, and reports whether
+// Admit evicted it meanwhile (and so took it out already).
+func (p *Pending) Done(pc *PendingConn) (evicted bool) {
+	if !pc.evicted {
+		p.l.Remove(pc.elem)
+	}
+	return pc.evicted
+}
+
+// CloseAll closes every connection in the set (as the listener stops),
+// leaving them in it: each one's handshake then fails, and its Done takes
+// it out.
+func (p *Pending) CloseAll() {
+	for e := p.l.Front(); e != nil; e = e.Next() {
+		e.Value.(*PendingConn).Conn.Close()
+	}
+}

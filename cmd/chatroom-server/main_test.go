@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/client"
+	"github.com/paxos-go/paxos/cmd/internal/opsserver/opstest"
 	"github.com/paxos-go/paxos/net/certs"
 )
 
@@ -252,12 +252,12 @@ func TestJoin(t *testing.T) {
 		"--data-dir", filepath.Join(dir, "3"), "--insecure", "-v"}
 	type joiner struct {
 		cancel context.CancelFunc
-		out    *syncBuffer
+		out    *opstest.SyncBuffer
 		done   chan int
 	}
 	startJoiner := func() joiner {
 		jctx, jcancel := context.WithCancel(ctx)
-		j := joiner{cancel: jcancel, out: &syncBuffer{}, done: make(chan int, 1)}
+		j := joiner{cancel: jcancel, out: &opstest.SyncBuffer{}, done: make(chan int, 1)}
 		go func() { j.done <- run(jctx, joinArgs, j.out) }()
 		return j
 	}
@@ -334,30 +334,12 @@ func TestJoin(t *testing.T) {
 	// A server that lost its data cannot come back under its ID: started
 	// with --join and an empty data dir as replica 1, it is refused by
 	// the cluster, and stops with the documented way out.
-	var out syncBuffer
+	var out opstest.SyncBuffer
 	code := run(cctx, []string{"--join", "-i", "1", "-p", fmt.Sprint(freePort(t)), "--insecure",
 		"--peers", fmt.Sprintf("1=127.0.0.1:%d,0=127.0.0.1:%d", freePort(t), peerPorts[0]), "--data-dir", filepath.Join(dir, "1-new")}, &out)
 	if code != 1 || !strings.Contains(out.String(), "lost its data") {
 		t.Fatalf("a replica without its data came back under its ID: exit %d:\n%s", code, out.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a goroutine writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestDefaultLogs: by default the server says, at info, that it started
@@ -374,7 +356,7 @@ func TestDefaultLogs(t *testing.T) {
 		if quiet {
 			args = append(args, "-q")
 		}
-		out := &syncBuffer{}
+		out := &opstest.SyncBuffer{}
 		done := make(chan int, 1)
 		go func() { done <- run(ctx, args, out) }()
 		addr := fmt.Sprintf("127.0.0.1:%d", port)

@@ -27,7 +27,7 @@ func TestMetricsAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan int, 1)
-	var out syncBuffer
+	var out opstest.SyncBuffer
 	go func() {
 		done <- run(ctx, []string{"-i", "0", "-p", fmt.Sprint(port), "-c", "1", "--data-dir", t.TempDir(), "--cluster-id", "metrics-test",
 			"--peers", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--tls-dir", tlsDir, "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", metricsPort)}, &out)

@@ -10,9 +10,11 @@ import (
 	"github.com/paxos-go/paxos/engine"
 )
 
-// engineMembership is the cluster commands' client: an client.Client,
-// which finds the leader among the addresses and follows redirects.
-type engineMembership struct{ c *client.Client }
+// engineMembership is the cluster commands' client: a client.Client,
+// which finds the leader among the addresses and follows redirects. The
+// membership changes and Close are the client's own; only Configuration,
+// which adds the leader, is engineMembership's.
+type engineMembership struct{ *client.Client }
 
 func newEngineMembership(addrs []string, cluster string, tlsConfig *tls.Config) membership {
 	return engineMembership{client.New(addrs, client.Options{ClusterID: cluster, TLS: tlsConfig})}
@@ -22,34 +24,16 @@ func newEngineMembership(addrs []string, cluster string, tlsConfig *tls.Config) 
 // is known), then the status of the replica that answered, for the leader
 // it follows.
 func (m engineMembership) Configuration(ctx context.Context) (clusterView, error) {
-	conf, err := m.c.Configuration(ctx)
+	conf, err := m.Client.Configuration(ctx)
 	if err != nil {
 		return clusterView{}, err
 	}
 	v := clusterView{Config: conf}
-	if st, err := m.c.Status(ctx); err == nil && st.HasLead {
+	if st, err := m.Status(ctx); err == nil && st.HasLead {
 		v.Leader, v.HasLeader = st.Leader, true
 	}
 	return v, nil
 }
-
-func (m engineMembership) AddLearner(ctx context.Context, id uint64, peerAddr, clientAddr string) error {
-	return m.c.AddLearner(ctx, id, peerAddr, clientAddr)
-}
-
-func (m engineMembership) Promote(ctx context.Context, id uint64) error {
-	return m.c.Promote(ctx, id)
-}
-
-func (m engineMembership) RemoveReplica(ctx context.Context, id uint64) error {
-	return m.c.RemoveReplica(ctx, id)
-}
-
-func (m engineMembership) TransferLeadership(ctx context.Context, id uint64) error {
-	return m.c.TransferLeadership(ctx, id)
-}
-
-func (m engineMembership) Close() error { return m.c.Close() }
 
 // explainEngine says what to do about the engine's typed errors.
 func explainEngine(err error) error {

@@ -18,7 +18,7 @@ import (
 func TestUpMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out opstest.SyncBuffer
 	clientPort, peerPort, metricsPort := freePorts(t, 3), freePorts(t, 3), freePorts(t, 1)
 	dir := t.TempDir()
 	done := make(chan int)

@@ -1,38 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	stdnet "net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/paxos-go/paxos/chatroom"
 	"github.com/paxos-go/paxos/client"
+	"github.com/paxos-go/paxos/cmd/internal/opsserver/opstest"
 	"github.com/paxos-go/paxos/net/certs"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a goroutine writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePorts(t *testing.T, n int) int {
 	// n consecutive free ports from a random base.
@@ -59,7 +40,7 @@ func freePorts(t *testing.T, n int) int {
 // through a client, and stops it as Ctrl-C would.
 func TestUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out opstest.SyncBuffer
 	clientPort, peerPort := freePorts(t, 3), freePorts(t, 3)
 	dir := t.TempDir()
 	done := make(chan int)
@@ -177,7 +158,7 @@ func TestUpTLSDir(t *testing.T) {
 func TestUpSomeReplicas(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out opstest.SyncBuffer
 	clientPort, peerPort := freePorts(t, 3), freePorts(t, 3)
 	dir := t.TempDir()
 	done := make(chan int)

@@ -1,10 +1,13 @@
-// Package opstest helps the commands' tests read what opsserver serves.
+// Package opstest helps the commands' tests read what opsserver serves,
+// and what a command writes while it runs.
 package opstest
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,4 +95,23 @@ var Names = []string{
 	"paxos_leader_changes_total", "paxos_elections_total", "paxos_snapshot_seconds",
 	"paxos_snapshot_bytes", "paxos_snapshot_installs_total", "paxos_peer_connected",
 	"paxos_peer_send_queue_bytes", "paxos_client_connections", "paxos_protocol_violations_total",
+}
+
+// SyncBuffer is a bytes.Buffer safe to read while a goroutine writes: a
+// running command's output.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -441,14 +441,19 @@ func (n *Node) knock(id uint64) {
 func (n *Node) noteStateful(id uint64) {
 	n.statefulMu.Lock()
 	defer n.statefulMu.Unlock()
-	if n.stateful[id] {
+	if n.stateful[id] && !n.statefulUnsaved {
 		return
 	}
 	n.stateful[id] = true
 	if err := writeStatefulPeers(n.cfg.DataDir, n.stateful, n.cfg.NoSync); err != nil {
-		// In memory it is noted; a restart forgets it.
+		// In memory it is noted; the next replica heard with state (or
+		// this one again) tries the write again, so that a failure is not
+		// forgotten at the next restart.
+		n.statefulUnsaved = true
 		n.log.Warn("recording a replica heard with state failed", "peer", id, "error", err)
+		return
 	}
+	n.statefulUnsaved = false
 }
 
 // dataLost returns why a dialer must be refused as a replica that lost its

@@ -140,6 +140,9 @@ type Node struct {
 	view       atomic.Pointer[memberView]
 	statefulMu sync.Mutex
 	stateful   map[uint64]bool
+	// statefulUnsaved says the last write of stateful to the data
+	// directory failed: the next peer heard with state writes it again.
+	statefulUnsaved bool
 	// knocking are the removed replicas refused since they tried to
 	// connect (see memberView.dismiss).
 	knockMu  sync.Mutex
